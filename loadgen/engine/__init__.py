@@ -9,7 +9,7 @@ backend by name never falls back: it raises ``BackendUnavailable`` saying why.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from loadgen.engine.base import Backend, BackendUnavailable, Completion, ErrorKind
 
@@ -29,18 +29,26 @@ __all__ = [
 
 
 def _make_iocp() -> Backend:
+    if sys.platform != "win32":
+        raise BackendUnavailable(
+            f"IOCP needs Windows (or Windows CPython under Wine); this is {sys.platform}"
+        )
     from loadgen.engine.iocp import IocpBackend
 
     return IocpBackend()
 
 
 def _make_io_uring() -> Backend:
+    if not sys.platform.startswith("linux"):
+        raise BackendUnavailable(f"io_uring is a Linux interface; this is {sys.platform}")
     from loadgen.engine.uring import UringBackend
 
     return UringBackend()
 
 
 def _make_epoll() -> Backend:
+    if not sys.platform.startswith("linux"):
+        raise BackendUnavailable(f"epoll is a Linux interface; this is {sys.platform}")
     from loadgen.engine.epoll import EpollBackend
 
     return EpollBackend()
@@ -84,10 +92,11 @@ def select_backend(name: str = "auto", *, notice: Callable[[str], None] | None =
     return factory()
 
 
-def available_backends() -> dict[str, str | None]:
+def available_backends(names: Sequence[str] | None = None) -> dict[str, str | None]:
     """Each backend name mapped to ``None`` if it works here, else the reason it does not."""
     status: dict[str, str | None] = {}
-    for name, factory in _FACTORIES.items():
+    for name in names or BACKEND_NAMES:
+        factory = _FACTORIES[name]
         try:
             backend = factory()
         except BackendUnavailable as exc:

@@ -20,6 +20,7 @@ epoll reports *readiness*; the contract promises *completions*. The emulation:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import select
 import socket
@@ -125,10 +126,9 @@ class EpollBackend:
             self._finish_write(state, -errno.ECANCELED)
         self._epoll.unregister(handle)
         if abort:
-            try:
+            # An already-reset socket refuses SO_LINGER; closing is all that is left then.
+            with contextlib.suppress(OSError):
                 state.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ABORT)
-            except OSError:
-                pass  # already reset by the peer: closing is all that is left
         state.sock.close()
 
     # --- bookkeeping -------------------------------------------------------------------

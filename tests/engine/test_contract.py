@@ -32,9 +32,7 @@ def listener() -> Iterator[socket.socket]:
     server.close()
 
 
-def _connected_pair(
-    reaper: Reaper, listener: socket.socket
-) -> tuple[int, socket.socket]:
+def _connected_pair(reaper: Reaper, listener: socket.socket) -> tuple[int, socket.socket]:
     engine = reaper.engine
     handle = engine.tcp_socket()
     token = reaper.token()

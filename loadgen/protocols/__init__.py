@@ -1,0 +1,1 @@
+"""Sans-IO protocol codecs: bytes in, verdicts out. No sockets, no clocks, no engine."""

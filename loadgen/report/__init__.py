@@ -1,0 +1,1 @@
+"""Renderings of a RunResult for people and machines."""

@@ -1,0 +1,57 @@
+"""The end-of-run summary for a terminal (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from loadgen.result import LatencySummary, RunResult
+
+_LATENCY_COLUMNS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
+
+
+def _format_us(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.2f} s"
+    if value >= 1000:
+        return f"{value / 1000:.2f} ms"
+    return f"{value:.1f} µs"
+
+
+def _latency_row(name: str, latency: LatencySummary) -> list[str]:
+    return [name, f"{latency.count:,}"] + [
+        _format_us(getattr(latency, c)) for c in _LATENCY_COLUMNS
+    ]
+
+
+def render_summary(result: RunResult, console: Console) -> None:
+    summary = result.summary
+    env = result.environment
+    status = "[yellow]partial[/] — " + result.stop_reason if result.partial else "completed"
+    console.print(
+        f"[bold]{result.scenario['name']}[/] on {env.backend} ({env.recv_mode} receives), "
+        f"{summary.duration_s:.2f} s, {status}"
+    )
+    overview = Table(show_header=False, box=None, pad_edge=False)
+    overview.add_row("requests", f"{summary.requests:,}")
+    overview.add_row("throughput", f"{summary.throughput_rps:,.0f} req/s")
+    overview.add_row(
+        "connections", f"{summary.connections:,} open at end, {summary.connects:,} connects"
+    )
+    overview.add_row("bytes", f"{summary.bytes_sent:,} sent, {summary.bytes_received:,} received")
+    errors = ", ".join(f"{kind} {count:,}" for kind, count in summary.errors.items())
+    overview.add_row("errors", f"[red]{errors}[/]" if errors else "none")
+    generator = result.generator
+    overview.add_row(
+        "generator",
+        f"{generator.cpu_percent:.0f}% CPU, max loop lag {generator.max_loop_lag_ms:.1f} ms",
+    )
+    console.print(overview)
+    latency = Table(title=None)
+    for column in ("latency", "count", *_LATENCY_COLUMNS):
+        latency.add_column(column.replace("_", "."), justify="right")
+    latency.add_row(*_latency_row("request", summary.latency_us))
+    latency.add_row(*_latency_row("connect", summary.connect_latency_us))
+    console.print(latency)

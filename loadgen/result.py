@@ -1,0 +1,164 @@
+"""RunResult: the pure-data outcome of a run, versioned, to and from JSON.
+
+Everything a report, a CI gate or a later merge needs is here; nothing here talks to a
+socket. Latencies in summaries are microseconds (floats); histograms are nanoseconds,
+encoded in the standard HdrHistogram V2 format so other HDR tools can read them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadgen.stats.histogram import HdrHistogram
+
+SCHEMA_VERSION = 1
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Latency statistics in microseconds (``None`` when nothing was recorded)."""
+
+    count: int
+    min: float | None
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    p99_9: float | None
+    max: float | None
+
+    @classmethod
+    def from_histogram(cls, histogram: HdrHistogram) -> LatencySummary:
+        if histogram.total_count == 0:
+            return cls(0, None, None, None, None, None, None, None)
+        values = histogram.percentiles(list(PERCENTILES.values()))
+        p50, p90, p99, p99_9 = (v / 1000 for v in values)
+        return cls(
+            count=histogram.total_count,
+            min=histogram.min / 1000,
+            mean=round(histogram.mean / 1000, 3),
+            p50=p50,
+            p90=p90,
+            p99=p99,
+            p99_9=p99_9,
+            max=histogram.max / 1000,
+        )
+
+
+@dataclass(frozen=True)
+class Environment:
+    backend: str
+    recv_mode: str
+    os: str
+    python: str
+    loadgen_version: str
+    processes: int
+    cpu_count: int | None
+    hostname: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    requests: int
+    errors: dict[str, int]
+    duration_s: float
+    throughput_rps: float
+    latency_us: LatencySummary
+    connect_latency_us: LatencySummary
+    connections: int
+    connects: int
+    bytes_sent: int
+    bytes_received: int
+    in_flight_at_end: int
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One fixed-length slice of the run, counted from the run's start."""
+
+    index: int
+    start_s: float
+    duration_s: float
+    requests: int
+    errors: dict[str, int]
+    bytes_sent: int
+    bytes_received: int
+    latency: dict[str, Any]  # HdrHistogram.to_dict() of this interval only
+
+
+@dataclass(frozen=True)
+class Generator:
+    """How hard the load generator itself worked (a saturated generator measures itself)."""
+
+    cpu_s: float
+    cpu_percent: float
+    loop_iterations: int
+    max_loop_lag_ms: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    scenario: dict[str, Any]
+    environment: Environment
+    summary: Summary
+    generator: Generator
+    started_at: str  # ISO 8601, UTC
+    partial: bool
+    stop_reason: str  # "completed", "interrupted (SIGINT)", or "failed: ..."
+    histograms: dict[str, dict[str, Any]]
+    intervals: list[Interval] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def histogram(self, name: str) -> HdrHistogram:
+        return HdrHistogram.from_dict(self.histograms[name])
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"schema_version": data.pop("schema_version"), **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def write(self, path: str | Path) -> Path:
+        """Write the JSON atomically (a partial file never replaces a good one)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.write_text(self.to_json() + "\n", encoding="utf-8")
+        temporary.replace(target)
+        return target
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"result schema_version {version!r} is not supported (this loadgen reads "
+                f"{SCHEMA_VERSION})"
+            )
+        summary = dict(data["summary"])
+        summary["latency_us"] = LatencySummary(**summary["latency_us"])
+        summary["connect_latency_us"] = LatencySummary(**summary["connect_latency_us"])
+        return cls(
+            scenario=data["scenario"],
+            environment=Environment(**data["environment"]),
+            summary=Summary(**summary),
+            generator=Generator(**data["generator"]),
+            started_at=data["started_at"],
+            partial=data["partial"],
+            stop_reason=data["stop_reason"],
+            histograms=data["histograms"],
+            intervals=[Interval(**item) for item in data.get("intervals", [])],
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunResult:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

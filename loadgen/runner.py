@@ -1,0 +1,159 @@
+"""Wires a scenario, an engine, the closed-loop client and a recorder into a RunResult.
+
+``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
+are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still
+returned, marked ``partial``. Only a failure of loadgen itself (no backend, a built-in
+target that cannot start) raises.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from types import FrameType
+
+from loadgen import __version__
+from loadgen.client import ClientConfig, ClosedLoopClient
+from loadgen.engine import select_backend
+from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
+from loadgen.scenario import Scenario
+from loadgen.stats.recorder import Recorder
+from loadgen.targets.process import builtin_target
+
+Notice = Callable[[str], None]
+
+
+def os_description() -> str:
+    """``platform.platform()`` crashes under Wine (WMI), so build the string by hand."""
+    if sys.platform == "win32":
+        version = sys.getwindowsversion()
+        return f"Windows-{version.major}.{version.minor}.{version.build}"
+    return f"{platform.system()}-{platform.release()}-{platform.machine()}"
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Lift the soft descriptor limit toward the hard one when ``needed`` exceeds it."""
+    try:
+        import resource
+    except ImportError:
+        return  # Windows: sockets are not counted against a descriptor limit
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
+
+
+@contextmanager
+def _sigint_stops(client: ClosedLoopClient) -> Iterator[list[str]]:
+    """While running, the first Ctrl-C asks the loop to stop; the run then ends normally."""
+    reasons: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield reasons
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        reasons.append(f"interrupted ({signal.Signals(signum).name})")
+        client.stop_requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield reasons
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run(
+    scenario: Scenario,
+    *,
+    backend: str = "auto",
+    notice: Notice | None = None,
+) -> RunResult:
+    """Run a scenario to its end (or to Ctrl-C) and return its result."""
+    engine = select_backend(backend, notice=notice)
+    started_at = datetime.now(UTC)
+    raise_fd_limit(scenario.connections + 64)  # 64: stdio, the engine's own fds, the target
+    with ExitStack() as stack:
+        stack.callback(engine.shutdown)
+        builtin = scenario.builtin_target
+        address = (
+            stack.enter_context(builtin_target(builtin, backend=engine.name))
+            if builtin is not None
+            else scenario.target_address()
+        )
+        config = ClientConfig(
+            address=address,
+            connections=scenario.connections,
+            message_size=scenario.message_size,
+            recv_mode=scenario.receive,
+            receive_buffer=scenario.receive_buffer,
+            connect_timeout_s=scenario.timeouts.connect,
+            request_timeout_s=scenario.timeouts.request,
+        )
+        start_ns = time.monotonic_ns()
+        recorder = Recorder(start_ns)
+        client = ClosedLoopClient(engine, config, recorder)
+        cpu_start = time.process_time()
+        stop_reason = "completed"
+        with _sigint_stops(client) as interrupted:
+            try:
+                client.run(start_ns + int(scenario.duration * 1e9))
+            except Exception as exc:  # keep what was measured, then report the failure
+                stop_reason = f"failed: {type(exc).__name__}: {exc}"
+        end_ns = time.monotonic_ns()
+        cpu_s = time.process_time() - cpu_start
+        if interrupted:
+            stop_reason = interrupted[0]
+        in_flight = client.in_flight
+        open_connections = client.open_connections
+        recorder.finish(end_ns)
+        client.close_all()
+    duration_s = (end_ns - start_ns) / 1e9
+    requests = recorder.latency.total_count
+    summary = Summary(
+        requests=requests,
+        errors=dict(sorted(recorder.errors.items())),
+        duration_s=round(duration_s, 6),
+        throughput_rps=round(requests / duration_s, 3) if duration_s > 0 else 0.0,
+        latency_us=LatencySummary.from_histogram(recorder.latency),
+        connect_latency_us=LatencySummary.from_histogram(recorder.connect_latency),
+        connections=open_connections,
+        connects=recorder.connects,
+        bytes_sent=recorder.bytes_sent,
+        bytes_received=recorder.bytes_received,
+        in_flight_at_end=in_flight,
+    )
+    return RunResult(
+        scenario=scenario.to_dict(),
+        environment=Environment(
+            backend=engine.name,
+            recv_mode=scenario.receive,
+            os=os_description(),
+            python=platform.python_version(),
+            loadgen_version=__version__,
+            processes=1,
+            cpu_count=os.cpu_count(),
+            hostname=socket.gethostname(),
+        ),
+        summary=summary,
+        generator=Generator(
+            cpu_s=round(cpu_s, 3),
+            cpu_percent=round(100 * cpu_s / duration_s, 1) if duration_s > 0 else 0.0,
+            loop_iterations=client.loop_iterations,
+            max_loop_lag_ms=round(client.max_loop_lag_ns / 1e6, 3),
+        ),
+        started_at=started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        partial=stop_reason != "completed",
+        stop_reason=stop_reason,
+        histograms={
+            "latency": recorder.latency.to_dict(),
+            "connect_latency": recorder.connect_latency.to_dict(),
+        },
+        intervals=recorder.intervals,
+    )

@@ -1,0 +1,330 @@
+"""io_uring ABI layouts and the io_uring backend's own behaviour beyond the shared contract.
+
+Layout and formatting tests run everywhere; tests that need a ring skip where io_uring is
+unavailable (old kernel, seccomp, ``kernel.io_uring_disabled``), saying why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadgen.engine import BackendUnavailable
+from loadgen.engine import uring_abi as abi
+from loadgen.engine.base import FLAG_HANGUP, FLAG_READABLE, Completion
+
+
+def _why_no_uring() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "io_uring is Linux-only"
+    from loadgen.engine.uring import UringBackend
+
+    try:
+        UringBackend(sq_entries=2, cq_entries=4).shutdown()
+    except BackendUnavailable as exc:
+        return str(exc)
+    return None
+
+
+_NO_URING = _why_no_uring()
+needs_uring = pytest.mark.skipif(_NO_URING is not None, reason=f"io_uring: {_NO_URING}")
+
+
+# --- layouts ----------------------------------------------------------------------------
+
+
+def test_sqe_and_cqe_sizes() -> None:
+    assert struct.calcsize(abi.SQE_FORMAT) == abi.SQE_SIZE == 64 == 1 << abi.SQE_SHIFT
+    assert abi.SQE_HEAD.size == 40  # opcode .. user_data
+    assert struct.calcsize(abi.CQE_FORMAT) == abi.CQE.size == abi.CQE_SIZE == 16
+
+
+def test_sqe_field_offsets_match_the_kernel_header() -> None:
+    # (offset, size) of each field of struct io_uring_sqe, as in include/uapi/linux/io_uring.h
+    expected = [(0, 1), (1, 1), (2, 2), (4, 4), (8, 8), (16, 8), (24, 4), (28, 4), (32, 8),
+                (40, 2), (42, 2), (44, 4), (48, 8), (56, 8)]
+    offset = 0
+    for code, (want_offset, want_size) in zip(abi.SQE_FORMAT[1:], expected, strict=True):
+        size = struct.calcsize("=" + code)
+        assert (offset, size) == (want_offset, want_size), code
+        offset += size
+
+
+def test_params_and_wait_argument_layouts() -> None:
+    assert ctypes.sizeof(abi.io_sqring_offsets) == 40
+    assert ctypes.sizeof(abi.io_cqring_offsets) == 40
+    assert ctypes.sizeof(abi.io_uring_params) == 120
+    assert abi.io_uring_params.sq_off.offset == 40
+    assert abi.io_uring_params.cq_off.offset == 80
+    assert abi.io_uring_params.features.offset == 20
+    assert ctypes.sizeof(abi.kernel_timespec) == 16
+    assert ctypes.sizeof(abi.io_uring_getevents_arg) == 24
+    assert abi.io_uring_getevents_arg.ts.offset == 16
+
+
+def test_opcodes_and_flags_have_kernel_values() -> None:
+    assert (abi.IORING_OP_POLL_ADD, abi.IORING_OP_ACCEPT, abi.IORING_OP_ASYNC_CANCEL,
+            abi.IORING_OP_LINK_TIMEOUT, abi.IORING_OP_CONNECT, abi.IORING_OP_SEND,
+            abi.IORING_OP_RECV) == (6, 13, 14, 15, 16, 26, 27)
+    assert (abi.NR_IO_URING_SETUP, abi.NR_IO_URING_ENTER, abi.NR_IO_URING_REGISTER) == (
+        425, 426, 427)
+    assert abi.IORING_OFF_CQ_RING == 0x8000000 and abi.IORING_OFF_SQES == 0x10000000
+    assert abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL == 0b11
+    assert abi.POLLIN | abi.POLLRDHUP == 0x2001
+
+
+def test_sqe_head_packing_round_trip() -> None:
+    slot = bytearray(abi.SQE_SIZE * 2)
+    abi.SQE_HEAD.pack_into(slot, abi.SQE_SIZE, abi.IORING_OP_SEND, 0, 0, 17, 0,
+                           0x7F00_DEAD_BEEF, 64, socket.MSG_NOSIGNAL, (1 << 63) - 1)
+    fields = struct.unpack_from(abi.SQE_FORMAT, slot, abi.SQE_SIZE)
+    assert fields == (abi.IORING_OP_SEND, 0, 0, 17, 0, 0x7F00_DEAD_BEEF, 64,
+                      socket.MSG_NOSIGNAL, (1 << 63) - 1, 0, 0, 0, 0, 0)
+    assert slot[:abi.SQE_SIZE] == bytes(abi.SQE_SIZE)  # the neighbouring slot is untouched
+
+
+def test_cqe_unpacking() -> None:
+    raw = struct.pack("=QiI", 42, -errno.ECANCELED, abi.IORING_CQE_F_SOCK_NONEMPTY)
+    raw += struct.pack("=QiI", 1 << 63, 0, 0)
+    assert list(abi.CQE.iter_unpack(raw)) == [
+        (42, -errno.ECANCELED, abi.IORING_CQE_F_SOCK_NONEMPTY), (1 << 63, 0, 0)]
+
+
+# --- why io_uring is unavailable ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "disabled", "expected"),
+    [
+        (errno.EPERM, 2, "io_uring_setup failed: EPERM (kernel.io_uring_disabled=2)"),
+        (errno.EPERM, 1, "io_uring_setup failed: EPERM (kernel.io_uring_disabled=1 and "
+                         "this process is not in kernel.io_uring_group nor has CAP_SYS_ADMIN)"),
+        (errno.EPERM, None, "io_uring_setup failed: EPERM (blocked by a seccomp or LSM "
+                            "policy, e.g. a container runtime)"),
+        (errno.ENOSYS, None, "io_uring_setup failed: ENOSYS (this kernel has no io_uring, "
+                             "or a seccomp filter hides it)"),
+        (errno.EINVAL, 0, "io_uring_setup failed: EINVAL (kernel too old: "
+                          "IORING_SETUP_SUBMIT_ALL|COOP_TASKRUN need Linux >= 5.19)"),
+    ],
+)
+def test_unavailable_reason(code: int, disabled: int | None, expected: str) -> None:
+    assert abi.unavailable_reason(code, disabled) == expected
+
+
+def test_read_io_uring_disabled(tmp_path: Path) -> None:
+    sysctl = tmp_path / "io_uring_disabled"
+    sysctl.write_text("2\n")
+    assert abi.read_io_uring_disabled(str(sysctl)) == 2
+    assert abi.read_io_uring_disabled(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_constructor_raises_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loadgen.engine import uring
+
+    def refuse(entries: int, params: abi.io_uring_params) -> int:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(uring.abi, "io_uring_setup", refuse)
+    monkeypatch.setattr(uring.abi, "read_io_uring_disabled", lambda: 2)
+    with pytest.raises(BackendUnavailable,
+                       match=r"^io_uring_setup failed: EPERM \(kernel.io_uring_disabled=2\)$"):
+        uring.UringBackend()
+
+
+# --- the backend on a real ring -----------------------------------------------------------
+
+
+@pytest.fixture
+def small_ring() -> Iterator[object]:
+    from loadgen.engine.uring import UringBackend
+
+    # Tiny rings so the full-SQ and CQ-wrap paths run within a handful of operations.
+    engine = UringBackend(sq_entries=4, cq_entries=8)
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+
+
+def _pair(engine: object) -> tuple[int, socket.socket, socket.socket]:
+    """An engine socket connected to a plain peer socket (connected synchronously)."""
+    from loadgen.engine.uring import UringBackend
+
+    assert isinstance(engine, UringBackend)
+    server = socket.create_server(("127.0.0.1", 0))
+    handle = engine.tcp_socket()
+    engine.connect(handle, server.getsockname(), 1 << 40)
+    got = _collect(engine, 1)
+    assert got == [(1 << 40, 0, 0)]
+    peer, _ = server.accept()
+    return handle, peer, server
+
+
+def _collect(engine: object, count: int, max_completions: int = 512) -> list[Completion]:
+    from loadgen.engine.uring import UringBackend
+
+    assert isinstance(engine, UringBackend)
+    out: list[Completion] = []
+    for _ in range(200):
+        batch = engine.wait(0.05, max_completions)
+        assert len(batch) <= max_completions
+        out += batch
+        if len(out) >= count:
+            break
+    return out
+
+
+def _drain(engine: object, handle: int) -> None:
+    from loadgen.engine.uring import UringBackend
+
+    assert isinstance(engine, UringBackend)
+    while engine.recv_now(handle, bytearray(64)) > 0:
+        pass
+
+
+@needs_uring
+def test_nop_through_the_mapped_rings() -> None:
+    params = abi.io_uring_params()
+    fd = abi.io_uring_setup(4, params)
+    maps = abi.map_rings(fd, params)
+    try:
+        assert params.features & abi.IORING_FEAT_SINGLE_MMAP
+        abi.SQE_HEAD.pack_into(maps.sqes, 0, abi.IORING_OP_NOP, 0, 0, -1, 0, 0, 0, 0, 0xABC)
+        maps.sq_tail[0] = 1
+        assert abi.io_uring_enter(fd, 1, 1, abi.IORING_ENTER_GETEVENTS) == 1
+        assert maps.cq_tail[0] == 1
+        assert abi.CQE.unpack_from(maps.cqes, 0) == (0xABC, 0, 0)
+        assert abi.IORING_OP_RECV in abi.probe_opcodes(fd)
+    finally:
+        maps.close()
+        os.close(fd)
+
+
+@needs_uring
+def test_tokens_must_be_unique_and_below_bit_63(small_ring: object) -> None:
+    from loadgen.engine.uring import UringBackend
+
+    engine = small_ring
+    assert isinstance(engine, UringBackend)
+    a, peer_a, server_a = _pair(engine)
+    b, peer_b, server_b = _pair(engine)
+    with pytest.raises(ValueError, match="out of range"):
+        engine.recv_zero(a, 1 << 63)
+    with pytest.raises(ValueError, match="out of range"):
+        engine.recv_zero(a, -1)
+    engine.recv_zero(a, 7)
+    with pytest.raises(ValueError, match="already pending"):
+        engine.recv_zero(b, 7)
+    with pytest.raises(RuntimeError, match="read-side operation"):
+        engine.recv(a, bytearray(8), 8)
+    with pytest.raises(ValueError, match="unknown socket handle"):
+        engine.recv_zero(10**6, 9)
+    assert engine.pending() == 1
+    for sock in (peer_a, peer_b, server_a, server_b):
+        sock.close()
+
+
+@needs_uring
+def test_full_sq_ring_submits_early_and_capped_batches_wrap_the_cq(small_ring: object) -> None:
+    from loadgen.engine.uring import UringBackend
+
+    engine = small_ring
+    assert isinstance(engine, UringBackend)
+    pairs = [_pair(engine) for _ in range(6)]  # 6 > the 4 SQ slots
+    for i, (handle, _, _) in enumerate(pairs):
+        engine.recv_zero(handle, 100 + i)
+    assert engine.pending() == 6
+    for _, peer, _ in pairs:
+        peer.sendall(b"x")
+    seen: list[Completion] = []
+    for _ in range(3):  # 3 rounds x 6 completions on an 8-entry CQ: the ring wraps
+        batch = _collect(engine, 6, max_completions=4)
+        seen += batch
+        assert sorted(t for t, _, _ in batch) == [100 + i for i in range(6)]
+        assert all(r == 0 and f == FLAG_READABLE for _, r, f in batch)
+        for i, (handle, _, _) in enumerate(pairs):
+            _drain(engine, handle)
+            engine.recv_zero(handle, 100 + i)
+        for _, peer, _ in pairs:
+            peer.sendall(b"y")
+    assert len(seen) == 18
+    for _, peer, server in pairs:
+        peer.close()
+        server.close()
+
+
+@needs_uring
+def test_max_completions_leaves_the_rest_in_the_ring(small_ring: object) -> None:
+    from loadgen.engine.uring import UringBackend
+
+    engine = small_ring
+    assert isinstance(engine, UringBackend)
+    pairs = [_pair(engine) for _ in range(3)]
+    for i, (handle, _, _) in enumerate(pairs):
+        engine.recv_zero(handle, 10 + i)
+    assert engine.wait(0) == []  # submitted; nothing readable yet
+    for _, peer, _ in pairs:
+        peer.close()  # FIN: each recv_zero completes with FLAG_HANGUP
+    deadline = time.monotonic() + 5
+    while (engine._cq_ktail[0] - engine._cq_head) & 0xFFFFFFFF < 3:
+        assert time.monotonic() < deadline, "completions never reached the CQ ring"
+        time.sleep(0.01)  # any syscall lets the kernel post pending completions
+    first = engine.wait(0, max_completions=1)
+    second = engine.wait(0, max_completions=5)
+    assert len(first) == 1 and len(second) == 2
+    for _, result, flags in first + second:
+        assert result == 0 and flags == FLAG_READABLE | FLAG_HANGUP
+    for _, _, server in pairs:
+        server.close()
+
+
+@needs_uring
+def test_cancel_completions_stay_internal(small_ring: object) -> None:
+    from loadgen.engine.uring import UringBackend
+
+    engine = small_ring
+    assert isinstance(engine, UringBackend)
+    handle, peer, server = _pair(engine)
+    engine.recv_zero(handle, 5)
+    engine.cancel(handle, 5)
+    engine.cancel(handle, 5)  # a second cancel of the same token: still one completion
+    got = _collect(engine, 1)
+    got += engine.wait(0.1)
+    assert got == [(5, -errno.ECANCELED, 0)]
+    engine.cancel(handle, 5)  # no longer pending: a no-op
+    assert engine.wait(0.05) == [] and engine.pending() == 0
+    engine.recv_zero(handle, 6)
+    engine.close(handle, abort=True)
+    assert _collect(engine, 1) == [(6, -errno.ECANCELED, 0)]
+    with pytest.raises(ConnectionResetError):
+        peer.recv(1)
+    peer.close()
+    server.close()
+
+
+@needs_uring
+def test_shutdown_with_operations_in_flight() -> None:
+    from loadgen.engine.uring import UringBackend
+
+    engine = UringBackend(sq_entries=8, cq_entries=16)
+    handle, peer, server = _pair(engine)
+    engine.recv(handle, bytearray(64), 1)
+    engine.wait(0)
+    engine.shutdown()
+    assert engine.pending() == 0
+    engine.shutdown()  # idempotent
+    with pytest.raises(RuntimeError, match="shut down"):
+        engine.wait(0)
+    assert peer.recv(1) == b""
+    peer.close()
+    server.close()

@@ -21,13 +21,12 @@ import pytest
 from loadgen.engine import BackendUnavailable
 from loadgen.engine import uring_abi as abi
 from loadgen.engine.base import FLAG_HANGUP, FLAG_READABLE, Completion
+from loadgen.engine.uring import UringBackend
 
 
 def _why_no_uring() -> str | None:
     if not sys.platform.startswith("linux"):
         return "io_uring is Linux-only"
-    from loadgen.engine.uring import UringBackend
-
     try:
         UringBackend(sq_entries=2, cq_entries=4).shutdown()
     except BackendUnavailable as exc:
@@ -129,25 +128,21 @@ def test_read_io_uring_disabled(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 def test_constructor_raises_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from loadgen.engine import uring
-
     def refuse(entries: int, params: abi.io_uring_params) -> int:
         raise OSError(errno.EPERM, os.strerror(errno.EPERM))
 
-    monkeypatch.setattr(uring.abi, "io_uring_setup", refuse)
-    monkeypatch.setattr(uring.abi, "read_io_uring_disabled", lambda: 2)
+    monkeypatch.setattr(abi, "io_uring_setup", refuse)
+    monkeypatch.setattr(abi, "read_io_uring_disabled", lambda: 2)
     with pytest.raises(BackendUnavailable,
                        match=r"^io_uring_setup failed: EPERM \(kernel.io_uring_disabled=2\)$"):
-        uring.UringBackend()
+        UringBackend()
 
 
 # --- the backend on a real ring -----------------------------------------------------------
 
 
 @pytest.fixture
-def small_ring() -> Iterator[object]:
-    from loadgen.engine.uring import UringBackend
-
+def small_ring() -> Iterator[UringBackend]:
     # Tiny rings so the full-SQ and CQ-wrap paths run within a handful of operations.
     engine = UringBackend(sq_entries=4, cq_entries=8)
     try:
@@ -156,11 +151,8 @@ def small_ring() -> Iterator[object]:
         engine.shutdown()
 
 
-def _pair(engine: object) -> tuple[int, socket.socket, socket.socket]:
+def _pair(engine: UringBackend) -> tuple[int, socket.socket, socket.socket]:
     """An engine socket connected to a plain peer socket (connected synchronously)."""
-    from loadgen.engine.uring import UringBackend
-
-    assert isinstance(engine, UringBackend)
     server = socket.create_server(("127.0.0.1", 0))
     handle = engine.tcp_socket()
     engine.connect(handle, server.getsockname(), 1 << 40)
@@ -170,10 +162,7 @@ def _pair(engine: object) -> tuple[int, socket.socket, socket.socket]:
     return handle, peer, server
 
 
-def _collect(engine: object, count: int, max_completions: int = 512) -> list[Completion]:
-    from loadgen.engine.uring import UringBackend
-
-    assert isinstance(engine, UringBackend)
+def _collect(engine: UringBackend, count: int, max_completions: int = 512) -> list[Completion]:
     out: list[Completion] = []
     for _ in range(200):
         batch = engine.wait(0.05, max_completions)
@@ -184,10 +173,7 @@ def _collect(engine: object, count: int, max_completions: int = 512) -> list[Com
     return out
 
 
-def _drain(engine: object, handle: int) -> None:
-    from loadgen.engine.uring import UringBackend
-
-    assert isinstance(engine, UringBackend)
+def _drain(engine: UringBackend, handle: int) -> None:
     while engine.recv_now(handle, bytearray(64)) > 0:
         pass
 
@@ -211,11 +197,8 @@ def test_nop_through_the_mapped_rings() -> None:
 
 
 @needs_uring
-def test_tokens_must_be_unique_and_below_bit_63(small_ring: object) -> None:
-    from loadgen.engine.uring import UringBackend
-
+def test_tokens_must_be_unique_and_below_bit_63(small_ring: UringBackend) -> None:
     engine = small_ring
-    assert isinstance(engine, UringBackend)
     a, peer_a, server_a = _pair(engine)
     b, peer_b, server_b = _pair(engine)
     with pytest.raises(ValueError, match="out of range"):
@@ -235,11 +218,10 @@ def test_tokens_must_be_unique_and_below_bit_63(small_ring: object) -> None:
 
 
 @needs_uring
-def test_full_sq_ring_submits_early_and_capped_batches_wrap_the_cq(small_ring: object) -> None:
-    from loadgen.engine.uring import UringBackend
-
+def test_full_sq_ring_submits_early_and_capped_batches_wrap_the_cq(
+    small_ring: UringBackend,
+) -> None:
     engine = small_ring
-    assert isinstance(engine, UringBackend)
     pairs = [_pair(engine) for _ in range(6)]  # 6 > the 4 SQ slots
     for i, (handle, _, _) in enumerate(pairs):
         engine.recv_zero(handle, 100 + i)
@@ -264,11 +246,8 @@ def test_full_sq_ring_submits_early_and_capped_batches_wrap_the_cq(small_ring: o
 
 
 @needs_uring
-def test_max_completions_leaves_the_rest_in_the_ring(small_ring: object) -> None:
-    from loadgen.engine.uring import UringBackend
-
+def test_max_completions_leaves_the_rest_in_the_ring(small_ring: UringBackend) -> None:
     engine = small_ring
-    assert isinstance(engine, UringBackend)
     pairs = [_pair(engine) for _ in range(3)]
     for i, (handle, _, _) in enumerate(pairs):
         engine.recv_zero(handle, 10 + i)
@@ -289,11 +268,8 @@ def test_max_completions_leaves_the_rest_in_the_ring(small_ring: object) -> None
 
 
 @needs_uring
-def test_cancel_completions_stay_internal(small_ring: object) -> None:
-    from loadgen.engine.uring import UringBackend
-
+def test_cancel_completions_stay_internal(small_ring: UringBackend) -> None:
     engine = small_ring
-    assert isinstance(engine, UringBackend)
     handle, peer, server = _pair(engine)
     engine.recv_zero(handle, 5)
     engine.cancel(handle, 5)
@@ -314,8 +290,6 @@ def test_cancel_completions_stay_internal(small_ring: object) -> None:
 
 @needs_uring
 def test_shutdown_with_operations_in_flight() -> None:
-    from loadgen.engine.uring import UringBackend
-
     engine = UringBackend(sq_entries=8, cq_entries=16)
     handle, peer, server = _pair(engine)
     engine.recv(handle, bytearray(64), 1)

@@ -1,0 +1,692 @@
+"""Linux io_uring backend, driven through ctypes (raw syscalls, no liburing, no C code).
+
+How io_uring fits this engine, and the facts the code below relies on:
+
+* **Two rings shared with the kernel.** The submission queue (SQ) is an array of 64-byte
+  SQEs plus a head/tail pair; the completion queue (CQ) is an array of 16-byte CQEs plus
+  a head/tail pair. We write SQEs and advance the SQ tail; the kernel consumes them during
+  ``io_uring_enter`` and advances the SQ head. The kernel writes CQEs and advances the CQ
+  tail; we read them and advance the CQ head. Since 5.4 (IORING_FEAT_SINGLE_MMAP) both
+  rings live in one mapping; the SQE array is a second one. The SQ index array is filled
+  with the identity once at setup, because SQEs are always used in ring order.
+
+* **Memory ordering (x86-64 only).** x86 is TSO: stores are seen in program order and
+  loads are not reordered with other loads. Without SQPOLL the kernel reads the SQ only
+  inside ``io_uring_enter``, a full barrier, so writing SQEs and then storing the tail is
+  safe with plain stores. On the CQ side we load the tail *before* reading CQEs and store
+  the head *after* reading them, which is exactly what TSO keeps in order. Head and tail
+  go through ``memoryview.cast("I")`` so each access is one aligned 4-byte load/store.
+  Weakly ordered CPUs (arm64) would need real acquire/release barriers that Python cannot
+  issue, so the backend refuses to start there. SQPOLL is never used: a kernel thread
+  reading the SQ concurrently would need a release store of the tail and a wake-up
+  protocol, and it burns a core of the two this tool runs on.
+
+* **One ``io_uring_enter`` per ``wait()``.** Every operation only packs an SQE (~250 ns,
+  ``struct.pack_into`` straight into the mmap, user_data = the caller's token). ``wait``
+  then makes one syscall that both submits the batch and sleeps for the first completion
+  (IORING_ENTER_EXT_ARG carries the timeout, 5.11+). A syscall per operation would cost
+  more than the operation's Python. Extra enters happen only when the SQ ring is full
+  (submit early, no wait) and in ``close`` of a socket with operations in flight (below).
+  When completions are already waiting and nothing is queued, ``wait`` makes no syscall.
+
+* **Capped batches.** ``wait`` hands back at most ``max_completions`` CQEs and leaves the
+  rest in the CQ ring for the next call: an unbounded batch at 5,000 connections stalled
+  the caller's loop. The CQ ring is sized far above the operations that can be in flight
+  (two per socket, RLIMIT_NOFILE 20,000), and IORING_FEAT_NODROP keeps any overflow in
+  the kernel instead of losing it.
+
+* **Zero-byte receive is POLL_ADD, not RECV with len 0.** On 6.18 a zero-length RECV
+  stays pending until the socket is readable and then completes with res 0 — and a peer
+  FIN also gives res 0, so it cannot tell "data waiting" from "EOF". POLL_ADD with
+  POLLIN|POLLRDHUP completes with the revents mask, which can: POLLRDHUP/POLLHUP/POLLERR
+  become FLAG_HANGUP. It also costs less kernel memory per pending operation (~254 B
+  versus ~830 B for a RECV, DESIGN.md section 6).
+
+* **Closing does not end pending requests.** A pending request holds its own reference to
+  the file, so ``close(fd)`` alone leaves it waiting forever. ``close`` therefore queues
+  IORING_OP_ASYNC_CANCEL with IORING_ASYNC_CANCEL_FD|ALL (5.19+) and submits it *before*
+  closing the fd: the fd is looked up when the cancel is issued, so it must still be the
+  same socket. The cancelled requests complete with -ECANCELED (some with -EINTR), both of
+  kind "cancelled". Cancel requests use user_data values with bit 63 set; their own CQEs
+  are consumed here and never reach the caller, which is why tokens must be < 2**63.
+
+* **Accepted sockets** come back blocking unless asked otherwise, so ACCEPT passes
+  SOCK_NONBLOCK|SOCK_CLOEXEC in accept_flags. Sends pass MSG_NOSIGNAL: a send to a reset
+  peer must give -EPIPE, not kill the process with SIGPIPE.
+
+* **Buffers** are addressed through ``(c_char * n).from_buffer(buf)``. That export also pins
+  the buffer (a bytearray cannot be resized while exported), and the address is cached per
+  buffer object: the runner reuses the same per-connection buffers, so the ~1 µs of
+  ctypes work happens once per buffer, not per operation. The cache holds the buffer, so
+  its ``id`` cannot be reused by another object while cached; each pending operation also
+  holds its buffer until its completion is reaped.
+
+One thread: a backend object must be used by one thread at a time (no locks anywhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import itertools
+import os
+import socket
+import struct
+import sys
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any, ClassVar, Final
+
+from loadgen.engine import uring_abi as abi
+from loadgen.engine.base import (
+    DEFAULT_MAX_COMPLETIONS,
+    FLAG_HANGUP,
+    FLAG_READABLE,
+    BackendUnavailable,
+    Buffer,
+    Completion,
+    ErrorKind,
+    posix_error_kind,
+)
+
+__all__ = ["UringBackend"]
+
+_MASK32: Final = 0xFFFFFFFF  # ring head/tail are free-running u32 counters
+
+# Operation kinds kept per pending token (small ints: compared in the reap loop).
+_K_RECV: Final = 0
+_K_SEND: Final = 1
+_K_POLL: Final = 2
+_K_CONNECT: Final = 3
+_K_ACCEPT: Final = 4
+
+# user_data of our own cancel requests: bit 63 set, so they can never equal a token.
+_UD_INTERNAL: Final = 1 << 63
+_UD_CANCEL_TOKEN: Final = _UD_INTERNAL | 1
+_UD_CANCEL_FD: Final = _UD_INTERNAL | 2
+_UD_CANCEL_ANY: Final = _UD_INTERNAL | 3
+
+_POLL_EVENTS: Final = abi.POLLIN | abi.POLLRDHUP
+_MSG_NOSIGNAL: Final = abi.MSG_NOSIGNAL
+_HANGUP_EVENTS: Final = abi.POLLRDHUP | abi.POLLHUP | abi.POLLERR
+_FLAGS_HANGUP: Final = FLAG_READABLE | FLAG_HANGUP
+_ACCEPT_FLAGS: Final = abi.SOCK_NONBLOCK | abi.SOCK_CLOEXEC
+_SOCK_TYPE: Final = socket.SOCK_STREAM | abi.SOCK_NONBLOCK | abi.SOCK_CLOEXEC
+_LINGER_RST: Final = struct.pack("ii", 1, 0)  # struct linger {l_onoff=1, l_linger=0}: RST
+
+# Ring sizes. 4,096 SQEs = 256 KiB: more than one loop iteration ever queues at 1,000s of
+# connections, and a full ring just costs an early submit. 65,536 CQEs (the kernel's
+# maximum, 1 MiB) cover two operations per socket at RLIMIT_NOFILE 20,000 plus cancels.
+_SQ_ENTRIES: Final = 4096
+_CQ_ENTRIES: Final = 65536
+# Cached buffer addresses before the cache is reset (each entry pins one buffer).
+_BUF_CACHE_MAX: Final = 65536
+# Cached sockaddrs (one per distinct destination/source address).
+_ADDR_CACHE_MAX: Final = 4096
+# Upper bound on waiting for cancelled operations to drain during shutdown().
+_SHUTDOWN_DRAIN_S: Final = 2.0
+
+# Setup flags. SUBMIT_ALL (5.18): one SQE failing at submission does not stop the rest;
+# its error arrives as a CQE like any other. COOP_TASKRUN (5.19): completion work runs
+# when we next enter the kernel instead of interrupting us with an IPI; we enter once per
+# loop anyway. Setup failing with EINVAL therefore also means "kernel older than 5.19",
+# which is the version IORING_ASYNC_CANCEL_FD|ALL needs.
+_SETUP_FLAGS: Final = (abi.IORING_SETUP_CQSIZE | abi.IORING_SETUP_CLAMP
+                       | abi.IORING_SETUP_SUBMIT_ALL | abi.IORING_SETUP_COOP_TASKRUN)
+_REQUIRED_OPS: Final = {
+    abi.IORING_OP_POLL_ADD: "POLL_ADD",
+    abi.IORING_OP_ACCEPT: "ACCEPT",
+    abi.IORING_OP_ASYNC_CANCEL: "ASYNC_CANCEL",
+    abi.IORING_OP_CONNECT: "CONNECT",
+    abi.IORING_OP_SEND: "SEND",
+    abi.IORING_OP_RECV: "RECV",
+}
+
+# Entry of the pending table: (socket state, kind, object kept alive until completion).
+_Op = tuple["_Sock", int, object]
+
+
+class _Sock:
+    """Per-socket state: the socket object and the token of each pending side (-1: none)."""
+
+    __slots__ = ("family", "fd", "rd", "sock", "wr")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.family = sock.family
+        self.rd = -1  # token of the pending recv / recv_zero / accept
+        self.wr = -1  # token of the pending send / connect
+
+
+def _unknown(handle: int) -> ValueError:
+    return ValueError(f"unknown socket handle {handle!r} (closed, or not made by this engine)")
+
+
+def _busy(handle: int, side: str, token: int) -> RuntimeError:
+    return RuntimeError(
+        f"a {side}-side operation (token {token}) is already pending on socket {handle}")
+
+
+def _bad_token(token: int, ops: dict[int, _Op]) -> ValueError:
+    if token in ops:
+        return ValueError(f"token {token} is already pending; tokens must be unique")
+    return ValueError(f"token {token!r} out of range: tokens are ints in [0, 2**63)")
+
+
+def _abandon(ring_fd: int, maps: abi.RingMaps, ops: dict[int, _Op],
+             leaked: list[dict[int, _Op]]) -> None:
+    """Finalizer for a backend dropped without ``shutdown()``.
+
+    The kernel may still write into buffers of pending operations until the ring is torn
+    down, so those buffers are leaked on purpose (kept referenced) rather than freed.
+    """
+    if ops:
+        leaked.append(ops)
+    try:
+        maps.close()
+    finally:
+        os.close(ring_fd)
+
+
+_LEAKED: list[dict[int, _Op]] = []
+
+
+class UringBackend:
+    """Completion engine over io_uring. See the module docstring and ``engine.base``."""
+
+    name: ClassVar[str] = "io_uring"
+
+    def __init__(self, sq_entries: int = _SQ_ENTRIES, cq_entries: int = _CQ_ENTRIES) -> None:
+        if sys.platform != "linux":
+            raise BackendUnavailable(f"io_uring is Linux-only (this is {sys.platform})")
+        machine = os.uname().machine
+        if machine not in ("x86_64", "amd64"):
+            raise BackendUnavailable(
+                f"the io_uring backend relies on x86-64 memory ordering (TSO); this is {machine}")
+        params = abi.io_uring_params()
+        params.flags = _SETUP_FLAGS
+        params.cq_entries = cq_entries
+        try:
+            fd = abi.io_uring_setup(sq_entries, params)
+        except OSError as exc:
+            reason = abi.unavailable_reason(exc.errno or 0, abi.read_io_uring_disabled())
+            raise BackendUnavailable(reason) from None
+        try:
+            self._check_kernel(fd, params)
+            maps = abi.map_rings(fd, params)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._ring_fd = fd
+        self._maps: abi.RingMaps | None = maps
+        self._sqes = maps.sqes
+        self._cqes = maps.cqes
+        self._sq_khead = maps.sq_head
+        self._sq_ktail = maps.sq_tail
+        self._cq_khead = maps.cq_head
+        self._cq_ktail = maps.cq_tail
+        self._sq_mask = maps.sq_mask
+        self._sq_entries = maps.sq_entries
+        self._cq_mask = maps.cq_mask
+        self._cq_entries = maps.cq_entries
+        self._pack = abi.SQE_HEAD.pack_into
+        self._iter_cqes = abi.CQE.iter_unpack
+        self._enter = abi.enter_function()
+        self._sq_tail = maps.sq_tail[0]  # next SQE slot (free-running, masked on store)
+        self._sq_limit = self._sq_tail + maps.sq_entries  # first tail value that is "full"
+        self._cq_head = maps.cq_head[0]
+        # The wait timeout: io_uring_getevents_arg -> __kernel_timespec, made once.
+        self._ts = abi.kernel_timespec()
+        self._ext_arg = abi.io_uring_getevents_arg()
+        self._ext_arg.ts = ctypes.addressof(self._ts)
+        self._ext_arg_addr = ctypes.addressof(self._ext_arg)
+        self._ext_arg_size = ctypes.sizeof(self._ext_arg)
+        self._conns: dict[int, _Sock] = {}
+        self._ops: dict[int, _Op] = {}
+        # id(buffer) -> (buffer, ctypes export, address, nbytes)
+        self._bufs: dict[int, tuple[Buffer, object, int, int]] = {}
+        # (family, address) -> (sockaddr bytearray, ctypes export, address, length)
+        self._addrs: dict[tuple[int, tuple[Any, ...]], tuple[bytearray, object, int, int]] = {}
+        self._finalizer = weakref.finalize(self, _abandon, fd, maps, self._ops, _LEAKED)
+
+    @staticmethod
+    def _check_kernel(fd: int, params: abi.io_uring_params) -> None:
+        missing = [name for bit, name in abi.REQUIRED_FEATURES if not params.features & bit]
+        if missing:
+            raise BackendUnavailable(f"io_uring lacks {', '.join(missing)} (kernel too old)")
+        try:
+            supported = abi.probe_opcodes(fd)
+        except OSError as exc:
+            raise BackendUnavailable(f"io_uring opcode probe failed: {exc}") from None
+        lacking = [name for op, name in _REQUIRED_OPS.items() if op not in supported]
+        if lacking:
+            raise BackendUnavailable(f"io_uring lacks IORING_OP_{', IORING_OP_'.join(lacking)}")
+
+    # --- sockets -------------------------------------------------------------------------
+
+    def _adopt(self, sock: socket.socket) -> int:
+        st = _Sock(sock)
+        self._conns[st.fd] = st
+        return st.fd
+
+    def tcp_socket(self, family: int = socket.AF_INET) -> int:
+        self._live()
+        sock = socket.socket(family, _SOCK_TYPE)
+        # Request/response load: a small write must leave now, not wait for an ACK (Nagle).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self._adopt(sock)
+
+    def bind(self, handle: int, address: tuple[str, int]) -> None:
+        sock = self._sock(handle).sock
+        if address[1] == 0:
+            # Port chosen at connect time: many sockets per source address share ports.
+            sock.setsockopt(socket.IPPROTO_IP, abi.IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind(address)
+
+    def listen_socket(self, host: str, port: int, backlog: int) -> tuple[int, tuple[str, int]]:
+        self._live()
+        family = _family_of(host, port)
+        sock = socket.socket(family, _SOCK_TYPE)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        bound = sock.getsockname()
+        return self._adopt(sock), (str(bound[0]), int(bound[1]))
+
+    def close(self, handle: int, *, abort: bool = False) -> None:
+        try:
+            st = self._conns.pop(handle)
+        except KeyError:
+            raise _unknown(handle) from None
+        sock = st.sock
+        if abort:
+            # OSError: already reset by the peer, nothing left to abort.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+        if st.rd >= 0 or st.wr >= 0:
+            # The fd is resolved when the cancel is issued, so submit before closing it.
+            self._push(abi.IORING_OP_ASYNC_CANCEL, handle, 0,
+                       abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL, _UD_CANCEL_FD)
+            self._submit_now()
+        sock.close()
+
+    # --- operations ----------------------------------------------------------------------
+
+    def connect(self, handle: int, address: tuple[str, int], token: int) -> None:
+        st = self._sock(handle)
+        if st.wr >= 0:
+            raise _busy(handle, "write", st.wr)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        sa = self._sockaddr(st.family, address)
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        # CONNECT: addr = sockaddr pointer, off = its length.
+        self._pack(self._sqes, (tail & self._sq_mask) << abi.SQE_SHIFT, abi.IORING_OP_CONNECT,
+                   0, 0, handle, sa[3], sa[2], 0, 0, token)
+        self._sq_tail = tail + 1
+        st.wr = token
+        self._ops[token] = (st, _K_CONNECT, sa)
+
+    def accept(self, listen_handle: int, token: int) -> None:
+        st = self._sock(listen_handle)
+        if st.rd >= 0:
+            raise _busy(listen_handle, "read", st.rd)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        # ACCEPT: addr/addr2 (peer address out-pointers) NULL, accept_flags in op_flags.
+        self._pack(self._sqes, (tail & self._sq_mask) << abi.SQE_SHIFT, abi.IORING_OP_ACCEPT,
+                   0, 0, listen_handle, 0, 0, 0, _ACCEPT_FLAGS, token)
+        self._sq_tail = tail + 1
+        st.rd = token
+        self._ops[token] = (st, _K_ACCEPT, None)
+
+    def send(self, handle: int, data: Buffer, token: int) -> None:
+        try:
+            st = self._conns[handle]
+        except KeyError:
+            raise _unknown(handle) from None
+        if st.wr >= 0:
+            raise _busy(handle, "write", st.wr)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        buf = self._bufs.get(id(data))
+        if buf is None:
+            buf = self._pin(data)
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        self._pack(self._sqes, (tail & self._sq_mask) << 6, 26,  # IORING_OP_SEND
+                   0, 0, handle, 0, buf[2], buf[3], _MSG_NOSIGNAL, token)
+        self._sq_tail = tail + 1
+        st.wr = token
+        self._ops[token] = (st, _K_SEND, data)
+
+    def recv(self, handle: int, buf: Buffer, token: int) -> None:
+        try:
+            st = self._conns[handle]
+        except KeyError:
+            raise _unknown(handle) from None
+        if st.rd >= 0:
+            raise _busy(handle, "read", st.rd)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        pinned = self._bufs.get(id(buf))
+        if pinned is None:
+            pinned = self._pin(buf)
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        self._pack(self._sqes, (tail & self._sq_mask) << 6, 27,  # IORING_OP_RECV
+                   0, 0, handle, 0, pinned[2], pinned[3], 0, token)
+        self._sq_tail = tail + 1
+        st.rd = token
+        self._ops[token] = (st, _K_RECV, buf)
+
+    def recv_zero(self, handle: int, token: int) -> None:
+        try:
+            st = self._conns[handle]
+        except KeyError:
+            raise _unknown(handle) from None
+        if st.rd >= 0:
+            raise _busy(handle, "read", st.rd)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        # POLL_ADD (one-shot: len 0), poll32_events in op_flags. See the module docstring.
+        self._pack(self._sqes, (tail & self._sq_mask) << 6, 6,  # IORING_OP_POLL_ADD
+                   0, 0, handle, 0, 0, 0, _POLL_EVENTS, token)
+        self._sq_tail = tail + 1
+        st.rd = token
+        self._ops[token] = (st, _K_POLL, None)
+
+    def cancel(self, handle: int, token: int) -> None:
+        st = self._sock(handle)
+        op = self._ops.get(token)
+        if op is None or op[0] is not st:
+            return  # already completed (maybe not yet reaped): nothing to cancel
+        # Matches by user_data; if the request finished first the cancel gets -ENOENT and
+        # the caller still sees exactly one completion for the token.
+        self._push(abi.IORING_OP_ASYNC_CANCEL, -1, token, 0, _UD_CANCEL_TOKEN)
+
+    # --- immediate -----------------------------------------------------------------------
+
+    def recv_now(self, handle: int, buf: Buffer) -> int:
+        try:
+            sock = self._conns[handle].sock
+        except KeyError:
+            raise _unknown(handle) from None
+        try:
+            return sock.recv_into(buf)
+        except BlockingIOError:
+            return -errno.EAGAIN
+        except OSError as exc:
+            return -(exc.errno or errno.EIO)
+
+    def wait(
+        self, timeout_s: float | None, max_completions: int = DEFAULT_MAX_COMPLETIONS
+    ) -> list[Completion]:
+        if max_completions < 1:
+            raise ValueError(f"max_completions must be >= 1, not {max_completions}")
+        self._live()
+        tail = self._sq_tail
+        to_submit = (tail - self._sq_khead[0]) & _MASK32
+        if to_submit or self._cq_ktail[0] == self._cq_head:
+            if to_submit:
+                self._sq_ktail[0] = tail & _MASK32
+            self._enter_and_wait(to_submit, timeout_s)
+        return self._reap(max_completions)
+
+    def error_kind(self, code: int) -> ErrorKind:
+        return posix_error_kind(code)
+
+    def would_block(self, code: int) -> bool:
+        return code in (errno.EAGAIN, errno.EWOULDBLOCK)
+
+    def pending(self) -> int:
+        return len(self._ops)
+
+    def shutdown(self) -> None:
+        maps = self._maps
+        if maps is None:
+            return
+        try:
+            if self._ops:
+                # Cancel everything and reap it, so the kernel is done with every buffer
+                # before the references to them are dropped.
+                self._push(abi.IORING_OP_ASYNC_CANCEL, -1, 0, abi.IORING_ASYNC_CANCEL_ANY,
+                           _UD_CANCEL_ANY)
+                deadline = time.monotonic() + _SHUTDOWN_DRAIN_S
+                while self._ops and time.monotonic() < deadline:
+                    self.wait(0.05, self._cq_entries)
+        finally:
+            for st in self._conns.values():
+                st.sock.close()
+            self._conns.clear()
+            self._finalizer()  # unmaps, closes the ring fd, leaks still-pending buffers
+            self._maps = None
+            self._ops = {}  # not clear(): the finalizer may have kept the old one leaked
+            self._bufs.clear()
+            self._addrs.clear()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _live(self) -> None:
+        if self._maps is None:
+            raise RuntimeError("the io_uring backend has been shut down")
+
+    def _sock(self, handle: int) -> _Sock:
+        try:
+            return self._conns[handle]
+        except KeyError:
+            raise _unknown(handle) from None
+
+    def _pin(self, buf: Buffer) -> tuple[Buffer, object, int, int]:
+        """Find (once per buffer object) the address of a writable buffer."""
+        self._live()
+        nbytes = buf.nbytes if isinstance(buf, memoryview) else len(buf)
+        try:
+            export = (ctypes.c_char * nbytes).from_buffer(buf)
+        except TypeError as exc:
+            raise TypeError(f"engine buffers must be writable and contiguous: {exc}") from None
+        if len(self._bufs) >= _BUF_CACHE_MAX:
+            self._bufs.clear()  # pending operations keep their own buffers alive
+        entry = (buf, export, ctypes.addressof(export), nbytes)
+        self._bufs[id(buf)] = entry
+        return entry
+
+    def _sockaddr(self, family: int, address: tuple[Any, ...]
+                  ) -> tuple[bytearray, object, int, int]:
+        """Packed sockaddr for ``address``, cached per destination and kept alive."""
+        key = (family, address)
+        entry = self._addrs.get(key)
+        if entry is None:
+            raw = bytearray(_pack_sockaddr(family, address))
+            export = (ctypes.c_char * len(raw)).from_buffer(raw)
+            entry = (raw, export, ctypes.addressof(export), len(raw))
+            if len(self._addrs) >= _ADDR_CACHE_MAX:
+                self._addrs.clear()  # pending connects keep their own sockaddr alive
+            self._addrs[key] = entry
+        return entry
+
+    def _push(self, opcode: int, fd: int, addr: int, op_flags: int, user_data: int) -> None:
+        """Queue an SQE outside the hot path (cancels)."""
+        self._live()
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        self._pack(self._sqes, (tail & self._sq_mask) << abi.SQE_SHIFT, opcode,
+                   0, 0, fd, 0, addr, 0, op_flags, user_data)
+        self._sq_tail = tail + 1
+
+    def _submit_now(self) -> int:
+        """Submit everything queued without waiting; return SQEs still unsubmitted."""
+        tail = self._sq_tail
+        to_submit = (tail - self._sq_khead[0]) & _MASK32
+        if to_submit:
+            self._sq_ktail[0] = tail & _MASK32
+            ret = self._enter(abi.NR_IO_URING_ENTER, self._ring_fd, to_submit, 0, 0, 0, 0)
+            if ret < 0:
+                self._check_enter_error(-ctypes.get_errno())
+            to_submit = (tail - self._sq_khead[0]) & _MASK32
+        self._sq_limit = tail - to_submit + self._sq_entries
+        return to_submit
+
+    def _make_room(self) -> int:
+        """The SQ ring is full: submit early (no wait) and return the tail to write at."""
+        for _ in range(100):
+            self._submit_now()
+            if self._sq_tail < self._sq_limit:
+                return self._sq_tail
+            time.sleep(0.001)  # kernel short of memory (EAGAIN/EBUSY): give it a moment
+        raise RuntimeError("io_uring submission queue stays full: the kernel takes no SQEs")
+
+    def _enter_and_wait(self, to_submit: int, timeout_s: float | None) -> None:
+        """The one ``io_uring_enter`` of a ``wait``: submit, then wait for one completion."""
+        enter = self._enter
+        fd = self._ring_fd
+        deadline = None
+        while True:
+            if timeout_s is None:
+                ret = enter(426, fd, to_submit, 1, abi.IORING_ENTER_GETEVENTS, 0, 0)
+            elif timeout_s <= 0 or self._cq_ktail[0] != self._cq_head:
+                # Poll: GETEVENTS with min_complete 0 still runs pending completion work.
+                ret = enter(426, fd, to_submit, 0, abi.IORING_ENTER_GETEVENTS, 0, 0)
+            else:
+                if deadline is None:
+                    deadline = time.monotonic() + timeout_s
+                sec, frac = divmod(timeout_s, 1.0)
+                self._ts.tv_sec = int(sec)
+                self._ts.tv_nsec = int(frac * 1e9)
+                ret = enter(426, fd, to_submit, 1,
+                            abi.IORING_ENTER_GETEVENTS | abi.IORING_ENTER_EXT_ARG,
+                            self._ext_arg_addr, self._ext_arg_size)
+            if ret >= 0:
+                break
+            code = ctypes.get_errno()
+            if code == errno.EINTR and self._cq_ktail[0] == self._cq_head:
+                # A signal: Python runs its handler between our bytecodes (KeyboardInterrupt
+                # propagates from here); otherwise keep waiting for what is left.
+                to_submit = (self._sq_tail - self._sq_khead[0]) & _MASK32
+                if timeout_s is not None and deadline is not None:
+                    timeout_s = deadline - time.monotonic()
+                    if timeout_s <= 0:
+                        break
+                continue
+            self._check_enter_error(code)
+            break
+        unsubmitted = (self._sq_tail - self._sq_khead[0]) & _MASK32
+        self._sq_limit = self._sq_tail - unsubmitted + self._sq_entries
+
+    @staticmethod
+    def _check_enter_error(code: int) -> None:
+        # ETIME: the timeout passed. EINTR: a signal. EAGAIN/EBUSY: the kernel is short of
+        # request memory or flushing CQ overflow; what is queued goes in on the next call.
+        if code in (errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY):
+            return
+        raise OSError(code, f"io_uring_enter: {os.strerror(code)}")
+
+    def _reap(self, max_completions: int) -> list[Completion]:
+        head = self._cq_head
+        n = (self._cq_ktail[0] - head) & _MASK32  # tail loaded before any CQE is read
+        if not n:
+            return []
+        if n > max_completions:
+            n = max_completions
+        start = head & self._cq_mask
+        end = start + n
+        cqes = self._cqes
+        it: Iterator[tuple[int, int, int]]
+        if end <= self._cq_entries:
+            it = self._iter_cqes(cqes[start << 4:end << 4])  # 16-byte CQEs
+        else:
+            it = itertools.chain(self._iter_cqes(cqes[start << 4:]),
+                                 self._iter_cqes(cqes[:(end - self._cq_entries) << 4]))
+        out: list[Completion] = []
+        append = out.append
+        pop = self._ops.pop
+        for user_data, res, _cqe_flags in it:
+            op = pop(user_data, None)
+            if op is None:
+                continue  # one of our own cancel requests (user_data bit 63)
+            st, kind, _keep = op
+            if kind == _K_RECV:
+                st.rd = -1
+                append((user_data, res, 0))
+            elif kind == _K_SEND:
+                st.wr = -1
+                append((user_data, res, 0))
+            elif kind == _K_POLL:
+                st.rd = -1
+                if res >= 0:  # res is the revents mask
+                    append((user_data, 0,
+                            _FLAGS_HANGUP if res & _HANGUP_EVENTS else FLAG_READABLE))
+                else:
+                    append((user_data, res, 0))
+            elif kind == _K_CONNECT:
+                st.wr = -1
+                append((user_data, res, 0))
+            else:  # _K_ACCEPT: res is the new fd
+                st.rd = -1
+                if res >= 0:
+                    res = self._adopt_accepted(res)
+                append((user_data, res, 0))
+        # Store the head only after every CQE in the batch has been read (TSO keeps the
+        # loads above before this store), handing those slots back to the kernel.
+        head = (head + n) & _MASK32
+        self._cq_head = head
+        self._cq_khead[0] = head
+        return out
+
+    def _adopt_accepted(self, fd: int) -> int:
+        try:
+            sock = socket.socket(fileno=fd)
+            sock.setblocking(False)  # the fd is O_NONBLOCK already; tell the object too
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            os.close(fd)
+            return -(exc.errno or errno.EIO)
+        return self._adopt(sock)
+
+
+def _family_of(host: str, port: int) -> int:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return int(info[0][0])
+
+
+def _pack_sockaddr(family: int, address: tuple[Any, ...]) -> bytes:
+    """``sockaddr_in`` (16 bytes) or ``sockaddr_in6`` (28 bytes) for a connect SQE."""
+    host, port = str(address[0]), int(address[1])
+    try:
+        ip = socket.inet_pton(family, host)
+    except OSError:
+        info = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        ip = socket.inet_pton(family, str(info[0][4][0]))
+    if family == socket.AF_INET:
+        # sa_family (host order), sin_port (network order), sin_addr, 8 bytes sin_zero.
+        return struct.pack("=H", family) + struct.pack("!H", port) + ip + bytes(8)
+    if family == socket.AF_INET6:
+        flowinfo = int(address[2]) if len(address) > 2 else 0
+        scope_id = int(address[3]) if len(address) > 3 else 0
+        return (struct.pack("=H", family) + struct.pack("!HI", port, flowinfo) + ip
+                + struct.pack("=I", scope_id))
+    raise ValueError(f"unsupported address family {family}")

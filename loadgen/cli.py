@@ -28,7 +28,7 @@ serve_app = typer.Typer(help="Run a built-in target server.", no_args_is_help=Tr
 app.add_typer(serve_app, name="serve")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # messages stay one line: greppable, copyable
 
 #: Exit codes: k6's convention for thresholds (99) so CI scripts carry over.
 EXIT_RUNTIME_FAILURE = 1

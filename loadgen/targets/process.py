@@ -31,7 +31,7 @@ def builtin_target(
 ) -> Iterator[tuple[str, int]]:
     """Start ``loadgen serve NAME`` and yield its (host, port); stop it on exit."""
     command = [sys.executable, "-m", "loadgen", "serve", name, "--host", host, "--port", "0"]
-    command += ["--backend", backend]
+    command += ["--backend", backend, "--stop-on-stdin-eof"]
     process = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,  # the server stops when this pipe closes (works on Windows too)

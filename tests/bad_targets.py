@@ -1,0 +1,76 @@
+"""Misbehaving TCP servers for tests: each runs in a thread on a loopback port.
+
+They are real servers on real sockets; each misbehaves in one way a target can.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+BEHAVIOURS = ("corrupt", "close", "reset", "silent")
+
+
+def _serve(server: socket.socket, behaviour: str, stop: threading.Event) -> None:
+    selector = selectors.DefaultSelector()
+    selector.register(server, selectors.EVENT_READ)
+    held: list[socket.socket] = []
+    while not stop.is_set():
+        for key, _ in selector.select(0.05):
+            if key.fileobj is server:
+                conn, _ = server.accept()
+                conn.setblocking(False)
+                held.append(conn)
+                selector.register(conn, selectors.EVENT_READ)
+                continue
+            conn = key.fileobj  # type: ignore[assignment]
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                selector.unregister(conn)
+                conn.close()
+            elif behaviour == "corrupt":
+                echo = bytearray(data)
+                echo[-1] ^= 0xFF
+                conn.sendall(echo)
+            elif behaviour in ("close", "reset"):
+                if behaviour == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                selector.unregister(conn)
+                conn.close()
+            # "silent": read and never answer
+    for conn in held:
+        conn.close()
+    selector.close()
+
+
+@contextmanager
+def bad_target(behaviour: str) -> Iterator[tuple[str, int]]:
+    """A server on 127.0.0.1 that misbehaves as named in ``BEHAVIOURS``."""
+    assert behaviour in BEHAVIOURS
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(128)
+    stop = threading.Event()
+    thread = threading.Thread(target=_serve, args=(server, behaviour, stop), daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def free_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port: int = probe.getsockname()[1]
+    probe.close()
+    return port

@@ -1,0 +1,76 @@
+"""End-to-end runs through ``runner.run`` on every backend, against real servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadgen.result import RunResult
+from loadgen.runner import run
+from loadgen.scenario import Scenario, parse_scenario
+
+from .bad_targets import bad_target, free_port
+from .engine.conftest import AVAILABLE
+
+
+def _scenario(target: str = "builtin:echo", **fields: object) -> Scenario:
+    settings = {"connections": 20, "duration": "1s", "message_size": "64B", **fields}
+    text = f"name: e2e\ntarget: {target}\n" + "".join(f"{k}: {v}\n" for k, v in settings.items())
+    return parse_scenario(text)
+
+
+def _check_consistent(result: RunResult) -> None:
+    summary = result.summary
+    assert result.histogram("latency").total_count == summary.requests
+    assert sum(interval.requests for interval in result.intervals) == summary.requests
+    merged_errors: dict[str, int] = {}
+    for interval in result.intervals:
+        for kind, count in interval.errors.items():
+            merged_errors[kind] = merged_errors.get(kind, 0) + count
+    assert merged_errors == summary.errors
+    assert RunResult.from_dict(result.to_dict()) == result
+
+
+@pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_echo_run_on_every_backend(backend: str, recv_mode: str) -> None:
+    result = run(_scenario(receive=recv_mode, message_size="1KiB"), backend=backend)
+    summary = result.summary
+    assert result.environment.backend == backend
+    assert result.environment.recv_mode == recv_mode
+    assert not result.partial and result.stop_reason == "completed"
+    assert summary.errors == {}
+    assert summary.requests > 100
+    assert summary.connects == 20 and summary.connections == 20
+    assert summary.bytes_received == summary.requests * 1024
+    # Sends are counted when reaped: each connection may be one message ahead either way.
+    assert abs(summary.bytes_sent - summary.bytes_received) <= 20 * 1024
+    latency = summary.latency_us
+    assert latency.min is not None and latency.max is not None and latency.p50 is not None
+    assert 0 < latency.min <= latency.p50 <= latency.max
+    assert summary.connect_latency_us.count == 20
+    _check_consistent(result)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "kind"),
+    [("corrupt", "verify"), ("close", "eof"), ("reset", "reset"), ("silent", "timeout")],
+)
+def test_misbehaving_target_is_a_result(behaviour: str, kind: str) -> None:
+    with bad_target(behaviour) as (host, port):
+        scenario = _scenario(f"{host}:{port}", connections=5, timeouts="{request: 200ms}")
+        result = run(scenario, backend="auto")
+    summary = result.summary
+    assert summary.requests == 0
+    assert summary.errors.get(kind, 0) > 0, summary.errors
+    assert set(summary.errors) == {kind}
+    assert result.stop_reason == "completed"
+    _check_consistent(result)
+
+
+def test_refused_target_counts_refused_and_backs_off() -> None:
+    result = run(_scenario(f"127.0.0.1:{free_port()}", connections=5), backend="auto")
+    refused = result.summary.errors.get("refused", 0)
+    assert refused > 0 and set(result.summary.errors) == {"refused"}
+    # Backoff doubles from 10 ms toward 1 s: far fewer than a hot retry loop would make.
+    assert refused < 5 * 20
+    assert result.summary.connect_latency_us.count == 0

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from loadgen.scenario import ScenarioError, load_scenario, parse_scenario
+
+SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
+
+BASE = """\
+name: t
+target: builtin:echo
+connections: 10
+duration: 2s
+"""
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])
+def test_every_example_scenario_is_valid(path: Path) -> None:
+    load_scenario(path)
+
+
+def test_quickstart_resolves_units() -> None:
+    quickstart = load_scenario(Path(__file__).parent.parent / "scenarios" / "quickstart.yaml")
+    assert quickstart.connections == 100
+    assert quickstart.duration == 5.0
+    assert quickstart.message_size == 64
+    assert quickstart.receive == "buffered"
+    assert quickstart.builtin_target == "echo"
+
+
+def _error(text: str, overrides: tuple[str, ...] = ()) -> str:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml", overrides)
+    return str(caught.value)
+
+
+def test_typo_names_file_line_field_and_suggests() -> None:
+    message = _error(BASE + "mesage_size: 64B\n")
+    assert message == "s.yaml:5: mesage_size: unknown key; did you mean 'message_size'?"
+
+
+def test_nested_typo() -> None:
+    message = _error(BASE + "timeouts:\n  connect: 1s\n  requst: 2s\n")
+    assert message == "s.yaml:7: timeouts.requst: unknown key; did you mean 'request'?"
+
+
+def test_bad_unit_names_line_and_expected_units() -> None:
+    message = _error(BASE.replace("2s", "2 fortnights"))
+    assert message.startswith("s.yaml:4: duration: expected a duration such as 10s")
+
+
+def test_missing_field() -> None:
+    assert "connections: required field is missing" in _error(BASE.replace("connections: 10\n", ""))
+
+
+def test_bad_target() -> None:
+    assert _error(BASE.replace("builtin:echo", "builtin:nope")).startswith(
+        "s.yaml:2: target: unknown built-in target 'nope'"
+    )
+    assert "expected HOST:PORT" in _error(BASE.replace("builtin:echo", "localhost"))
+
+
+def test_overrides_apply_and_are_named_in_errors() -> None:
+    scenario = parse_scenario(BASE, "s.yaml", ["connections=1000", "timeouts.request=250ms"])
+    assert scenario.connections == 1000
+    assert scenario.timeouts.request == 0.25
+    assert _error(BASE, ("receive=sometimes",)).startswith("--set receive: receive: Input should")
+
+
+def test_not_yaml() -> None:
+    assert _error("name: [unclosed\n").startswith("s.yaml:2: not valid YAML")
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(tmp_path / "missing.yaml")

@@ -79,9 +79,11 @@ class EchoCodec:
         return self.size - self._got
 
 
+_BYTE_CYCLE = bytes(range(256))
+
+
 def _pattern(base: int, size: int) -> bytes:
     """Bytes HEADER_BYTES..size-1 of the message: byte i is (base + i) & 0xFF."""
-    cycle = bytes((base + i) & 0xFF for i in range(256))
-    offset = HEADER_BYTES & 0xFF
-    body = (cycle[offset:] + cycle[:offset]) * (size // 256 + 1)
-    return body[: size - HEADER_BYTES]
+    start = (base + HEADER_BYTES) & 0xFF
+    cycle = _BYTE_CYCLE[start:] + _BYTE_CYCLE[:start]
+    return (cycle * (size // 256 + 1))[: size - HEADER_BYTES]

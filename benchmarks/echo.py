@@ -1,0 +1,226 @@
+"""Echo round-trip benchmark: loadgen's engines against plain Python clients, in one go.
+
+Every client does the same work against the same server: 1,000 connections, 64-byte
+messages, one message in flight per connection, one client process, for a fixed time
+(connecting included). The server is a small C epoll program (benchmarks/echo_server.c,
+built here with the system C compiler) so the client, not the server, is the limit; if no
+compiler is present, loadgen's own echo target on epoll stands in and the figures say so.
+
+Clients, each in a fresh process, in a shuffled order per round:
+
+* ``loadgen-io_uring``, ``loadgen-epoll``: loadgen's closed-loop client (with its latency
+  recording and data verification) on that backend;
+* ``asyncio``: a plain ``asyncio.Protocol`` client;
+* ``raw-epoll``: a hand-written ``select.epoll`` loop (recv, then send; nothing recorded).
+
+Prints round trips/s per client as the median of the rounds (with min-max), and the ratios
+loadgen/asyncio and loadgen/raw-epoll. Machines here are shared and noisy: compare ratios.
+
+    python benchmarks/echo.py [--rounds 5] [--seconds 3] [--connections 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MESSAGE = b"m" * 64
+CLIENTS = ("loadgen-io_uring", "loadgen-epoll", "asyncio", "raw-epoll")
+
+
+# --- the clients (each runs in its own process: `echo.py --client NAME`) -----------------
+
+
+def _connect_all(address: tuple[str, int], count: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        socks.append(sock)
+    return socks
+
+
+def client_raw_epoll(address: tuple[str, int], count: int, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    socks = _connect_all(address, count)
+    by_fd = {sock.fileno(): sock for sock in socks}
+    pending = dict.fromkeys(by_fd, len(MESSAGE))
+    epoll = select.epoll()
+    for fd in by_fd:
+        epoll.register(fd, select.EPOLLIN)
+    for sock in socks:
+        sock.send(MESSAGE)
+    trips = 0
+    while time.monotonic() < deadline:
+        for fd, _ in epoll.poll(0.1, 512):
+            sock = by_fd[fd]
+            left = pending[fd] - len(sock.recv(65536))
+            if left <= 0:
+                trips += 1
+                left = len(MESSAGE)
+                sock.send(MESSAGE)
+            pending[fd] = left
+    return trips
+
+
+def client_asyncio(address: tuple[str, int], count: int, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    trips = 0
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+            self.left = len(MESSAGE)
+            self.transport.write(MESSAGE)
+
+        def data_received(self, data: bytes) -> None:
+            nonlocal trips
+            self.left -= len(data)
+            if self.left <= 0:
+                trips += 1
+                self.left = len(MESSAGE)
+                self.transport.write(MESSAGE)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        connections = await asyncio.gather(
+            *(loop.create_connection(Echo, *address) for _ in range(count))
+        )
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        counted = trips  # what happened after the deadline does not count
+        for transport, _ in connections:
+            transport.close()
+        return counted
+
+    return asyncio.run(main())
+
+
+def client_loadgen(backend: str, address: tuple[str, int], count: int, seconds: float) -> int:
+    from loadgen.client import ClientConfig, ClosedLoopClient
+    from loadgen.engine import select_backend
+    from loadgen.stats.recorder import Recorder
+
+    engine = select_backend(backend)
+    config = ClientConfig(address, count, len(MESSAGE), "buffered", 65536, 5.0, 5.0)
+    start = time.monotonic_ns()
+    recorder = Recorder(start)
+    client = ClosedLoopClient(engine, config, recorder)
+    client.run(start + int(seconds * 1e9))
+    recorder.finish(time.monotonic_ns())
+    client.close_all()
+    engine.shutdown()
+    if recorder.errors:
+        raise SystemExit(f"loadgen-{backend} saw errors: {dict(recorder.errors)}")
+    return recorder.latency.total_count
+
+
+def run_client(name: str, address: tuple[str, int], count: int, seconds: float) -> int:
+    if name == "raw-epoll":
+        return client_raw_epoll(address, count, seconds)
+    if name == "asyncio":
+        return client_asyncio(address, count, seconds)
+    return client_loadgen(name.removeprefix("loadgen-"), address, count, seconds)
+
+
+# --- the orchestration -------------------------------------------------------------------
+
+
+def start_server(workdir: Path) -> tuple[subprocess.Popen[str], tuple[str, int], str]:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler:
+        binary = workdir / "echo_server"
+        subprocess.run(
+            [compiler, "-O2", "-o", str(binary), str(HERE / "echo_server.c")], check=True
+        )
+        command, label = [str(binary), "0"], "C epoll echo server"
+    else:
+        command = [sys.executable, "-m", "loadgen", "serve", "echo", "--backend", "epoll"]
+        label = "loadgen's epoll echo target (no C compiler found)"
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    host, port = server.stdout.readline().strip().removeprefix("listening on ").rsplit(":", 1)
+    return server, (host, int(port)), label
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:  # a child: run one client, print its count
+        host, port = args.address.rsplit(":", 1)
+        trips = run_client(args.client, (host, int(port)), args.connections, args.seconds)
+        print(json.dumps({"trips": trips}))
+        return
+
+    clients = args.clients.split(",")
+    rates: dict[str, list[float]] = {name: [] for name in clients}
+    with tempfile.TemporaryDirectory() as tmp:
+        server, address, label = start_server(Path(tmp))
+        try:
+            print(f"server: {label} on {address[0]}:{address[1]}")
+            print(
+                f"{args.connections} connections, 64 B, 1 in flight each, "
+                f"{args.seconds:g} s per run, {args.rounds} rounds"
+            )
+            for round_number in range(args.rounds):
+                order = random.sample(clients, len(clients))
+                for name in order:
+                    child = subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--client",
+                            name,
+                            "--address",
+                            f"{address[0]}:{address[1]}",
+                            "--connections",
+                            str(args.connections),
+                            "--seconds",
+                            str(args.seconds),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    trips = json.loads(child.stdout.strip().splitlines()[-1])["trips"]
+                    rates[name].append(trips / args.seconds)
+                print(
+                    f"round {round_number + 1}: "
+                    + ", ".join(f"{name} {rates[name][-1]:,.0f}" for name in clients)
+                )
+        finally:
+            server.kill()
+            server.wait()
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    print("\nround trips/s (median, min-max):")
+    for name in clients:
+        print(
+            f"  {name:18} {medians[name]:>10,.0f}   ({min(rates[name]):,.0f}-"
+            f"{max(rates[name]):,.0f})"
+        )
+    print("\nratios of medians:")
+    for ours in (n for n in clients if n.startswith("loadgen-")):
+        for peer in (n for n in clients if not n.startswith("loadgen-")):
+            print(f"  {ours} / {peer}: {medians[ours] / medians[peer]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

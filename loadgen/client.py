@@ -192,7 +192,13 @@ class ClosedLoopClient:
         engine = self.engine
         conns = self._conns
         wait = engine.wait
+        engine_recv = engine.recv
+        engine_send = engine.send
         monotonic_ns = time.monotonic_ns
+        recorder = self.recorder
+        record_latency = recorder.pending_latency.append  # flushed in place: stays valid
+        complete, incomplete = Verdict.COMPLETE, Verdict.INCOMPLETE
+        index_shift = OP_BITS + GENERATION_BITS
         next_tick = monotonic_ns()
         self._tick(next_tick)
         while not self.stop_requested:
@@ -211,18 +217,36 @@ class ClosedLoopClient:
             if not completions:
                 continue
             now = monotonic_ns()
+            sent_bytes = received_bytes = 0
             for token, result, _flags in completions:
-                conn = conns[token >> (OP_BITS + GENERATION_BITS)]
+                conn = conns[token >> index_shift]
                 if (token & ~_OP_MASK) != conn.token_base or conn.handle < 0:
                     continue  # a late completion from a socket already torn down
                 op = token & _OP_MASK
                 if op == OP_RECV:
-                    if result > 0:
+                    # The common case, inline: a whole echo arrived; verify it, record it,
+                    # post the same buffer again and send the next message.
+                    if result > 0 and conn.in_flight:
                         buf = conn.recv_buf
                         assert buf is not None
-                        # Read the echo out of the buffer, then post the same buffer again.
-                        if self._received(conn, buf, result, now):
-                            engine.recv(conn.handle, buf, token)
+                        verdict = conn.codec.receive(buf, result)
+                        received_bytes += result
+                        if verdict is complete:
+                            record_latency(now - conn.sent_ns)
+                            engine_recv(conn.handle, buf, token)
+                            if self._sending:
+                                message = conn.codec.next_request()
+                                conn.sent = 0
+                                conn.sent_ns = monotonic_ns()
+                                engine_send(conn.handle, message, token - OP_RECV + OP_SEND)
+                            else:
+                                conn.in_flight = False
+                        elif verdict is incomplete:
+                            engine_recv(conn.handle, buf, token)
+                        else:
+                            self._fail(conn, ErrorKind.VERIFY.value, now)
+                    elif result > 0:
+                        self._fail(conn, ErrorKind.VERIFY.value, now)  # bytes nobody asked for
                     elif result == 0:
                         self._fail(conn, ErrorKind.EOF.value, now)
                     else:
@@ -231,11 +255,11 @@ class ClosedLoopClient:
                     if result < 0:
                         self._error(conn, result, now)
                         continue
-                    self.recorder.bytes_sent += result
+                    sent_bytes += result
                     conn.sent += result
                     message = conn.codec.message
                     if conn.sent < len(message):  # partial send: hand over the rest
-                        engine.send(conn.handle, memoryview(message)[conn.sent :], token)
+                        engine_send(conn.handle, memoryview(message)[conn.sent :], token)
                 elif op == OP_RECV_ZERO:
                     if result < 0:
                         self._error(conn, result, now)
@@ -243,6 +267,8 @@ class ClosedLoopClient:
                         engine.recv_zero(conn.handle, token)
                 else:  # OP_CONNECT
                     self._connected(conn, result, now)
+            recorder.bytes_sent += sent_bytes
+            recorder.bytes_received += received_bytes
         self.recorder.flush()
 
     def _connected(self, conn: _Conn, result: int, now_ns: int) -> None:

@@ -34,7 +34,7 @@ class Verdict(IntEnum):
 class EchoCodec:
     """Builds one connection's messages and checks their echoes."""
 
-    __slots__ = ("_expected", "_got", "_received", "connection_id", "message", "sequence", "size")
+    __slots__ = ("_got", "_received", "connection_id", "message", "sequence", "size")
 
     def __init__(self, connection_id: int, size: int) -> None:
         if size < HEADER_BYTES:
@@ -46,15 +46,17 @@ class EchoCodec:
         HEADER.pack_into(self.message, 0, 0, connection_id & 0xFFFFFFFF, size)
         base = (connection_id * 31) & 0xFF
         self.message[HEADER_BYTES:] = _pattern(base, size)
-        self._expected = bytearray(self.message)
         self._received = bytearray(size)
         self._got = 0
 
     def next_request(self) -> bytearray:
-        """The next message to send (the same buffer each time: keep it until sent)."""
+        """The next message to send (the same buffer each time: keep it until sent).
+
+        The buffer doubles as the expected echo; it is rewritten only here, after the
+        previous echo was complete (so the kernel has finished sending it).
+        """
         self.sequence += 1
         _SEQUENCE.pack_into(self.message, 0, self.sequence)
-        self._expected[:] = self.message
         self._got = 0
         return self.message
 
@@ -62,16 +64,16 @@ class EchoCodec:
         """Feed the first ``n`` bytes of ``data``, received after the last request."""
         got = self._got
         if got == 0 and n == self.size:  # the common case: the whole echo in one read
-            return Verdict.COMPLETE if data[:n] == self._expected else Verdict.MISMATCH
+            return Verdict.COMPLETE if data[:n] == self.message else Verdict.MISMATCH
         end = got + n
         if end > self.size:
             return Verdict.MISMATCH  # more bytes than we sent
         self._received[got:end] = data[:n]
         self._got = end
         if end < self.size:
-            same = self._received[got:end] == self._expected[got:end]
+            same = self._received[got:end] == self.message[got:end]
             return Verdict.INCOMPLETE if same else Verdict.MISMATCH
-        return Verdict.COMPLETE if self._received == self._expected else Verdict.MISMATCH
+        return Verdict.COMPLETE if self._received == self.message else Verdict.MISMATCH
 
     @property
     def pending_bytes(self) -> int:

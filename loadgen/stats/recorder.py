@@ -41,13 +41,14 @@ class Recorder:
 
     def flush(self) -> None:
         """Move buffered values into the histograms."""
+        # Cleared in place: the hot loop holds bound ``append`` methods of these arrays.
         if self.pending_latency:
             self._interval.record_many(self.pending_latency)
-            self.pending_latency = array("q")
+            del self.pending_latency[:]
         if self.pending_connect:
             self.connect_latency.record_many(self.pending_connect)
             self.connects += len(self.pending_connect)
-            self.pending_connect = array("q")
+            del self.pending_connect[:]
 
     def tick(self, now_ns: int) -> None:
         """Flush, and close every interval that has ended by ``now_ns``."""

@@ -318,6 +318,8 @@ SystemPoolTagInformation: Final = 22
 STATUS_SUCCESS: Final = 0
 STATUS_INFO_LENGTH_MISMATCH: Final = -0x3FFFFFFC  # 0xC0000004 as a signed NTSTATUS
 STATUS_NOT_IMPLEMENTED: Final = -0x3FFFFFFE  # 0xC0000002
+STATUS_INVALID_INFO_CLASS: Final = -0x3FFFFFFD  # 0xC0000003 (Wine answers class 22 so)
+STATUS_ACCESS_DENIED: Final = -0x3FFFFFDE  # 0xC0000022
 
 MAKEWORD_2_2: Final = 0x0202  # Winsock 2.2, the version every Windows since 98 provides
 
@@ -517,6 +519,24 @@ def ws2_32() -> Ws2_32:
 @functools.cache
 def ntdll() -> Ntdll:
     return cast(Ntdll, _bind("ntdll"))
+
+
+@functools.cache
+def wine_version() -> str | None:
+    """Wine's version when this Windows process runs under Wine, else None.
+
+    Wine's ntdll exports ``wine_get_version``; Windows' does not. Results that Wine cannot
+    produce (kernel pool usage) are reported as not measurable when this is set.
+    """
+    if sys.platform == "win32":
+        getter = getattr(ctypes.WinDLL("ntdll"), "wine_get_version", None)
+        if getter is None:
+            return None
+        getter.restype = ctypes.c_char_p
+        getter.argtypes = ()
+        version = getter()
+        return version.decode("ascii", "replace") if version else "unknown"
+    return None
 
 
 def last_error_getter() -> Callable[[], int]:

@@ -109,15 +109,15 @@ def client_asyncio(address: tuple[str, int], count: int, seconds: float) -> int:
 
 
 def client_loadgen(backend: str, address: tuple[str, int], count: int, seconds: float) -> int:
-    from loadgen.client import ClientConfig, ClosedLoopClient
+    from loadgen.client import ClientConfig, LoadClient
     from loadgen.engine import select_backend
     from loadgen.stats.recorder import Recorder
 
     engine = select_backend(backend)
-    config = ClientConfig(address, count, len(MESSAGE), "buffered", 65536, 5.0, 5.0)
+    config = ClientConfig([address], count, len(MESSAGE), "buffered", 65536, 5.0, 5.0)
     start = time.monotonic_ns()
     recorder = Recorder(start)
-    client = ClosedLoopClient(engine, config, recorder)
+    client = LoadClient(engine, config, recorder)
     client.run(start + int(seconds * 1e9))
     recorder.finish(time.monotonic_ns())
     client.close_all()

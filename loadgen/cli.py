@@ -33,6 +33,7 @@ errors = Console(stderr=True, soft_wrap=True)  # messages stay one line: greppab
 #: Exit codes: k6's convention for thresholds (99) so CI scripts carry over.
 EXIT_RUNTIME_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_THRESHOLDS_FAILED = 99
 EXIT_INTERRUPTED = 130
 
 BackendOption = Annotated[
@@ -94,11 +95,13 @@ def run(
     path = result.write(json_path or _default_result_path(scenario.name))
     if not quiet:
         render_summary(result, console)
-    console.print(f"result: {path}", highlight=False)
+    console.print(f"result: {path}", highlight=False, soft_wrap=True)
     if result.stop_reason.startswith("interrupted"):
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.stop_reason.startswith("failed"):
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
+    if not result.thresholds_passed:
+        raise typer.Exit(EXIT_THRESHOLDS_FAILED)
 
 
 @app.command()

@@ -1,10 +1,19 @@
-"""The closed-loop echo client: N connections, each sends a message, waits for its whole
-echo, records the latency, and sends the next, until the run ends.
+"""The load client: a pool of connections driven by one engine, in the closed or open model.
+
+* **Closed model**: each connection sends a message, waits for its whole echo, records the
+  latency, (thinks,) and sends the next, until the run ends. Phases may ramp the number of
+  connections; ``requests_per_connection`` closes and reopens connections (churn).
+* **Open model**: requests are due on a schedule (``schedule.arrival_offsets_ns``) whatever
+  the target does. A due request goes out on a free connection; when none is free it waits
+  for one (counted in ``waited_for_connection``). Each latency is recorded twice, the wrk2
+  way: from the request's *intended* send time (corrected: a stalled target delays every
+  request due during the stall) and from its actual send (raw: service time only).
 
 Hot-loop shape (DESIGN.md section 4): one ``wait()`` per iteration returns a capped batch of
 completions; each is dispatched by its integer token to a preallocated connection; latencies
-go into an ``array('q')`` and are turned into histograms only by the recorder's tick. No
-Python object is created per request except the completion tuple itself.
+go into ``array('q')`` buffers and become histograms only in the recorder's tick. The common
+closed-model path (a whole echo arrived: verify, record, re-post the buffer, send the next)
+is written inline in ``run``.
 
 Token layout: ``((connection_index << GENERATION_BITS) | generation) << OP_BITS | op``. The
 generation changes whenever a connection is torn down and reopened, so a late completion of
@@ -25,12 +34,16 @@ keep failing (so a refused target does not spin the CPU).
 
 from __future__ import annotations
 
+import heapq
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 from loadgen.engine import Backend
 from loadgen.engine.base import ErrorKind
 from loadgen.protocols.echo import EchoCodec, Verdict
+from loadgen.schedule import connections_at
 from loadgen.stats.recorder import Recorder
 
 OP_BITS = 3
@@ -42,8 +55,8 @@ OP_CONNECT, OP_SEND, OP_RECV, OP_RECV_ZERO = 0, 1, 2, 3
 # Connection states.
 _IDLE, _CONNECTING, _OPEN = 0, 1, 2
 
-#: How often timeouts, reconnects and the recorder are looked at. 100 ms keeps the scan of
-#: every connection cheap (10 per second) while timeouts stay accurate to a tenth of a second.
+#: How often timeouts, reconnects, ramps and the recorder are looked at. 100 ms keeps the
+#: scan of every connection cheap (10 per second) with timeouts accurate to a tenth of a second.
 TICK_NS = 100_000_000
 #: Connects in flight at once: more would overflow a 4,096 listen backlog into SYN retries
 #: (a one-second stall that would be reported as the server's connect latency).
@@ -59,13 +72,18 @@ SCRATCH_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class ClientConfig:
-    address: tuple[str, int]
-    connections: int
+    addresses: Sequence[tuple[str, int]]  # connection i goes to addresses[i % len]
+    connections: int  # the pool: the most connections any phase asks for
     message_size: int
     recv_mode: str  # "buffered" | "zero-byte"
     receive_buffer: int
     connect_timeout_s: float
     request_timeout_s: float
+    #: Closed model: (duration_s, connections at start, at end) per phase; empty = constant.
+    connection_phases: Sequence[tuple[float, int, int]] = ()
+    think_time_s: float = 0.0
+    requests_per_connection: int | None = None
+    sources: Sequence[str] = field(default_factory=tuple)  # local addresses, spread like targets
 
 
 class _Conn:
@@ -77,7 +95,9 @@ class _Conn:
         "handle",
         "in_flight",
         "index",
+        "intended_ns",
         "recv_buf",
+        "responses",
         "retry_at_ns",
         "sent",
         "sent_ns",
@@ -97,20 +117,34 @@ class _Conn:
         self.retry_at_ns = 0
         self.connect_started_ns = 0
         self.sent_ns = 0
+        self.intended_ns = 0  # open model: when the schedule wanted this request sent
         self.sent = 0  # bytes of the current message handed to the kernel so far
+        self.responses = 0  # on this socket (for requests_per_connection)
         self.in_flight = False
 
 
-class ClosedLoopClient:
-    """Drives one engine until ``deadline_ns`` or until ``stop_requested`` is set."""
+class LoadClient:
+    """Drives one engine until ``deadline_ns`` or until ``stop_requested`` is set.
 
-    def __init__(self, engine: Backend, config: ClientConfig, recorder: Recorder) -> None:
+    ``arrivals`` (open model) yields intended send times in ns from ``start_ns``; without it
+    the client runs the closed model.
+    """
+
+    def __init__(
+        self,
+        engine: Backend,
+        config: ClientConfig,
+        recorder: Recorder,
+        arrivals: Iterator[int] | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.recorder = recorder
         self.stop_requested = False
         self.loop_iterations = 0
         self.max_loop_lag_ns = 0
+        #: Open model: requests that were due while every connection was busy.
+        self.waited_for_connection = 0
         buffered = config.recv_mode == "buffered"
         self._conns = [
             _Conn(
@@ -124,29 +158,50 @@ class ClosedLoopClient:
         self._scratch = bytearray(SCRATCH_BYTES)
         self._connecting = 0
         self._sending = True
+        self._start_ns = recorder.start_ns
+        self._desired = config.connections
+        self._think_ns = int(config.think_time_s * 1e9)
+        self._timers: list[tuple[int, int, int]] = []  # (due_ns, conn index, token_base)
+        # Open model state.
+        self._arrivals = arrivals
+        self._next_arrival_ns = self._pull_arrival()
+        self._due: deque[int] = deque()  # intended send times waiting for a free connection
+        self._due_counted = 0  # how many of ``_due`` were already counted as waiting
+        self._free: list[_Conn] = []
+        # The inline fast path covers the plain closed loop; everything else goes through
+        # ``_after_response``.
+        self._plain_closed = (
+            arrivals is None and not self._think_ns and config.requests_per_connection is None
+        )
 
     # --- connection life ---------------------------------------------------------------
     def _open(self, conn: _Conn, now_ns: int) -> None:
         conn.generation = (conn.generation + 1) & _GEN_MASK
         conn.token_base = ((conn.index << GENERATION_BITS) | conn.generation) << OP_BITS
-        conn.handle = self.engine.tcp_socket()
+        conn.handle = handle = self.engine.tcp_socket()
         conn.state = _CONNECTING
         conn.connect_started_ns = now_ns
+        conn.responses = 0
         self._connecting += 1
-        self.engine.connect(conn.handle, self.config.address, conn.token_base | OP_CONNECT)
+        config = self.config
+        if config.sources:
+            self.engine.bind(handle, (config.sources[conn.index % len(config.sources)], 0))
+        address = config.addresses[conn.index % len(config.addresses)]
+        self.engine.connect(handle, address, conn.token_base | OP_CONNECT)
+
+    def _close(self, conn: _Conn, *, abort: bool) -> None:
+        if conn.state == _CONNECTING:
+            self._connecting -= 1
+        self.engine.close(conn.handle, abort=abort)
+        conn.handle = -1
+        conn.state = _IDLE
+        conn.in_flight = False
 
     def _fail(self, conn: _Conn, kind: str, now_ns: int) -> None:
         """Count an error, drop the socket (RST: no TIME_WAIT), schedule a reconnect."""
         self.recorder.error(kind)
-        if conn.state == _CONNECTING:
-            self._connecting -= 1
-            conn.failures += 1
-        else:
-            conn.failures = 0
-        self.engine.close(conn.handle, abort=True)
-        conn.handle = -1
-        conn.state = _IDLE
-        conn.in_flight = False
+        conn.failures = conn.failures + 1 if conn.state == _CONNECTING else 0
+        self._close(conn, abort=True)
         backoff = 0
         if conn.failures:
             backoff = min(BACKOFF_MIN_NS << (conn.failures - 1), BACKOFF_MAX_NS)
@@ -155,11 +210,14 @@ class ClosedLoopClient:
     def _error(self, conn: _Conn, result: int, now_ns: int) -> None:
         self._fail(conn, self.engine.error_kind(-result).value, now_ns)
 
-    def _send_next(self, conn: _Conn) -> None:
+    def _send_next(self, conn: _Conn, intended_ns: int = 0) -> None:
         message = conn.codec.next_request()
         conn.sent = 0
         conn.in_flight = True
-        conn.sent_ns = time.monotonic_ns()
+        conn.sent_ns = sent_ns = time.monotonic_ns()
+        if intended_ns:
+            conn.intended_ns = intended_ns
+            self.recorder.pending_schedule_lag.append(sent_ns - intended_ns)
         self.engine.send(conn.handle, message, conn.token_base | OP_SEND)
 
     def _post_receive(self, conn: _Conn) -> None:
@@ -168,6 +226,30 @@ class ClosedLoopClient:
             self.engine.recv(conn.handle, conn.recv_buf, conn.token_base | OP_RECV)
         else:
             self.engine.recv_zero(conn.handle, conn.token_base | OP_RECV_ZERO)
+
+    def _ready(self, conn: _Conn, now_ns: int) -> None:
+        """The connection may send: now (closed), or when a request is due (open)."""
+        if not self._sending:
+            return
+        if conn.index >= self._desired:
+            self._close(conn, abort=False)  # a closed-model ramp down retires it
+        elif self._arrivals is not None:
+            self._free.append(conn)
+        else:
+            self._send_next(conn)
+
+    def _after_response(self, conn: _Conn, now_ns: int) -> None:
+        """A response completed on ``conn``, outside the plain closed loop."""
+        conn.in_flight = False
+        conn.responses += 1
+        rpc = self.config.requests_per_connection
+        if rpc is not None and conn.responses >= rpc and self._sending:
+            self._close(conn, abort=False)  # churn: a fresh connection for the next request
+            self._open(conn, now_ns)
+        elif self._think_ns and self._sending:
+            heapq.heappush(self._timers, (now_ns + self._think_ns, conn.index, conn.token_base))
+        else:
+            self._ready(conn, now_ns)
 
     def _received(self, conn: _Conn, data: bytearray, n: int, now_ns: int) -> bool:
         """Feed echo bytes; False when the connection was failed."""
@@ -181,11 +263,51 @@ class ClosedLoopClient:
         if verdict is Verdict.MISMATCH:
             self._fail(conn, ErrorKind.VERIFY.value, now_ns)
             return False
-        conn.in_flight = False
         self.recorder.pending_latency.append(now_ns - conn.sent_ns)
-        if self._sending:
-            self._send_next(conn)
+        if self._arrivals is not None:
+            self.recorder.pending_corrected.append(now_ns - conn.intended_ns)
+        if self._plain_closed:
+            if conn.index < self._desired and self._sending:
+                self._send_next(conn)
+            else:
+                conn.in_flight = False
+                self._ready(conn, now_ns)
+        else:
+            self._after_response(conn, now_ns)
         return True
+
+    # --- open model --------------------------------------------------------------------
+    def _pull_arrival(self) -> int:
+        """The next intended send time (absolute ns), or a far future when none is left."""
+        if self._arrivals is None:
+            return 1 << 62
+        offset = next(self._arrivals, None)
+        return 1 << 62 if offset is None else self._start_ns + offset
+
+    def _dispatch(self, now_ns: int) -> None:
+        """Send every request that is due on a free connection; the rest wait for one."""
+        due = self._due
+        while self._next_arrival_ns <= now_ns:
+            due.append(self._next_arrival_ns)
+            self._next_arrival_ns = self._pull_arrival()
+        free = self._free
+        sent = 0
+        while due and free:
+            conn = free.pop()
+            if conn.state != _OPEN or conn.in_flight:
+                continue  # failed or retired since it was freed
+            self._send_next(conn, due.popleft())
+            sent += 1
+        # Count each request once when it first has to wait (the oldest leave first).
+        self._due_counted = max(0, self._due_counted - sent)
+        if len(due) > self._due_counted:
+            self.waited_for_connection += len(due) - self._due_counted
+            self._due_counted = len(due)
+
+    @property
+    def unsent(self) -> int:
+        """Open model: requests that were due but never sent before the run ended."""
+        return len(self._due)
 
     # --- the loop ----------------------------------------------------------------------
     def run(self, deadline_ns: int) -> None:
@@ -199,6 +321,9 @@ class ClosedLoopClient:
         record_latency = recorder.pending_latency.append  # flushed in place: stays valid
         complete, incomplete = Verdict.COMPLETE, Verdict.INCOMPLETE
         index_shift = OP_BITS + GENERATION_BITS
+        open_model = self._arrivals is not None
+        plain_closed = self._plain_closed
+        timers = self._timers
         next_tick = monotonic_ns()
         self._tick(next_tick)
         while not self.stop_requested:
@@ -211,8 +336,16 @@ class ClosedLoopClient:
                     self.max_loop_lag_ns = lag
                 self._tick(now)
                 next_tick = now + TICK_NS
-            timeout_s = max(0.0, (min(next_tick, deadline_ns) - now) / 1e9)
-            completions = wait(timeout_s, BATCH)
+            wake_ns = min(next_tick, deadline_ns)
+            if timers:
+                self._fire_timers(now)
+                if timers:
+                    wake_ns = min(wake_ns, timers[0][0])
+            if open_model:
+                self._dispatch(now)
+                if self._free or not self._due:
+                    wake_ns = min(wake_ns, self._next_arrival_ns)
+            completions = wait(max(0.0, (wake_ns - now) / 1e9), BATCH)
             self.loop_iterations += 1
             if not completions:
                 continue
@@ -234,13 +367,15 @@ class ClosedLoopClient:
                         if verdict is complete:
                             record_latency(now - conn.sent_ns)
                             engine_recv(conn.handle, buf, token)
-                            if self._sending:
+                            if plain_closed and conn.index < self._desired and self._sending:
                                 message = conn.codec.next_request()
                                 conn.sent = 0
                                 conn.sent_ns = monotonic_ns()
                                 engine_send(conn.handle, message, token - OP_RECV + OP_SEND)
                             else:
-                                conn.in_flight = False
+                                if open_model:
+                                    recorder.pending_corrected.append(now - conn.intended_ns)
+                                self._after_response(conn, now)
                         elif verdict is incomplete:
                             engine_recv(conn.handle, buf, token)
                         else:
@@ -280,8 +415,7 @@ class ClosedLoopClient:
         conn.state = _OPEN
         self.recorder.pending_connect.append(now_ns - conn.connect_started_ns)
         self._post_receive(conn)
-        if self._sending:
-            self._send_next(conn)
+        self._ready(conn, now_ns)
 
     def _drain(self, conn: _Conn, now_ns: int) -> bool:
         """Read everything waiting after a zero-byte receive; False if the conn failed."""
@@ -292,6 +426,8 @@ class ClosedLoopClient:
             if n > 0:
                 if not self._received(conn, scratch, n, now_ns):
                     return False
+                if conn.handle < 0:
+                    return False  # closed after its response (churn, ramp down)
                 # The echo of a request sent during this drain can arrive within it.
                 now_ns = time.monotonic_ns()
                 continue
@@ -303,11 +439,26 @@ class ClosedLoopClient:
             self._error(conn, n, now_ns)
             return False
 
+    def _fire_timers(self, now_ns: int) -> None:
+        """Think time is over for these connections: let them send again."""
+        timers = self._timers
+        while timers and timers[0][0] <= now_ns:
+            _, index, token_base = heapq.heappop(timers)
+            conn = self._conns[index]
+            if conn.token_base == token_base and conn.state == _OPEN and not conn.in_flight:
+                self._ready(conn, now_ns)
+
     def _tick(self, now_ns: int) -> None:
-        """Timeouts, reconnects, and the recorder's interval bookkeeping."""
+        """Timeouts, reconnects, ramps, and the recorder's interval bookkeeping."""
         self.recorder.tick(now_ns)
-        connect_timeout = int(self.config.connect_timeout_s * 1e9)
-        request_timeout = int(self.config.request_timeout_s * 1e9)
+        config = self.config
+        if config.connection_phases:
+            self._desired = connections_at(
+                config.connection_phases, (now_ns - self._start_ns) / 1e9
+            )
+        connect_timeout = int(config.connect_timeout_s * 1e9)
+        request_timeout = int(config.request_timeout_s * 1e9)
+        desired = self._desired
         for conn in self._conns:
             state = conn.state
             if state == _OPEN:
@@ -318,6 +469,7 @@ class ClosedLoopClient:
                     self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
             elif (
                 self._sending
+                and conn.index < desired
                 and conn.retry_at_ns <= now_ns
                 and self._connecting < MAX_CONNECTS_IN_FLIGHT
             ):
@@ -337,9 +489,7 @@ class ClosedLoopClient:
         self._sending = False
         for conn in self._conns:
             if conn.handle >= 0:
-                self.engine.close(conn.handle)
-                conn.handle = -1
-                conn.state = _IDLE
+                self._close(conn, abort=False)
         deadline = time.monotonic() + grace_s
         while self.engine.pending() and time.monotonic() < deadline:
             self.engine.wait(0.05, BATCH)

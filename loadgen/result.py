@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.stats.histogram import HdrHistogram
+from loadgen.thresholds import ThresholdVerdict
 
 SCHEMA_VERSION = 1
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
@@ -74,6 +75,12 @@ class Summary:
     bytes_sent: int
     bytes_received: int
     in_flight_at_end: int
+    #: Open model only (None in the closed model): latency from intended send times, how
+    #: late requests left, how many had to wait for a free connection, how many never left.
+    latency_corrected_us: LatencySummary | None = None
+    schedule_lag_us: LatencySummary | None = None
+    waited_for_connection: int | None = None
+    unsent: int | None = None
 
     @property
     def error_count(self) -> int:
@@ -92,6 +99,7 @@ class Interval:
     bytes_sent: int
     bytes_received: int
     latency: dict[str, Any]  # HdrHistogram.to_dict() of this interval only
+    latency_corrected: dict[str, Any] | None = None  # open model: from intended send times
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,12 @@ class RunResult:
     stop_reason: str  # "completed", "interrupted (SIGINT)", or "failed: ..."
     histograms: dict[str, dict[str, Any]]
     intervals: list[Interval] = field(default_factory=list)
+    thresholds: list[ThresholdVerdict] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def thresholds_passed(self) -> bool:
+        return all(verdict.passed for verdict in self.thresholds)
 
     def histogram(self, name: str) -> HdrHistogram:
         return HdrHistogram.from_dict(self.histograms[name])
@@ -145,8 +158,9 @@ class RunResult:
                 f"{SCHEMA_VERSION})"
             )
         summary = dict(data["summary"])
-        summary["latency_us"] = LatencySummary(**summary["latency_us"])
-        summary["connect_latency_us"] = LatencySummary(**summary["connect_latency_us"])
+        for key in ("latency_us", "connect_latency_us", "latency_corrected_us", "schedule_lag_us"):
+            if summary.get(key) is not None:
+                summary[key] = LatencySummary(**summary[key])
         return cls(
             scenario=data["scenario"],
             environment=Environment(**data["environment"]),
@@ -157,6 +171,7 @@ class RunResult:
             stop_reason=data["stop_reason"],
             histograms=data["histograms"],
             intervals=[Interval(**item) for item in data.get("intervals", [])],
+            thresholds=[ThresholdVerdict(**item) for item in data.get("thresholds", [])],
         )
 
     @classmethod

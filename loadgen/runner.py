@@ -21,10 +21,12 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from loadgen import __version__
-from loadgen.client import ClientConfig, ClosedLoopClient
+from loadgen.client import ClientConfig, LoadClient
 from loadgen.engine import select_backend
 from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
 from loadgen.scenario import Scenario
+from loadgen.schedule import RatePhase, arrival_offsets_ns
+from loadgen.stats.histogram import HdrHistogram
 from loadgen.stats.recorder import Recorder
 from loadgen.targets.process import builtin_target
 
@@ -51,7 +53,7 @@ def raise_fd_limit(needed: int) -> None:
 
 
 @contextmanager
-def _sigint_stops(client: ClosedLoopClient) -> Iterator[list[str]]:
+def _sigint_stops(client: LoadClient) -> Iterator[list[str]]:
     """While running, the first Ctrl-C asks the loop to stop; the run then ends normally."""
     reasons: list[str] = []
     if threading.current_thread() is not threading.main_thread():
@@ -69,41 +71,79 @@ def _sigint_stops(client: ClosedLoopClient) -> Iterator[list[str]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def client_config(scenario: Scenario, addresses: list[tuple[str, int]]) -> ClientConfig:
+    """What the client needs from a scenario, once the target addresses are known."""
+    plan = scenario.plan
+    connection_phases: list[tuple[float, int, int]] = []
+    pool = plan.connections
+    if plan.model == "closed" and any(p.connections is not None for p in plan.phases):
+        for phase in plan.phases:
+            first, last = phase.connections or (plan.connections, plan.connections)
+            connection_phases.append((phase.duration, first, last))
+        pool = max(max(first, last) for _, first, last in connection_phases)
+    think_times = {p.think_time for p in plan.phases if p.think_time is not None}
+    return ClientConfig(
+        addresses=addresses,
+        connections=pool,
+        message_size=scenario.message_size,
+        recv_mode=scenario.receive,
+        receive_buffer=scenario.receive_buffer,
+        connect_timeout_s=scenario.timeouts.connect,
+        request_timeout_s=scenario.timeouts.request,
+        connection_phases=connection_phases,
+        think_time_s=max(think_times, default=plan.think_time),
+        requests_per_connection=plan.requests_per_connection,
+        sources=scenario.source_addresses(),
+    )
+
+
+def arrival_schedule(scenario: Scenario, seed: int | None = None) -> Iterator[int] | None:
+    """Open model: intended send offsets (ns); closed model: None."""
+    plan = scenario.plan
+    if plan.model != "open":
+        return None
+    phases = []
+    for phase in plan.phases:
+        assert phase.rate is not None  # validated: the open model has a rate in every phase
+        start, end = phase.rate
+        phases.append(RatePhase(phase.duration, start, end, phase.arrivals == "poisson"))
+    return arrival_offsets_ns(phases, seed)
+
+
+def _latency(histogram: HdrHistogram, measured: bool) -> LatencySummary | None:
+    return LatencySummary.from_histogram(histogram) if measured else None
+
+
 def run(
     scenario: Scenario,
     *,
     backend: str = "auto",
     notice: Notice | None = None,
+    seed: int | None = None,
 ) -> RunResult:
     """Run a scenario to its end (or to Ctrl-C) and return its result."""
     engine = select_backend(backend, notice=notice)
     started_at = datetime.now(UTC)
-    raise_fd_limit(scenario.connections + 64)  # 64: stdio, the engine's own fds, the target
+    plan = scenario.plan
+    open_model = plan.model == "open"
     with ExitStack() as stack:
         stack.callback(engine.shutdown)
         builtin = scenario.builtin_target
-        address = (
-            stack.enter_context(builtin_target(builtin, backend=engine.name))
+        addresses = (
+            [stack.enter_context(builtin_target(builtin, backend=engine.name))]
             if builtin is not None
-            else scenario.target_address()
+            else scenario.target_addresses()
         )
-        config = ClientConfig(
-            address=address,
-            connections=scenario.connections,
-            message_size=scenario.message_size,
-            recv_mode=scenario.receive,
-            receive_buffer=scenario.receive_buffer,
-            connect_timeout_s=scenario.timeouts.connect,
-            request_timeout_s=scenario.timeouts.request,
-        )
+        config = client_config(scenario, addresses)
+        raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         start_ns = time.monotonic_ns()
         recorder = Recorder(start_ns)
-        client = ClosedLoopClient(engine, config, recorder)
+        client = LoadClient(engine, config, recorder, arrival_schedule(scenario, seed))
         cpu_start = time.process_time()
         stop_reason = "completed"
         with _sigint_stops(client) as interrupted:
             try:
-                client.run(start_ns + int(scenario.duration * 1e9))
+                client.run(start_ns + int(plan.duration * 1e9))
             except Exception as exc:  # keep what was measured, then report the failure
                 stop_reason = f"failed: {type(exc).__name__}: {exc}"
         end_ns = time.monotonic_ns()
@@ -128,7 +168,18 @@ def run(
         bytes_sent=recorder.bytes_sent,
         bytes_received=recorder.bytes_received,
         in_flight_at_end=in_flight,
+        latency_corrected_us=_latency(recorder.latency_corrected, open_model),
+        schedule_lag_us=_latency(recorder.schedule_lag, open_model),
+        waited_for_connection=client.waited_for_connection if open_model else None,
+        unsent=client.unsent if open_model else None,
     )
+    histograms = {
+        "latency": recorder.latency.to_dict(),
+        "connect_latency": recorder.connect_latency.to_dict(),
+    }
+    if open_model:
+        histograms["latency_corrected"] = recorder.latency_corrected.to_dict()
+        histograms["schedule_lag"] = recorder.schedule_lag.to_dict()
     return RunResult(
         scenario=scenario.to_dict(),
         environment=Environment(
@@ -151,9 +202,7 @@ def run(
         started_at=started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         partial=stop_reason != "completed",
         stop_reason=stop_reason,
-        histograms={
-            "latency": recorder.latency.to_dict(),
-            "connect_latency": recorder.connect_latency.to_dict(),
-        },
+        histograms=histograms,
         intervals=recorder.intervals,
+        thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
     )

@@ -12,15 +12,30 @@ they are checked exactly like the file (their errors name ``--set`` instead of a
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from loadgen.units import parse_count, parse_duration_s, parse_size_bytes
+from loadgen.thresholds import Threshold
+from loadgen.units import (
+    parse_count,
+    parse_duration_s,
+    parse_range,
+    parse_rate_per_s,
+    parse_size_bytes,
+)
 
 DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
 SizeBytes = Annotated[int, BeforeValidator(parse_size_bytes)]
@@ -48,32 +63,142 @@ class Timeouts(_Model):
     request: DurationS = Field(default=5.0, gt=0)
 
 
+RateRange = Annotated[
+    tuple[float, float], BeforeValidator(lambda v: parse_range(v, parse_rate_per_s))
+]
+CountRange = Annotated[tuple[int, int], BeforeValidator(lambda v: parse_range(v, parse_count))]
+ThresholdSpec = Annotated[Threshold, BeforeValidator(Threshold.parse)]
+
+
+class Phase(_Model):
+    """A stretch of the run. Open model: ``rate`` (``1k/s`` or ``1k/s to 20k/s``, a linear
+    ramp). Closed model: ``connections`` (``100`` or ``10 to 1000``, a linear ramp)."""
+
+    duration: DurationS = Field(gt=0)
+    rate: RateRange | None = None
+    arrivals: Literal["constant", "poisson"] = "constant"
+    connections: CountRange | None = None
+    think_time: DurationS | None = None
+
+
+class Load(_Model):
+    model: Literal["open", "closed"] = "closed"
+    connections: Count = Field(ge=1, le=1_000_000)
+    phases: list[Phase] = Field(min_length=1)
+    think_time: DurationS = 0.0
+    requests_per_connection: Count | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _phases_fit_the_model(self) -> Load:
+        for index, phase in enumerate(self.phases):
+            if self.model == "open" and phase.rate is None:
+                raise ValueError(f"phases[{index}]: the open model needs a rate, e.g. 1k/s")
+            if self.model == "closed" and phase.rate is not None:
+                raise ValueError(
+                    f"phases[{index}]: rate belongs to the open model (set load.model: open)"
+                )
+            if self.model == "open" and phase.connections is not None:
+                raise ValueError(
+                    f"phases[{index}]: the open model has one pool of connections "
+                    "(load.connections); phases set the rate"
+                )
+        return self
+
+    @property
+    def duration(self) -> float:
+        return sum(phase.duration for phase in self.phases)
+
+
 class Scenario(_Model):
-    """A validated scenario. Durations are seconds, sizes bytes."""
+    """A validated scenario. Durations are seconds, sizes bytes, rates per second.
+
+    The quickstart shorthand (top-level ``connections`` and ``duration``) is a closed-model
+    run with one phase; ``load`` is always filled in after validation.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
-    target: str
+    target: str | list[str]
     protocol: Literal["echo"] = "echo"
-    connections: Count = Field(ge=1, le=1_000_000)
-    duration: DurationS = Field(gt=0)
+    connections: Count | None = Field(default=None, ge=1, le=1_000_000)
+    duration: DurationS | None = Field(default=None, gt=0)
+    load: Load | None = None
     message_size: SizeBytes = Field(default=64, ge=ECHO_HEADER_BYTES, le=64 * 1024 * 1024)
     receive: Literal["buffered", "zero-byte"] = "buffered"
     receive_buffer: SizeBytes = Field(default=64 * 1024, ge=1, le=64 * 1024 * 1024)
     timeouts: Timeouts = Timeouts()
+    source: str | list[str] | None = None
+    thresholds: list[ThresholdSpec] = []
+
+    @model_validator(mode="after")
+    def _resolve_load(self) -> Scenario:
+        if self.load is None:
+            missing = [f for f in ("connections", "duration") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(
+                    "give either load (model, connections, phases) or the shorthand "
+                    f"connections and duration; missing: {', '.join(missing)}"
+                )
+            assert self.connections is not None and self.duration is not None
+            # Frozen model: the resolved plan is set once, here, during validation.
+            object.__setattr__(
+                self,
+                "load",
+                Load(connections=self.connections, phases=[Phase(duration=self.duration)]),
+            )
+        elif self.connections is not None or self.duration is not None:
+            raise ValueError(
+                "give either load or the shorthand connections/duration, not both "
+                "(use load.connections and load.phases)"
+            )
+        return self
+
+    @property
+    def plan(self) -> Load:
+        """The load plan (resolved from the shorthand when that was used)."""
+        assert self.load is not None
+        return self.load
+
+    @property
+    def targets(self) -> list[str]:
+        return [self.target] if isinstance(self.target, str) else list(self.target)
 
     @property
     def builtin_target(self) -> str | None:
-        """``"echo"`` for ``target: builtin:echo``; ``None`` for a network address."""
-        kind, _, rest = self.target.partition(":")
+        """``"echo"`` for ``target: builtin:echo``; ``None`` for network addresses."""
+        kind, _, rest = self.targets[0].partition(":")
         return rest if kind == "builtin" else None
 
-    def target_address(self) -> tuple[str, int]:
-        """(host, port) of a network target (not for builtin ones)."""
-        return parse_address(self.target)
+    def target_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of each network target (not for builtin ones)."""
+        return [parse_address(target) for target in self.targets]
+
+    def source_addresses(self) -> list[str]:
+        """Local addresses to spread connections over (empty: let the kernel choose)."""
+        if self.source is None:
+            return []
+        items = [self.source] if isinstance(self.source, str) else self.source
+        return [address for item in items for address in expand_address_range(item)]
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        data["thresholds"] = [threshold.expression for threshold in self.thresholds]
+        return data
+
+
+def expand_address_range(text: str) -> list[str]:
+    """``127.0.0.1-127.0.0.8`` → eight addresses; a single address → itself."""
+    first, sep, last = text.partition("-")
+    try:
+        start = ipaddress.ip_address(first.strip())
+        end = ipaddress.ip_address(last.strip()) if sep else start
+    except ValueError:
+        raise ValueError(f"expected an IP address or a range A-B, got {text!r}") from None
+    if start.version != end.version or int(end) < int(start):
+        raise ValueError(f"address range {text!r} is empty or mixes IPv4 and IPv6")
+    if int(end) - int(start) >= 65536:
+        raise ValueError(f"address range {text!r} is larger than 65,536 addresses")
+    return [str(ipaddress.ip_address(n)) for n in range(int(start), int(end) + 1)]
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -86,18 +211,25 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _check_target(scenario: Scenario) -> str | None:
+def _check_target(scenario: Scenario) -> tuple[str, str] | None:
+    """(field, problem) for a target or source that cannot be used, else None."""
     builtin = scenario.builtin_target
     if builtin is not None:
+        if len(scenario.targets) > 1:
+            return "target", "a built-in target cannot be combined with others in a list"
         if builtin not in BUILTIN_TARGETS:
-            return f"unknown built-in target {builtin!r}; built-in targets: " + ", ".join(
-                f"builtin:{name}" for name in BUILTIN_TARGETS
+            return "target", f"unknown built-in target {builtin!r}; built-in targets: " + (
+                ", ".join(f"builtin:{name}" for name in BUILTIN_TARGETS)
             )
-        return None
+    else:
+        try:
+            scenario.target_addresses()
+        except ValueError as exc:
+            return "target", str(exc)
     try:
-        parse_address(scenario.target)
+        scenario.source_addresses()
     except ValueError as exc:
-        return str(exc)
+        return "source", str(exc)
     return None
 
 
@@ -137,24 +269,35 @@ def _format_path(path: Sequence[str | int]) -> str:
     return text
 
 
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation such as ``Load | None`` or ``list[Phase]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        model = _model_in(argument)
+        if model is not None:
+            return model
+    return None
+
+
 def _known_keys(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
-    """Field names of the model a path's parent mapping is validated by."""
+    """Field names of the model that validates the mapping holding ``path[-1]``."""
     current: Any = model
     for part in path[:-1]:
         if isinstance(part, int):
             continue
-        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
-        if field is None:
+        field = current.model_fields.get(part)
+        current = _model_in(field.annotation) if field is not None else None
+        if current is None:
             return []
-        current = field.annotation
-    return list(getattr(current, "model_fields", {}))
+    return list(current.model_fields)
 
 
 def _describe(
     error: Mapping[str, Any], source: str, located: _Located, overridden: set[str]
 ) -> str:
     path = tuple(error["loc"])
-    field = _format_path(path) or "(document)"
+    field = _format_path(path)
     if field in overridden:
         where = f"--set {field}"
     else:
@@ -176,7 +319,7 @@ def _describe(
         message = str(error["msg"]).removeprefix("Value error, ")
         if "input" in error and kind != "value_error":
             message += f" (got {error['input']!r})"
-    return f"{where}: {field}: {message}"
+    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
 
 
 def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> set[str]:
@@ -224,10 +367,11 @@ def parse_scenario(
         raise ScenarioError(
             [_describe(e, source, located, overridden) for e in exc.errors()]
         ) from None
-    target_problem = _check_target(scenario)
-    if target_problem:
-        line = f":{lines[('target',)]}" if ("target",) in lines else ""
-        raise ScenarioError([f"{source}{line}: target: {target_problem}"])
+    problem = _check_target(scenario)
+    if problem:
+        field, message = problem
+        line = f":{lines[(field,)]}" if (field,) in lines else ""
+        raise ScenarioError([f"{source}{line}: {field}: {message}"])
     return scenario
 
 

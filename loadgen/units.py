@@ -8,6 +8,10 @@ what was expected.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _NUMBER = r"(?P<num>\d+(?:\.\d+)?|\.\d+)"
 _DURATION = re.compile(rf"^\s*{_NUMBER}\s*(?P<unit>ns|us|µs|ms|s|m|h)?\s*$")
@@ -90,3 +94,35 @@ def format_duration(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:g}s"
     return f"{seconds * 1000:g}ms"
+
+
+_RATE = re.compile(rf"^\s*{_NUMBER}\s*(?P<mult>k|m)?\s*/\s*(?P<per>s|sec|m|min|h)\s*$", re.I)
+_PER_SECONDS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_rate_per_s(value: object) -> float:
+    """``"20k/s"`` → 20000.0; ``"600/m"`` → 10.0; a bare number is per second."""
+    if isinstance(value, bool):
+        raise ValueError("expected a rate such as 500/s or 20k/s")
+    if isinstance(value, int | float):
+        rate = float(value)
+    else:
+        match = _RATE.match(str(value))
+        if match is None:
+            raise ValueError(
+                f"expected a rate such as 500/s, 20k/s or 600/m (per s, m or h), got {value!r}"
+            )
+        multiplier = _COUNTS.get((match["mult"] or "").lower(), 1)
+        rate = float(match["num"]) * multiplier / _PER_SECONDS[match["per"].lower()]
+    if rate < 0:
+        raise ValueError(f"a rate cannot be negative, got {value!r}")
+    return rate
+
+
+def parse_range(value: object, parse: Callable[[object], T]) -> tuple[T, T]:
+    """``"1k/s to 20k/s"`` → (1000.0, 20000.0); a single value ``v`` → (v, v)."""
+    if isinstance(value, str) and " to " in value:
+        start, _, end = value.partition(" to ")
+        return parse(start), parse(end)
+    single = parse(value)
+    return single, single

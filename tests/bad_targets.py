@@ -1,4 +1,4 @@
-"""Misbehaving TCP servers for tests: each runs in a thread on a loopback port.
+"""Small TCP servers for tests (mostly misbehaving ones): each runs in a thread on a loopback port.
 
 They are real servers on real sockets; each misbehaves in one way a target can.
 """
@@ -12,17 +12,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-BEHAVIOURS = ("corrupt", "close", "reset", "silent")
+BEHAVIOURS = ("echo", "corrupt", "close", "reset", "silent")
 
 
-def _serve(server: socket.socket, behaviour: str, stop: threading.Event) -> None:
+def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: list[str]) -> None:
     selector = selectors.DefaultSelector()
     selector.register(server, selectors.EVENT_READ)
     held: list[socket.socket] = []
     while not stop.is_set():
         for key, _ in selector.select(0.05):
             if key.fileobj is server:
-                conn, _ = server.accept()
+                conn, peer = server.accept()
+                peers.append(peer[0])
                 conn.setblocking(False)
                 held.append(conn)
                 selector.register(conn, selectors.EVENT_READ)
@@ -35,6 +36,10 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event) -> None
             if not data:
                 selector.unregister(conn)
                 conn.close()
+            elif behaviour == "echo":
+                conn.setblocking(True)
+                conn.sendall(data)
+                conn.setblocking(False)
             elif behaviour == "corrupt":
                 echo = bytearray(data)
                 echo[-1] ^= 0xFF
@@ -51,14 +56,17 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event) -> None
 
 
 @contextmanager
-def bad_target(behaviour: str) -> Iterator[tuple[str, int]]:
-    """A server on 127.0.0.1 that misbehaves as named in ``BEHAVIOURS``."""
+def bad_target(behaviour: str, peers: list[str] | None = None) -> Iterator[tuple[str, int]]:
+    """A server on 127.0.0.1 that behaves as named in ``BEHAVIOURS`` ("echo" is the good
+    one); the address of every peer it accepts is appended to ``peers``."""
     assert behaviour in BEHAVIOURS
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(128)
     stop = threading.Event()
-    thread = threading.Thread(target=_serve, args=(server, behaviour, stop), daemon=True)
+    thread = threading.Thread(
+        target=_serve, args=(server, behaviour, stop, [] if peers is None else peers), daemon=True
+    )
     thread.start()
     try:
         yield server.getsockname()

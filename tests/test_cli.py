@@ -181,3 +181,23 @@ def test_ctrl_c_writes_a_partial_result(tmp_path: Path) -> None:
     assert data["stop_reason"] == "interrupted (SIGINT)"
     assert data["summary"]["requests"] > 0
     assert data["summary"]["duration_s"] < 30
+
+
+def test_failed_threshold_exits_99_after_writing_json(tmp_path: Path) -> None:
+    out = tmp_path / "t.json"
+    arguments = ["run", str(QUICKSTART), "-d", "300ms", "--json", str(out)]
+    failing = runner.invoke(app, [*arguments, "--set", "thresholds=['p50 < 1ns', 'p99 < 10s']"])
+    assert failing.exit_code == 99, failing.output
+    verdicts = json.loads(out.read_text())["thresholds"]
+    assert [(v["expression"], v["passed"]) for v in verdicts] == [
+        ("p50 < 1ns", False),
+        ("p99 < 10s", True),
+    ]
+    passing = runner.invoke(app, [*arguments, "--set", "thresholds=['p99 < 10s']"])
+    assert passing.exit_code == 0, passing.output
+
+
+def test_misspelled_threshold_metric_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["validate", str(QUICKSTART), "--set", "thresholds=['p99.5 < 1s']"])
+    assert result.exit_code == 2
+    assert "unknown metric 'p99.5'" in result.output

@@ -50,7 +50,11 @@ def test_bad_unit_names_line_and_expected_units() -> None:
 
 
 def test_missing_field() -> None:
-    assert "connections: required field is missing" in _error(BASE.replace("connections: 10\n", ""))
+    assert _error(BASE.replace("connections: 10\n", "")) == (
+        "s.yaml:1: give either load (model, connections, phases) or the shorthand "
+        "connections and duration; missing: connections"
+    )
+    assert _error(BASE.replace("name: t\n", "")) == "s.yaml:1: name: required field is missing"
 
 
 def test_bad_target() -> None:

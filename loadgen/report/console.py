@@ -52,6 +52,29 @@ def render_summary(result: RunResult, console: Console) -> None:
     latency = Table(title=None)
     for column in ("latency", "count", *_LATENCY_COLUMNS):
         latency.add_column(column.replace("_", "."), justify="right")
-    latency.add_row(*_latency_row("request", summary.latency_us))
+    if summary.latency_corrected_us is not None:
+        latency.add_row(*_latency_row("corrected", summary.latency_corrected_us))
+        latency.add_row(*_latency_row("raw", summary.latency_us))
+    else:
+        latency.add_row(*_latency_row("request", summary.latency_us))
     latency.add_row(*_latency_row("connect", summary.connect_latency_us))
+    if summary.schedule_lag_us is not None:
+        latency.add_row(*_latency_row("sched. lag", summary.schedule_lag_us))
     console.print(latency)
+    if summary.unsent is not None:
+        console.print(
+            f"open model: {summary.waited_for_connection:,} requests waited for a free "
+            f"connection, {summary.unsent:,} due but never sent"
+        )
+    if result.thresholds:
+        verdicts = Table(title=None)
+        for column in ("threshold", "observed", "verdict"):
+            verdicts.add_column(column)
+        for verdict in result.thresholds:
+            observed = "not measured" if verdict.value is None else f"{verdict.value:.6g}"
+            verdicts.add_row(
+                verdict.expression,
+                observed,
+                "[green]pass[/]" if verdict.passed else "[red]FAIL[/]",
+            )
+        console.print(verdicts)

@@ -3,6 +3,13 @@
 The hot loop only appends integers to ``array('q')`` buffers and bumps plain ints (about
 30 ns each); ``tick()``, called a few times a second, moves the buffered values into HDR
 histograms with one vectorised ``record_many`` and closes each 1-second interval.
+
+Histograms (all nanoseconds):
+
+* ``latency``: from each request's actual send to its whole response (service time);
+* ``latency_corrected``: open model only, from each request's *intended* send time;
+* ``connect_latency``: from connect submitted to connect completed;
+* ``schedule_lag``: open model only, how late each request left against its schedule.
 """
 
 from __future__ import annotations
@@ -21,16 +28,22 @@ class Recorder:
         self.start_ns = start_ns
         self.interval_ns = int(interval_s * 1e9)
         self.latency = HdrHistogram()
+        self.latency_corrected = HdrHistogram()
         self.connect_latency = HdrHistogram()
+        self.schedule_lag = HdrHistogram()
         self.errors: Counter[str] = Counter()
         self.connects = 0
         self.bytes_sent = 0
         self.bytes_received = 0
-        #: Hot-loop buffers: append latency values here (nanoseconds).
+        #: Hot-loop buffers (nanoseconds). Cleared in place by ``flush``, so the hot loop
+        #: may hold their bound ``append`` methods.
         self.pending_latency: array[int] = array("q")
+        self.pending_corrected: array[int] = array("q")
         self.pending_connect: array[int] = array("q")
+        self.pending_schedule_lag: array[int] = array("q")
         self.intervals: list[Interval] = []
         self._interval = HdrHistogram()
+        self._interval_corrected = HdrHistogram()
         self._interval_index = 0
         self._interval_errors: Counter[str] = Counter()
         self._interval_base = (0, 0)  # bytes sent and received when the interval began
@@ -41,14 +54,16 @@ class Recorder:
 
     def flush(self) -> None:
         """Move buffered values into the histograms."""
-        # Cleared in place: the hot loop holds bound ``append`` methods of these arrays.
-        if self.pending_latency:
-            self._interval.record_many(self.pending_latency)
-            del self.pending_latency[:]
-        if self.pending_connect:
-            self.connect_latency.record_many(self.pending_connect)
-            self.connects += len(self.pending_connect)
-            del self.pending_connect[:]
+        for pending, histogram in (
+            (self.pending_latency, self._interval),
+            (self.pending_corrected, self._interval_corrected),
+            (self.pending_connect, self.connect_latency),
+            (self.pending_schedule_lag, self.schedule_lag),
+        ):
+            if pending:
+                histogram.record_many(pending)
+                del pending[:]
+        self.connects = self.connect_latency.total_count
 
     def tick(self, now_ns: int) -> None:
         """Flush, and close every interval that has ended by ``now_ns``."""
@@ -63,12 +78,9 @@ class Recorder:
         if remainder > 0 and (self._interval.total_count or self._interval_errors):
             self._close_interval(remainder)
 
-    @property
-    def requests(self) -> int:
-        return self.latency.total_count + self._interval.total_count + len(self.pending_latency)
-
     def _close_interval(self, length_ns: int) -> None:
         sent, received = self._interval_base
+        corrected = self._interval_corrected
         self.intervals.append(
             Interval(
                 index=self._interval_index,
@@ -79,10 +91,13 @@ class Recorder:
                 bytes_sent=self.bytes_sent - sent,
                 bytes_received=self.bytes_received - received,
                 latency=self._interval.to_dict(),
+                latency_corrected=corrected.to_dict() if corrected.total_count else None,
             )
         )
         self.latency.merge(self._interval)
+        self.latency_corrected.merge(corrected)
         self._interval.reset()
+        corrected.reset()
         self._interval_errors.clear()
         self._interval_base = (self.bytes_sent, self.bytes_received)
         self._interval_index += 1

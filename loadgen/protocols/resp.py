@@ -1,0 +1,196 @@
+"""Redis RESP2 client codec, sans-IO.
+
+Requests are RESP arrays of bulk strings (what every Redis client sends)::
+
+    SET k v   ->   *3\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$1\\r\\nv\\r\\n
+
+Replies are parsed by a resumable state machine over one receive buffer, so a reply may be
+split at any byte and N pipelined replies may arrive in one chunk. The five RESP2 types:
+
+    +OK\\r\\n               simple string        status 0
+    -ERR message\\r\\n      error                status 1 (kind ``redis_error``)
+    :1000\\r\\n             integer              status 0
+    $5\\r\\nhello\\r\\n     bulk string          status 0 ($-1 is the null bulk string)
+    *2\\r\\n...             array of replies     status 1 if any element is an error
+                                               (*-1 is the null array, *0 the empty one)
+
+Arrays nest; the parser keeps a stack of how many elements each open array still needs, so
+a reply of any depth or size is never re-parsed from its start. ``body_bytes`` is the data
+in the reply without the framing: the text of simple strings, errors and integers plus the
+length of bulk strings (``GET`` of a 1,000-byte value gives 1,000). The text of the most
+recent error reply is kept in ``last_error`` for reports.
+
+Only RESP2 is spoken: a RESP3 type byte (``_ , # % ~ = ( ! > |``) can only come after a
+``HELLO 3`` we never send, so it is a protocol error like any other unknown byte.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from loadgen.protocols.base import ProtocolError, Response, ResponseCache
+
+KIND_REDIS_ERROR = "redis_error"
+STATUS_OK = 0
+STATUS_ERROR = 1
+
+#: Longest line (simple string, error, integer, length) accepted before CRLF: real ones are
+#: short; a peer streaming bytes without a line break is garbage, not a reply to wait for.
+MAX_LINE_BYTES = 64 * 1024
+#: Largest bulk string: Redis's own proto-max-bulk-len default (512 MiB).
+MAX_BULK_BYTES = 512 * 1024 * 1024
+
+_RESPONSES = ResponseCache()
+
+Argument = bytes | str | int | float
+
+
+def encode_command(*args: Argument) -> bytes:
+    """One command as a RESP array of bulk strings. ``str`` is UTF-8, numbers their text."""
+    if not args:
+        raise ValueError("a Redis command needs at least its name")
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        elif isinstance(arg, int | float) and not isinstance(arg, bool):
+            data = repr(arg).encode()
+        else:
+            raise TypeError(f"a Redis argument must be bytes, str or a number, not {arg!r}")
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class RespCodec:
+    """One Redis connection's codec: a fixed command, a stream of replies."""
+
+    __slots__ = (
+        "_buffer",
+        "_bytes",
+        "_queue",
+        "_request",
+        "_stack",
+        "_status",
+        "last_error",
+    )
+
+    def __init__(self, command: Sequence[Argument] = ("PING",)) -> None:
+        self._request = encode_command(*command)
+        self._buffer = bytearray()
+        self._queue: deque[Response] = deque()
+        self._stack: list[int] = []  # elements still expected by each open array
+        self._status = STATUS_OK  # of the reply being parsed
+        self._bytes = 0  # data bytes of the reply being parsed
+        self.last_error: str | None = None
+
+    # --- the Codec protocol ---------------------------------------------------------
+    def request_bytes(self) -> bytes:
+        return self._request
+
+    @property
+    def closing(self) -> bool:
+        return False  # Redis closes only on QUIT or an error, never announced per reply
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            if self._buffer or self._stack:
+                raise ProtocolError("server closed the connection in the middle of a reply", "eof")
+            return
+        buffer = self._buffer
+        buffer += data
+        consumed = self._parse(buffer)
+        if consumed:
+            del buffer[:consumed]
+
+    def next_response(self) -> Response | None:
+        queue = self._queue
+        return queue.popleft() if queue else None
+
+    def reset(self) -> None:
+        self._buffer.clear()
+        self._queue.clear()
+        self._stack.clear()
+        self._status = STATUS_OK
+        self._bytes = 0
+
+    def status_kind(self, status: int) -> str | None:
+        return None if status == STATUS_OK else KIND_REDIS_ERROR
+
+    # --- the parser -----------------------------------------------------------------
+    def _parse(self, buffer: bytearray) -> int:
+        """Parse every complete element in ``buffer``; return how many bytes were used."""
+        pos = 0
+        end = len(buffer)
+        stack = self._stack
+        while pos < end:
+            line_end = buffer.find(b"\r\n", pos + 1)
+            if line_end < 0:
+                if end - pos > MAX_LINE_BYTES:
+                    raise ProtocolError(
+                        f"server sent {end - pos} bytes without a line break (not RESP)"
+                    )
+                break
+            kind = buffer[pos]
+            if kind == 0x24:  # '$' bulk string
+                length = _length(buffer, pos + 1, line_end)
+                if length < 0:  # null bulk string
+                    pos = line_end + 2
+                else:
+                    stop = line_end + 2 + length
+                    if stop + 2 > end:
+                        break  # the rest of the bulk string is still to come
+                    if buffer[stop : stop + 2] != b"\r\n":
+                        raise ProtocolError("server sent a bulk string longer than announced")
+                    self._bytes += length
+                    pos = stop + 2
+            elif kind == 0x2B:  # '+' simple string
+                self._bytes += line_end - pos - 1
+                pos = line_end + 2
+            elif kind == 0x3A:  # ':' integer
+                text = bytes(buffer[pos + 1 : line_end])
+                if not text.lstrip(b"-").isdigit():
+                    raise ProtocolError(f"server sent a malformed RESP integer {text!r}")
+                self._bytes += len(text)
+                pos = line_end + 2
+            elif kind == 0x2D:  # '-' error
+                self._status = STATUS_ERROR
+                self._bytes += line_end - pos - 1
+                self.last_error = buffer[pos + 1 : line_end].decode("utf-8", "replace")
+                pos = line_end + 2
+            elif kind == 0x2A:  # '*' array
+                count = _length(buffer, pos + 1, line_end)
+                pos = line_end + 2
+                if count > 0:
+                    stack.append(count)
+                    continue  # its elements follow; the array is not done yet
+            else:
+                raise ProtocolError(
+                    f"server sent {bytes(buffer[pos : pos + 16])!r}..., which is not a RESP2 reply"
+                )
+            # One element is complete: close every array it completes.
+            while stack:
+                stack[-1] -= 1
+                if stack[-1]:
+                    break
+                stack.pop()
+            if not stack:
+                self._queue.append(_RESPONSES.get(self._status, self._bytes))
+                self._status = STATUS_OK
+                self._bytes = 0
+        return pos
+
+
+def _length(buffer: bytearray, start: int, stop: int) -> int:
+    """A bulk string or array length: a decimal count, or -1 for null."""
+    text = bytes(buffer[start:stop])
+    if text.isdigit():
+        length = int(text)
+        if length > MAX_BULK_BYTES:
+            raise ProtocolError(f"server announced a {length}-byte RESP element")
+        return length
+    if text == b"-1":
+        return -1
+    raise ProtocolError(f"server sent a malformed RESP length {text!r}")

@@ -17,6 +17,7 @@ from rich.table import Table
 from loadgen import __version__
 from loadgen.engine import CHOICES, BackendUnavailable, select_backend
 from loadgen.scenario import ScenarioError, load_scenario
+from loadgen.units import parse_duration_s
 
 app = typer.Typer(
     help="loadgen: network load generator on a completion-port engine.",
@@ -27,7 +28,8 @@ app = typer.Typer(
 serve_app = typer.Typer(help="Run a built-in target server.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 
-console = Console()
+# Logs and CI output are read in wide viewers: do not squeeze tables into 80 columns there.
+console = Console() if sys.stdout.isatty() else Console(width=120)
 errors = Console(stderr=True, soft_wrap=True)  # messages stay one line: greppable, copyable
 
 #: Exit codes: k6's convention for thresholds (99) so CI scripts carry over.
@@ -60,7 +62,8 @@ def run(
         typer.Option("--recv-mode", help="Receive mode: buffered or zero-byte."),
     ] = None,
     duration: Annotated[
-        str | None, typer.Option("--duration", "-d", help="Override duration, e.g. 30s.")
+        str | None,
+        typer.Option("--duration", "-d", help="Run this long, e.g. 30s (phases scale to fit)."),
     ] = None,
     overrides: Annotated[
         list[str] | None,
@@ -80,12 +83,14 @@ def run(
     settings = list(overrides or [])
     if recv_mode is not None:
         settings.append(f"receive={recv_mode}")
-    if duration is not None:
-        settings.append(f"duration={duration}")
     try:
         scenario = load_scenario(scenario_file, settings)
+        if duration is not None:
+            scenario = scenario.with_duration(parse_duration_s(duration))
     except ScenarioError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
+    except ValueError as exc:
+        raise _fail(f"--duration: {exc}", EXIT_USAGE) from None
     try:
         result = run_scenario(scenario, backend=backend, notice=lambda m: errors.print(m))
     except BackendUnavailable as exc:

@@ -180,6 +180,19 @@ class Scenario(_Model):
         items = [self.source] if isinstance(self.source, str) else self.source
         return [address for item in items for address in expand_address_range(item)]
 
+    def with_duration(self, seconds: float) -> Scenario:
+        """The same scenario lasting ``seconds``, every phase scaled in proportion."""
+        if seconds <= 0:
+            raise ValueError(f"a run must last more than 0 s, got {seconds}")
+        plan = self.plan
+        factor = seconds / plan.duration
+        phases = [p.model_copy(update={"duration": p.duration * factor}) for p in plan.phases]
+        load = plan.model_copy(update={"phases": phases})
+        update: dict[str, Any] = {"load": load}
+        if self.duration is not None:
+            update["duration"] = seconds
+        return self.model_copy(update=update)
+
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         data["thresholds"] = [threshold.expression for threshold in self.thresholds]

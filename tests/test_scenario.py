@@ -78,3 +78,13 @@ def test_not_yaml() -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(tmp_path / "missing.yaml")
+
+
+def test_with_duration_scales_phases() -> None:
+    scenario = parse_scenario(
+        "name: t\ntarget: builtin:echo\nload:\n  model: open\n  connections: 5\n"
+        "  phases: [{duration: 10s, rate: 1/s}, {duration: 30s, rate: 1/s}]\n"
+    )
+    shorter = scenario.with_duration(4.0)
+    assert [p.duration for p in shorter.plan.phases] == [1.0, 3.0]
+    assert parse_scenario(BASE).with_duration(0.5).plan.duration == 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -11,13 +12,26 @@ _LATENCY_COLUMNS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
 
 
 def _format_us(value: float | None) -> str:
+    """Compact latency: 51.3µs, 1.56ms, 2.10s (narrow enough for an 80-column terminal)."""
     if value is None:
         return "-"
     if value >= 1_000_000:
-        return f"{value / 1_000_000:.2f} s"
+        return f"{value / 1_000_000:.2f}s"
     if value >= 1000:
-        return f"{value / 1000:.2f} ms"
-    return f"{value:.1f} µs"
+        return f"{value / 1000:.2f}ms"
+    return f"{value:.1f}µs"
+
+
+def _format_observed(metric: str, value: float | None) -> str:
+    if value is None:
+        return "not measured"
+    if metric == "error_rate":
+        return f"{value:.3%}"
+    if metric == "throughput":
+        return f"{value:,.0f}/s"
+    if metric in ("errors", "requests"):
+        return f"{value:,.0f}"
+    return _format_us(value * 1e6)
 
 
 def _latency_row(name: str, latency: LatencySummary) -> list[str]:
@@ -49,9 +63,9 @@ def render_summary(result: RunResult, console: Console) -> None:
         f"{generator.cpu_percent:.0f}% CPU, max loop lag {generator.max_loop_lag_ms:.1f} ms",
     )
     console.print(overview)
-    latency = Table(title=None)
+    latency = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
     for column in ("latency", "count", *_LATENCY_COLUMNS):
-        latency.add_column(column.replace("_", "."), justify="right")
+        latency.add_column(column.replace("_", "."), justify="right", no_wrap=True)
     if summary.latency_corrected_us is not None:
         latency.add_row(*_latency_row("corrected", summary.latency_corrected_us))
         latency.add_row(*_latency_row("raw", summary.latency_us))
@@ -59,7 +73,7 @@ def render_summary(result: RunResult, console: Console) -> None:
         latency.add_row(*_latency_row("request", summary.latency_us))
     latency.add_row(*_latency_row("connect", summary.connect_latency_us))
     if summary.schedule_lag_us is not None:
-        latency.add_row(*_latency_row("sched. lag", summary.schedule_lag_us))
+        latency.add_row(*_latency_row("sched lag", summary.schedule_lag_us))
     console.print(latency)
     if summary.unsent is not None:
         console.print(
@@ -67,11 +81,11 @@ def render_summary(result: RunResult, console: Console) -> None:
             f"connection, {summary.unsent:,} due but never sent"
         )
     if result.thresholds:
-        verdicts = Table(title=None)
+        verdicts = Table(box=box.SIMPLE_HEAD, pad_edge=False)
         for column in ("threshold", "observed", "verdict"):
             verdicts.add_column(column)
         for verdict in result.thresholds:
-            observed = "not measured" if verdict.value is None else f"{verdict.value:.6g}"
+            observed = _format_observed(verdict.metric, verdict.value)
             verdicts.add_row(
                 verdict.expression,
                 observed,

@@ -6,16 +6,17 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from loadgen import __version__
-from loadgen.engine import CHOICES, BackendUnavailable, select_backend
+from loadgen.engine import CHOICES, Backend, BackendUnavailable, select_backend
 from loadgen.scenario import ScenarioError, load_scenario
 from loadgen.units import parse_duration_s
 
@@ -130,18 +131,57 @@ def validate(
         raise typer.Exit(EXIT_USAGE)
 
 
+StopOption = Annotated[
+    bool, typer.Option(hidden=True, help="Stop when stdin closes (for a parent process).")
+]
+HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
+PortOption = Annotated[int, typer.Option(help="Port (0 picks a free one).")]
+
+
 @serve_app.command("echo")
 def serve_echo(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 0,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 0,
     backend: BackendOption = "auto",
-    stop_on_stdin_eof: Annotated[
-        bool, typer.Option(hidden=True, help="Stop when stdin closes (for a parent process).")
-    ] = False,
+    stop_on_stdin_eof: StopOption = False,
 ) -> None:
     """Serve echo on the engine; prints `listening on HOST:PORT`."""
-    from loadgen.runner import raise_fd_limit
     from loadgen.targets.echo import EchoServer
+
+    _serve_builtin(EchoServer, host, port, backend, stop_on_stdin_eof)
+
+
+@serve_app.command("http")
+def serve_http(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 0,
+    backend: BackendOption = "auto",
+    stop_on_stdin_eof: StopOption = False,
+) -> None:
+    """Serve HTTP/1.1 on the engine (/status/N, /bytes/N, /chunked/N, /delay/MS, /close);
+    prints `listening on HOST:PORT`."""
+    from loadgen.targets.http import HttpServer
+
+    _serve_builtin(HttpServer, host, port, backend, stop_on_stdin_eof)
+
+
+class _BuiltinServer(Protocol):
+    address: tuple[str, int]
+
+    def serve(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _serve_builtin(
+    make: Callable[[Backend, str, int], _BuiltinServer],
+    host: str,
+    port: int,
+    backend: str,
+    stop_on_stdin_eof: bool,
+) -> None:
+    """Run a built-in target until Ctrl-C (or stdin's end, for a parent process)."""
+    from loadgen.runner import raise_fd_limit
 
     try:
         engine = select_backend(backend, notice=lambda m: errors.print(m))
@@ -149,7 +189,7 @@ def serve_echo(
         raise _fail(str(exc), EXIT_USAGE) from None
     raise_fd_limit(1 << 20)
     try:
-        server = EchoServer(engine, host, port)
+        server = make(engine, host, port)
     except OSError as exc:
         engine.shutdown()
         raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None

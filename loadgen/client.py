@@ -37,11 +37,13 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from loadgen.engine import Backend
 from loadgen.engine.base import ErrorKind
+from loadgen.protocols.base import KIND_PROTOCOL, Codec, ProtocolError
 from loadgen.protocols.echo import EchoCodec, Verdict
 from loadgen.schedule import connections_at
 from loadgen.stats.recorder import Recorder
@@ -84,12 +86,16 @@ class ClientConfig:
     think_time_s: float = 0.0
     requests_per_connection: int | None = None
     sources: Sequence[str] = field(default_factory=tuple)  # local addresses, spread like targets
+    #: Request/response protocol: a codec per connection (None: verified echo).
+    codec_factory: Callable[[int], Codec] | None = None
+    pipeline: int = 1  # requests sent back to back per exchange (not for echo)
 
 
 class _Conn:
     __slots__ = (
         "codec",
         "connect_started_ns",
+        "expect",
         "failures",
         "generation",
         "handle",
@@ -97,6 +103,7 @@ class _Conn:
         "index",
         "intended_ns",
         "recv_buf",
+        "request",
         "responses",
         "retry_at_ns",
         "sent",
@@ -105,9 +112,13 @@ class _Conn:
         "token_base",
     )
 
-    def __init__(self, index: int, codec: EchoCodec, recv_buf: bytearray | None) -> None:
+    def __init__(
+        self, index: int, codec: Any, request: bytearray, recv_buf: bytearray | None
+    ) -> None:
         self.index = index
-        self.codec = codec
+        self.codec = codec  # EchoCodec for echo, else a protocols.base.Codec
+        self.request = request  # what goes out per exchange (echo: the codec's message)
+        self.expect = 0  # responses still owed for the request in flight (not echo)
         self.recv_buf = recv_buf
         self.handle = -1
         self.state = _IDLE
@@ -146,12 +157,9 @@ class LoadClient:
         #: Open model: requests that were due while every connection was busy.
         self.waited_for_connection = 0
         buffered = config.recv_mode == "buffered"
+        self._echo = config.codec_factory is None
         self._conns = [
-            _Conn(
-                i,
-                EchoCodec(i, config.message_size),
-                bytearray(config.receive_buffer) if buffered else None,
-            )
+            self._make_conn(i, bytearray(config.receive_buffer) if buffered else None)
             for i in range(config.connections)
         ]
         self._buffered = buffered
@@ -174,6 +182,15 @@ class LoadClient:
             arrivals is None and not self._think_ns and config.requests_per_connection is None
         )
 
+    def _make_conn(self, index: int, recv_buf: bytearray | None) -> _Conn:
+        factory = self.config.codec_factory
+        if factory is None:
+            echo = EchoCodec(index, self.config.message_size)
+            return _Conn(index, echo, echo.message, recv_buf)
+        codec = factory(index)
+        request = bytearray(codec.request_bytes() * self.config.pipeline)
+        return _Conn(index, codec, request, recv_buf)
+
     # --- connection life ---------------------------------------------------------------
     def _open(self, conn: _Conn, now_ns: int) -> None:
         conn.generation = (conn.generation + 1) & _GEN_MASK
@@ -182,6 +199,8 @@ class LoadClient:
         conn.state = _CONNECTING
         conn.connect_started_ns = now_ns
         conn.responses = 0
+        if not self._echo:
+            conn.codec.reset()
         self._connecting += 1
         config = self.config
         if config.sources:
@@ -211,7 +230,11 @@ class LoadClient:
         self._fail(conn, self.engine.error_kind(-result).value, now_ns)
 
     def _send_next(self, conn: _Conn, intended_ns: int = 0) -> None:
-        message = conn.codec.next_request()
+        if self._echo:
+            message = conn.codec.next_request()
+        else:
+            message = conn.request
+            conn.expect = self.config.pipeline
         conn.sent = 0
         conn.in_flight = True
         conn.sent_ns = sent_ns = time.monotonic_ns()
@@ -253,9 +276,13 @@ class LoadClient:
 
     def _received(self, conn: _Conn, data: bytearray, n: int, now_ns: int) -> bool:
         """Feed echo bytes; False when the connection was failed."""
-        if not conn.in_flight:
-            self._fail(conn, ErrorKind.VERIFY.value, now_ns)  # bytes nobody asked for
+        if not conn.in_flight:  # bytes nobody asked for
+            self._fail(conn, ErrorKind.VERIFY.value if self._echo else KIND_PROTOCOL, now_ns)
             return False
+        if not self._echo:
+            token_base = conn.token_base
+            self._protocol_data(conn, memoryview(data)[:n], now_ns)
+            return conn.token_base == token_base and conn.handle >= 0
         verdict = conn.codec.receive(data, n)
         self.recorder.bytes_received += n
         if verdict is Verdict.INCOMPLETE:
@@ -275,6 +302,36 @@ class LoadClient:
         else:
             self._after_response(conn, now_ns)
         return True
+
+    def _protocol_data(self, conn: _Conn, data: memoryview, now_ns: int) -> None:
+        """Bytes for a request/response codec: count responses, finish the exchange."""
+        codec = conn.codec
+        recorder = self.recorder
+        recorder.bytes_received += len(data)
+        try:
+            codec.receive_data(data)
+        except ProtocolError as exc:
+            self._fail(conn, exc.kind, now_ns)
+            return
+        while (response := codec.next_response()) is not None:
+            if conn.expect <= 0:
+                self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
+                return
+            conn.expect -= 1
+            kind = codec.status_kind(response.status)
+            if kind is not None:
+                recorder.error(kind)
+                continue
+            recorder.pending_latency.append(now_ns - conn.sent_ns)
+            if self._arrivals is not None:
+                recorder.pending_corrected.append(now_ns - conn.intended_ns)
+        if conn.expect == 0:
+            if codec.closing:  # the server ends the connection after this response
+                conn.in_flight = False
+                self._close(conn, abort=False)
+                self._open(conn, now_ns)
+            else:
+                self._after_response(conn, now_ns)
 
     # --- open model --------------------------------------------------------------------
     def _pull_arrival(self) -> int:
@@ -323,6 +380,7 @@ class LoadClient:
         index_shift = OP_BITS + GENERATION_BITS
         open_model = self._arrivals is not None
         plain_closed = self._plain_closed
+        echo = self._echo
         timers = self._timers
         next_tick = monotonic_ns()
         self._tick(next_tick)
@@ -359,7 +417,12 @@ class LoadClient:
                 if op == OP_RECV:
                     # The common case, inline: a whole echo arrived; verify it, record it,
                     # post the same buffer again and send the next message.
-                    if result > 0 and conn.in_flight:
+                    if result > 0 and not echo:
+                        buf = conn.recv_buf
+                        assert buf is not None
+                        if self._received(conn, buf, result, now):
+                            engine_recv(conn.handle, buf, token)
+                    elif result > 0 and conn.in_flight:
                         buf = conn.recv_buf
                         assert buf is not None
                         verdict = conn.codec.receive(buf, result)
@@ -383,7 +446,7 @@ class LoadClient:
                     elif result > 0:
                         self._fail(conn, ErrorKind.VERIFY.value, now)  # bytes nobody asked for
                     elif result == 0:
-                        self._fail(conn, ErrorKind.EOF.value, now)
+                        self._eof(conn, now)
                     else:
                         self._error(conn, result, now)
                 elif op == OP_SEND:
@@ -392,7 +455,7 @@ class LoadClient:
                         continue
                     sent_bytes += result
                     conn.sent += result
-                    message = conn.codec.message
+                    message = conn.request
                     if conn.sent < len(message):  # partial send: hand over the rest
                         engine_send(conn.handle, memoryview(message)[conn.sent :], token)
                 elif op == OP_RECV_ZERO:
@@ -432,12 +495,21 @@ class LoadClient:
                 now_ns = time.monotonic_ns()
                 continue
             if n == 0:
-                self._fail(conn, ErrorKind.EOF.value, now_ns)
+                self._eof(conn, now_ns)
                 return False
             if self.engine.would_block(-n):
                 return True
             self._error(conn, n, now_ns)
             return False
+
+    def _eof(self, conn: _Conn, now_ns: int) -> None:
+        """The server closed the connection. Mid-exchange (or ever, for echo) that is an
+        ``eof`` error; an idle keep-alive connection closed by the server is just reopened."""
+        if conn.in_flight or self._echo:
+            self._fail(conn, ErrorKind.EOF.value, now_ns)
+        else:
+            self._close(conn, abort=False)
+            self._open(conn, now_ns)
 
     def _fire_timers(self, now_ns: int) -> None:
         """Think time is over for these connections: let them send again."""

@@ -23,8 +23,11 @@ from types import FrameType
 from loadgen import __version__
 from loadgen.client import ClientConfig, LoadClient
 from loadgen.engine import select_backend
+from loadgen.protocols.base import Codec
+from loadgen.protocols.http1 import Http1Codec
+from loadgen.protocols.resp import RespCodec
 from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
-from loadgen.scenario import Scenario
+from loadgen.scenario import HttpSpec, RedisSpec, Scenario
 from loadgen.schedule import RatePhase, arrival_offsets_ns
 from loadgen.stats.histogram import HdrHistogram
 from loadgen.stats.recorder import Recorder
@@ -82,6 +85,7 @@ def client_config(scenario: Scenario, addresses: list[tuple[str, int]]) -> Clien
             connection_phases.append((phase.duration, first, last))
         pool = max(max(first, last) for _, first, last in connection_phases)
     think_times = {p.think_time for p in plan.phases if p.think_time is not None}
+    codec_factory, pipeline = codec_for(scenario, addresses)
     return ClientConfig(
         addresses=addresses,
         connections=pool,
@@ -94,7 +98,29 @@ def client_config(scenario: Scenario, addresses: list[tuple[str, int]]) -> Clien
         think_time_s=max(think_times, default=plan.think_time),
         requests_per_connection=plan.requests_per_connection,
         sources=scenario.source_addresses(),
+        codec_factory=codec_factory,
+        pipeline=pipeline,
     )
+
+
+def codec_for(
+    scenario: Scenario, addresses: list[tuple[str, int]]
+) -> tuple[Callable[[int], Codec] | None, int]:
+    """A codec factory for connection ``i`` (None for echo) and the pipelining depth."""
+    options = scenario.protocol_options
+    if isinstance(options, HttpSpec):
+        http = options
+
+        def make_http(index: int) -> Codec:
+            host, port = addresses[index % len(addresses)]
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            return Http1Codec(authority, http.method, http.path, http.headers, http.body.encode())
+
+        return make_http, http.pipeline
+    if isinstance(options, RedisSpec):
+        command = options.command
+        return (lambda index: RespCodec(command)), options.pipeline
+    return None, 1
 
 
 def arrival_schedule(scenario: Scenario, seed: int | None = None) -> Iterator[int] | None:

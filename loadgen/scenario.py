@@ -43,7 +43,7 @@ Count = Annotated[int, BeforeValidator(parse_count)]
 
 #: Each echo message starts with a header (sequence number, connection id, size).
 ECHO_HEADER_BYTES = 16
-BUILTIN_TARGETS = ("echo",)
+BUILTIN_TARGETS = ("echo", "http")
 
 
 class ScenarioError(ValueError):
@@ -109,6 +109,47 @@ class Load(_Model):
         return sum(phase.duration for phase in self.phases)
 
 
+class EchoSpec(_Model):
+    """Echo with verification (the message size is the top-level ``message_size``)."""
+
+
+class HttpSpec(_Model):
+    method: str = "GET"
+    path: str = "/"
+    headers: dict[str, str] = {}
+    body: str = ""
+    pipeline: int = Field(default=1, ge=1, le=1024)
+
+
+class RedisSpec(_Model):
+    command: list[str] = ["PING"]
+    pipeline: int = Field(default=1, ge=1, le=1024)
+
+
+class ProtocolSpec(_Model):
+    """``protocol: {http: {...}}``: exactly one of the keys."""
+
+    echo: EchoSpec | None = None
+    http: HttpSpec | None = None
+    redis: RedisSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ProtocolSpec:
+        chosen = [name for name in ("echo", "http", "redis") if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"choose exactly one protocol of echo, http, redis; got {chosen}")
+        return self
+
+    @property
+    def name(self) -> str:
+        return next(n for n in ("echo", "http", "redis") if getattr(self, n) is not None)
+
+
+def _protocol_shorthand(value: object) -> object:
+    """``protocol: http`` means ``protocol: {http: {}}`` (every option at its default)."""
+    return {value: {}} if isinstance(value, str) else value
+
+
 class Scenario(_Model):
     """A validated scenario. Durations are seconds, sizes bytes, rates per second.
 
@@ -119,7 +160,9 @@ class Scenario(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     target: str | list[str]
-    protocol: Literal["echo"] = "echo"
+    protocol: Annotated[ProtocolSpec, BeforeValidator(_protocol_shorthand)] = ProtocolSpec(
+        echo=EchoSpec()
+    )
     connections: Count | None = Field(default=None, ge=1, le=1_000_000)
     duration: DurationS | None = Field(default=None, gt=0)
     load: Load | None = None
@@ -152,6 +195,16 @@ class Scenario(_Model):
                 "(use load.connections and load.phases)"
             )
         return self
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol.name
+
+    @property
+    def protocol_options(self) -> EchoSpec | HttpSpec | RedisSpec:
+        options = getattr(self.protocol, self.protocol.name)
+        assert isinstance(options, EchoSpec | HttpSpec | RedisSpec)
+        return options
 
     @property
     def plan(self) -> Load:
@@ -195,6 +248,7 @@ class Scenario(_Model):
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
+        data["protocol"] = {self.protocol_name: data["protocol"][self.protocol_name]}
         data["thresholds"] = [threshold.expression for threshold in self.thresholds]
         return data
 

@@ -273,7 +273,7 @@ class UringBackend:
         self._conns: dict[int, _Sock] = {}
         self._ops: dict[int, _Op] = {}
         # id(buffer) -> (buffer, ctypes export, address, nbytes)
-        self._bufs: dict[int, tuple[Buffer, object, int, int]] = {}
+        self._bufs: dict[int, tuple[object, object, int, int]] = {}
         self._buf_bytes = 0
         # (family, address) -> (sockaddr bytearray, ctypes export, address, length)
         self._addrs: dict[tuple[int, tuple[Any, ...]], tuple[bytearray, object, int, int]] = {}
@@ -315,7 +315,7 @@ class UringBackend:
 
     def listen_socket(self, host: str, port: int, backlog: int) -> tuple[int, tuple[str, int]]:
         self._live()
-        family = _family_of(host, port)
+        family = abi.family_of(host, port)
         sock = socket.socket(family, _SOCK_TYPE)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -379,7 +379,7 @@ class UringBackend:
         st.rd = token
         self._ops[token] = (st, _K_ACCEPT, None)
 
-    def send(self, handle: int, data: Buffer, token: int) -> None:
+    def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         try:
             st = self._conns[handle]
         except KeyError:
@@ -390,7 +390,7 @@ class UringBackend:
             raise _bad_token(token, self._ops)
         buf = self._bufs.get(id(data))
         if buf is None:
-            buf = self._pin(data)
+            buf = self._pin_for_send(data)
         tail = self._sq_tail
         if tail >= self._sq_limit:
             tail = self._make_room()
@@ -398,7 +398,7 @@ class UringBackend:
                    0, 0, handle, 0, buf[2], buf[3], _MSG_NOSIGNAL, token)
         self._sq_tail = tail + 1
         st.wr = token
-        self._ops[token] = (st, _K_SEND, data)
+        self._ops[token] = (st, _K_SEND, buf)
 
     def recv(self, handle: int, buf: Buffer, token: int) -> None:
         try:
@@ -419,7 +419,7 @@ class UringBackend:
                    0, st.rprio, handle, 0, pinned[2], pinned[3], 0, token)
         self._sq_tail = tail + 1
         st.rd = token
-        self._ops[token] = (st, _K_RECV, buf)
+        self._ops[token] = (st, _K_RECV, pinned)
 
     def recv_zero(self, handle: int, token: int) -> None:
         try:
@@ -525,7 +525,7 @@ class UringBackend:
         except KeyError:
             raise _unknown(handle) from None
 
-    def _pin(self, buf: Buffer) -> tuple[Buffer, object, int, int]:
+    def _pin(self, buf: Buffer) -> tuple[object, object, int, int]:
         """Find (once per buffer object) the address of a writable buffer."""
         self._live()
         nbytes = buf.nbytes if isinstance(buf, memoryview) else len(buf)
@@ -542,6 +542,26 @@ class UringBackend:
         self._bufs[id(buf)] = entry
         self._buf_bytes += nbytes
         return entry
+
+    def _pin_for_send(self, data: object) -> tuple[object, object, int, int]:
+        """Like ``_pin``, but a send may also read from ``bytes`` or a read-only view."""
+        if type(data) is bytes:
+            # Immutable, so its storage is stable while referenced; c_char_p points into
+            # it without a copy.
+            ptr = ctypes.c_char_p(data)
+            entry = (data, ptr, ctypes.cast(ptr, ctypes.c_void_p).value or 0, len(data))
+            self._bufs[id(data)] = entry
+            self._buf_bytes += len(data)
+            return entry
+        if isinstance(data, memoryview) and data.readonly:
+            # Not cached: what the view shows may change, so send a fresh copy each time
+            # (the pending operation keeps the copy alive).
+            copy = bytearray(data)
+            export = ctypes.c_char.from_buffer(copy) if copy else None
+            return (copy, export, ctypes.addressof(export) if export else 0, len(copy))
+        if not isinstance(data, bytearray | memoryview):
+            raise TypeError(f"cannot send a {type(data).__name__}: use bytes-like data")
+        return self._pin(data)
 
     def _trim_buffer_cache(self) -> None:
         # Pending operations hold their own buffers, so dropping cache entries is always
@@ -562,7 +582,7 @@ class UringBackend:
         key = (family, address)
         entry = self._addrs.get(key)
         if entry is None:
-            raw = bytearray(_pack_sockaddr(family, address))
+            raw = bytearray(abi.pack_sockaddr(family, address))
             export = (ctypes.c_char * len(raw)).from_buffer(raw)
             entry = (raw, export, ctypes.addressof(export), len(raw))
             if len(self._addrs) >= _ADDR_CACHE_MAX:
@@ -741,33 +761,3 @@ def _setup(sq_entries: int, cq_entries: int) -> tuple[int, abi.io_uring_params]:
             reason = abi.unavailable_reason(code, abi.read_io_uring_disabled())
             raise BackendUnavailable(reason) from None
     raise AssertionError("unreachable")
-
-
-def _family_of(host: str, port: int) -> int:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return family
-    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return int(info[0][0])
-
-
-def _pack_sockaddr(family: int, address: tuple[Any, ...]) -> bytes:
-    """``sockaddr_in`` (16 bytes) or ``sockaddr_in6`` (28 bytes) for a connect SQE."""
-    host, port = str(address[0]), int(address[1])
-    try:
-        ip = socket.inet_pton(family, host)
-    except OSError:
-        info = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-        ip = socket.inet_pton(family, str(info[0][4][0]))
-    if family == socket.AF_INET:
-        # sa_family (host order), sin_port (network order), sin_addr, 8 bytes sin_zero.
-        return struct.pack("=H", family) + struct.pack("!H", port) + ip + bytes(8)
-    if family == socket.AF_INET6:
-        flowinfo = int(address[2]) if len(address) > 2 else 0
-        scope_id = int(address[3]) if len(address) > 3 else 0
-        return (struct.pack("=H", family) + struct.pack("!HI", port, flowinfo) + ip
-                + struct.pack("=I", scope_id))
-    raise ValueError(f"unsupported address family {family}")

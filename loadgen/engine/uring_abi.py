@@ -18,10 +18,11 @@ import errno
 import functools
 import mmap
 import os
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 # --- syscalls (numbers shared by every architecture that got io_uring after 5.1) ---------
 NR_IO_URING_SETUP: Final = 425
@@ -151,6 +152,40 @@ MSG_NOSIGNAL: Final = 0x4000
 #: <linux/in.h>: defer the port choice of bind() to connect(), so thousands of sockets on
 #: one source address share ephemeral ports across different destinations.
 IP_BIND_ADDRESS_NO_PORT: Final = 24
+
+# --- socket addresses ----------------------------------------------------------------------
+
+
+def family_of(host: str, port: int) -> int:
+    """AF_INET or AF_INET6 for a literal address, else what the resolver says first."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return int(info[0][0])
+
+
+def pack_sockaddr(family: int, address: tuple[Any, ...]) -> bytes:
+    """``sockaddr_in`` (16 bytes) or ``sockaddr_in6`` (28 bytes) for a connect SQE."""
+    host, port = str(address[0]), int(address[1])
+    try:
+        ip = socket.inet_pton(family, host)
+    except OSError:
+        info = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        ip = socket.inet_pton(family, str(info[0][4][0]))
+    if family == socket.AF_INET:
+        # sa_family (host order), sin_port (network order), sin_addr, 8 bytes sin_zero.
+        return struct.pack("=H", family) + struct.pack("!H", port) + ip + bytes(8)
+    if family == socket.AF_INET6:
+        flowinfo = int(address[2]) if len(address) > 2 else 0
+        scope_id = int(address[3]) if len(address) > 3 else 0
+        return (struct.pack("=H", family) + struct.pack("!HI", port, flowinfo) + ip
+                + struct.pack("=I", scope_id))
+    raise ValueError(f"unsupported address family {family}")
+
 
 # --- once-per-ring structures -------------------------------------------------------------
 

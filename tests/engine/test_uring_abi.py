@@ -371,3 +371,30 @@ def test_buffer_cache_is_bounded(monkeypatch: pytest.MonkeyPatch,
     assert id(keep) in engine._bufs  # ... and are dropped before long-lived bytearrays
     with pytest.raises(TypeError, match="writable"):
         engine._pin(memoryview(b"read-only"))
+
+
+@needs_uring
+def test_ipv6_and_read_only_send_buffers(small_ring: UringBackend) -> None:
+    engine = small_ring
+    try:
+        listen_handle, address = engine.listen_socket("::1", 0, 16)
+    except OSError as exc:  # pragma: no cover - hosts without IPv6 loopback
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    engine.accept(listen_handle, 1)
+    client = engine.tcp_socket(socket.AF_INET6)
+    engine.connect(client, address, 2)
+    done = {t: r for t, r, _ in _collect(engine, 2)}
+    assert done[2] == 0 and done[1] >= 0
+    server = done[1]
+    buf = bytearray(64)
+    # Beyond the contract's writable buffers, a send may read bytes or a read-only view.
+    for data, token in ((b"immutable bytes", 3), (memoryview(b"read-only view")[:9], 5)):
+        engine.send(client, data, token)
+        engine.recv(server, buf, token + 1)
+        done = {t: r for t, r, _ in _collect(engine, 2)}
+        n = len(data)
+        assert done == {token: n, token + 1: n} and bytes(buf[:n]) == bytes(data)
+    with pytest.raises(TypeError, match="writable"):
+        engine.recv(server, memoryview(b"no"), 9)
+    for handle in (client, server, listen_handle):
+        engine.close(handle)

@@ -1,22 +1,50 @@
-"""Every example scenario runs, briefly, against its target (validity is test_scenario's)."""
+"""Every example scenario runs, briefly, against its target (validity is test_scenario's).
+
+Examples aimed at a third-party server (nginx for HTTP, redis-server for Redis) are pointed
+at one started here with ``--set target=...``.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli import app
+from loadgen.scenario import load_scenario
+
+from .servers import nginx, redis
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
 
 
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    """Started lazily: only the servers some example needs."""
+    with ExitStack() as stack:
+        started: dict[str, int] = {}
+
+        class Lazy(dict[str, int]):
+            def __missing__(self, protocol: str) -> int:
+                server = {"http": nginx, "redis": redis}[protocol]
+                started[protocol] = stack.enter_context(server(tmp_path_factory.mktemp(protocol)))
+                return started[protocol]
+
+        yield Lazy()
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_runs(path: Path, tmp_path: Path) -> None:
+def test_example_runs(path: Path, tmp_path: Path, servers: dict[str, int]) -> None:
     out = tmp_path / "result.json"
-    result = CliRunner().invoke(app, ["run", str(path), "-d", "1s", "-q", "--json", str(out)])
+    arguments = ["run", str(path), "-d", "1s", "-q", "--json", str(out)]
+    scenario = load_scenario(path)
+    if scenario.builtin_target is None:
+        arguments += ["--set", f"target=127.0.0.1:{servers[scenario.protocol_name]}"]
+    result = CliRunner().invoke(app, arguments)
     data = json.loads(out.read_text())
     assert data["summary"]["requests"] > 0, result.output
     assert data["summary"]["errors"] == {}, data["summary"]["errors"]

@@ -106,12 +106,14 @@ def test_large_body_in_odd_pieces() -> None:
 def test_closing_turns_true_only_when_the_closing_response_is_taken() -> None:
     codec = Http1Codec()
     codec.receive_data(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    closing = [codec.closing]
     assert codec.next_response() == Response(200, 2)
-    assert not codec.closing  # one more response to hand out first
+    closing.append(codec.closing)  # one more response to hand out first
     assert codec.next_response() == Response(200, 0)
-    assert codec.closing
+    closing.append(codec.closing)
     codec.reset()  # a new connection: the same request, a fresh parser
-    assert not codec.closing
+    closing.append(codec.closing)
+    assert closing == [False, False, True, False]
     assert feed(codec, [OK]) == [Response(200, 2)]
 
 

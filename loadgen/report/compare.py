@@ -1,0 +1,306 @@
+"""Baseline against current: per-metric change, significance and a pass/fail verdict.
+
+The unit is the run: requests inside one run share its machine state, so they are not
+independent samples, and a test over them would find "significant" noise. Each run gives one
+value per metric (its throughput, its p99, ...).
+
+* Three or more runs on each side: a one-sided Mann-Whitney U test in the direction that
+  would be worse (three a side is the least that can be significant at all: complete
+  separation gives p = 1/20 = 0.05) and a bootstrap interval of the relative change of
+  medians. A metric fails only when the change is significant (p <= alpha) **and** worse than
+  the tolerance: significant-but-small and large-but-noisy both pass, and say so.
+* Fewer: the relative change of medians against the tolerance alone, labelled as such.
+
+Latency is the corrected latency in the open model (from intended send times, the one its
+thresholds use) and the only one in the closed model. Error rate is errors / (requests +
+errors); from a zero baseline any error is an infinite relative change, so new errors fail a
+tolerance-only comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from loadgen.report.loading import LoadedRun
+from loadgen.result import LatencySummary, Summary
+from loadgen.stats.significance import bootstrap_ci, mann_whitney_u, relative_change
+
+DEFAULT_TOLERANCE = 0.10  # 10 %: run-to-run noise on shared machines is a few percent
+ALPHA = 0.05  # the usual 5 % false-alarm rate per metric
+CONFIDENCE = 0.95
+MIN_RUNS_FOR_TEST = 3  # fewer cannot reach p <= 0.05 in a one-sided U test
+
+
+class Verdict(StrEnum):
+    REGRESSION = "regression"
+    IMPROVED = "improved"
+    OK = "ok"
+    NOT_SIGNIFICANT = "not significant"  # beyond tolerance, but within run-to-run noise
+    NO_DATA = "no data"
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    value: Callable[[Summary], float | None]
+
+
+def _latency(summary: Summary) -> LatencySummary:
+    """Corrected latency in the open model (what its thresholds use too), else the only one."""
+    return summary.latency_corrected_us or summary.latency_us
+
+
+def _error_rate_percent(summary: Summary) -> float:
+    attempts = summary.requests + summary.error_count
+    return 100.0 * summary.error_count / attempts if attempts else 0.0
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("throughput", "throughput", "req/s", True, lambda s: s.throughput_rps),
+    Metric("p50", "p50 latency", "µs", False, lambda s: _latency(s).p50),
+    Metric("p90", "p90 latency", "µs", False, lambda s: _latency(s).p90),
+    Metric("p99", "p99 latency", "µs", False, lambda s: _latency(s).p99),
+    Metric("p99_9", "p99.9 latency", "µs", False, lambda s: _latency(s).p99_9),
+    Metric("max", "max latency", "µs", False, lambda s: _latency(s).max),
+    Metric("error_rate", "error rate", "%", False, _error_rate_percent),
+)
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    metric: Metric
+    baseline: tuple[float, ...]
+    current: tuple[float, ...]
+    change: float | None  # relative change of medians; +-inf from a zero baseline
+    p_value: float | None  # one-sided, toward "worse"; None when not tested
+    ci: tuple[float, float] | None  # bootstrap interval of ``change``
+    verdict: Verdict
+    reason: str
+
+    @property
+    def baseline_median(self) -> float | None:
+        return statistics.median(self.baseline) if self.baseline else None
+
+    @property
+    def current_median(self) -> float | None:
+        return statistics.median(self.current) if self.current else None
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict is Verdict.REGRESSION
+
+
+@dataclass(frozen=True)
+class Comparison:
+    tolerance: float
+    tested: bool  # True: Mann-Whitney U + bootstrap; False: tolerance only
+    baseline_sources: tuple[str, ...]
+    current_sources: tuple[str, ...]
+    metrics: tuple[MetricComparison, ...]
+    warnings: tuple[InputWarning, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(m.failed for m in self.metrics)
+
+    @property
+    def method(self) -> str:
+        if self.tested:
+            return (
+                f"Mann-Whitney U (one-sided, alpha = {ALPHA:g}) and bootstrap "
+                f"{CONFIDENCE:.0%} interval, runs as the unit"
+            )
+        return (
+            f"tolerance only (a significance test needs {MIN_RUNS_FOR_TEST} or more runs "
+            "on each side)"
+        )
+
+
+def parse_tolerance(text: str) -> float:
+    """``"10%"`` or ``"10"`` -> 0.10 (a plain number is a percentage too)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%?\s*", text)
+    if not match:
+        raise ValueError(f"tolerance {text!r}: expected a percentage such as 10% or 2.5%")
+    return float(match.group(1)) / 100
+
+
+def compare_runs(
+    baseline: Sequence[LoadedRun],
+    current: Sequence[LoadedRun],
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Comparison:
+    if not baseline or not current:
+        raise ValueError("compare needs at least one baseline and one current run")
+    tested = len(baseline) >= MIN_RUNS_FOR_TEST and len(current) >= MIN_RUNS_FOR_TEST
+    metrics = tuple(
+        _compare_metric(
+            metric,
+            _values(metric, baseline),
+            _values(metric, current),
+            tolerance,
+            tested,
+        )
+        for metric in METRICS
+    )
+    return Comparison(
+        tolerance=tolerance,
+        tested=tested,
+        baseline_sources=tuple(run.source or run.label for run in baseline),
+        current_sources=tuple(run.source or run.label for run in current),
+        metrics=metrics,
+        warnings=tuple(input_warnings([*baseline, *current])),
+    )
+
+
+def _values(metric: Metric, runs: Sequence[LoadedRun]) -> tuple[float, ...]:
+    values = (metric.value(run.result.summary) for run in runs)
+    return tuple(float(v) for v in values if v is not None)
+
+
+def _compare_metric(
+    metric: Metric,
+    baseline: tuple[float, ...],
+    current: tuple[float, ...],
+    tolerance: float,
+    tested: bool,
+) -> MetricComparison:
+    if not baseline or not current:
+        return MetricComparison(
+            metric, baseline, current, None, None, None, Verdict.NO_DATA, "no value on one side"
+        )
+    change = relative_change(statistics.median(baseline), statistics.median(current))
+    worse = -change if metric.higher_is_better else change  # > 0: moved the bad way
+    p_worse: float | None = None
+    p_better: float | None = None
+    ci: tuple[float, float] | None = None
+    if tested:
+        lower = mann_whitney_u(current, baseline, "less").p_value
+        higher = mann_whitney_u(current, baseline, "greater").p_value
+        p_worse, p_better = (lower, higher) if metric.higher_is_better else (higher, lower)
+        low, high = bootstrap_ci(baseline, current, confidence=CONFIDENCE)
+        ci = None if math.isnan(low) else (low, high)
+    verdict, reason = _decide(worse, tolerance, p_worse, p_better)
+    return MetricComparison(metric, baseline, current, change, p_worse, ci, verdict, reason)
+
+
+def format_percent(fraction: float) -> str:
+    """0.1 -> "10%", 0.025 -> "2.5%"."""
+    return f"{fraction * 100:.3g}%"
+
+
+def _decide(
+    worse: float, tolerance: float, p_worse: float | None, p_better: float | None
+) -> tuple[Verdict, str]:
+    """``worse``: relative change in the bad direction; p-values None when not tested."""
+    limit = format_percent(tolerance)
+    if p_worse is None or p_better is None:
+        if worse > tolerance:
+            return Verdict.REGRESSION, f"worse by more than {limit} (tolerance only)"
+        if -worse > tolerance:
+            return Verdict.IMPROVED, f"better by more than {limit} (tolerance only)"
+        return Verdict.OK, f"within {limit} (tolerance only)"
+    if worse > tolerance:
+        if p_worse <= ALPHA:
+            return Verdict.REGRESSION, f"worse by more than {limit}, p = {p_worse:.3g}"
+        return (
+            Verdict.NOT_SIGNIFICANT,
+            f"worse by more than {limit}, but p = {p_worse:.3g} > {ALPHA:g}: within run noise",
+        )
+    if -worse > tolerance:
+        if p_better <= ALPHA:
+            return Verdict.IMPROVED, f"better by more than {limit}, p = {p_better:.3g}"
+        return Verdict.OK, f"better by more than {limit}, but p = {p_better:.3g} > {ALPHA:g}"
+    if min(p_worse, p_better) <= ALPHA:
+        return Verdict.OK, f"within {limit} (a significant but small change)"
+    return Verdict.OK, f"within {limit}"
+
+
+# ------------------------------------------------------------------------ input checks
+
+
+#: Scenario keys that describe rather than define the load: a difference there is no warning.
+_DESCRIPTIVE_KEYS = ("description",)
+_VALUE_WIDTH = 48  # longer values (phase lists) are shortened so a warning stays readable
+
+
+@dataclass(frozen=True)
+class InputWarning:
+    """Something to know before trusting the comparison, with one detail line per item."""
+
+    message: str
+    details: tuple[str, ...] = ()
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): data}
+
+
+def _shorten(value: Any) -> str:
+    text = "(absent)" if value is _ABSENT else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+_ABSENT = object()
+
+
+def _differences(runs: Sequence[LoadedRun], sections: Sequence[dict[str, Any]]) -> list[str]:
+    """``key: value in run, run; other value in run`` for each key whose values differ."""
+    flat = [_flatten(section) for section in sections]
+    keys = sorted({key for entry in flat for key in entry} - set(_DESCRIPTIVE_KEYS))
+    described = []
+    for key in keys:
+        values = [_shorten(entry.get(key, _ABSENT)) for entry in flat]
+        if len(set(values)) == 1:
+            continue
+        groups: dict[str, list[str]] = {}
+        for run, value in zip(runs, values, strict=True):
+            groups.setdefault(value, []).append(run.label)
+        described.append(
+            f"{key}: " + "; ".join(f"{v} in {', '.join(who)}" for v, who in groups.items())
+        )
+    return described
+
+
+def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
+    """What a reader must know before trusting the comparison: differing inputs, partial runs."""
+    warnings = []
+    scenario = _differences(runs, [run.result.scenario for run in runs])
+    if scenario:
+        warnings.append(
+            InputWarning("the runs come from different scenarios; they differ in", tuple(scenario))
+        )
+    environment = _differences(
+        runs,
+        [
+            {
+                "backend": run.result.environment.backend,
+                "recv_mode": run.result.environment.recv_mode,
+                "processes": run.result.environment.processes,
+                "loadgen_version": run.result.environment.loadgen_version,
+            }
+            for run in runs
+        ],
+    )
+    if environment:
+        warnings.append(InputWarning("the runs differ in environment", tuple(environment)))
+    warnings += [
+        InputWarning(f"{run.label} is partial ({run.result.stop_reason})")
+        for run in runs
+        if run.result.partial
+    ]
+    return warnings

@@ -1,0 +1,79 @@
+"""Numbers as people read them, shared by the HTML, markdown and terminal renderings."""
+
+from __future__ import annotations
+
+import math
+
+MISSING = "\u2013"  # en dash: "no value", distinct from a zero
+
+
+def format_us(value: float | None) -> str:
+    """A latency given in microseconds, in the unit that keeps 3 significant digits."""
+    if value is None:
+        return MISSING
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.3g} s"
+    if value >= 1000:
+        return f"{value / 1000:.3g} ms"
+    return f"{value:.3g} µs"
+
+
+def format_count(value: int | float) -> str:
+    return f"{value:,.0f}"
+
+
+def format_rate(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return f"{value:,.0f} req/s" if value >= 100 else f"{value:.3g} req/s"
+
+
+def format_bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.3g} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+
+
+def format_seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.3g} s"
+    minutes, seconds = divmod(value, 60)
+    return f"{minutes:.0f} min {seconds:.0f} s"
+
+
+def format_percent_value(value: float | None) -> str:
+    """A quantity already in percent (an error rate, a CPU share)."""
+    if value is None:
+        return MISSING
+    if value == 0:
+        return "0%"
+    return f"{value:.3g}%"
+
+
+def format_change(change: float | None) -> str:
+    """A relative change: +12.3%, -4.01%, +inf (from a zero baseline)."""
+    if change is None or math.isnan(change):
+        return MISSING
+    if math.isinf(change):
+        return "+∞" if change > 0 else "-∞"
+    percent = change * 100
+    return f"{percent:+,.0f}%" if abs(percent) >= 1000 else f"{percent:+.3g}%"
+
+
+def format_interval(interval: tuple[float, float] | None) -> str:
+    if interval is None:
+        return MISSING
+    return f"[{format_change(interval[0])}, {format_change(interval[1])}]"
+
+
+def format_metric(value: float | None, unit: str) -> str:
+    if unit == "µs":
+        return format_us(value)
+    if unit == "req/s":
+        return format_rate(value)
+    if unit == "%":
+        return format_percent_value(value)
+    return MISSING if value is None else f"{value:.4g} {unit}"

@@ -1,0 +1,180 @@
+"""The self-contained HTML report: one file, no URL, readable with or without JavaScript.
+
+The page is ``assets/report.html`` with its placeholders filled: the tables are plain HTML
+(``html_tables``), the charts are drawn by ``assets/report.js`` with the vendored uPlot from a
+JSON block (``charts``). Both scripts and both stylesheets are inlined; a Content-Security-
+Policy of ``default-src 'none'`` makes the browser refuse any load from anywhere, so a report
+that works once works from disk, from a CI artifact, and offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from loadgen import __version__
+from loadgen.report import charts as chart_data
+from loadgen.report import html_tables as tables
+from loadgen.report.charts import Chart
+from loadgen.report.loading import LoadedRun
+from loadgen.report.series import interval_series
+from loadgen.report.vendor import chart_library
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+# Inside <script>, "</" could end the element early; JSON's \u escapes keep the data inert.
+_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def _asset(name: str) -> str:
+    return resources.files("loadgen.report").joinpath("assets", name).read_text("utf-8")
+
+
+def _figure(chart: Chart, titled: bool = False) -> str:
+    """A chart's frame; ``titled`` when its section holds several charts (one per run)."""
+    title = f"<strong>{escape(chart.title)}</strong>" if titled else ""
+    return (
+        f'<figure class="chart" id="figure-{escape(chart.id)}">'
+        f"<figcaption>{title}<span>{escape(chart.description)}</span></figcaption>"
+        f'<div class="plot" data-chart="{escape(chart.id)}"></div>'
+        '<noscript><p class="note">This chart needs JavaScript; the tables on this page '
+        "hold its key numbers.</p></noscript></figure>"
+    )
+
+
+def _section(anchor: str, title: str, lead: str, content: str) -> tuple[str, str, str]:
+    lead_html = f'<p class="lead">{lead}</p>' if lead else ""
+    html = f'<section id="{anchor}"><h2>{escape(title)}</h2>{lead_html}{content}</section>'
+    return anchor, title, html
+
+
+def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], list[Chart]]:
+    series = [interval_series(run) for run in runs]
+    throughput = chart_data.throughput_chart(runs, series)
+    latency = chart_data.latency_charts(runs, series)
+    spectrum = chart_data.spectrum_chart(runs)
+    errors = chart_data.error_charts(runs, series)
+    connections = chart_data.connections_chart(runs, series)
+    optional = [chart for chart in (spectrum, connections) if chart is not None]
+    charts = [throughput, *latency, *errors, *optional]
+    idle = [run.label for run in runs if not chart_data.has_latency(run)]
+    idle_note = (
+        f'<p class="note">No request completed in {escape(", ".join(idle))}: '
+        "no latency to draw there.</p>"
+        if idle
+        else ""
+    )
+    open_model = any(run.result.summary.latency_corrected_us is not None for run in runs)
+
+    sections = [
+        _section(
+            "summary",
+            "Summary",
+            "One column per run. Latency is measured per request, from handing the message "
+            "to the kernel to the whole reply having arrived"
+            + (
+                "; in open-model runs, from the moment the schedule meant it to leave "
+                "(corrected for coordinated omission)."
+                if open_model
+                else "."
+            ),
+            tables.summary_table(runs) + tables.latency_tables(runs),
+        )
+    ]
+    thresholds = tables.thresholds_section(runs)
+    if thresholds:
+        sections.append(_section("thresholds", "Thresholds", "", thresholds))
+    sections += [
+        _section("throughput", "Throughput", "", _figure(throughput)),
+        _section(
+            "latency",
+            "Latency over time",
+            "",
+            "".join(_figure(c, titled=len(runs) > 1) for c in latency) + idle_note,
+        ),
+        _section(
+            "spectrum",
+            "Latency percentile spectrum",
+            "",
+            (_figure(spectrum) if spectrum is not None else "") + idle_note,
+        ),
+        _section(
+            "errors",
+            "Errors",
+            "Counted by kind: refused, reset, timeout, eof (the peer closed), verify (a reply "
+            "that differs from what was sent), other.",
+            tables.errors_table(runs) + "".join(_figure(c, titled=True) for c in errors),
+        ),
+    ]
+    if connections is not None:
+        sections.append(_section("connections", "Connections", "", _figure(connections)))
+    memory = tables.memory_note(runs)
+    if memory:
+        sections.append(_section("memory", "Memory", "", memory))
+    sections.append(
+        _section(
+            "environment",
+            "Environment",
+            "",
+            tables.environment_table(runs) + tables.scenario_details(runs),
+        )
+    )
+    return sections, charts
+
+
+def _script_json(data: Any) -> str:
+    return json.dumps(data, allow_nan=False, separators=(",", ":")).translate(_SCRIPT_UNSAFE)
+
+
+def render_html(runs: Sequence[LoadedRun], generated: datetime | None = None) -> str:
+    """The whole report for one or more runs, as one HTML document."""
+    if not runs:
+        raise ValueError("a report needs at least one run")
+    library = chart_library()
+    sections, charts = _sections(runs)
+    names = list(dict.fromkeys(str(run.result.scenario.get("name", "run")) for run in runs))
+    heading = f"loadgen report: {', '.join(names)}"
+    count = f"{len(runs)} runs" if len(runs) > 1 else f"started {tables.started_text(runs[0])}"
+    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    values = {
+        "title": escape(f"{heading} ({count})"),
+        "heading": escape(heading),
+        "meta": escape(
+            " · ".join(
+                [
+                    count,
+                    *dict.fromkeys(
+                        f"{run.result.environment.backend}, {run.result.environment.recv_mode} "
+                        "receives"
+                        for run in runs
+                    ),
+                ]
+            )
+        ),
+        "toc": "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in sections),
+        "body": "\n".join(html for _, _, html in sections),
+        "chart_count": str(len(charts)),
+        "data": _script_json({"charts": [chart.to_json() for chart in charts]}),
+        "uplot_css": library.stylesheet,
+        "uplot_js": library.script,
+        "report_css": _asset("report.css"),
+        "report_js": _asset("report.js"),
+        "chart_library": escape(f"{library.name} {library.version}"),
+        "chart_license_name": escape(library.license_name),
+        "chart_license": escape(library.license_text),
+        "version": escape(__version__),
+        "generated": escape(when),
+    }
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], _asset("report.html"))
+
+
+def write_html(runs: Sequence[LoadedRun], path: str | Path) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_html(runs), encoding="utf-8")
+    return target

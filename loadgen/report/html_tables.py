@@ -1,0 +1,268 @@
+"""The report's plain HTML tables: everything a reader needs, with or without JavaScript.
+
+Every function takes the runs and returns escaped HTML (an empty string for a section that
+does not apply). Runs are columns when a table describes each run, rows when it lists values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from html import escape
+from typing import Any
+
+from loadgen.report.formatting import (
+    MISSING,
+    format_bytes,
+    format_count,
+    format_percent_value,
+    format_rate,
+    format_seconds,
+    format_us,
+)
+from loadgen.report.loading import LoadedRun
+from loadgen.result import LatencySummary
+
+_LATENCY_COLUMNS = (
+    ("min", "min"),
+    ("mean", "mean"),
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p99", "p99"),
+    ("p99_9", "p99.9"),
+    ("max", "max"),
+)
+
+
+def _cell(text: str, tag: str = "td", css: str = "") -> str:
+    klass = f' class="{css}"' if css else ""
+    return f"<{tag}{klass}>{text}</{tag}>"
+
+
+def _table(header: Sequence[str] | None, rows: Iterable[Sequence[str]], css: str = "grid") -> str:
+    """``header`` and cells are HTML already (escape text before passing it)."""
+    head = ""
+    if header is not None:
+        head = "<thead><tr>" + "".join(_cell(h, "th") for h in header) + "</tr></thead>"
+    body = "".join(
+        "<tr>" + _cell(row[0], "th") + "".join(_cell(c, css="num") for c in row[1:]) + "</tr>"
+        for row in rows
+    )
+    return f'<table class="{css}">{head}<tbody>{body}</tbody></table>'
+
+
+def _badge(text: str, kind: str) -> str:
+    return f'<span class="badge {kind}">{escape(text)}</span>'
+
+
+def _per_run(
+    runs: Sequence[LoadedRun], rows: Sequence[tuple[str, Callable[[LoadedRun], str]]]
+) -> str:
+    """A table with one column per run and one row per (label, value function)."""
+    header = ["", *(escape(run.label) for run in runs)]
+    rows_html = [[escape(label), *(get(run) for run in runs)] for label, get in rows]
+    return _table(header, rows_html, css="grid per-run")
+
+
+def _status(run: LoadedRun) -> str:
+    result = run.result
+    if result.stop_reason.startswith("failed"):
+        return _badge(result.stop_reason, "bad")
+    if result.partial:
+        return _badge(f"partial: {result.stop_reason}", "warn")
+    return _badge("completed", "good")
+
+
+def started_text(run: LoadedRun) -> str:
+    """``started_at`` (ISO 8601 UTC) as a person writes it: 2024-05-01 12:00:05 UTC."""
+    return run.result.started_at.replace("T", " ").split(".")[0].rstrip("Z") + " UTC"
+
+
+def _errors(run: LoadedRun) -> str:
+    summary = run.result.summary
+    total = summary.error_count
+    if total == 0:
+        return "none"
+    rate = 100 * total / (summary.requests + total)
+    return _badge(f"{format_count(total)} ({format_percent_value(rate)})", "bad")
+
+
+def _latency(run: LoadedRun) -> LatencySummary:
+    """The honest latency: corrected in the open model, the only one in the closed model."""
+    summary = run.result.summary
+    return summary.latency_corrected_us or summary.latency_us
+
+
+def summary_table(runs: Sequence[LoadedRun]) -> str:
+    def scenario(key: str) -> Callable[[LoadedRun], str]:
+        return lambda run: escape(str(run.result.scenario.get(key, MISSING)))
+
+    return _per_run(
+        runs,
+        [
+            ("scenario", scenario("name")),
+            ("target", scenario("target")),
+            ("started", lambda r: escape(started_text(r))),
+            ("status", _status),
+            ("duration", lambda r: format_seconds(r.result.summary.duration_s)),
+            ("requests", lambda r: format_count(r.result.summary.requests)),
+            ("throughput", lambda r: _badge(format_rate(r.result.summary.throughput_rps), "key")),
+            ("latency p50", lambda r: format_us(_latency(r).p50)),
+            ("latency p99", lambda r: _badge(format_us(_latency(r).p99), "key")),
+            ("latency max", lambda r: format_us(_latency(r).max)),
+            ("errors", _errors),
+            (
+                "connections",
+                lambda r: (
+                    f"{format_count(r.result.summary.connections)} open at end, "
+                    f"{format_count(r.result.summary.connects)} connects"
+                ),
+            ),
+            ("message size", lambda r: _size(r.result.scenario.get("message_size"))),
+            ("bytes sent", lambda r: format_bytes(r.result.summary.bytes_sent)),
+            ("bytes received", lambda r: format_bytes(r.result.summary.bytes_received)),
+            (
+                "generator",
+                lambda r: (
+                    f"{r.result.generator.cpu_percent:.0f}% CPU, max loop lag "
+                    f"{r.result.generator.max_loop_lag_ms:.1f} ms"
+                ),
+            ),
+        ],
+    )
+
+
+def _size(value: Any) -> str:
+    return format_bytes(value) if isinstance(value, int) else escape(str(value or MISSING))
+
+
+LatencyPick = Callable[[LoadedRun], LatencySummary | None]
+
+#: (title, which summary) of each latency table; a table shows only when some run has it.
+LATENCY_TABLES: tuple[tuple[str, LatencyPick], ...] = (
+    (
+        "Request latency, corrected (from each request's intended send time)",
+        lambda run: run.result.summary.latency_corrected_us,
+    ),
+    ("Request latency", lambda run: run.result.summary.latency_us),
+    ("Schedule lag (how late requests left)", lambda run: run.result.summary.schedule_lag_us),
+    ("Connect latency", lambda run: run.result.summary.connect_latency_us),
+)
+
+
+def latency_tables(runs: Sequence[LoadedRun]) -> str:
+    """One table per kind of latency a run recorded: a row per run, a column per statistic."""
+    open_model = any(run.result.summary.latency_corrected_us is not None for run in runs)
+    parts = []
+    for title, pick in LATENCY_TABLES:
+        rows = []
+        for run in runs:
+            latency = pick(run)
+            if latency is None:
+                continue
+            rows.append(
+                [
+                    escape(run.label),
+                    format_count(latency.count),
+                    *(format_us(getattr(latency, key)) for key, _ in _LATENCY_COLUMNS),
+                ]
+            )
+        if not rows:
+            continue
+        if title == "Request latency" and open_model:
+            title = "Request latency, raw (from each request's actual send)"
+        header = ["run", "count", *(h for _, h in _LATENCY_COLUMNS)]
+        parts.append(f"<h3>{escape(title)}</h3>" + _table(header, rows))
+    return "".join(parts)
+
+
+def errors_table(runs: Sequence[LoadedRun]) -> str:
+    kinds = sorted({kind for run in runs for kind in run.result.summary.errors})
+    if not kinds:
+        return '<p class="note">No errors in any run.</p>'
+    rows = [
+        [escape(kind), *(format_count(run.result.summary.errors.get(kind, 0)) for run in runs)]
+        for kind in kinds
+    ]
+    rows.append(["total", *(format_count(run.result.summary.error_count) for run in runs)])
+    return _table(["kind", *(escape(run.label) for run in runs)], rows)
+
+
+def threshold_value(metric: str, value: float | None) -> str:
+    """A threshold's observed value in its metric's unit (latencies arrive in seconds)."""
+    if value is None:
+        return "not measured"
+    if metric == "error_rate":
+        return format_percent_value(100 * value)
+    if metric == "throughput":
+        return format_rate(value)
+    if metric in ("errors", "requests"):
+        return format_count(value)
+    return format_us(value * 1e6)
+
+
+def thresholds_section(runs: Sequence[LoadedRun]) -> str:
+    """Threshold verdicts of each run that has thresholds; empty when none has any."""
+    parts = []
+    for run in runs:
+        verdicts = run.result.thresholds
+        if not verdicts:
+            continue
+        rows = [
+            [
+                f"<code>{escape(v.expression)}</code>",
+                threshold_value(v.metric, v.value),
+                _badge("pass", "good") if v.passed else _badge("fail", "bad"),
+            ]
+            for v in verdicts
+        ]
+        title = f"<h3>{escape(run.label)}</h3>" if len(runs) > 1 else ""
+        parts.append(title + _table(["threshold", "observed", "verdict"], rows, "grid per-run"))
+    return "".join(parts)
+
+
+def environment_table(runs: Sequence[LoadedRun]) -> str:
+    def env(key: str) -> Callable[[LoadedRun], str]:
+        return lambda run: escape(str(getattr(run.result.environment, key)))
+
+    return _per_run(
+        runs,
+        [
+            ("backend", env("backend")),
+            ("receive mode", env("recv_mode")),
+            ("os", env("os")),
+            ("python", env("python")),
+            ("loadgen", env("loadgen_version")),
+            ("processes", env("processes")),
+            ("CPUs", env("cpu_count")),
+            ("host", env("hostname")),
+            ("source", lambda run: escape(run.source or "this run")),
+        ],
+    )
+
+
+def scenario_details(runs: Sequence[LoadedRun]) -> str:
+    parts = []
+    for run in runs:
+        text = json.dumps(run.result.scenario, indent=2, sort_keys=True)
+        parts.append(
+            f"<details><summary>Scenario of {escape(run.label)} (as resolved: seconds, "
+            f"bytes)</summary><pre>{escape(text)}</pre></details>"
+        )
+    return "".join(parts)
+
+
+def memory_note(runs: Sequence[LoadedRun]) -> str:
+    """A placeholder naming the runs with memory samples; empty when none has any."""
+    notes = []
+    for run in runs:
+        samples = run.raw.get("memory")
+        if samples:
+            count = len(samples) if isinstance(samples, list | dict) else 1
+            notes.append(f"<li>{escape(run.label)}: {format_count(count)} memory samples</li>")
+    if not notes:
+        return ""
+    return (
+        f'<ul>{"".join(notes)}</ul><p class="note">This version of the report lists memory '
+        "samples but does not draw them yet; they are in the result JSON.</p>"
+    )

@@ -1,0 +1,81 @@
+"""JUnit XML, the format every CI system shows as test results: one testcase per check."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from loadgen.report.compare import Comparison, MetricComparison, Verdict
+from loadgen.report.formatting import format_change, format_interval, format_metric
+
+
+@dataclass(frozen=True)
+class Check:
+    """One pass/fail/skip check. ``details`` goes to the testcase's output."""
+
+    classname: str
+    name: str
+    outcome: str  # "passed", "failed" or "skipped"
+    message: str
+    details: str
+
+
+def junit_xml(suite: str, checks: Sequence[Check]) -> str:
+    failures = sum(c.outcome == "failed" for c in checks)
+    skipped = sum(c.outcome == "skipped" for c in checks)
+    root = ET.Element("testsuites", name=suite, tests=str(len(checks)), failures=str(failures))
+    element = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(checks)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+    )
+    for check in checks:
+        case = ET.SubElement(element, "testcase", classname=check.classname, name=check.name)
+        if check.outcome == "failed":
+            failure = ET.SubElement(case, "failure", message=check.message, type="regression")
+            failure.text = check.details
+        elif check.outcome == "skipped":
+            ET.SubElement(case, "skipped", message=check.message)
+        ET.SubElement(case, "system-out").text = f"{check.message}\n{check.details}"
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _metric_check(metric: MetricComparison) -> Check:
+    unit = metric.metric.unit
+    details = "\n".join(
+        [
+            "baseline: " + ", ".join(format_metric(v, unit) for v in metric.baseline),
+            "current: " + ", ".join(format_metric(v, unit) for v in metric.current),
+            f"change of medians: {format_change(metric.change)}",
+            *(
+                [f"p (one-sided, toward worse): {metric.p_value:.4g}"]
+                if metric.p_value is not None
+                else []
+            ),
+            *(
+                [f"bootstrap interval: {format_interval(metric.ci)}"]
+                if metric.ci is not None
+                else []
+            ),
+        ]
+    )
+    outcome = (
+        "failed" if metric.failed else "skipped" if metric.verdict is Verdict.NO_DATA else "passed"
+    )
+    return Check(
+        classname="loadgen.compare",
+        name=metric.metric.label,
+        outcome=outcome,
+        message=f"{metric.metric.label}: {metric.verdict.value}: {metric.reason}",
+        details=details,
+    )
+
+
+def comparison_junit(comparison: Comparison) -> str:
+    return junit_xml("loadgen compare", [_metric_check(m) for m in comparison.metrics])

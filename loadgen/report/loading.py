@@ -1,0 +1,118 @@
+"""Reading result files for reports and comparisons, with errors that name the file.
+
+A report reads both the typed ``RunResult`` and the raw JSON: keys that later issues add
+(``thresholds``, ``memory``, a ``latency_corrected`` histogram, per-interval ``connections``)
+are drawn when present, so an older reader never has to drop them to parse the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadgen.result import SCHEMA_VERSION, RunResult
+
+#: Keys every loadgen result has had since schema 1; a JSON object without them is not one.
+_REQUIRED_KEYS = ("schema_version", "scenario", "environment", "summary", "histograms")
+
+
+class ResultFileError(ValueError):
+    """A file that cannot be used as a loadgen result; ``str()`` names the file and why."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """One run as a report sees it: a label, where it came from, typed and raw."""
+
+    label: str
+    source: str
+    result: RunResult
+    raw: dict[str, Any]
+
+
+def from_result(result: RunResult, label: str | None = None, source: str = "") -> LoadedRun:
+    """Wrap a result that is already in memory (``loadgen run --html``)."""
+    return LoadedRun(
+        label=label or str(result.scenario.get("name", "run")),
+        source=source,
+        result=result,
+        raw=result.to_dict(),
+    )
+
+
+def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
+    """Read one result file; ``ResultFileError`` for anything that is not a usable result."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ResultFileError(file, "not a loadgen result (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ResultFileError(file, f"cannot read: {exc.strerror or exc}") from None
+    result, raw = _check(_decode(text, file), file)
+    return LoadedRun(label=label or file.stem, source=str(file), result=result, raw=raw)
+
+
+def load_runs(paths: list[Path]) -> list[LoadedRun]:
+    """Read several files, labelled by file name (made unique when names repeat)."""
+    stems = [p.stem for p in paths]
+    labels = [
+        stem if stems.count(stem) == 1 else f"{stem} ({p.parent.name or p.parent})"
+        for stem, p in zip(stems, paths, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return [load_run(p, label) for p, label in zip(paths, unique, strict=True)]
+
+
+def _decode(text: str, source: str | Path) -> dict[str, Any]:
+    if not text.strip():
+        raise ResultFileError(source, "empty file, not a loadgen result")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            problem = f"truncated JSON (it ends at line {exc.lineno} before the result is whole)"
+        else:
+            problem = f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise ResultFileError(source, problem) from None
+    if not isinstance(data, dict):
+        raise ResultFileError(source, "not a loadgen result (the JSON is not an object)")
+    return data
+
+
+def _check(data: dict[str, Any], source: str | Path) -> tuple[RunResult, dict[str, Any]]:
+    missing = [key for key in _REQUIRED_KEYS if key not in data]
+    if missing:
+        raise ResultFileError(
+            source, f"not a loadgen result (no {', '.join(repr(k) for k in missing)})"
+        )
+    version = data["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultFileError(source, f"not a loadgen result (schema_version {version!r})")
+    if version > SCHEMA_VERSION:
+        raise ResultFileError(
+            source,
+            f"written by a newer loadgen (schema_version {version}; this loadgen reads "
+            f"{SCHEMA_VERSION}): upgrade loadgen to read it",
+        )
+    try:
+        result = RunResult.from_dict(data)
+        for name in result.histograms:
+            result.histogram(name)  # decode once: a damaged histogram fails here, not later
+    except (KeyError, TypeError, ValueError, AttributeError, struct.error, zlib.error) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ResultFileError(source, f"malformed loadgen result: {detail}") from None
+    return result, data

@@ -1,0 +1,70 @@
+"""A comparison as a markdown table (for pull requests and GitHub's job summary)."""
+
+from __future__ import annotations
+
+from loadgen.report.compare import Comparison, MetricComparison, Verdict, format_percent
+from loadgen.report.formatting import MISSING, format_change, format_interval, format_metric
+
+_VERDICT_CELLS = {
+    Verdict.REGRESSION: "❌ **regression**",
+    Verdict.IMPROVED: "✅ improved",
+    Verdict.OK: "✅ ok",
+    Verdict.NOT_SIGNIFICANT: "⚠️ not significant",
+    Verdict.NO_DATA: "no data",
+}
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _side(values: tuple[float, ...], median: float | None, unit: str) -> str:
+    text = format_metric(median, unit)
+    return text if len(values) <= 1 else f"{text} (median of {len(values)})"
+
+
+def _row(metric: MetricComparison, tested: bool) -> str:
+    unit = metric.metric.unit
+    cells = [
+        metric.metric.label,
+        _side(metric.baseline, metric.baseline_median, unit),
+        _side(metric.current, metric.current_median, unit),
+        format_change(metric.change),
+    ]
+    if tested:
+        p = MISSING if metric.p_value is None else f"{metric.p_value:.3g}"
+        cells += [p, format_interval(metric.ci)]
+    cells.append(f"{_VERDICT_CELLS[metric.verdict]}: {metric.reason}")
+    return "| " + " | ".join(_escape(c) for c in cells) + " |"
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    outcome = "❌ FAIL" if comparison.failed else "✅ PASS"
+    n_base, n_cur = len(comparison.baseline_sources), len(comparison.current_sources)
+    lines = [
+        f"### loadgen compare: {outcome}",
+        "",
+        f"{n_base} baseline run{'s' * (n_base != 1)} against {n_cur} current "
+        f"run{'s' * (n_cur != 1)}; tolerance {format_percent(comparison.tolerance)}; "
+        f"{comparison.method}.",
+        "",
+    ]
+    header = ["metric", "baseline", "current", "change"]
+    if comparison.tested:
+        header += ["p (worse)", "95% interval"]
+    header.append("verdict")
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
+    lines += [_row(metric, comparison.tested) for metric in comparison.metrics]
+    if comparison.warnings:
+        lines += ["", "**Warnings**", ""]
+        for warning in comparison.warnings:
+            lines.append(f"- {_escape(warning.message)}")
+            lines += [f"  - `{detail}`" for detail in warning.details]
+    lines += [
+        "",
+        "Baseline: " + ", ".join(f"`{s}`" for s in comparison.baseline_sources),
+        "",
+        "Current: " + ", ".join(f"`{s}`" for s in comparison.current_sources),
+    ]
+    return "\n".join(lines) + "\n"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ from loadgen import __version__
 from loadgen.engine import CHOICES, Backend, BackendUnavailable, select_backend
 from loadgen.scenario import ScenarioError, load_scenario
 from loadgen.units import parse_duration_s
+
+if TYPE_CHECKING:
+    from loadgen.result import RunResult
 
 app = typer.Typer(
     help="loadgen: network load generator on a completion-port engine.",
@@ -33,10 +37,12 @@ app.add_typer(serve_app, name="serve")
 console = Console() if sys.stdout.isatty() else Console(width=120)
 errors = Console(stderr=True, soft_wrap=True)  # messages stay one line: greppable, copyable
 
-#: Exit codes: k6's convention for thresholds (99) so CI scripts carry over.
+#: Exit codes, the same for every command (README: "Exit codes"). 99 is k6's convention for
+#: failed thresholds, so CI scripts carry over.
 EXIT_RUNTIME_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_THRESHOLDS_FAILED = 99
+EXIT_INVALID_RUN = 3  # reserved: the generator itself was saturated (not detected yet)
+EXIT_THRESHOLDS_FAILED = 99  # a threshold failed (run) or a metric regressed (compare)
 EXIT_INTERRUPTED = 130
 
 BackendOption = Annotated[
@@ -75,6 +81,15 @@ def run(
         typer.Option("--json", help="Where to write the JSON result [reports/NAME-TIME.json]."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
+    ] = None,
+    hdr_log_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--hdr-log", help="Also write the interval histograms as an HdrHistogram log."
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario and write its JSON result."""
     from loadgen.report.console import render_summary
@@ -99,6 +114,7 @@ def run(
     except TargetError as exc:
         raise _fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     path = result.write(json_path or _default_result_path(scenario.name))
+    _write_run_outputs(result, path, html_path, hdr_log_path)
     if not quiet:
         render_summary(result, console)
     console.print(f"result: {path}", highlight=False, soft_wrap=True)
@@ -107,6 +123,130 @@ def run(
     if result.stop_reason.startswith("failed"):
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if not result.thresholds_passed:
+        raise typer.Exit(EXIT_THRESHOLDS_FAILED)
+
+
+def _write_run_outputs(
+    result: RunResult, json_path: Path, html_path: Path | None, hdr_log_path: Path | None
+) -> None:
+    """The optional outputs of ``run``, written after its JSON."""
+    from loadgen.report.hdrlog import write_hdr_log
+    from loadgen.report.html import write_html
+    from loadgen.report.loading import from_result
+
+    try:
+        if html_path is not None:
+            write_html([from_result(result, source=str(json_path))], html_path)
+            console.print(f"report: {html_path}", highlight=False, soft_wrap=True)
+        if hdr_log_path is not None:
+            write_hdr_log(result, hdr_log_path)
+            console.print(f"hdr log: {hdr_log_path}", highlight=False, soft_wrap=True)
+    except OSError as exc:
+        raise _fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+
+
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="Result JSON files, one or more.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Where to write the HTML [the first RUN.json as .html]."
+        ),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report of one or more results (overlaid)."""
+    from loadgen.report.html import write_html
+    from loadgen.report.loading import ResultFileError, load_runs
+
+    try:
+        runs = load_runs(results)
+    except ResultFileError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    target = output or results[0].with_suffix(".html")
+    try:
+        write_html(runs, target)
+    except OSError as exc:
+        raise _fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+    console.print(f"report: {target}", highlight=False, soft_wrap=True)
+
+
+def _split_sides(tokens: list[str]) -> tuple[list[Path], list[Path]]:
+    """``--baseline A [A2 ...] --current B [B2 ...]`` (each flag may repeat, or take =FILE)."""
+    sides: dict[str, list[Path]] = {"--baseline": [], "--current": []}
+    side: str | None = None
+    for token in tokens:
+        name, equals, value = token.partition("=")
+        if name in sides:
+            side = name
+            if equals:
+                sides[side].append(Path(value))
+        elif token.startswith("-"):
+            raise _fail(f"compare: no such option {token}", EXIT_USAGE)
+        elif side is None:
+            raise _fail(f"compare: {token}: put it after --baseline or --current", EXIT_USAGE)
+        else:
+            sides[side].append(Path(token))
+    for name, files in sides.items():
+        if not files:
+            raise _fail(f"compare: {name} needs at least one result file", EXIT_USAGE)
+    return sides["--baseline"], sides["--current"]
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def compare(
+    ctx: typer.Context,
+    tolerance: Annotated[
+        str, typer.Option("--tolerance", help="Largest change that still passes, e.g. 10%.")
+    ] = "10%",
+    junit_path: Annotated[
+        Path | None, typer.Option("--junit", help="Write JUnit XML: one testcase per metric.")
+    ] = None,
+    markdown_path: Annotated[
+        Path | None, typer.Option("--markdown", help="Write the table as markdown.")
+    ] = None,
+) -> None:
+    """Compare runs: --baseline A.json [A2.json ...] --current B.json [B2.json ...].
+
+    Exit 99 when a metric regressed (beyond --tolerance; with 3+ runs a side, also significant).
+
+    The markdown table is also appended to $GITHUB_STEP_SUMMARY when that is set.
+    """
+    from loadgen.report.compare import compare_runs, parse_tolerance
+    from loadgen.report.compare_console import render_comparison
+    from loadgen.report.junit import comparison_junit
+    from loadgen.report.loading import ResultFileError, load_runs
+    from loadgen.report.markdown import comparison_markdown
+
+    baseline_files, current_files = _split_sides(list(ctx.args))
+    try:
+        limit = parse_tolerance(tolerance)
+    except ValueError as exc:
+        raise _fail(f"--tolerance: {exc}", EXIT_USAGE) from None
+    try:
+        runs = load_runs([*baseline_files, *current_files])
+    except ResultFileError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    comparison = compare_runs(runs[: len(baseline_files)], runs[len(baseline_files) :], limit)
+    for warning in comparison.warnings:
+        errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, markup=True)
+        for detail in warning.details:
+            errors.print(f"  {detail}", highlight=False, markup=False)
+    render_comparison(comparison, console)
+    markdown = comparison_markdown(comparison)
+    outputs = [(junit_path, comparison_junit(comparison)), (markdown_path, markdown)]
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    try:
+        for target, text in outputs:
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+        if summary_file:
+            with open(summary_file, "a", encoding="utf-8") as summary:
+                summary.write(markdown + "\n")
+    except OSError as exc:
+        raise _fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+    if comparison.failed:
         raise typer.Exit(EXIT_THRESHOLDS_FAILED)
 
 

@@ -154,15 +154,23 @@ _SHUTDOWN_DRAIN_S: Final = 2.0
 # when we next enter the kernel instead of interrupting us with an IPI; we enter once per
 # loop anyway. Setup failing with EINVAL on these therefore also means "kernel older than
 # 5.19", which is the version IORING_ASYNC_CANCEL_FD|ALL needs.
-_SETUP_BASE: Final = (abi.IORING_SETUP_CQSIZE | abi.IORING_SETUP_CLAMP
-                      | abi.IORING_SETUP_SUBMIT_ALL | abi.IORING_SETUP_COOP_TASKRUN)
+_SETUP_BASE: Final = (
+    abi.IORING_SETUP_CQSIZE
+    | abi.IORING_SETUP_CLAMP
+    | abi.IORING_SETUP_SUBMIT_ALL
+    | abi.IORING_SETUP_COOP_TASKRUN
+)
 # DEFER_TASKRUN (6.1, needs SINGLE_ISSUER): completion work waits until we ask for
 # completions and then runs as one batch in our own task. Measured on the 64-byte echo:
 # ~15% less kernel time and ~15% less Python time per round trip (fuller batches). It
 # ties the ring to one thread; R_DISABLED lets that be the first thread that submits
 # (see _first_enter) rather than the one that built the backend.
-_SETUP_DEFER: Final = (_SETUP_BASE | abi.IORING_SETUP_SINGLE_ISSUER
-                       | abi.IORING_SETUP_DEFER_TASKRUN | abi.IORING_SETUP_R_DISABLED)
+_SETUP_DEFER: Final = (
+    _SETUP_BASE
+    | abi.IORING_SETUP_SINGLE_ISSUER
+    | abi.IORING_SETUP_DEFER_TASKRUN
+    | abi.IORING_SETUP_R_DISABLED
+)
 _REQUIRED_OPS: Final = {
     abi.IORING_OP_POLL_ADD: "POLL_ADD",
     abi.IORING_OP_ACCEPT: "ACCEPT",
@@ -196,7 +204,8 @@ def _unknown(handle: int) -> ValueError:
 
 def _busy(handle: int, side: str, token: int) -> RuntimeError:
     return RuntimeError(
-        f"a {side}-side operation (token {token}) is already pending on socket {handle}")
+        f"a {side}-side operation (token {token}) is already pending on socket {handle}"
+    )
 
 
 def _bad_token(token: int, ops: dict[int, _Op]) -> ValueError:
@@ -205,8 +214,9 @@ def _bad_token(token: int, ops: dict[int, _Op]) -> ValueError:
     return ValueError(f"token {token!r} out of range: tokens are ints in [0, 2**63)")
 
 
-def _abandon(ring_fd: int, maps: abi.RingMaps, ops: dict[int, _Op],
-             leaked: list[dict[int, _Op]]) -> None:
+def _abandon(
+    ring_fd: int, maps: abi.RingMaps, ops: dict[int, _Op], leaked: list[dict[int, _Op]]
+) -> None:
     """Finalizer for a backend dropped without ``shutdown()``.
 
     The kernel may still write into buffers of pending operations until the ring is torn
@@ -228,13 +238,24 @@ class UringBackend:
 
     name: ClassVar[str] = "io_uring"
 
+    # Slots: the hot path reads a dozen attributes per operation; slot access is the
+    # cheapest attribute access CPython has.
+    __slots__ = (
+        "__weakref__", "_addrs", "_buf_bytes", "_bufs", "_conns", "_cq_entries", "_cq_head",
+        "_cq_khead", "_cq_ktail", "_cq_mask", "_cqes", "_enter", "_ext_arg", "_ext_arg_addr",
+        "_ext_arg_size", "_finalizer", "_iter_cqes", "_maps", "_ops", "_pack", "_ring_fd",
+        "_setup_flags", "_sq_entries", "_sq_khead", "_sq_ktail", "_sq_limit", "_sq_mask",
+        "_sq_tail", "_sqes", "_syscall", "_ts",
+    )
+
     def __init__(self, sq_entries: int = _SQ_ENTRIES, cq_entries: int = _CQ_ENTRIES) -> None:
         if sys.platform != "linux":
             raise BackendUnavailable(f"io_uring is Linux-only (this is {sys.platform})")
         machine = os.uname().machine
         if machine not in ("x86_64", "amd64"):
             raise BackendUnavailable(
-                f"the io_uring backend relies on x86-64 memory ordering (TSO); this is {machine}")
+                f"the io_uring backend relies on x86-64 memory ordering (TSO); this is {machine}"
+            )
         fd, params = _setup(sq_entries, cq_entries)
         try:
             self._check_kernel(fd, params)
@@ -259,8 +280,9 @@ class UringBackend:
         self._iter_cqes = abi.CQE.iter_unpack
         self._syscall = abi.enter_function()
         # Until the first submission, _enter enables the ring (R_DISABLED) on that thread.
-        self._enter = self._first_enter if params.flags & abi.IORING_SETUP_R_DISABLED \
-            else self._syscall
+        self._enter = (
+            self._first_enter if params.flags & abi.IORING_SETUP_R_DISABLED else self._syscall
+        )
         self._sq_tail = maps.sq_tail[0]  # next SQE slot (free-running, masked on store)
         self._sq_limit = self._sq_tail + maps.sq_entries  # first tail value that is "full"
         self._cq_head = maps.cq_head[0]
@@ -339,8 +361,13 @@ class UringBackend:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
         if st.rd >= 0 or st.wr >= 0:
             # The fd is resolved when the cancel is issued, so submit before closing it.
-            self._push(abi.IORING_OP_ASYNC_CANCEL, handle, 0,
-                       abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL, _UD_CANCEL_FD)
+            self._push(
+                abi.IORING_OP_ASYNC_CANCEL,
+                handle,
+                0,
+                abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL,
+                _UD_CANCEL_FD,
+            )
             self._submit_now()
         sock.close()
 
@@ -357,8 +384,19 @@ class UringBackend:
         if tail >= self._sq_limit:
             tail = self._make_room()
         # CONNECT: addr = sockaddr pointer, off = its length.
-        self._pack(self._sqes, (tail & self._sq_mask) << abi.SQE_SHIFT, abi.IORING_OP_CONNECT,
-                   0, 0, handle, sa[3], sa[2], 0, 0, token)
+        self._pack(
+            self._sqes,
+            (tail & self._sq_mask) << abi.SQE_SHIFT,
+            abi.IORING_OP_CONNECT,
+            0,
+            0,
+            handle,
+            sa[3],
+            sa[2],
+            0,
+            0,
+            token,
+        )
         self._sq_tail = tail + 1
         st.wr = token
         self._ops[token] = (st, _K_CONNECT, sa)
@@ -373,8 +411,19 @@ class UringBackend:
         if tail >= self._sq_limit:
             tail = self._make_room()
         # ACCEPT: addr/addr2 (peer address out-pointers) NULL, accept_flags in op_flags.
-        self._pack(self._sqes, (tail & self._sq_mask) << abi.SQE_SHIFT, abi.IORING_OP_ACCEPT,
-                   0, 0, listen_handle, 0, 0, 0, _ACCEPT_FLAGS, token)
+        self._pack(
+            self._sqes,
+            (tail & self._sq_mask) << abi.SQE_SHIFT,
+            abi.IORING_OP_ACCEPT,
+            0,
+            0,
+            listen_handle,
+            0,
+            0,
+            0,
+            _ACCEPT_FLAGS,
+            token,
+        )
         self._sq_tail = tail + 1
         st.rd = token
         self._ops[token] = (st, _K_ACCEPT, None)
@@ -394,8 +443,19 @@ class UringBackend:
         tail = self._sq_tail
         if tail >= self._sq_limit:
             tail = self._make_room()
-        self._pack(self._sqes, (tail & self._sq_mask) << 6, 26,  # IORING_OP_SEND
-                   0, 0, handle, 0, buf[2], buf[3], _MSG_NOSIGNAL, token)
+        self._pack(
+            self._sqes,
+            (tail & self._sq_mask) << 6,
+            26,  # IORING_OP_SEND
+            0,
+            0,
+            handle,
+            0,
+            buf[2],
+            buf[3],
+            _MSG_NOSIGNAL,
+            token,
+        )
         self._sq_tail = tail + 1
         st.wr = token
         self._ops[token] = (st, _K_SEND, buf)
@@ -415,8 +475,19 @@ class UringBackend:
         tail = self._sq_tail
         if tail >= self._sq_limit:
             tail = self._make_room()
-        self._pack(self._sqes, (tail & self._sq_mask) << 6, 27,  # IORING_OP_RECV
-                   0, st.rprio, handle, 0, pinned[2], pinned[3], 0, token)
+        self._pack(
+            self._sqes,
+            (tail & self._sq_mask) << 6,
+            27,  # IORING_OP_RECV
+            0,
+            st.rprio,
+            handle,
+            0,
+            pinned[2],
+            pinned[3],
+            0,
+            token,
+        )
         self._sq_tail = tail + 1
         st.rd = token
         self._ops[token] = (st, _K_RECV, pinned)
@@ -434,8 +505,19 @@ class UringBackend:
         if tail >= self._sq_limit:
             tail = self._make_room()
         # POLL_ADD (one-shot: len 0), poll32_events in op_flags. See the module docstring.
-        self._pack(self._sqes, (tail & self._sq_mask) << 6, 6,  # IORING_OP_POLL_ADD
-                   0, 0, handle, 0, 0, 0, _POLL_EVENTS, token)
+        self._pack(
+            self._sqes,
+            (tail & self._sq_mask) << 6,
+            6,  # IORING_OP_POLL_ADD
+            0,
+            0,
+            handle,
+            0,
+            0,
+            0,
+            _POLL_EVENTS,
+            token,
+        )
         self._sq_tail = tail + 1
         st.rd = token
         self._ops[token] = (st, _K_POLL, None)
@@ -494,8 +576,9 @@ class UringBackend:
             if self._ops:
                 # Cancel everything and reap it, so the kernel is done with every buffer
                 # before the references to them are dropped.
-                self._push(abi.IORING_OP_ASYNC_CANCEL, -1, 0, abi.IORING_ASYNC_CANCEL_ANY,
-                           _UD_CANCEL_ANY)
+                self._push(
+                    abi.IORING_OP_ASYNC_CANCEL, -1, 0, abi.IORING_ASYNC_CANCEL_ANY, _UD_CANCEL_ANY
+                )
                 deadline = time.monotonic() + _SHUTDOWN_DRAIN_S
                 while self._ops and time.monotonic() < deadline:
                     self.wait(0.05, self._cq_entries)
@@ -532,8 +615,9 @@ class UringBackend:
         try:
             # A single c_char at the start exports the whole buffer and costs half of a
             # (c_char * n) array, whose type ctypes would have to look up per size.
-            export = (ctypes.c_char.from_buffer(buf) if nbytes
-                      else (ctypes.c_char * 0).from_buffer(buf))
+            export = (
+                ctypes.c_char.from_buffer(buf) if nbytes else (ctypes.c_char * 0).from_buffer(buf)
+            )
         except (TypeError, BufferError) as exc:
             raise TypeError(f"engine buffers must be writable and contiguous: {exc}") from None
         if len(self._bufs) >= _BUF_CACHE_MAX or self._buf_bytes >= _BUF_CACHE_BYTES:
@@ -568,16 +652,18 @@ class UringBackend:
         # safe; it only costs a new lookup later. Memoryview slices made per operation
         # (``memoryview(buf)[:n]``) are what usually fills the cache: drop those first and
         # keep the long-lived per-connection bytearrays.
-        kept = {key: entry for key, entry in self._bufs.items()
-                if not isinstance(entry[0], memoryview)}
+        kept = {
+            key: entry for key, entry in self._bufs.items() if not isinstance(entry[0], memoryview)
+        }
         total = sum(entry[3] for entry in kept.values())
         if len(kept) >= _BUF_CACHE_MAX // 2 or total >= _BUF_CACHE_BYTES // 2:
             kept, total = {}, 0
         self._bufs = kept
         self._buf_bytes = total
 
-    def _sockaddr(self, family: int, address: tuple[Any, ...]
-                  ) -> tuple[bytearray, object, int, int]:
+    def _sockaddr(
+        self, family: int, address: tuple[Any, ...]
+    ) -> tuple[bytearray, object, int, int]:
         """Packed sockaddr for ``address``, cached per destination and kept alive."""
         key = (family, address)
         entry = self._addrs.get(key)
@@ -596,8 +682,19 @@ class UringBackend:
         tail = self._sq_tail
         if tail >= self._sq_limit:
             tail = self._make_room()
-        self._pack(self._sqes, (tail & self._sq_mask) << abi.SQE_SHIFT, opcode,
-                   0, 0, fd, 0, addr, 0, op_flags, user_data)
+        self._pack(
+            self._sqes,
+            (tail & self._sq_mask) << abi.SQE_SHIFT,
+            opcode,
+            0,
+            0,
+            fd,
+            0,
+            addr,
+            0,
+            op_flags,
+            user_data,
+        )
         self._sq_tail = tail + 1
 
     def _first_enter(self, *args: int) -> int:
@@ -618,8 +715,9 @@ class UringBackend:
             # GETEVENTS with min_complete 0 waits for nothing but runs completion work now:
             # close() relies on it so cancelled requests drop their file references (and
             # the socket really closes) before it returns.
-            ret = self._enter(abi.NR_IO_URING_ENTER, self._ring_fd, to_submit, 0,
-                              abi.IORING_ENTER_GETEVENTS, 0, 0)
+            ret = self._enter(
+                abi.NR_IO_URING_ENTER, self._ring_fd, to_submit, 0, abi.IORING_ENTER_GETEVENTS, 0, 0
+            )
             if ret < 0:
                 self._check_enter_error(-ctypes.get_errno())
             to_submit = (tail - self._sq_khead[0]) & _MASK32
@@ -651,9 +749,15 @@ class UringBackend:
                 sec, frac = divmod(timeout_s, 1.0)
                 self._ts.tv_sec = int(sec)
                 self._ts.tv_nsec = int(frac * 1e9)
-                ret = self._enter(426, fd, to_submit, 1,
-                            abi.IORING_ENTER_GETEVENTS | abi.IORING_ENTER_EXT_ARG,
-                            self._ext_arg_addr, self._ext_arg_size)
+                ret = self._enter(
+                    426,
+                    fd,
+                    to_submit,
+                    1,
+                    abi.IORING_ENTER_GETEVENTS | abi.IORING_ENTER_EXT_ARG,
+                    self._ext_arg_addr,
+                    self._ext_arg_size,
+                )
             if ret >= 0:
                 break
             code = ctypes.get_errno()
@@ -678,8 +782,10 @@ class UringBackend:
         if code in (errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY):
             return
         if code == errno.EEXIST:
-            raise RuntimeError("io_uring backend used from a second thread: its ring belongs "
-                               "to the thread that first submitted (IORING_SETUP_SINGLE_ISSUER)")
+            raise RuntimeError(
+                "io_uring backend used from a second thread: its ring belongs "
+                "to the thread that first submitted (IORING_SETUP_SINGLE_ISSUER)"
+            )
         raise OSError(code, f"io_uring_enter: {os.strerror(code)}")
 
     def _reap(self, max_completions: int) -> list[Completion]:
@@ -694,10 +800,12 @@ class UringBackend:
         cqes = self._cqes
         it: Iterator[tuple[int, int, int]]
         if end <= self._cq_entries:
-            it = self._iter_cqes(cqes[start << 4:end << 4])  # 16-byte CQEs
+            it = self._iter_cqes(cqes[start << 4 : end << 4])  # 16-byte CQEs
         else:
-            it = itertools.chain(self._iter_cqes(cqes[start << 4:]),
-                                 self._iter_cqes(cqes[:(end - self._cq_entries) << 4]))
+            it = itertools.chain(
+                self._iter_cqes(cqes[start << 4 :]),
+                self._iter_cqes(cqes[: (end - self._cq_entries) << 4]),
+            )
         out: list[Completion] = []
         append = out.append
         pop = self._ops.pop
@@ -716,8 +824,7 @@ class UringBackend:
             elif kind == _K_POLL:
                 st.rd = -1
                 if res >= 0:  # res is the revents mask
-                    append((user_data, 0,
-                            _FLAGS_HANGUP if res & _HANGUP_EVENTS else FLAG_READABLE))
+                    append((user_data, 0, _FLAGS_HANGUP if res & _HANGUP_EVENTS else FLAG_READABLE))
                 else:
                     append((user_data, res, 0))
             elif kind == _K_CONNECT:

@@ -213,6 +213,29 @@ def test_target_delay(http_target: tuple[str, int]) -> None:
     assert time.monotonic() - start >= 0.12
 
 
+def test_target_delay_holds_up_only_its_own_connection(http_target: tuple[str, int]) -> None:
+    slow, fast = Http1Codec(path="/delay/400"), Http1Codec()
+    with connect(http_target[1]) as waiting, connect(http_target[1]) as other:
+        waiting.send(slow.request_bytes())
+        start = time.monotonic()
+        other.send(fast.request_bytes())
+        assert other.receive(fast, 1) == [Response(200, 2)]
+        assert time.monotonic() - start < 0.3
+        assert waiting.receive(slow, 1) == [Response(200, 2)]
+        assert time.monotonic() - start >= 0.39
+
+
+def test_target_request_split_across_receives(http_target: tuple[str, int]) -> None:
+    codec = Http1Codec(path="/bytes/5", headers={"X-Padding": "p" * 3000})
+    request = codec.request_bytes()
+    with connect(http_target[1]) as conn:
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for start in range(0, len(request), 700):
+            conn.send(request[start : start + 700])
+            time.sleep(0.01)  # let each piece arrive as its own receive
+        assert conn.receive(codec, 1) == [Response(200, 5)]
+
+
 def test_target_close(http_target: tuple[str, int]) -> None:
     codec = Http1Codec(path="/close")
     with connect(http_target[1]) as conn:

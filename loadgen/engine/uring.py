@@ -809,18 +809,27 @@ class UringBackend:
         out: list[Completion] = []
         append = out.append
         pop = self._ops.pop
-        for user_data, res, cqe_flags in it:
+        for cqe in it:
+            user_data = cqe[0]
             op = pop(user_data, None)
             if op is None:
                 continue  # one of our own cancel requests (user_data bit 63)
             st, kind, _keep = op
+            # RECV and SEND CQEs with no flags set are already (token, result, 0): handed
+            # back as they are, without building a new tuple.
             if kind == _K_RECV:
                 st.rd = -1
-                st.rprio = 0 if cqe_flags & _SOCK_NONEMPTY else _POLL_FIRST
-                append((user_data, res, 0))
-            elif kind == _K_SEND:
+                if cqe[2]:
+                    st.rprio = 0 if cqe[2] & _SOCK_NONEMPTY else _POLL_FIRST
+                    append((user_data, cqe[1], 0))
+                else:
+                    st.rprio = _POLL_FIRST
+                    append(cqe)
+                continue
+            res = cqe[1]
+            if kind == _K_SEND:
                 st.wr = -1
-                append((user_data, res, 0))
+                append(cqe if not cqe[2] else (user_data, res, 0))
             elif kind == _K_POLL:
                 st.rd = -1
                 if res >= 0:  # res is the revents mask

@@ -182,8 +182,12 @@ def pack_sockaddr(family: int, address: tuple[Any, ...]) -> bytes:
     if family == socket.AF_INET6:
         flowinfo = int(address[2]) if len(address) > 2 else 0
         scope_id = int(address[3]) if len(address) > 3 else 0
-        return (struct.pack("=H", family) + struct.pack("!HI", port, flowinfo) + ip
-                + struct.pack("=I", scope_id))
+        return (
+            struct.pack("=H", family)
+            + struct.pack("!HI", port, flowinfo)
+            + ip
+            + struct.pack("=I", scope_id)
+        )
     raise ValueError(f"unsupported address family {family}")
 
 
@@ -279,8 +283,9 @@ def enter_function() -> Callable[..., int]:
     return _syscall()
 
 
-def io_uring_enter(fd: int, to_submit: int, min_complete: int, flags: int, arg: int = 0,
-                   argsz: int = 0) -> int:
+def io_uring_enter(
+    fd: int, to_submit: int, min_complete: int, flags: int, arg: int = 0, argsz: int = 0
+) -> int:
     """``io_uring_enter(2)``: SQEs consumed (>= 0) or ``-errno``; never raises.
 
     Returning ``-errno`` instead of raising keeps EINTR/ETIME, which are normal outcomes of
@@ -341,12 +346,13 @@ def unavailable_reason(code: int, io_uring_disabled: int | None) -> str:
         if io_uring_disabled == 2:
             return f"{head} (kernel.io_uring_disabled=2)"
         if io_uring_disabled == 1:
-            return (f"{head} (kernel.io_uring_disabled=1 and this process is not in "
-                    "kernel.io_uring_group nor has CAP_SYS_ADMIN)")
+            return (
+                f"{head} (kernel.io_uring_disabled=1 and this process is not in "
+                "kernel.io_uring_group nor has CAP_SYS_ADMIN)"
+            )
         return f"{head} (blocked by a seccomp or LSM policy, e.g. a container runtime)"
     if code == errno.EINVAL:
-        return (f"{head} (kernel too old: IORING_SETUP_SUBMIT_ALL|COOP_TASKRUN "
-                "need Linux >= 5.19)")
+        return f"{head} (kernel too old: IORING_SETUP_SUBMIT_ALL|COOP_TASKRUN need Linux >= 5.19)"
     if code == errno.ENOMEM:
         return f"{head} (no memory for the rings; RLIMIT_MEMLOCK too low on kernels < 5.12?)"
     if code in (errno.EMFILE, errno.ENFILE):
@@ -382,8 +388,15 @@ class RingMaps:
 
     def close(self) -> None:
         """Release every view, then unmap (mmap refuses to close while views exist)."""
-        for view in (self.sqes, self.cqes, self.sq_head, self.sq_tail, self.sq_flags,
-                     self.cq_head, self.cq_tail):
+        for view in (
+            self.sqes,
+            self.cqes,
+            self.sq_head,
+            self.sq_tail,
+            self.sq_flags,
+            self.cq_head,
+            self.cq_tail,
+        ):
             view.release()
         self.sqe_map.close()
         self.ring.close()
@@ -396,14 +409,12 @@ def map_rings(fd: int, p: io_uring_params) -> RingMaps:
     prot = mmap.PROT_READ | mmap.PROT_WRITE
     # MAP_POPULATE: fault the ring pages in now rather than on the first hot-loop touch.
     flags = mmap.MAP_SHARED | mmap.MAP_POPULATE
-    ring = mmap.mmap(fd, max(sq_size, cq_size), flags=flags, prot=prot,
-                     offset=IORING_OFF_SQ_RING)
-    sqe_map = mmap.mmap(fd, p.sq_entries * SQE_SIZE, flags=flags, prot=prot,
-                        offset=IORING_OFF_SQES)
+    ring = mmap.mmap(fd, max(sq_size, cq_size), flags=flags, prot=prot, offset=IORING_OFF_SQ_RING)
+    sqe_map = mmap.mmap(fd, p.sq_entries * SQE_SIZE, flags=flags, prot=prot, offset=IORING_OFF_SQES)
     whole = memoryview(ring)
 
     def u32(offset: int) -> memoryview:
-        return whole[offset:offset + 4].cast("I")
+        return whole[offset : offset + 4].cast("I")
 
     sqes = memoryview(sqe_map)
     sqes[:] = bytes(len(sqes))  # the 24-byte tail of every slot must read as zero
@@ -411,7 +422,7 @@ def map_rings(fd: int, p: io_uring_params) -> RingMaps:
     cq_mask = u32(p.cq_off.ring_mask)[0]
     # SQ index array: slot i always carries SQE i, because SQEs are filled strictly in ring
     # order. Filled once here, it never needs a store on the hot path.
-    array = whole[p.sq_off.array:p.sq_off.array + 4 * p.sq_entries].cast("I")
+    array = whole[p.sq_off.array : p.sq_off.array + 4 * p.sq_entries].cast("I")
     for i in range(p.sq_entries):
         array[i] = i
     array.release()
@@ -419,7 +430,7 @@ def map_rings(fd: int, p: io_uring_params) -> RingMaps:
         ring=ring,
         sqe_map=sqe_map,
         sqes=sqes,
-        cqes=whole[p.cq_off.cqes:p.cq_off.cqes + p.cq_entries * CQE_SIZE],
+        cqes=whole[p.cq_off.cqes : p.cq_off.cqes + p.cq_entries * CQE_SIZE],
         sq_head=u32(p.sq_off.head),
         sq_tail=u32(p.sq_off.tail),
         sq_flags=u32(p.sq_off.flags),

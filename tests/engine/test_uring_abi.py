@@ -50,8 +50,22 @@ def test_sqe_and_cqe_sizes() -> None:
 
 def test_sqe_field_offsets_match_the_kernel_header() -> None:
     # (offset, size) of each field of struct io_uring_sqe, as in include/uapi/linux/io_uring.h
-    expected = [(0, 1), (1, 1), (2, 2), (4, 4), (8, 8), (16, 8), (24, 4), (28, 4), (32, 8),
-                (40, 2), (42, 2), (44, 4), (48, 8), (56, 8)]
+    expected = [
+        (0, 1),
+        (1, 1),
+        (2, 2),
+        (4, 4),
+        (8, 8),
+        (16, 8),
+        (24, 4),
+        (28, 4),
+        (32, 8),
+        (40, 2),
+        (42, 2),
+        (44, 4),
+        (48, 8),
+        (56, 8),
+    ]
     offset = 0
     for code, (want_offset, want_size) in zip(abi.SQE_FORMAT[1:], expected, strict=True):
         size = struct.calcsize("=" + code)
@@ -72,11 +86,20 @@ def test_params_and_wait_argument_layouts() -> None:
 
 
 def test_opcodes_and_flags_have_kernel_values() -> None:
-    assert (abi.IORING_OP_POLL_ADD, abi.IORING_OP_ACCEPT, abi.IORING_OP_ASYNC_CANCEL,
-            abi.IORING_OP_LINK_TIMEOUT, abi.IORING_OP_CONNECT, abi.IORING_OP_SEND,
-            abi.IORING_OP_RECV) == (6, 13, 14, 15, 16, 26, 27)
+    assert (
+        abi.IORING_OP_POLL_ADD,
+        abi.IORING_OP_ACCEPT,
+        abi.IORING_OP_ASYNC_CANCEL,
+        abi.IORING_OP_LINK_TIMEOUT,
+        abi.IORING_OP_CONNECT,
+        abi.IORING_OP_SEND,
+        abi.IORING_OP_RECV,
+    ) == (6, 13, 14, 15, 16, 26, 27)
     assert (abi.NR_IO_URING_SETUP, abi.NR_IO_URING_ENTER, abi.NR_IO_URING_REGISTER) == (
-        425, 426, 427)
+        425,
+        426,
+        427,
+    )
     assert abi.IORING_OFF_CQ_RING == 0x8000000 and abi.IORING_OFF_SQES == 0x10000000
     assert abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL == 0b11
     assert abi.POLLIN | abi.POLLRDHUP == 0x2001
@@ -84,19 +107,46 @@ def test_opcodes_and_flags_have_kernel_values() -> None:
 
 def test_sqe_head_packing_round_trip() -> None:
     slot = bytearray(abi.SQE_SIZE * 2)
-    abi.SQE_HEAD.pack_into(slot, abi.SQE_SIZE, abi.IORING_OP_SEND, 0, 0, 17, 0,
-                           0x7F00_DEAD_BEEF, 64, socket.MSG_NOSIGNAL, (1 << 63) - 1)
+    abi.SQE_HEAD.pack_into(
+        slot,
+        abi.SQE_SIZE,
+        abi.IORING_OP_SEND,
+        0,
+        0,
+        17,
+        0,
+        0x7F00_DEAD_BEEF,
+        64,
+        socket.MSG_NOSIGNAL,
+        (1 << 63) - 1,
+    )
     fields = struct.unpack_from(abi.SQE_FORMAT, slot, abi.SQE_SIZE)
-    assert fields == (abi.IORING_OP_SEND, 0, 0, 17, 0, 0x7F00_DEAD_BEEF, 64,
-                      socket.MSG_NOSIGNAL, (1 << 63) - 1, 0, 0, 0, 0, 0)
-    assert slot[:abi.SQE_SIZE] == bytes(abi.SQE_SIZE)  # the neighbouring slot is untouched
+    assert fields == (
+        abi.IORING_OP_SEND,
+        0,
+        0,
+        17,
+        0,
+        0x7F00_DEAD_BEEF,
+        64,
+        socket.MSG_NOSIGNAL,
+        (1 << 63) - 1,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    assert slot[: abi.SQE_SIZE] == bytes(abi.SQE_SIZE)  # the neighbouring slot is untouched
 
 
 def test_cqe_unpacking() -> None:
     raw = struct.pack("=QiI", 42, -errno.ECANCELED, abi.IORING_CQE_F_SOCK_NONEMPTY)
     raw += struct.pack("=QiI", 1 << 63, 0, 0)
     assert list(abi.CQE.iter_unpack(raw)) == [
-        (42, -errno.ECANCELED, abi.IORING_CQE_F_SOCK_NONEMPTY), (1 << 63, 0, 0)]
+        (42, -errno.ECANCELED, abi.IORING_CQE_F_SOCK_NONEMPTY),
+        (1 << 63, 0, 0),
+    ]
 
 
 # --- why io_uring is unavailable ----------------------------------------------------------
@@ -106,14 +156,30 @@ def test_cqe_unpacking() -> None:
     ("code", "disabled", "expected"),
     [
         (errno.EPERM, 2, "io_uring_setup failed: EPERM (kernel.io_uring_disabled=2)"),
-        (errno.EPERM, 1, "io_uring_setup failed: EPERM (kernel.io_uring_disabled=1 and "
-                         "this process is not in kernel.io_uring_group nor has CAP_SYS_ADMIN)"),
-        (errno.EPERM, None, "io_uring_setup failed: EPERM (blocked by a seccomp or LSM "
-                            "policy, e.g. a container runtime)"),
-        (errno.ENOSYS, None, "io_uring_setup failed: ENOSYS (this kernel has no io_uring, "
-                             "or a seccomp filter hides it)"),
-        (errno.EINVAL, 0, "io_uring_setup failed: EINVAL (kernel too old: "
-                          "IORING_SETUP_SUBMIT_ALL|COOP_TASKRUN need Linux >= 5.19)"),
+        (
+            errno.EPERM,
+            1,
+            "io_uring_setup failed: EPERM (kernel.io_uring_disabled=1 and "
+            "this process is not in kernel.io_uring_group nor has CAP_SYS_ADMIN)",
+        ),
+        (
+            errno.EPERM,
+            None,
+            "io_uring_setup failed: EPERM (blocked by a seccomp or LSM "
+            "policy, e.g. a container runtime)",
+        ),
+        (
+            errno.ENOSYS,
+            None,
+            "io_uring_setup failed: ENOSYS (this kernel has no io_uring, "
+            "or a seccomp filter hides it)",
+        ),
+        (
+            errno.EINVAL,
+            0,
+            "io_uring_setup failed: EINVAL (kernel too old: "
+            "IORING_SETUP_SUBMIT_ALL|COOP_TASKRUN need Linux >= 5.19)",
+        ),
     ],
 )
 def test_unavailable_reason(code: int, disabled: int | None, expected: str) -> None:
@@ -134,8 +200,9 @@ def test_constructor_raises_backend_unavailable(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(abi, "io_uring_setup", refuse)
     monkeypatch.setattr(abi, "read_io_uring_disabled", lambda: 2)
-    with pytest.raises(BackendUnavailable,
-                       match=r"^io_uring_setup failed: EPERM \(kernel.io_uring_disabled=2\)$"):
+    with pytest.raises(
+        BackendUnavailable, match=r"^io_uring_setup failed: EPERM \(kernel.io_uring_disabled=2\)$"
+    ):
         UringBackend()
 
 
@@ -357,8 +424,7 @@ def _has_defer_taskrun(engine: UringBackend) -> bool:
 
 
 @needs_uring
-def test_buffer_cache_is_bounded(monkeypatch: pytest.MonkeyPatch,
-                                 small_ring: UringBackend) -> None:
+def test_buffer_cache_is_bounded(monkeypatch: pytest.MonkeyPatch, small_ring: UringBackend) -> None:
     from loadgen.engine import uring
 
     monkeypatch.setattr(uring, "_BUF_CACHE_MAX", 8)

@@ -114,10 +114,10 @@ def run(
     except TargetError as exc:
         raise _fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     path = result.write(json_path or _default_result_path(scenario.name))
-    _write_run_outputs(result, path, html_path, hdr_log_path)
     if not quiet:
         render_summary(result, console)
     console.print(f"result: {path}", highlight=False, soft_wrap=True)
+    _write_run_outputs(result, path, html_path, hdr_log_path)
     if result.stop_reason.startswith("interrupted"):
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.stop_reason.startswith("failed"):

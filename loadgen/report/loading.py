@@ -83,8 +83,10 @@ def _decode(text: str, source: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            problem = f"truncated JSON (it ends at line {exc.lineno} before the result is whole)"
+        # A cut-off file fails at its very end, or inside a string that never closes.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            last_line = text.rstrip().count("\n") + 1
+            problem = f"truncated JSON (it stops at line {last_line} before the result is whole)"
         else:
             problem = f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise ResultFileError(source, problem) from None

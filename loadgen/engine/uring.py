@@ -107,6 +107,13 @@ __all__ = ["UringBackend"]
 
 _MASK32: Final = 0xFFFFFFFF  # ring head/tail are free-running u32 counters
 
+# Opcodes as plain module constants: one global load each on the hot path.
+_OP_POLL_ADD: Final = abi.IORING_OP_POLL_ADD
+_OP_ACCEPT: Final = abi.IORING_OP_ACCEPT
+_OP_CONNECT: Final = abi.IORING_OP_CONNECT
+_OP_SEND: Final = abi.IORING_OP_SEND
+_OP_RECV: Final = abi.IORING_OP_RECV
+
 # Operation kinds kept per pending token (small ints: compared in the reap loop).
 _K_RECV: Final = 0
 _K_SEND: Final = 1
@@ -127,7 +134,7 @@ _POLL_EVENTS: Final = abi.POLLIN | abi.POLLRDHUP
 # echo round trip; a socket known to be non-empty is read at once.
 _POLL_FIRST: Final = abi.IORING_RECVSEND_POLL_FIRST
 _SOCK_NONEMPTY: Final = abi.IORING_CQE_F_SOCK_NONEMPTY
-_MSG_NOSIGNAL: Final = abi.MSG_NOSIGNAL
+_NOSIG: Final = abi.MSG_NOSIGNAL  # a send to a reset peer gives -EPIPE, not SIGPIPE
 _HANGUP_EVENTS: Final = abi.POLLRDHUP | abi.POLLHUP | abi.POLLERR
 _FLAGS_HANGUP: Final = FLAG_READABLE | FLAG_HANGUP
 _ACCEPT_FLAGS: Final = abi.SOCK_NONBLOCK | abi.SOCK_CLOEXEC
@@ -171,7 +178,7 @@ _SETUP_DEFER: Final = (
     | abi.IORING_SETUP_DEFER_TASKRUN
     | abi.IORING_SETUP_R_DISABLED
 )
-_REQUIRED_OPS: Final = {
+_OPS: Final = {  # opcodes this backend uses: the kernel must have every one
     abi.IORING_OP_POLL_ADD: "POLL_ADD",
     abi.IORING_OP_ACCEPT: "ACCEPT",
     abi.IORING_OP_ASYNC_CANCEL: "ASYNC_CANCEL",
@@ -282,9 +289,8 @@ class UringBackend:
             raise BackendUnavailable(
                 f"the io_uring backend relies on x86-64 memory ordering (TSO); this is {machine}"
             )
-        fd, params = _setup(sq_entries, cq_entries)
+        fd, params = abi.open_ring(sq_entries, cq_entries, (_SETUP_DEFER, _SETUP_BASE), _OPS)
         try:
-            self._check_kernel(fd, params)
             maps = abi.map_rings(fd, params)
         except BaseException:
             os.close(fd)
@@ -326,19 +332,6 @@ class UringBackend:
         # (family, address) -> (sockaddr bytearray, ctypes export, address, length)
         self._addrs: dict[tuple[int, tuple[Any, ...]], tuple[bytearray, object, int, int]] = {}
         self._finalizer = weakref.finalize(self, _abandon, fd, maps, self._ops, _LEAKED)
-
-    @staticmethod
-    def _check_kernel(fd: int, params: abi.io_uring_params) -> None:
-        missing = [name for bit, name in abi.REQUIRED_FEATURES if not params.features & bit]
-        if missing:
-            raise BackendUnavailable(f"io_uring lacks {', '.join(missing)} (kernel too old)")
-        try:
-            supported = abi.probe_opcodes(fd)
-        except OSError as exc:
-            raise BackendUnavailable(f"io_uring opcode probe failed: {exc}") from None
-        lacking = [name for op, name in _REQUIRED_OPS.items() if op not in supported]
-        if lacking:
-            raise BackendUnavailable(f"io_uring lacks IORING_OP_{', IORING_OP_'.join(lacking)}")
 
     # --- sockets -------------------------------------------------------------------------
 
@@ -406,24 +399,8 @@ class UringBackend:
         if token >> 63 or token in self._ops:
             raise _bad_token(token, self._ops)
         sa = self._sockaddr(st.family, address)
-        tail = self._sq_tail
-        if tail >= self._sq_limit:
-            tail = self._make_room()
         # CONNECT: addr = sockaddr pointer, off = its length.
-        self._pack(
-            self._sqes,
-            (tail & self._sq_mask) << abi.SQE_SHIFT,
-            abi.IORING_OP_CONNECT,
-            0,
-            0,
-            handle,
-            sa[3],
-            sa[2],
-            0,
-            0,
-            token,
-        )
-        self._sq_tail = tail + 1
+        self._push(_OP_CONNECT, handle, sa[2], 0, token, off=sa[3])
         st.wr = token
         self._ops[token] = (st, _K_CONNECT, sa)
 
@@ -433,26 +410,12 @@ class UringBackend:
             raise _busy(listen_handle, "read", st.rd)
         if token >> 63 or token in self._ops:
             raise _bad_token(token, self._ops)
-        tail = self._sq_tail
-        if tail >= self._sq_limit:
-            tail = self._make_room()
         # ACCEPT: addr/addr2 (peer address out-pointers) NULL, accept_flags in op_flags.
-        self._pack(
-            self._sqes,
-            (tail & self._sq_mask) << abi.SQE_SHIFT,
-            abi.IORING_OP_ACCEPT,
-            0,
-            0,
-            listen_handle,
-            0,
-            0,
-            0,
-            _ACCEPT_FLAGS,
-            token,
-        )
-        self._sq_tail = tail + 1
+        self._push(_OP_ACCEPT, listen_handle, 0, _ACCEPT_FLAGS, token)
         st.rd = token
         self._ops[token] = (st, _K_ACCEPT, None)
+
+    # send / recv / recv_zero are the hot path: everything inline, one pack_into each.
 
     def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         try:
@@ -469,19 +432,9 @@ class UringBackend:
         tail = self._sq_tail
         if tail >= self._sq_limit:
             tail = self._make_room()
-        self._pack(
-            self._sqes,
-            (tail & self._sq_mask) << 6,
-            26,  # IORING_OP_SEND
-            0,
-            0,
-            handle,
-            0,
-            buf[2],
-            buf[3],
-            _MSG_NOSIGNAL,
-            token,
-        )
+        # SEND: addr/len = the data, msg_flags (op_flags) = MSG_NOSIGNAL.
+        off = (tail & self._sq_mask) << 6
+        self._pack(self._sqes, off, _OP_SEND, 0, 0, handle, 0, buf[2], buf[3], _NOSIG, token)
         self._sq_tail = tail + 1
         st.wr = token
         self._ops[token] = (st, _K_SEND, buf)
@@ -495,28 +448,18 @@ class UringBackend:
             raise _busy(handle, "read", st.rd)
         if token >> 63 or token in self._ops:
             raise _bad_token(token, self._ops)
-        pinned = self._bufs.get(id(buf))
-        if pinned is None:
-            pinned = self._pin(buf)
+        pin = self._bufs.get(id(buf))
+        if pin is None:
+            pin = self._pin(buf)
         tail = self._sq_tail
         if tail >= self._sq_limit:
             tail = self._make_room()
-        self._pack(
-            self._sqes,
-            (tail & self._sq_mask) << 6,
-            27,  # IORING_OP_RECV
-            0,
-            st.rprio,
-            handle,
-            0,
-            pinned[2],
-            pinned[3],
-            0,
-            token,
-        )
+        # RECV: ioprio = POLL_FIRST or 0 (see _POLL_FIRST), addr/len = the buffer.
+        off = (tail & self._sq_mask) << 6
+        self._pack(self._sqes, off, _OP_RECV, 0, st.rprio, handle, 0, pin[2], pin[3], 0, token)
         self._sq_tail = tail + 1
         st.rd = token
-        self._ops[token] = (st, _K_RECV, pinned)
+        self._ops[token] = (st, _K_RECV, pin)
 
     def recv_zero(self, handle: int, token: int) -> None:
         try:
@@ -531,19 +474,8 @@ class UringBackend:
         if tail >= self._sq_limit:
             tail = self._make_room()
         # POLL_ADD (one-shot: len 0), poll32_events in op_flags. See the module docstring.
-        self._pack(
-            self._sqes,
-            (tail & self._sq_mask) << 6,
-            6,  # IORING_OP_POLL_ADD
-            0,
-            0,
-            handle,
-            0,
-            0,
-            0,
-            _POLL_EVENTS,
-            token,
-        )
+        off = (tail & self._sq_mask) << 6
+        self._pack(self._sqes, off, _OP_POLL_ADD, 0, 0, handle, 0, 0, 0, _POLL_EVENTS, token)
         self._sq_tail = tail + 1
         st.rd = token
         self._ops[token] = (st, _K_POLL, None)
@@ -702,25 +634,16 @@ class UringBackend:
             self._addrs[key] = entry
         return entry
 
-    def _push(self, opcode: int, fd: int, addr: int, op_flags: int, user_data: int) -> None:
-        """Queue an SQE outside the hot path (cancels)."""
+    def _push(
+        self, opcode: int, fd: int, addr: int, op_flags: int, user_data: int, off: int = 0
+    ) -> None:
+        """Queue an SQE outside the hot path (connect, accept, cancels)."""
         self._live()
         tail = self._sq_tail
         if tail >= self._sq_limit:
             tail = self._make_room()
-        self._pack(
-            self._sqes,
-            (tail & self._sq_mask) << abi.SQE_SHIFT,
-            opcode,
-            0,
-            0,
-            fd,
-            0,
-            addr,
-            0,
-            op_flags,
-            user_data,
-        )
+        pos = (tail & self._sq_mask) << abi.SQE_SHIFT
+        self._pack(self._sqes, pos, opcode, 0, 0, fd, off, addr, 0, op_flags, user_data)
         self._sq_tail = tail + 1
 
     def _first_enter(self, *args: int) -> int:
@@ -886,20 +809,3 @@ class UringBackend:
             os.close(fd)
             return -(exc.errno or errno.EIO)
         return self._adopt(sock)
-
-
-def _setup(sq_entries: int, cq_entries: int) -> tuple[int, abi.io_uring_params]:
-    """io_uring_setup with DEFER_TASKRUN if the kernel has it (6.1+), else without."""
-    for flags in (_SETUP_DEFER, _SETUP_BASE):
-        params = abi.io_uring_params()
-        params.flags = flags
-        params.cq_entries = cq_entries
-        try:
-            return abi.io_uring_setup(sq_entries, params), params
-        except OSError as exc:
-            code = exc.errno or 0
-            if code == errno.EINVAL and flags != _SETUP_BASE:
-                continue  # 5.19 / 6.0: no DEFER_TASKRUN; COOP_TASKRUN alone still works
-            reason = abi.unavailable_reason(code, abi.read_io_uring_disabled())
-            raise BackendUnavailable(reason) from None
-    raise AssertionError("unreachable")

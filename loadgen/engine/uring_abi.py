@@ -20,9 +20,11 @@ import mmap
 import os
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
+
+from loadgen.engine.base import BackendUnavailable
 
 # --- syscalls (numbers shared by every architecture that got io_uring after 5.1) ---------
 NR_IO_URING_SETUP: Final = 425
@@ -358,6 +360,51 @@ def unavailable_reason(code: int, io_uring_disabled: int | None) -> str:
     if code in (errno.EMFILE, errno.ENFILE):
         return f"{head} (out of file descriptors)"
     return f"{head} ({os.strerror(code)})"
+
+
+# --- opening a ring --------------------------------------------------------------------------
+
+
+def open_ring(
+    sq_entries: int, cq_entries: int, flag_choices: Sequence[int], ops: Mapping[int, str]
+) -> tuple[int, io_uring_params]:
+    """A ring fd with the first setup flags the kernel accepts, checked for what we need.
+
+    A later choice is tried only when an earlier one fails with EINVAL (flags this kernel
+    does not know). Raises ``BackendUnavailable`` with a human reason for anything else:
+    no io_uring, a policy forbidding it, missing features or opcodes.
+    """
+    for i, flags in enumerate(flag_choices):
+        params = io_uring_params()
+        params.flags = flags | IORING_SETUP_CQSIZE
+        params.cq_entries = cq_entries
+        try:
+            fd = io_uring_setup(sq_entries, params)
+        except OSError as exc:
+            code = exc.errno or 0
+            if code == errno.EINVAL and i + 1 < len(flag_choices):
+                continue
+            raise BackendUnavailable(unavailable_reason(code, read_io_uring_disabled())) from None
+        try:
+            _check_ring(fd, params, ops)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, params
+    raise BackendUnavailable("io_uring_setup: no setup flags to try")
+
+
+def _check_ring(fd: int, params: io_uring_params, ops: Mapping[int, str]) -> None:
+    missing = [name for bit, name in REQUIRED_FEATURES if not params.features & bit]
+    if missing:
+        raise BackendUnavailable(f"io_uring lacks {', '.join(missing)} (kernel too old)")
+    try:
+        supported = probe_opcodes(fd)
+    except OSError as exc:
+        raise BackendUnavailable(f"io_uring opcode probe failed: {exc}") from None
+    lacking = [name for op, name in ops.items() if op not in supported]
+    if lacking:
+        raise BackendUnavailable(f"io_uring lacks IORING_OP_{', IORING_OP_'.join(lacking)}")
 
 
 # --- the mapped rings ---------------------------------------------------------------------

@@ -76,7 +76,7 @@ SCRATCH_BYTES = 64 * 1024
 class ClientConfig:
     addresses: Sequence[tuple[str, int]]  # connection i goes to addresses[i % len]
     connections: int  # the pool: the most connections any phase asks for
-    message_size: int
+    message_size: int  # echo: the largest message
     recv_mode: str  # "buffered" | "zero-byte"
     receive_buffer: int
     connect_timeout_s: float
@@ -89,6 +89,7 @@ class ClientConfig:
     #: Request/response protocol: a codec per connection (None: verified echo).
     codec_factory: Callable[[int], Codec] | None = None
     pipeline: int = 1  # requests sent back to back per exchange (not for echo)
+    message_sizes: Callable[[], int] | None = None  # echo: draws a size per request
 
 
 class _Conn:
@@ -104,6 +105,7 @@ class _Conn:
         "intended_ns",
         "recv_buf",
         "request",
+        "request_len",
         "responses",
         "retry_at_ns",
         "sent",
@@ -118,6 +120,7 @@ class _Conn:
         self.index = index
         self.codec = codec  # EchoCodec for echo, else a protocols.base.Codec
         self.request = request  # what goes out per exchange (echo: the codec's message)
+        self.request_len = len(request)  # bytes of it the exchange in flight sends
         self.expect = 0  # responses still owed for the request in flight (not echo)
         self.recv_buf = recv_buf
         self.handle = -1
@@ -231,7 +234,9 @@ class LoadClient:
 
     def _send_next(self, conn: _Conn, intended_ns: int = 0) -> None:
         if self._echo:
-            message = conn.codec.next_request()
+            sizes = self.config.message_sizes
+            message = conn.codec.next_request(None if sizes is None else sizes())
+            conn.request_len = len(message)
         else:
             message = conn.request
             conn.expect = self.config.pipeline
@@ -304,7 +309,8 @@ class LoadClient:
         return True
 
     def _protocol_data(self, conn: _Conn, data: memoryview, now_ns: int) -> None:
-        """Bytes for a request/response codec: count responses, finish the exchange."""
+        """Bytes for a request/response codec (empty: the server closed the connection):
+        count the responses, finish the exchange."""
         codec = conn.codec
         recorder = self.recorder
         recorder.bytes_received += len(data)
@@ -325,13 +331,15 @@ class LoadClient:
             recorder.pending_latency.append(now_ns - conn.sent_ns)
             if self._arrivals is not None:
                 recorder.pending_corrected.append(now_ns - conn.intended_ns)
-        if conn.expect == 0:
-            if codec.closing:  # the server ends the connection after this response
-                conn.in_flight = False
-                self._close(conn, abort=False)
-                self._open(conn, now_ns)
-            else:
-                self._after_response(conn, now_ns)
+        if conn.expect > 0:
+            if not data or codec.closing:  # the server ended it with responses still owed
+                self._fail(conn, ErrorKind.EOF.value, now_ns)
+        elif codec.closing or not data:  # the server ends the connection after this response
+            conn.in_flight = False
+            self._close(conn, abort=False)
+            self._open(conn, now_ns)
+        else:
+            self._after_response(conn, now_ns)
 
     # --- open model --------------------------------------------------------------------
     def _pull_arrival(self) -> int:
@@ -381,6 +389,7 @@ class LoadClient:
         open_model = self._arrivals is not None
         plain_closed = self._plain_closed
         echo = self._echo
+        sizes = self.config.message_sizes
         timers = self._timers
         next_tick = monotonic_ns()
         self._tick(next_tick)
@@ -431,7 +440,10 @@ class LoadClient:
                             record_latency(now - conn.sent_ns)
                             engine_recv(conn.handle, buf, token)
                             if plain_closed and conn.index < self._desired and self._sending:
-                                message = conn.codec.next_request()
+                                message = conn.codec.next_request(
+                                    None if sizes is None else sizes()
+                                )
+                                conn.request_len = len(message)
                                 conn.sent = 0
                                 conn.sent_ns = monotonic_ns()
                                 engine_send(conn.handle, message, token - OP_RECV + OP_SEND)
@@ -455,9 +467,9 @@ class LoadClient:
                         continue
                     sent_bytes += result
                     conn.sent += result
-                    message = conn.request
-                    if conn.sent < len(message):  # partial send: hand over the rest
-                        engine_send(conn.handle, memoryview(message)[conn.sent :], token)
+                    if conn.sent < conn.request_len:  # partial send: hand over the rest
+                        rest = memoryview(conn.request)[conn.sent : conn.request_len]
+                        engine_send(conn.handle, rest, token)
                 elif op == OP_RECV_ZERO:
                     if result < 0:
                         self._error(conn, result, now)
@@ -503,10 +515,13 @@ class LoadClient:
             return False
 
     def _eof(self, conn: _Conn, now_ns: int) -> None:
-        """The server closed the connection. Mid-exchange (or ever, for echo) that is an
-        ``eof`` error; an idle keep-alive connection closed by the server is just reopened."""
-        if conn.in_flight or self._echo:
+        """The server closed the connection. For echo that is an ``eof`` error; a codec is
+        told (a close may end an HTTP/1.0 body); an idle keep-alive connection closed by
+        the server is just reopened."""
+        if self._echo:
             self._fail(conn, ErrorKind.EOF.value, now_ns)
+        elif conn.in_flight:
+            self._protocol_data(conn, memoryview(b""), now_ns)
         else:
             self._close(conn, abort=False)
             self._open(conn, now_ns)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import signal
 import socket
 import sys
@@ -74,7 +75,9 @@ def _sigint_stops(client: LoadClient) -> Iterator[list[str]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def client_config(scenario: Scenario, addresses: list[tuple[str, int]]) -> ClientConfig:
+def client_config(
+    scenario: Scenario, addresses: list[tuple[str, int]], seed: int | None = None
+) -> ClientConfig:
     """What the client needs from a scenario, once the target addresses are known."""
     plan = scenario.plan
     connection_phases: list[tuple[float, int, int]] = []
@@ -89,7 +92,7 @@ def client_config(scenario: Scenario, addresses: list[tuple[str, int]]) -> Clien
     return ClientConfig(
         addresses=addresses,
         connections=pool,
-        message_size=scenario.message_size,
+        message_size=scenario.message_size.largest,
         recv_mode=scenario.receive,
         receive_buffer=scenario.receive_buffer,
         connect_timeout_s=scenario.timeouts.connect,
@@ -100,6 +103,7 @@ def client_config(scenario: Scenario, addresses: list[tuple[str, int]]) -> Clien
         sources=scenario.source_addresses(),
         codec_factory=codec_factory,
         pipeline=pipeline,
+        message_sizes=scenario.message_size.sampler(random.Random(seed)),
     )
 
 
@@ -160,7 +164,7 @@ def run(
             if builtin is not None
             else scenario.target_addresses()
         )
-        config = client_config(scenario, addresses)
+        config = client_config(scenario, addresses, seed)
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         start_ns = time.monotonic_ns()
         recorder = Recorder(start_ns)

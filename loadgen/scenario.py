@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -109,6 +110,60 @@ class Load(_Model):
         return sum(phase.duration for phase in self.phases)
 
 
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MessageBytes = Annotated[
+    int, BeforeValidator(parse_size_bytes), Field(ge=ECHO_HEADER_BYTES, le=_MAX_MESSAGE_BYTES)
+]
+
+
+class SizeDistribution(_Model):
+    """Echo message sizes: ``64B`` (fixed), ``{uniform: [64B, 4KiB]}`` or
+    ``{choice: [64B, 1KiB, 64KiB], weights: [8, 1, 1]}``, drawn per request."""
+
+    fixed: MessageBytes | None = None
+    uniform: tuple[MessageBytes, MessageBytes] | None = None
+    choice: list[MessageBytes] | None = Field(default=None, min_length=1)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> SizeDistribution:
+        shapes = [n for n in ("fixed", "uniform", "choice") if getattr(self, n) is not None]
+        if len(shapes) != 1:
+            raise ValueError(f"give exactly one of fixed, uniform, choice; got {shapes}")
+        if self.uniform is not None and self.uniform[0] > self.uniform[1]:
+            raise ValueError("uniform: the first size must not exceed the second")
+        if self.weights is not None:
+            if self.choice is None or len(self.weights) != len(self.choice):
+                raise ValueError("weights need a choice list of the same length")
+            if min(self.weights) < 0 or sum(self.weights) <= 0:
+                raise ValueError("weights must be non-negative with a positive sum")
+        return self
+
+    @property
+    def largest(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.uniform is not None:
+            return self.uniform[1]
+        assert self.choice is not None
+        return max(self.choice)
+
+    def sampler(self, rng: random.Random) -> Callable[[], int] | None:
+        """A function drawing one size per call; None for a fixed size."""
+        if self.uniform is not None:
+            low, high = self.uniform
+            return lambda: rng.randint(low, high)
+        if self.choice is not None:
+            sizes, weights = self.choice, self.weights
+            return lambda: rng.choices(sizes, weights)[0]
+        return None
+
+
+def _size_shorthand(value: object) -> object:
+    """``message_size: 64B`` means ``{fixed: 64B}``."""
+    return value if isinstance(value, dict) else {"fixed": value}
+
+
 class EchoSpec(_Model):
     """Echo with verification (the message size is the top-level ``message_size``)."""
 
@@ -166,7 +221,9 @@ class Scenario(_Model):
     connections: Count | None = Field(default=None, ge=1, le=1_000_000)
     duration: DurationS | None = Field(default=None, gt=0)
     load: Load | None = None
-    message_size: SizeBytes = Field(default=64, ge=ECHO_HEADER_BYTES, le=64 * 1024 * 1024)
+    message_size: Annotated[SizeDistribution, BeforeValidator(_size_shorthand)] = SizeDistribution(
+        fixed=64
+    )
     receive: Literal["buffered", "zero-byte"] = "buffered"
     receive_buffer: SizeBytes = Field(default=64 * 1024, ge=1, le=64 * 1024 * 1024)
     timeouts: Timeouts = Timeouts()
@@ -249,6 +306,12 @@ class Scenario(_Model):
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         data["protocol"] = {self.protocol_name: data["protocol"][self.protocol_name]}
+        sizes = self.message_size
+        data["message_size"] = (
+            sizes.fixed
+            if sizes.fixed is not None
+            else sizes.model_dump(mode="json", exclude_none=True)
+        )
         data["thresholds"] = [threshold.expression for threshold in self.thresholds]
         return data
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-BEHAVIOURS = ("echo", "corrupt", "close", "reset", "silent")
+BEHAVIOURS = ("echo", "corrupt", "close", "reset", "silent", "http10")
 
 
 def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: list[str]) -> None:
@@ -40,6 +40,11 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: 
                 conn.setblocking(True)
                 conn.sendall(data)
                 conn.setblocking(False)
+            elif behaviour == "http10":  # a body delimited by closing the connection
+                conn.setblocking(True)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello")
+                selector.unregister(conn)
+                conn.close()
             elif behaviour == "corrupt":
                 echo = bytearray(data)
                 echo[-1] ^= 0xFF

@@ -102,3 +102,14 @@ def test_garbage_is_a_protocol_error(tmp_path: Path) -> None:
         result = _run(f"{host}:{port}", "http", connections="2")
     assert result.summary.requests == 0
     assert set(result.summary.errors) == {"protocol"}
+
+
+def test_http10_body_ended_by_close_is_a_response() -> None:
+    from .bad_targets import bad_target
+
+    with bad_target("http10") as (host, port):
+        result = _run(f"{host}:{port}", "http", connections="2")
+    summary = result.summary
+    assert summary.errors == {}
+    assert summary.requests > 10
+    assert summary.connects >= summary.requests  # each response ended its connection

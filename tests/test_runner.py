@@ -74,3 +74,19 @@ def test_refused_target_counts_refused_and_backs_off() -> None:
     # Backoff doubles from 10 ms toward 1 s: far fewer than a hot retry loop would make.
     assert refused < 5 * 20
     assert result.summary.connect_latency_us.count == 0
+
+
+@pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
+def test_message_sizes_from_a_distribution(recv_mode: str) -> None:
+    scenario = _scenario(message_size="{uniform: [16B, 8KiB]}", receive=recv_mode)
+    result = run(scenario, backend="auto", seed=1)
+    summary = result.summary
+    assert summary.errors == {}
+    mean_size = summary.bytes_received / summary.requests
+    assert 0.8 * (16 + 8192) / 2 < mean_size < 1.2 * (16 + 8192) / 2  # a uniform draw's mean
+    assert result.scenario["message_size"] == {"uniform": [16, 8192]}
+    choices = run(_scenario(message_size="{choice: [64B, 4KiB], weights: [3, 1]}"), seed=2)
+    expected = (3 * 64 + 4096) / 4
+    assert (
+        0.8 * expected < choices.summary.bytes_received / choices.summary.requests < 1.2 * expected
+    )

@@ -23,7 +23,7 @@ def test_quickstart_resolves_units() -> None:
     quickstart = load_scenario(Path(__file__).parent.parent / "scenarios" / "quickstart.yaml")
     assert quickstart.connections == 100
     assert quickstart.duration == 5.0
-    assert quickstart.message_size == 64
+    assert quickstart.message_size.fixed == 64
     assert quickstart.receive == "buffered"
     assert quickstart.builtin_target == "echo"
 
@@ -88,3 +88,12 @@ def test_with_duration_scales_phases() -> None:
     shorter = scenario.with_duration(4.0)
     assert [p.duration for p in shorter.plan.phases] == [1.0, 3.0]
     assert parse_scenario(BASE).with_duration(0.5).plan.duration == 0.5
+
+
+def test_size_distributions() -> None:
+    uniform = parse_scenario(BASE + "message_size: {uniform: [64B, 1KiB]}\n")
+    assert uniform.message_size.largest == 1024
+    assert parse_scenario(BASE + "message_size: 2KiB\n").message_size.fixed == 2048
+    assert "did you mean 'uniform'" in _error(BASE + "message_size: {unifrom: [1KiB, 2KiB]}\n")
+    assert "same length" in _error(BASE + "message_size: {choice: [64B], weights: [1, 2]}\n")
+    assert "greater than or equal to 16" in _error(BASE + "message_size: 8B\n")

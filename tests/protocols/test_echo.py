@@ -65,3 +65,19 @@ def test_large_message_pattern_wraps() -> None:
 def test_too_small() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         EchoCodec(1, 8)
+
+
+def test_varying_sizes() -> None:
+    codec = EchoCodec(5, 1000)
+    for size in (16, 999, 1000, 100, 100):
+        message = bytes(codec.next_request(size))
+        assert len(message) == size
+        assert HEADER.unpack_from(message)[2] == size
+        assert codec.receive(bytearray(message), size) is Verdict.COMPLETE
+    full = bytes(codec.next_request())
+    assert len(full) == 1000 and HEADER.unpack_from(full)[2] == 1000
+    short = bytearray(codec.next_request(64))
+    assert codec.receive(short[:30], 30) is Verdict.INCOMPLETE
+    assert codec.receive(short[30:] + b"x", 35) is Verdict.MISMATCH
+    with pytest.raises(ValueError, match="outside"):
+        codec.next_request(1001)

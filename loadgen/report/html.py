@@ -21,10 +21,10 @@ from typing import Any
 from loadgen import __version__
 from loadgen.report import charts as chart_data
 from loadgen.report import html_tables as tables
+from loadgen.report.chartlib import chart_library
 from loadgen.report.charts import Chart
 from loadgen.report.loading import LoadedRun
 from loadgen.report.series import interval_series
-from loadgen.report.vendor import chart_library
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # Inside <script>, "</" could end the element early; JSON's \u escapes keep the data inert.

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from loadgen.report.chartlib import chart_library
 from loadgen.report.html import render_html, write_html
 from loadgen.report.loading import LoadedRun, load_run
-from loadgen.report.vendor import chart_library
 
 from . import chromium
 from .conftest import RunFile

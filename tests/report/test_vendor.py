@@ -7,8 +7,8 @@ from importlib import resources
 
 import pytest
 
-from loadgen.report import vendor
-from loadgen.report.vendor import VendorError, chart_library, manifest, read_verified
+from loadgen.report import chartlib
+from loadgen.report.chartlib import VendorError, chart_library, manifest, read_verified
 
 from .urls import external_references
 
@@ -27,7 +27,7 @@ def test_every_vendored_file_matches_its_pinned_sha256() -> None:
 def test_a_file_that_differs_from_its_pin_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     pinned = manifest()
     wrong = {**pinned, "files": {**pinned["files"], "LICENSE": {"sha256": "0" * 64}}}
-    monkeypatch.setattr(vendor, "manifest", lambda: wrong)
+    monkeypatch.setattr(chartlib, "manifest", lambda: wrong)
     with pytest.raises(VendorError, match="LICENSE has sha256"):
         read_verified("LICENSE")
     with pytest.raises(VendorError, match="not a vendored file"):

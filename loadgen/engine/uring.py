@@ -493,15 +493,20 @@ class UringBackend:
 
     def recv_now(self, handle: int, buf: Buffer) -> int:
         try:
-            sock = self._conns[handle].sock
+            st = self._conns[handle]
         except KeyError:
             raise _unknown(handle) from None
         try:
-            return sock.recv_into(buf)
+            return st.sock.recv_into(buf)
         except BlockingIOError:
             return -errno.EAGAIN
         except OSError as exc:
-            return -(exc.errno or errno.EIO)
+            code = exc.errno or errno.EIO
+            if code == errno.ENOTCONN and st.wr >= 0 and self._ops[st.wr][1] == _K_CONNECT:
+                # The CONNECT SQE may not even be submitted yet (that happens in wait()):
+                # like a socket still in SYN_SENT elsewhere, there is nothing to read *yet*.
+                return -errno.EAGAIN
+            return -code
 
     def wait(
         self, timeout_s: float | None, max_completions: int = DEFAULT_MAX_COMPLETIONS

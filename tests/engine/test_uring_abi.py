@@ -482,3 +482,21 @@ def test_cq_overflow_loses_nothing(small_ring: UringBackend) -> None:
     for _, peer, server in pairs:
         peer.close()
         server.close()
+
+
+@needs_uring
+def test_recv_now_while_connect_is_still_queued_would_block(small_ring: UringBackend) -> None:
+    # CONNECT is only submitted by the next wait(); until then the socket is unconnected
+    # and recv() says ENOTCONN. Elsewhere a connecting socket says EAGAIN: so does this one.
+    engine = small_ring
+    server = socket.create_server(("127.0.0.1", 0))
+    handle = engine.tcp_socket()
+    engine.connect(handle, server.getsockname(), 1)
+    code = -engine.recv_now(handle, bytearray(8))
+    assert engine.would_block(code)
+    assert _collect(engine, 1) == [(1, 0, 0)]
+    engine.close(handle)
+    other = engine.tcp_socket()  # never connected at all: a real error
+    assert engine.recv_now(other, bytearray(8)) == -errno.ENOTCONN
+    engine.close(other)
+    server.close()

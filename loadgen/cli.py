@@ -305,6 +305,20 @@ def serve_http(
     _serve_builtin(HttpServer, host, port, backend, stop_on_stdin_eof)
 
 
+@serve_app.command("stream")
+def serve_stream(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 0,
+    backend: BackendOption = "auto",
+    stop_on_stdin_eof: StopOption = False,
+) -> None:
+    """Serve the stream patterns (push, pull, pushpull, duplex) on the engine; prints
+    `listening on HOST:PORT`."""
+    from loadgen.targets.stream import StreamServer
+
+    _serve_builtin(StreamServer, host, port, backend, stop_on_stdin_eof)
+
+
 class _BuiltinServer(Protocol):
     address: tuple[str, int]
 

@@ -81,6 +81,8 @@ class Summary:
     schedule_lag_us: LatencySummary | None = None
     waited_for_connection: int | None = None
     unsent: int | None = None
+    #: Stream runs only: payload bytes moved per second, both directions together.
+    throughput_bytes_per_s: float | None = None
 
     @property
     def error_count(self) -> int:

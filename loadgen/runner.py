@@ -28,10 +28,11 @@ from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
 from loadgen.protocols.resp import RespCodec
 from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
-from loadgen.scenario import HttpSpec, RedisSpec, Scenario
+from loadgen.scenario import HttpSpec, RedisSpec, Scenario, StreamSpec
 from loadgen.schedule import RatePhase, arrival_offsets_ns
 from loadgen.stats.histogram import HdrHistogram
 from loadgen.stats.recorder import Recorder
+from loadgen.streams import StreamClient
 from loadgen.targets.process import builtin_target
 
 Notice = Callable[[str], None]
@@ -57,7 +58,7 @@ def raise_fd_limit(needed: int) -> None:
 
 
 @contextmanager
-def _sigint_stops(client: LoadClient) -> Iterator[list[str]]:
+def _sigint_stops(client: LoadClient | StreamClient) -> Iterator[list[str]]:
     """While running, the first Ctrl-C asks the loop to stop; the run then ends normally."""
     reasons: list[str] = []
     if threading.current_thread() is not threading.main_thread():
@@ -168,7 +169,12 @@ def run(
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         start_ns = time.monotonic_ns()
         recorder = Recorder(start_ns)
-        client = LoadClient(engine, config, recorder, arrival_schedule(scenario, seed))
+        options = scenario.protocol_options
+        client: LoadClient | StreamClient
+        if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
+            client = StreamClient(engine, config, options, recorder)
+        else:
+            client = LoadClient(engine, config, recorder, arrival_schedule(scenario, seed))
         cpu_start = time.process_time()
         stop_reason = "completed"
         with _sigint_stops(client) as interrupted:
@@ -197,6 +203,11 @@ def run(
         connects=recorder.connects,
         bytes_sent=recorder.bytes_sent,
         bytes_received=recorder.bytes_received,
+        throughput_bytes_per_s=(
+            round((recorder.bytes_sent + recorder.bytes_received) / duration_s, 1)
+            if isinstance(client, StreamClient) and duration_s > 0
+            else None
+        ),
         in_flight_at_end=in_flight,
         latency_corrected_us=_latency(recorder.latency_corrected, open_model),
         schedule_lag_us=_latency(recorder.schedule_lag, open_model),

@@ -29,8 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from loadgen.protocols.stream import MAX_SEGMENT_BYTES, MAX_STREAM_BYTES
 from loadgen.thresholds import Threshold
 from loadgen.units import (
+    parse_byte_rate_per_s,
     parse_count,
     parse_duration_s,
     parse_range,
@@ -44,7 +46,7 @@ Count = Annotated[int, BeforeValidator(parse_count)]
 
 #: Each echo message starts with a header (sequence number, connection id, size).
 ECHO_HEADER_BYTES = 16
-BUILTIN_TARGETS = ("echo", "http")
+BUILTIN_TARGETS = ("echo", "http", "stream")
 
 
 class ScenarioError(ValueError):
@@ -181,23 +183,42 @@ class RedisSpec(_Model):
     pipeline: int = Field(default=1, ge=1, le=1024)
 
 
+class StreamSpec(_Model):
+    """Raw TCP throughput in ctsTraffic's patterns (``loadgen.streams``): each connection
+    moves ``bytes`` each way its pattern uses, then closes and a fresh one replaces it.
+    ``rate`` (bytes/s per connection and direction, e.g. ``10MiB/s``) paces it."""
+
+    pattern: Literal["push", "pull", "pushpull", "duplex"] = "push"
+    bytes: SizeBytes = Field(default=100 * 1024 * 1024, ge=1, le=MAX_STREAM_BYTES)
+    segment: SizeBytes = Field(default=64 * 1024, ge=1, le=MAX_SEGMENT_BYTES)
+    rate: Annotated[float, BeforeValidator(parse_byte_rate_per_s)] | None = Field(
+        default=None, gt=0
+    )
+
+
+_PROTOCOLS = ("echo", "http", "redis", "stream")
+
+
 class ProtocolSpec(_Model):
     """``protocol: {http: {...}}``: exactly one of the keys."""
 
     echo: EchoSpec | None = None
     http: HttpSpec | None = None
     redis: RedisSpec | None = None
+    stream: StreamSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ProtocolSpec:
-        chosen = [name for name in ("echo", "http", "redis") if getattr(self, name) is not None]
+        chosen = [name for name in _PROTOCOLS if getattr(self, name) is not None]
         if len(chosen) != 1:
-            raise ValueError(f"choose exactly one protocol of echo, http, redis; got {chosen}")
+            raise ValueError(
+                f"choose exactly one protocol of {', '.join(_PROTOCOLS)}; got {chosen}"
+            )
         return self
 
     @property
     def name(self) -> str:
-        return next(n for n in ("echo", "http", "redis") if getattr(self, n) is not None)
+        return next(n for n in _PROTOCOLS if getattr(self, n) is not None)
 
 
 def _protocol_shorthand(value: object) -> object:
@@ -253,14 +274,33 @@ class Scenario(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _streams_run_closed(self) -> Scenario:
+        if self.protocol.stream is None or self.load is None:
+            return self
+        load = self.load
+        if load.model == "open":
+            raise ValueError(
+                "protocol stream runs the closed model only: each connection moves its bytes "
+                "and is replaced; pace a connection with stream.rate (bytes/s) instead"
+            )
+        if load.requests_per_connection is not None:
+            raise ValueError(
+                "load.requests_per_connection does not apply to streams: every stream "
+                "connection is one transfer (stream.bytes) and then a fresh connection"
+            )
+        if load.think_time or any(phase.think_time for phase in load.phases):
+            raise ValueError("think_time does not apply to streams (use stream.rate to pace)")
+        return self
+
     @property
     def protocol_name(self) -> str:
         return self.protocol.name
 
     @property
-    def protocol_options(self) -> EchoSpec | HttpSpec | RedisSpec:
+    def protocol_options(self) -> EchoSpec | HttpSpec | RedisSpec | StreamSpec:
         options = getattr(self.protocol, self.protocol.name)
-        assert isinstance(options, EchoSpec | HttpSpec | RedisSpec)
+        assert isinstance(options, EchoSpec | HttpSpec | RedisSpec | StreamSpec)
         return options
 
     @property

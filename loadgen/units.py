@@ -119,6 +119,32 @@ def parse_rate_per_s(value: object) -> float:
     return rate
 
 
+def parse_byte_rate_per_s(value: object) -> float:
+    """``"10MiB/s"`` → 10485760.0; ``"600KB/m"`` → 10000.0; a bare number is bytes/s.
+
+    A size (``parse_size_bytes``'s units) per s, m or h.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a byte rate such as 10MiB/s")
+    if isinstance(value, int | float):
+        rate = float(value)
+    else:
+        size, sep, per = str(value).rpartition("/")
+        per_s = _PER_SECONDS.get(per.strip().lower())
+        if not sep or per_s is None:
+            raise ValueError(
+                f"expected a byte rate such as 10MiB/s or 500KB/s (a size per s, m or h), "
+                f"got {value!r}"
+            )
+        try:
+            rate = parse_size_bytes(size) / per_s
+        except ValueError as exc:
+            raise ValueError(f"in the byte rate {value!r}: {exc}") from None
+    if rate < 0:
+        raise ValueError(f"a rate cannot be negative, got {value!r}")
+    return rate
+
+
 def parse_range(value: object, parse: Callable[[object], T]) -> tuple[T, T]:
     """``"1k/s to 20k/s"`` → (1000.0, 20000.0); a single value ``v`` → (v, v)."""
     if isinstance(value, str) and " to " in value:

@@ -55,6 +55,12 @@ def render_summary(result: RunResult, console: Console) -> None:
         "connections", f"{summary.connections:,} open at end, {summary.connects:,} connects"
     )
     overview.add_row("bytes", f"{summary.bytes_sent:,} sent, {summary.bytes_received:,} received")
+    if summary.throughput_bytes_per_s is not None:  # stream runs
+        overview.add_row(
+            "bandwidth",
+            f"{summary.throughput_bytes_per_s / 2**20:,.1f} MiB/s "
+            f"({summary.throughput_bytes_per_s * 8 / 1e9:,.2f} Gbit/s), both directions",
+        )
     errors = ", ".join(f"{kind} {count:,}" for kind, count in summary.errors.items())
     overview.add_row("errors", f"[red]{errors}[/]" if errors else "none")
     generator = result.generator

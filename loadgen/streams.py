@@ -1,0 +1,516 @@
+"""The stream client: raw TCP throughput in ctsTraffic's patterns, driven by one engine.
+
+Each connection slot opens a connection, sends the 16-byte header (pattern, bytes,
+segment; ``loadgen.protocols.stream``), moves its payload the way the pattern says (push,
+pull, pushpull, duplex), waits for the server's trailer (which confirms what the server
+received), and closes; a fresh connection takes its place at once, until the run ends. So a
+run measures throughput over time (``bytes_sent``/``bytes_received`` per interval) and the
+time each connection took, from its connect completing to its trailer arriving, which is
+recorded as the "request" latency (one finished connection = one request). Connect latency
+is recorded as usual.
+
+Pacing: with ``rate`` (bytes/s per connection, per direction) the chunk at payload offset
+``o`` of a direction is not started before ``start + o / rate``. Sends go out in ``segment``
+chunks at their due times; receives read at most ``segment`` bytes per due time, so a pulled
+stream is throttled by TCP flow control to the rate the client reads at. Due times wait in a
+timer heap, and ``wait()`` never sleeps past the next one.
+
+Hot-loop shape as in ``client.py``: one ``wait()`` per iteration, capped batches, integer
+tokens (the same layout: index, generation, op), preallocated buffers, every payload chunk
+sent from one shared pattern buffer and verified with one ``memcmp``. Receive modes:
+``buffered`` keeps a receive into the connection's buffer posted; ``zero-byte`` keeps a
+zero-byte receive posted and drains into one scratch buffer shared by every connection (at
+most ``DRAIN_READS`` reads per completion, so one fast stream cannot starve the others).
+
+Errors end the connection and are counted by kind: ``verify`` (payload that differs from
+the pattern, or a trailer saying the server found a mismatch), ``eof`` (the server closed
+early), ``protocol`` (a malformed trailer, bytes after it, or a server that counted
+different bytes), ``timeout`` (no progress for ``timeouts.request``), and the engine's kinds
+(``reset``, ``refused``, ...). The slot reconnects after the same backoff as ``client.py``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from typing import TYPE_CHECKING
+
+from loadgen.client import (
+    BACKOFF_MAX_NS,
+    BACKOFF_MIN_NS,
+    BATCH,
+    GENERATION_BITS,
+    MAX_CONNECTS_IN_FLIGHT,
+    OP_BITS,
+    OP_CONNECT,
+    OP_RECV,
+    OP_RECV_ZERO,
+    OP_SEND,
+    TICK_NS,
+    ClientConfig,
+)
+from loadgen.engine import Backend
+from loadgen.engine.base import Buffer, ErrorKind
+from loadgen.protocols.base import KIND_PROTOCOL
+from loadgen.protocols.stream import (
+    HEADER_BYTES,
+    STATUS_OK,
+    TRAILER_BYTES,
+    PayloadPattern,
+    StreamHeader,
+    StreamProtocolError,
+    client_send_limit,
+    decode_trailer,
+)
+from loadgen.schedule import connections_at
+from loadgen.stats.recorder import Recorder
+
+if TYPE_CHECKING:
+    from loadgen.scenario import StreamSpec
+
+_OP_MASK = (1 << OP_BITS) - 1
+_GEN_MASK = (1 << GENERATION_BITS) - 1
+# Slot states.
+_IDLE, _CONNECTING, _OPEN, _RETIRED = 0, 1, 2, 3
+# Timer kinds: a paced send or a paced receive is due.
+_T_SEND, _T_RECV = 0, 1
+#: Zero-byte mode: reads per drain before the zero-byte receive is posted again (64 KiB
+#: reads: 1 MiB), so a stream that never runs dry cannot hold the loop.
+DRAIN_READS = 16
+
+
+class _Conn:
+    __slots__ = (
+        "connect_started_ns",
+        "failures",
+        "generation",
+        "handle",
+        "head_left",
+        "index",
+        "progress_ns",
+        "received",
+        "recv_buf",
+        "recv_view",
+        "retry_at_ns",
+        "send_end",
+        "sending",
+        "sent",
+        "started_ns",
+        "state",
+        "token_base",
+        "trailer",
+        "trailer_got",
+        "transfers",
+    )
+
+    def __init__(self, index: int, recv_buf: bytearray | None, recv_view: Buffer | None) -> None:
+        self.index = index
+        self.recv_buf = recv_buf  # buffered mode: this connection's receive buffer
+        self.recv_view = recv_view  # what is posted: the buffer, or its first segment (paced)
+        self.handle = -1
+        self.state = _IDLE
+        self.generation = 0
+        self.token_base = 0
+        self.failures = 0
+        self.retry_at_ns = 0
+        self.connect_started_ns = 0
+        self.started_ns = 0  # the transfer's start: connect completed, header handed over
+        self.progress_ns = 0  # last progress (or the next due time): the idle timeout's base
+        self.head_left = 0  # header bytes not yet sent
+        self.sent = 0  # payload bytes whose send completed
+        self.send_end = 0  # end offset of the send in flight
+        self.sending = False  # a send, or a paced send's timer, is pending
+        self.received = 0  # payload bytes received and verified
+        self.trailer = bytearray(TRAILER_BYTES)
+        self.trailer_got = 0
+        self.transfers = 0  # finished on this slot
+
+
+class StreamClient:
+    """Drives one engine until ``deadline_ns``, ``stop_requested``, or (with
+    ``transfers_per_connection``) until every slot finished that many transfers.
+
+    Takes the shared ``ClientConfig`` (addresses, pool size, receive mode and buffer,
+    timeouts, connection ramps, source addresses) and the scenario's ``StreamSpec``.
+    """
+
+    def __init__(
+        self,
+        engine: Backend,
+        config: ClientConfig,
+        spec: StreamSpec,
+        recorder: Recorder,
+        transfers_per_connection: int | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.recorder = recorder
+        self.stop_requested = False
+        self.loop_iterations = 0
+        self.max_loop_lag_ns = 0
+        #: The open model's counters; streams run the closed model only.
+        self.waited_for_connection = 0
+        self.unsent = 0
+        self.header = StreamHeader(spec.pattern, spec.bytes, spec.segment)
+        self._header_bytes = bytearray(self.header.encode())  # shared: the kernel only reads
+        self._send_total = self.header.client_sends
+        self._recv_total = self.header.server_sends
+        self._segment = spec.segment
+        #: Nanoseconds per payload byte when paced (0: as fast as it goes).
+        self._ns_per_byte = 1e9 / spec.rate if spec.rate else 0.0
+        self._transfers_limit = transfers_per_connection
+        self._buffered = config.recv_mode == "buffered"
+        read_bytes = config.receive_buffer
+        if self._ns_per_byte:
+            read_bytes = min(read_bytes, spec.segment)  # one segment per due time
+        self._pattern = PayloadPattern(max(spec.segment, read_bytes))
+        self._conns: list[_Conn] = []
+        for index in range(config.connections):
+            if self._buffered:
+                buf = bytearray(config.receive_buffer)
+                view: Buffer = buf if read_bytes == len(buf) else memoryview(buf)[:read_bytes]
+                self._conns.append(_Conn(index, buf, view))
+            else:
+                self._conns.append(_Conn(index, None, None))
+        self._scratch = bytearray(config.receive_buffer)
+        self._scratch_view: Buffer = (
+            self._scratch
+            if read_bytes == len(self._scratch)
+            else memoryview(self._scratch)[:read_bytes]
+        )
+        self._connecting = 0
+        self._retired = 0
+        self._sending = True
+        self._start_ns = recorder.start_ns
+        self._desired = config.connections
+        self._timers: list[tuple[int, int, int, int]] = []  # (due, index, token_base, kind)
+
+    # --- connection life ---------------------------------------------------------------
+    def _open(self, conn: _Conn, now_ns: int) -> None:
+        conn.generation = (conn.generation + 1) & _GEN_MASK
+        conn.token_base = ((conn.index << GENERATION_BITS) | conn.generation) << OP_BITS
+        conn.handle = handle = self.engine.tcp_socket()
+        conn.state = _CONNECTING
+        conn.connect_started_ns = now_ns
+        self._connecting += 1
+        config = self.config
+        if config.sources:
+            self.engine.bind(handle, (config.sources[conn.index % len(config.sources)], 0))
+        address = config.addresses[conn.index % len(config.addresses)]
+        self.engine.connect(handle, address, conn.token_base | OP_CONNECT)
+
+    def _connected(self, conn: _Conn, result: int, now_ns: int) -> None:
+        if result < 0:
+            self._error(conn, result, now_ns)
+            return
+        self._connecting -= 1
+        conn.failures = 0
+        conn.state = _OPEN
+        self.recorder.pending_connect.append(now_ns - conn.connect_started_ns)
+        conn.started_ns = conn.progress_ns = now_ns
+        conn.sent = conn.send_end = conn.received = conn.trailer_got = 0
+        conn.head_left = HEADER_BYTES
+        conn.sending = True
+        self.engine.send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
+        self._arm_receive(conn, now_ns)
+
+    def _close(self, conn: _Conn, *, abort: bool) -> None:
+        if conn.state == _CONNECTING:
+            self._connecting -= 1
+        self.engine.close(conn.handle, abort=abort)
+        conn.handle = -1
+        conn.state = _IDLE
+        conn.sending = False
+
+    def _fail(self, conn: _Conn, kind: str, now_ns: int) -> None:
+        """Count an error, drop the socket (RST: no TIME_WAIT), schedule a reconnect."""
+        self.recorder.error(kind)
+        conn.failures = conn.failures + 1 if conn.state == _CONNECTING else 0
+        self._close(conn, abort=True)
+        backoff = 0
+        if conn.failures:
+            backoff = min(BACKOFF_MIN_NS << (conn.failures - 1), BACKOFF_MAX_NS)
+        conn.retry_at_ns = now_ns + backoff
+
+    def _error(self, conn: _Conn, result: int, now_ns: int) -> None:
+        self._fail(conn, self.engine.error_kind(-result).value, now_ns)
+
+    def _finish(self, conn: _Conn, now_ns: int) -> None:
+        """The transfer is complete: record its time, close, and open the next one."""
+        self.recorder.pending_latency.append(now_ns - conn.started_ns)
+        conn.transfers += 1
+        self._close(conn, abort=False)
+        limit = self._transfers_limit
+        if limit is not None and conn.transfers >= limit:
+            conn.state = _RETIRED
+            self._retired += 1
+        elif (
+            self._sending
+            and conn.index < self._desired
+            and self._connecting < MAX_CONNECTS_IN_FLIGHT
+        ):
+            self._open(conn, now_ns)
+        # else the next tick reopens it (or a ramp down keeps it closed)
+
+    def _check_done(self, conn: _Conn, now_ns: int) -> None:
+        if (
+            conn.trailer_got == TRAILER_BYTES
+            and not conn.sending
+            and conn.sent == self._send_total
+            and conn.received == self._recv_total
+        ):
+            self._finish(conn, now_ns)
+
+    # --- sending -----------------------------------------------------------------------
+    def _pump_send(self, conn: _Conn, now_ns: int) -> None:
+        """Start the next payload send if the pattern allows it and it is due."""
+        if conn.sending:
+            return
+        limit = client_send_limit(self.header, conn.received)
+        sent = conn.sent
+        if sent >= limit:
+            return
+        conn.sending = True
+        if self._ns_per_byte:
+            due = conn.started_ns + int(sent * self._ns_per_byte)
+            if due > now_ns:
+                heapq.heappush(self._timers, (due, conn.index, conn.token_base, _T_SEND))
+                if due > conn.progress_ns:
+                    conn.progress_ns = due  # waiting on ourselves is not the target's silence
+                return
+        n = min(self._segment, limit - sent)
+        conn.send_end = sent + n
+        self.engine.send(conn.handle, self._pattern.view(sent, n), conn.token_base | OP_SEND)
+
+    def _sent(self, conn: _Conn, result: int, now_ns: int) -> None:
+        conn.sending = False
+        conn.progress_ns = now_ns
+        if conn.head_left:
+            conn.head_left -= result
+            if conn.head_left:
+                conn.sending = True
+                rest = memoryview(self._header_bytes)[HEADER_BYTES - conn.head_left :]
+                self.engine.send(conn.handle, rest, conn.token_base | OP_SEND)
+                return
+        else:
+            conn.sent += result
+            self.recorder.bytes_sent += result
+            if conn.sent < conn.send_end:  # partial send: the rest of this chunk, now
+                conn.sending = True
+                view = self._pattern.view(conn.sent, conn.send_end - conn.sent)
+                self.engine.send(conn.handle, view, conn.token_base | OP_SEND)
+                return
+        self._pump_send(conn, now_ns)
+        self._check_done(conn, now_ns)
+
+    # --- receiving ---------------------------------------------------------------------
+    def _receive_due(self, conn: _Conn, now_ns: int) -> bool:
+        """True if a receive may start now; otherwise a timer will start it when due."""
+        if not self._ns_per_byte or conn.received >= self._recv_total:
+            return True
+        due = conn.started_ns + int(conn.received * self._ns_per_byte)
+        if due <= now_ns:
+            return True
+        heapq.heappush(self._timers, (due, conn.index, conn.token_base, _T_RECV))
+        if due > conn.progress_ns:
+            conn.progress_ns = due
+        return False
+
+    def _arm_receive(self, conn: _Conn, now_ns: int) -> None:
+        if self._buffered:
+            if self._receive_due(conn, now_ns):
+                assert conn.recv_view is not None
+                self.engine.recv(conn.handle, conn.recv_view, conn.token_base | OP_RECV)
+        else:
+            self.engine.recv_zero(conn.handle, conn.token_base | OP_RECV_ZERO)
+
+    def _consume(self, conn: _Conn, buf: bytearray, n: int, now_ns: int) -> bool:
+        """Take ``n`` received bytes from ``buf``: payload, then trailer. False when nothing
+        more is to be received: the connection failed, or the trailer is in (the transfer
+        finishes here or when its last send completes; the server's FIN is not awaited)."""
+        conn.progress_ns = now_ns
+        payload = min(n, self._recv_total - conn.received)
+        if payload:
+            if not self._pattern.matches(buf, 0, payload, conn.received):
+                self._fail(conn, ErrorKind.VERIFY.value, now_ns)
+                return False
+            conn.received += payload
+            self.recorder.bytes_received += payload
+            if not conn.sending:  # pushpull: a whole segment back lets the next one go
+                self._pump_send(conn, now_ns)
+        rest = n - payload
+        if rest:
+            got = conn.trailer_got
+            if got + rest > TRAILER_BYTES:
+                self._fail(conn, KIND_PROTOCOL, now_ns)  # bytes after the trailer
+                return False
+            conn.trailer[got : got + rest] = buf[payload:n]
+            conn.trailer_got = got = got + rest
+            if got == TRAILER_BYTES:
+                try:
+                    status, server_received = decode_trailer(conn.trailer)
+                except StreamProtocolError:
+                    self._fail(conn, KIND_PROTOCOL, now_ns)
+                    return False
+                if status != STATUS_OK:
+                    self._fail(conn, ErrorKind.VERIFY.value, now_ns)
+                    return False
+                if server_received != self._send_total:
+                    self._fail(conn, KIND_PROTOCOL, now_ns)
+                    return False
+                self._check_done(conn, now_ns)
+                return False
+        return True
+
+    def _drain(self, conn: _Conn, now_ns: int) -> None:
+        """Zero-byte mode: read what is waiting (paced, bounded), then re-arm."""
+        scratch = self._scratch
+        view = self._scratch_view
+        recv_now = self.engine.recv_now
+        for _ in range(DRAIN_READS):
+            if not self._receive_due(conn, now_ns):
+                return  # the timer drains on
+            n = recv_now(conn.handle, view)
+            if n > 0:
+                if not self._consume(conn, scratch, n, now_ns):
+                    return
+                now_ns = time.monotonic_ns()
+            elif n == 0:
+                self._fail(conn, ErrorKind.EOF.value, now_ns)
+                return
+            elif self.engine.would_block(-n):
+                break
+            else:
+                self._error(conn, n, now_ns)
+                return
+        self.engine.recv_zero(conn.handle, conn.token_base | OP_RECV_ZERO)
+
+    # --- the loop ----------------------------------------------------------------------
+    def run(self, deadline_ns: int) -> None:
+        engine = self.engine
+        conns = self._conns
+        wait = engine.wait
+        monotonic_ns = time.monotonic_ns
+        index_shift = OP_BITS + GENERATION_BITS
+        timers = self._timers
+        everyone = len(conns)
+        next_tick = monotonic_ns()
+        self._tick(next_tick)
+        while not self.stop_requested and self._retired < everyone:
+            now = monotonic_ns()
+            if now >= deadline_ns:
+                break
+            if now >= next_tick:
+                lag = now - next_tick
+                if lag > self.max_loop_lag_ns:
+                    self.max_loop_lag_ns = lag
+                self._tick(now)
+                next_tick = now + TICK_NS
+            wake_ns = min(next_tick, deadline_ns)
+            if timers:
+                self._fire_timers(now)
+                if timers:
+                    wake_ns = min(wake_ns, timers[0][0])
+            completions = wait(max(0.0, (wake_ns - now) / 1e9), BATCH)
+            self.loop_iterations += 1
+            if not completions:
+                continue
+            now = monotonic_ns()
+            for token, result, _flags in completions:
+                conn = conns[token >> index_shift]
+                if (token & ~_OP_MASK) != conn.token_base or conn.handle < 0:
+                    continue  # a late completion from a socket already torn down
+                op = token & _OP_MASK
+                if op == OP_RECV:
+                    if result > 0:
+                        buf = conn.recv_buf
+                        assert buf is not None
+                        if self._consume(conn, buf, result, now):
+                            self._arm_receive(conn, now)
+                    elif result == 0:
+                        self._fail(conn, ErrorKind.EOF.value, now)
+                    else:
+                        self._error(conn, result, now)
+                elif op == OP_SEND:
+                    if result < 0:
+                        self._error(conn, result, now)
+                    else:
+                        self._sent(conn, result, now)
+                elif op == OP_RECV_ZERO:
+                    if result < 0:
+                        self._error(conn, result, now)
+                    else:
+                        self._drain(conn, now)
+                else:  # OP_CONNECT
+                    self._connected(conn, result, now)
+        self.recorder.flush()
+
+    def _fire_timers(self, now_ns: int) -> None:
+        """Paced sends and receives whose time has come."""
+        timers = self._timers
+        conns = self._conns
+        while timers and timers[0][0] <= now_ns:
+            _, index, token_base, kind = heapq.heappop(timers)
+            conn = conns[index]
+            if conn.token_base != token_base or conn.state != _OPEN:
+                continue  # that connection has ended since
+            if kind == _T_SEND:
+                conn.sending = False
+                self._pump_send(conn, now_ns)
+            elif self._buffered:
+                self._arm_receive(conn, now_ns)
+            else:
+                self._drain(conn, now_ns)
+
+    def _tick(self, now_ns: int) -> None:
+        """Idle and connect timeouts, reconnects, ramps, and the recorder's intervals."""
+        self.recorder.tick(now_ns)
+        config = self.config
+        if config.connection_phases:
+            self._desired = connections_at(
+                config.connection_phases, (now_ns - self._start_ns) / 1e9
+            )
+        connect_timeout = int(config.connect_timeout_s * 1e9)
+        idle_timeout = int(config.request_timeout_s * 1e9)
+        desired = self._desired
+        for conn in self._conns:
+            state = conn.state
+            if state == _OPEN:
+                if now_ns - conn.progress_ns > idle_timeout:
+                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
+            elif state == _CONNECTING:
+                if now_ns - conn.connect_started_ns > connect_timeout:
+                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
+            elif (
+                state == _IDLE
+                and self._sending
+                and conn.index < desired
+                and conn.retry_at_ns <= now_ns
+                and self._connecting < MAX_CONNECTS_IN_FLIGHT
+            ):
+                self._open(conn, now_ns)
+
+    # --- ending ------------------------------------------------------------------------
+    @property
+    def open_connections(self) -> int:
+        return sum(1 for conn in self._conns if conn.state == _OPEN)
+
+    @property
+    def in_flight(self) -> int:
+        """Transfers started and not finished (every open connection is one)."""
+        return self.open_connections
+
+    @property
+    def transfers(self) -> int:
+        """Transfers finished, over every slot."""
+        return sum(conn.transfers for conn in self._conns)
+
+    def close_all(self, grace_s: float = 1.0) -> None:
+        """Close every socket and reap what the kernel still owes (bounded by ``grace_s``)."""
+        self._sending = False
+        for conn in self._conns:
+            if conn.handle >= 0:
+                self._close(conn, abort=False)
+        deadline = time.monotonic() + grace_s
+        while self.engine.pending() and time.monotonic() < deadline:
+            self.engine.wait(0.05, BATCH)

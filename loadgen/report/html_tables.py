@@ -78,6 +78,16 @@ def started_text(run: LoadedRun) -> str:
     return run.result.started_at.replace("T", " ").split(".")[0].rstrip("Z") + " UTC"
 
 
+def _thresholds(run: LoadedRun) -> str:
+    verdicts = run.result.thresholds
+    if not verdicts:
+        return "none set"
+    failed = sum(not v.passed for v in verdicts)
+    if failed:
+        return _badge(f"{failed} of {len(verdicts)} failed", "bad")
+    return _badge(f"all {len(verdicts)} passed", "good")
+
+
 def _errors(run: LoadedRun) -> str:
     summary = run.result.summary
     total = summary.error_count
@@ -111,6 +121,7 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
             ("latency p99", lambda r: _badge(format_us(_latency(r).p99), "key")),
             ("latency max", lambda r: format_us(_latency(r).max)),
             ("errors", _errors),
+            ("thresholds", _thresholds),
             (
                 "connections",
                 lambda r: (

@@ -103,6 +103,7 @@ def test_tables_carry_the_numbers_without_javascript(page: str, runs: list[Loade
     assert "Request latency" in text and "p99.9" in text
     assert closed.count > 0 and f"{closed.count:,}" in text
     # the open run's thresholds: one passes, one fails
+    assert "thresholds none set 1 of 2 failed none set" in text
     assert "p99 < 10s" in text and "throughput > 1M/s" in text
     assert re.search(r"p99 < 10s \S+ (s|ms|µs) pass", text)
     assert re.search(r"throughput > 1M/s [\d,.]+ req/s fail", text)

@@ -208,7 +208,8 @@ def compare(
 ) -> None:
     """Compare runs: --baseline A.json [A2.json ...] --current B.json [B2.json ...].
 
-    Exit 99 when a metric regressed (beyond --tolerance; with 3+ runs a side, also significant).
+    Exit 99 when a metric regressed (beyond --tolerance; with 3+ runs a side, also significant)
+    or a current run failed one of its own thresholds.
 
     The markdown table is also appended to $GITHUB_STEP_SUMMARY when that is set.
     """

@@ -31,6 +31,7 @@ from typing import Any
 from loadgen.report.loading import LoadedRun
 from loadgen.result import LatencySummary, Summary
 from loadgen.stats.significance import bootstrap_ci, mann_whitney_u, relative_change
+from loadgen.thresholds import ThresholdVerdict
 
 DEFAULT_TOLERANCE = 0.10  # 10 %: run-to-run noise on shared machines is a few percent
 ALPHA = 0.05  # the usual 5 % false-alarm rate per metric
@@ -108,10 +109,21 @@ class Comparison:
     current_sources: tuple[str, ...]
     metrics: tuple[MetricComparison, ...]
     warnings: tuple[InputWarning, ...]
+    #: The current runs' own threshold verdicts (run label, verdict): a gate reports them too.
+    thresholds: tuple[tuple[str, ThresholdVerdict], ...] = ()
+
+    @property
+    def regressed(self) -> bool:
+        return any(m.failed for m in self.metrics)
+
+    @property
+    def thresholds_failed(self) -> bool:
+        return any(not verdict.passed for _, verdict in self.thresholds)
 
     @property
     def failed(self) -> bool:
-        return any(m.failed for m in self.metrics)
+        """A regression, or a current run that failed one of its thresholds (both exit 99)."""
+        return self.regressed or self.thresholds_failed
 
     @property
     def method(self) -> str:
@@ -159,6 +171,7 @@ def compare_runs(
         current_sources=tuple(run.source or run.label for run in current),
         metrics=metrics,
         warnings=tuple(input_warnings([*baseline, *current])),
+        thresholds=tuple((run.label, v) for run in current for v in run.result.thresholds),
     )
 
 

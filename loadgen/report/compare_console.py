@@ -6,7 +6,13 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen.report.compare import Comparison, Verdict, format_percent
-from loadgen.report.formatting import MISSING, format_change, format_interval, format_metric
+from loadgen.report.formatting import (
+    MISSING,
+    format_change,
+    format_interval,
+    format_metric,
+    format_threshold_value,
+)
 
 _STYLES = {
     Verdict.REGRESSION: "bold red",
@@ -50,5 +56,16 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
         row.append(f"[{style}]{metric.verdict.value}[/]: {metric.reason}")
         table.add_row(*row)
     console.print(table)
-    verdict = "[bold red]FAIL[/]: regression" if comparison.failed else "[green]PASS[/]"
+    for label, threshold in comparison.thresholds:
+        outcome = "[green]pass[/]" if threshold.passed else "[bold red]fail[/]"
+        observed = format_threshold_value(threshold.metric, threshold.value)
+        console.print(
+            f"threshold {outcome}: {label}: {threshold.expression} (observed {observed})",
+            highlight=False,
+        )
+    reasons = [
+        *(["regression"] if comparison.regressed else []),
+        *(["a threshold failed"] if comparison.thresholds_failed else []),
+    ]
+    verdict = f"[bold red]FAIL[/]: {', '.join(reasons)}" if reasons else "[green]PASS[/]"
     console.print(f"compare: {verdict}")

@@ -77,3 +77,16 @@ def format_metric(value: float | None, unit: str) -> str:
     if unit == "%":
         return format_percent_value(value)
     return MISSING if value is None else f"{value:.4g} {unit}"
+
+
+def format_threshold_value(metric: str, value: float | None) -> str:
+    """A threshold's observed value in its metric's unit (latencies arrive in seconds)."""
+    if value is None:
+        return "not measured"
+    if metric == "error_rate":
+        return format_percent_value(100 * value)
+    if metric == "throughput":
+        return format_rate(value)
+    if metric in ("errors", "requests"):
+        return format_count(value)
+    return format_us(value * 1e6)

@@ -18,6 +18,7 @@ from loadgen.report.formatting import (
     format_percent_value,
     format_rate,
     format_seconds,
+    format_threshold_value,
     format_us,
 )
 from loadgen.report.loading import LoadedRun
@@ -199,19 +200,6 @@ def errors_table(runs: Sequence[LoadedRun]) -> str:
     return _table(["kind", *(escape(run.label) for run in runs)], rows)
 
 
-def threshold_value(metric: str, value: float | None) -> str:
-    """A threshold's observed value in its metric's unit (latencies arrive in seconds)."""
-    if value is None:
-        return "not measured"
-    if metric == "error_rate":
-        return format_percent_value(100 * value)
-    if metric == "throughput":
-        return format_rate(value)
-    if metric in ("errors", "requests"):
-        return format_count(value)
-    return format_us(value * 1e6)
-
-
 def thresholds_section(runs: Sequence[LoadedRun]) -> str:
     """Threshold verdicts of each run that has thresholds; empty when none has any."""
     parts = []
@@ -222,7 +210,7 @@ def thresholds_section(runs: Sequence[LoadedRun]) -> str:
         rows = [
             [
                 f"<code>{escape(v.expression)}</code>",
-                threshold_value(v.metric, v.value),
+                format_threshold_value(v.metric, v.value),
                 _badge("pass", "good") if v.passed else _badge("fail", "bad"),
             ]
             for v in verdicts

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loadgen.report.compare import Comparison, MetricComparison, Verdict
-from loadgen.report.formatting import format_change, format_interval, format_metric
+from loadgen.report.formatting import (
+    format_change,
+    format_interval,
+    format_metric,
+    format_threshold_value,
+)
+from loadgen.thresholds import ThresholdVerdict
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,7 @@ class Check:
     outcome: str  # "passed", "failed" or "skipped"
     message: str
     details: str
+    kind: str = "regression"  # the <failure> type
 
 
 def junit_xml(suite: str, checks: Sequence[Check]) -> str:
@@ -37,7 +44,7 @@ def junit_xml(suite: str, checks: Sequence[Check]) -> str:
     for check in checks:
         case = ET.SubElement(element, "testcase", classname=check.classname, name=check.name)
         if check.outcome == "failed":
-            failure = ET.SubElement(case, "failure", message=check.message, type="regression")
+            failure = ET.SubElement(case, "failure", message=check.message, type=check.kind)
             failure.text = check.details
         elif check.outcome == "skipped":
             ET.SubElement(case, "skipped", message=check.message)
@@ -77,5 +84,21 @@ def _metric_check(metric: MetricComparison) -> Check:
     )
 
 
+def _threshold_check(label: str, verdict: ThresholdVerdict) -> Check:
+    observed = format_threshold_value(verdict.metric, verdict.value)
+    outcome = "passed" if verdict.passed else "failed"
+    return Check(
+        classname="loadgen.thresholds",
+        name=f"{label}: {verdict.expression}",
+        outcome=outcome,
+        message=f"{verdict.expression}: {outcome} (observed {observed})",
+        details=f"run: {label}",
+        kind="threshold",
+    )
+
+
 def comparison_junit(comparison: Comparison) -> str:
-    return junit_xml("loadgen compare", [_metric_check(m) for m in comparison.metrics])
+    """One testcase per metric, then one per threshold of each current run."""
+    checks = [_metric_check(m) for m in comparison.metrics]
+    checks += [_threshold_check(label, v) for label, v in comparison.thresholds]
+    return junit_xml("loadgen compare", checks)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from loadgen.report.compare import Comparison, MetricComparison, Verdict, format_percent
-from loadgen.report.formatting import MISSING, format_change, format_interval, format_metric
+from loadgen.report.formatting import (
+    MISSING,
+    format_change,
+    format_interval,
+    format_metric,
+    format_threshold_value,
+)
 
 _VERDICT_CELLS = {
     Verdict.REGRESSION: "❌ **regression**",
@@ -56,6 +62,16 @@ def comparison_markdown(comparison: Comparison) -> str:
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
     lines += [_row(metric, comparison.tested) for metric in comparison.metrics]
+    if comparison.thresholds:
+        lines += ["", "| run | threshold | observed | verdict |", "|---|---|---:|---|"]
+        for label, verdict in comparison.thresholds:
+            cells = [
+                label,
+                f"`{verdict.expression}`",
+                format_threshold_value(verdict.metric, verdict.value),
+                "✅ pass" if verdict.passed else "❌ **fail**",
+            ]
+            lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
     if comparison.warnings:
         lines += ["", "**Warnings**", ""]
         for warning in comparison.warnings:

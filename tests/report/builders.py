@@ -9,6 +9,7 @@ import numpy as np
 from loadgen.report.loading import LoadedRun, from_result
 from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
 from loadgen.stats.histogram import HdrHistogram
+from loadgen.thresholds import ThresholdVerdict
 
 #: 2,000 latencies spread evenly over 100..1,000 µs: scaling them scales every percentile.
 BASE_LATENCY_US = np.linspace(100.0, 1000.0, 2000)
@@ -23,6 +24,7 @@ def make_result(
     connections: int = 10,
     requests: int | None = None,
     partial: bool = False,
+    thresholds: tuple[ThresholdVerdict, ...] = (),
 ) -> RunResult:
     """A run whose latencies are ``BASE_LATENCY_US * scale`` (``requests=0``: none at all)."""
     histogram = HdrHistogram()
@@ -61,6 +63,7 @@ def make_result(
         partial=partial,
         stop_reason="interrupted (SIGINT)" if partial else "completed",
         histograms={"latency": histogram.to_dict(), "connect_latency": HdrHistogram().to_dict()},
+        thresholds=list(thresholds),
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli import EXIT_RUNTIME_FAILURE, EXIT_THRESHOLDS_FAILED, EXIT_USAGE, app
+from loadgen.thresholds import ThresholdVerdict
 
 from .builders import make_result, write_runs
 from .conftest import RunFile
@@ -59,6 +60,16 @@ def test_compare_regression_exits_99_and_writes_every_output(tmp_path: Path) -> 
     table = markdown.read_text()
     assert table.startswith("### loadgen compare: ❌ FAIL")
     assert step_summary.read_text() == "# earlier step\n" + table + "\n"
+
+
+def test_compare_fails_on_a_current_runs_failed_threshold(tmp_path: Path) -> None:
+    verdict = ThresholdVerdict("p99 < 1us", "p99", 0.001, False)
+    base = write_runs(tmp_path, "base", [make_result()])
+    cur = write_runs(tmp_path, "cur", [make_result(thresholds=(verdict,))])
+    code, out, _ = _compare("--baseline", *base, "--current", *cur)
+    assert code == EXIT_THRESHOLDS_FAILED
+    assert "threshold fail: cur-0: p99 < 1us (observed 1 ms)" in out
+    assert "compare: FAIL: a threshold failed" in out
 
 
 def test_compare_accepts_repeated_and_equals_forms(tmp_path: Path) -> None:

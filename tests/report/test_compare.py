@@ -17,6 +17,7 @@ from loadgen.report.compare import (
 )
 from loadgen.report.junit import comparison_junit
 from loadgen.report.markdown import comparison_markdown
+from loadgen.thresholds import ThresholdVerdict
 
 from .builders import loaded, make_result
 
@@ -183,3 +184,24 @@ def test_parse_tolerance(text: str, value: float) -> None:
 def test_parse_tolerance_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="tolerance"):
         parse_tolerance(text)
+
+
+def test_current_runs_thresholds_are_checks_too() -> None:
+    passed = ThresholdVerdict("p99 < 5ms", "p99", 0.001, True)
+    failed = ThresholdVerdict("error_rate < 1%", "error_rate", 0.05, False)
+    baseline_only = ThresholdVerdict("requests > 1", "requests", 0.0, False)
+    comparison = compare_runs(
+        [loaded(make_result(thresholds=(baseline_only,)), "a")],
+        [loaded(make_result(thresholds=(passed, failed)), "b")],
+    )
+    assert not comparison.regressed and comparison.thresholds_failed and comparison.failed
+    root = ET.fromstring(comparison_junit(comparison))
+    cases = root.findall(".//testcase[@classname='loadgen.thresholds']")
+    assert [c.get("name") for c in cases] == ["b: p99 < 5ms", "b: error_rate < 1%"]
+    failure = cases[1].find("failure")
+    assert failure is not None and failure.get("type") == "threshold"
+    assert failure.get("message") == "error_rate < 1%: failed (observed 5%)"
+    assert root.get("tests") == "9" and root.get("failures") == "1"
+    text = comparison_markdown(comparison)
+    assert "| b | `p99 < 5ms` | 1 ms | ✅ pass |" in text
+    assert "| b | `error_rate < 1%` | 5% | ❌ **fail** |" in text

@@ -46,20 +46,27 @@ How io_uring fits this engine, and the facts the code below relies on:
   the file, so ``close(fd)`` alone leaves it waiting forever. ``close`` therefore queues
   IORING_OP_ASYNC_CANCEL with IORING_ASYNC_CANCEL_FD|ALL (5.19+) and submits it *before*
   closing the fd: the fd is looked up when the cancel is issued, so it must still be the
-  same socket. The cancelled requests complete with -ECANCELED (some with -EINTR), both of
-  kind "cancelled". Cancel requests use user_data values with bit 63 set; their own CQEs
-  are consumed here and never reach the caller, which is why tokens must be < 2**63.
+  same socket. The same enter runs the completion work, so the cancelled requests drop
+  their file references and the FIN/RST leaves before ``close`` returns. The cancelled
+  requests complete with -ECANCELED (some with -EINTR), both of kind "cancelled". Cancel
+  requests use user_data values with bit 63 set; their own CQEs are consumed here and
+  never reach the caller, which is why tokens must be < 2**63.
 
 * **Accepted sockets** come back blocking unless asked otherwise, so ACCEPT passes
   SOCK_NONBLOCK|SOCK_CLOEXEC in accept_flags. Sends pass MSG_NOSIGNAL: a send to a reset
   peer must give -EPIPE, not kill the process with SIGPIPE.
 
-* **Buffers** are addressed through ``(c_char * n).from_buffer(buf)``. That export also pins
-  the buffer (a bytearray cannot be resized while exported), and the address is cached per
-  buffer object: the runner reuses the same per-connection buffers, so the ~1 µs of
-  ctypes work happens once per buffer, not per operation. The cache holds the buffer, so
-  its ``id`` cannot be reused by another object while cached; each pending operation also
-  holds its buffer until its completion is reaped.
+* **Buffers** are addressed through ``c_char.from_buffer(buf)``. That export also pins
+  the buffer, and the address is cached per buffer object: the runner reuses the same
+  per-connection buffers, so the ~1 µs of ctypes work happens once per buffer, not per
+  operation. The cache holds the buffer, so its ``id`` cannot be reused by another object
+  while cached; each pending operation also holds its buffer until its completion is
+  reaped. Consequence: a bytearray given to the engine cannot be resized (BufferError)
+  while the cache holds it. Sends also accept ``bytes`` (immutable, addressed in place).
+
+* **Operations are issued at the next ``wait()``**, when their SQEs are submitted. Until
+  then a CONNECT has not even started: ``recv_now`` on such a socket says EAGAIN, as a
+  connecting socket does on the other backends.
 
 * **Completion work runs in batches (DEFER_TASKRUN, 6.1+).** Completions are posted only
   when we ask for them in ``io_uring_enter``, as one batch in our own task, instead of

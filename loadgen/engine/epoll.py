@@ -6,8 +6,9 @@ epoll reports *readiness*; the contract promises *completions*. The emulation:
   One ``epoll_ctl`` per socket lifetime, none per operation.
 * Each socket remembers whether it may be readable / writable. A flag is cleared only after
   the kernel said ``EAGAIN`` (or a receive returned less than it asked for, which on a TCP
-  stream means the queue was emptied), and with edge triggering any data or space that
-  arrives after that point raises a fresh event. So an operation posted while its flag is
+  stream means the queue was emptied, unless the peer has hung up: its FIN or error stays
+  to be read and its edge does not come again), and with edge triggering any data or space
+  that arrives after that point raises a fresh event. So an operation posted while its flag is
   set is tried at once, and one posted while it is clear waits for the event.
 * An operation that finishes at once (a send into an empty socket buffer, a receive on a
   socket that already has data) is queued and returned by the next ``wait()``, like IOCP's
@@ -54,6 +55,7 @@ class _Sock:
     """Per-socket state: at most one read-side and one write-side operation pending."""
 
     __slots__ = (
+        "hangup",
         "read_buf",
         "read_op",
         "read_token",
@@ -76,6 +78,9 @@ class _Sock:
         # Optimistic until the kernel says EAGAIN: a fresh socket costs one wasted try.
         self.readable = True
         self.writable = True
+        # The peer hung up (an event said so): a FIN or error stays readable after any data,
+        # and its edge will not come again, so a short read must not clear ``readable``.
+        self.hangup = False
 
 
 class EpollBackend:
@@ -221,7 +226,7 @@ class EpollBackend:
                 buf = state.read_buf
                 assert buf is not None
                 n = sock.recv_into(buf)
-                if 0 < n < len(buf):
+                if 0 < n < len(buf) and not state.hangup:
                     state.readable = False  # a short read emptied the receive queue
                 self._finish_read(state, n)
             elif op == _RECV_ZERO:
@@ -273,6 +278,8 @@ class EpollBackend:
                 continue  # closed after the event was queued
             if mask & _READ_EVENTS:
                 state.readable = True
+                if mask & _HANGUP_EVENTS:
+                    state.hangup = True
                 if state.read_op:
                     self._do_read(state, mask)
             if mask & _WRITE_EVENTS:

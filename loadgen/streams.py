@@ -9,11 +9,13 @@ time each connection took, from its connect completing to its trailer arriving, 
 recorded as the "request" latency (one finished connection = one request). Connect latency
 is recorded as usual.
 
-Pacing: with ``rate`` (bytes/s per connection, per direction) the chunk at payload offset
-``o`` of a direction is not started before ``start + o / rate``. Sends go out in ``segment``
-chunks at their due times; receives read at most ``segment`` bytes per due time, so a pulled
-stream is throttled by TCP flow control to the rate the client reads at. Due times wait in a
-timer heap, and ``wait()`` never sleeps past the next one.
+Pacing: with ``rate`` (bytes/s per connection, per direction) a chunk of ``n`` bytes at
+payload offset ``o`` of a direction starts no earlier than ``start + (o + n) / rate``: the
+rate must have earned it, so a connection never runs ahead of its rate and a transfer of
+``bytes`` takes ``bytes / rate``. Sends go out in ``segment`` chunks at their due times;
+receives read at most ``segment`` bytes per due time, so a pulled stream is throttled by
+TCP flow control to the rate the client reads at. Due times wait in a timer heap, and
+``wait()`` never sleeps past the next one.
 
 Hot-loop shape as in ``client.py``: one ``wait()`` per iteration, capped batches, integer
 tokens (the same layout: index, generation, op), preallocated buffers, every payload chunk
@@ -163,6 +165,7 @@ class StreamClient:
         read_bytes = config.receive_buffer
         if self._ns_per_byte:
             read_bytes = min(read_bytes, spec.segment)  # one segment per due time
+        self._read_bytes = read_bytes
         self._pattern = PayloadPattern(max(spec.segment, read_bytes))
         self._conns: list[_Conn] = []
         for index in range(config.connections):
@@ -271,14 +274,14 @@ class StreamClient:
         if sent >= limit:
             return
         conn.sending = True
+        n = min(self._segment, limit - sent)
         if self._ns_per_byte:
-            due = conn.started_ns + int(sent * self._ns_per_byte)
+            due = conn.started_ns + int((sent + n) * self._ns_per_byte)
             if due > now_ns:
                 heapq.heappush(self._timers, (due, conn.index, conn.token_base, _T_SEND))
                 if due > conn.progress_ns:
                     conn.progress_ns = due  # waiting on ourselves is not the target's silence
                 return
-        n = min(self._segment, limit - sent)
         conn.send_end = sent + n
         self.engine.send(conn.handle, self._pattern.view(sent, n), conn.token_base | OP_SEND)
 
@@ -308,7 +311,8 @@ class StreamClient:
         """True if a receive may start now; otherwise a timer will start it when due."""
         if not self._ns_per_byte or conn.received >= self._recv_total:
             return True
-        due = conn.started_ns + int(conn.received * self._ns_per_byte)
+        n = min(self._read_bytes, self._recv_total - conn.received)
+        due = conn.started_ns + int((conn.received + n) * self._ns_per_byte)
         if due <= now_ns:
             return True
         heapq.heappush(self._timers, (due, conn.index, conn.token_base, _T_RECV))

@@ -1,0 +1,335 @@
+"""Stream patterns end to end: the stream client against the built-in stream target, on real
+sockets, on every available backend.
+
+The target runs in a thread of this process (its counters are then readable) on an engine of
+its own; a small proxy between the two corrupts or cuts the stream where a test needs it.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import pytest
+
+from loadgen.client import ClientConfig
+from loadgen.engine import select_backend
+from loadgen.protocols.stream import (
+    STATUS_VERIFY,
+    TRAILER_BYTES,
+    PayloadPattern,
+    StreamHeader,
+    decode_trailer,
+)
+from loadgen.runner import run
+from loadgen.scenario import ScenarioError, StreamSpec, parse_scenario
+from loadgen.stats.recorder import Recorder
+from loadgen.streams import StreamClient
+from loadgen.targets.stream import StreamServer
+
+from .engine.conftest import AVAILABLE
+
+MiB = 1024 * 1024
+# Not a multiple of the segment, nor the segment of 64 KiB: the short last pieces are tested.
+ODD_BYTES = MiB + 3
+ODD_SEGMENT = 48 * 1024 + 1
+
+
+@contextmanager
+def stream_server(backend: str) -> Iterator[StreamServer]:
+    """The built-in stream target in a thread, on its own engine (created in that thread)."""
+    ready: queue.Queue[StreamServer | BaseException] = queue.Queue()
+
+    def serve() -> None:
+        try:
+            engine = select_backend(backend)
+        except BaseException as exc:
+            ready.put(exc)
+            raise
+        try:
+            server = StreamServer(engine)
+            ready.put(server)
+            server.serve(tick_s=0.02)
+        finally:
+            engine.shutdown()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    server = ready.get(timeout=10)
+    assert isinstance(server, StreamServer), server
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(10)
+
+
+def run_client(
+    address: tuple[str, int],
+    backend: str,
+    spec: StreamSpec,
+    *,
+    connections: int = 2,
+    transfers: int | None = None,
+    recv_mode: str = "buffered",
+    seconds: float = 10.0,
+) -> tuple[StreamClient, Recorder, float]:
+    """Run a stream client; returns it, its recorder and how long it ran (s)."""
+    engine = select_backend(backend)
+    config = ClientConfig(
+        addresses=[address],
+        connections=connections,
+        message_size=64,
+        recv_mode=recv_mode,
+        receive_buffer=64 * 1024,
+        connect_timeout_s=2.0,
+        request_timeout_s=2.0,
+    )
+    start = time.monotonic_ns()
+    recorder = Recorder(start)
+    client = StreamClient(engine, config, spec, recorder, transfers_per_connection=transfers)
+    try:
+        client.run(start + int(seconds * 1e9))
+        end = time.monotonic_ns()
+        recorder.finish(end)
+        client.close_all()
+    finally:
+        engine.shutdown()
+    return client, recorder, (end - start) / 1e9
+
+
+def wait_for(predicate: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+# --- each pattern moves exactly its bytes ----------------------------------------------------
+
+CASES = [(p, "buffered") for p in ("push", "pull", "pushpull", "duplex")] + [
+    (p, "zero-byte") for p in ("pull", "pushpull", "duplex")
+]
+
+
+@pytest.mark.parametrize(("pattern", "recv_mode"), CASES)
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_each_pattern_moves_exactly_its_bytes(backend: str, pattern: str, recv_mode: str) -> None:
+    header = StreamHeader(pattern, ODD_BYTES, ODD_SEGMENT)
+    spec = StreamSpec.model_validate(
+        {"pattern": pattern, "bytes": ODD_BYTES, "segment": ODD_SEGMENT}
+    )
+    with stream_server(backend) as server:
+        client, recorder, _ = run_client(
+            server.address, backend, spec, connections=2, transfers=3, recv_mode=recv_mode
+        )
+        wait_for(lambda: server.completed == 6 and server.open_connections == 0)
+    assert dict(recorder.errors) == {} and dict(server.errors) == {}
+    # Every connection finished once and was replaced by a fresh one: 2 slots x 3 transfers.
+    assert client.transfers == recorder.latency.total_count == 6
+    assert recorder.connects == server.connections == 6
+    assert recorder.bytes_sent == 6 * header.client_sends == server.bytes_received
+    assert recorder.bytes_received == 6 * header.server_sends == server.bytes_sent
+    assert sum(i.bytes_sent for i in recorder.intervals) == recorder.bytes_sent
+    assert sum(i.bytes_received for i in recorder.intervals) == recorder.bytes_received
+
+
+def test_an_empty_transfer_is_just_header_and_trailer() -> None:
+    spec = StreamSpec(pattern="duplex", bytes=1, segment=1)
+    with stream_server("epoll") as server:
+        client, recorder, _ = run_client(server.address, "epoll", spec, transfers=5)
+    assert client.transfers == 10 and dict(recorder.errors) == {}
+    assert recorder.bytes_sent == recorder.bytes_received == 10
+
+
+# --- a stream that is corrupted or cut -------------------------------------------------------
+
+
+@contextmanager
+def proxy(
+    upstream: tuple[str, int],
+    *,
+    flip_up: int | None = None,
+    flip_down: int | None = None,
+    cut_down: int | None = None,
+) -> Iterator[tuple[str, int]]:
+    """A TCP proxy to ``upstream`` that flips the byte at stream offset ``flip_up`` (client to
+    server, counting the 16-byte header) or ``flip_down`` (server to client), or closes the
+    client's connection after ``cut_down`` bytes from the server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pump(src: socket.socket, dst: socket.socket, flip: int | None, cut: int | None) -> None:
+        seen = 0
+        with suppress(OSError):
+            while data := src.recv(65536):
+                if flip is not None and seen <= flip < seen + len(data):
+                    changed = bytearray(data)
+                    changed[flip - seen] ^= 0xFF
+                    data = bytes(changed)
+                if cut is not None and seen + len(data) >= cut:
+                    dst.sendall(data[: cut - seen])
+                    break
+                dst.sendall(data)
+                seen += len(data)
+        for sock in (src, dst):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        with suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                server = socket.create_connection(upstream)
+                up = (client, server, flip_up, None)
+                down = (server, client, flip_down, cut_down)
+                for args in (up, down):
+                    threading.Thread(target=pump, args=args, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield listener.getsockname()
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_flipped_byte_from_the_server_is_a_verify_error(backend: str, recv_mode: str) -> None:
+    spec = StreamSpec(pattern="pull", bytes=MiB)
+    with stream_server(backend) as server, proxy(server.address, flip_down=100_000) as address:
+        _, recorder, _ = run_client(
+            address, backend, spec, connections=1, recv_mode=recv_mode, seconds=0.5
+        )
+    assert recorder.latency.total_count == 0
+    assert set(recorder.errors) == {"verify"} and recorder.errors["verify"] >= 2
+    # Only verified reads count: never a byte at or past the flip.
+    assert 0 < recorder.bytes_received <= recorder.errors["verify"] * 100_000
+
+
+def test_a_flipped_byte_to_the_server_comes_back_as_verify_in_the_trailer() -> None:
+    spec = StreamSpec(pattern="push", bytes=MiB)
+    with stream_server("epoll") as server, proxy(server.address, flip_up=16 + 5000) as address:
+        _, recorder, _ = run_client(address, "epoll", spec, connections=1, seconds=0.4)
+        wait_for(lambda: server.open_connections == 0)
+    assert recorder.latency.total_count == 0
+    assert set(recorder.errors) == {"verify"}
+    assert server.errors["verify"] == recorder.errors["verify"] >= 2
+
+
+def test_the_server_checks_what_it_receives() -> None:
+    """A hand-made client: the server names the corruption in its trailer."""
+    payload = bytearray(PayloadPattern(4096).view(0, 4096))
+    payload[4000] ^= 1
+    with stream_server("epoll") as server:
+        with socket.create_connection(server.address) as sock:
+            sock.sendall(StreamHeader("push", 4096, 1024).encode() + payload)
+            trailer = sock.recv(TRAILER_BYTES, socket.MSG_WAITALL)
+            assert decode_trailer(trailer) == (STATUS_VERIFY, 4096)
+            assert sock.recv(1) == b""  # then a clean close
+        wait_for(lambda: server.errors["verify"] == 1)
+
+
+def test_a_stream_cut_short_is_an_eof_error() -> None:
+    spec = StreamSpec(pattern="pull", bytes=MiB)
+    with stream_server("epoll") as server, proxy(server.address, cut_down=70_000) as address:
+        _, recorder, _ = run_client(address, "epoll", spec, connections=1, seconds=0.4)
+    assert set(recorder.errors) == {"eof"} and recorder.latency.total_count == 0
+
+
+# --- pacing ----------------------------------------------------------------------------------
+
+RATE = 4 * MiB  # per connection and direction
+
+
+PACED = [
+    ("push", "buffered"),
+    ("pull", "buffered"),
+    ("pull", "zero-byte"),
+    ("duplex", "zero-byte"),
+    ("pushpull", "buffered"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "recv_mode"), PACED)
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_rate_paces_each_connection(backend: str, pattern: str, recv_mode: str) -> None:
+    # 1 MiB per connection at 4 MiB/s: a transfer takes 0.25 s, so each slot is replaced
+    # several times in the run and the pace must hold across connections too.
+    spec = StreamSpec.model_validate({"pattern": pattern, "bytes": MiB, "rate": RATE})
+    with stream_server(backend) as server:
+        client, recorder, seconds = run_client(
+            server.address, backend, spec, connections=2, recv_mode=recv_mode, seconds=1.0
+        )
+    moved = recorder.bytes_sent + recorder.bytes_received
+    directions = 2 if pattern in ("duplex", "pushpull") else 1
+    expected = 2 * RATE * directions * seconds  # 2 connections
+    assert abs(moved - expected) < 0.1 * expected, (moved / expected, dict(recorder.errors))
+    assert dict(recorder.errors) == {}
+    assert client.transfers >= 6  # 2 slots x 3 transfers of 0.25 s and a bit
+    # A transfer of 1 MiB at 4 MiB/s takes 0.25 s: never less, and not much more.
+    assert recorder.latency.min >= 0.25e9 and recorder.latency.max < 0.35e9
+
+
+# --- through the scenario, the runner and `loadgen serve stream` -----------------------------
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_scenario_run_against_the_builtin_target(backend: str) -> None:
+    scenario = parse_scenario(
+        "name: s\ntarget: builtin:stream\n"
+        "protocol: {stream: {pattern: duplex, bytes: 2MiB, segment: 32KiB}}\n"
+        "connections: 3\nduration: 1s\nreceive: zero-byte\n"
+    )
+    result = run(scenario, backend=backend)
+    summary = result.summary
+    assert summary.errors == {} and result.stop_reason == "completed"
+    assert summary.requests >= 6  # finished connections, each replaced by a fresh one
+    # Every connect is a connection that finished, or one still open (mid-transfer) at the end.
+    assert summary.connects == summary.requests + summary.in_flight_at_end
+    assert summary.bytes_sent >= summary.requests * 2 * MiB
+    assert summary.throughput_bytes_per_s is not None
+    assert summary.throughput_bytes_per_s == pytest.approx(
+        (summary.bytes_sent + summary.bytes_received) / summary.duration_s, rel=1e-3
+    )
+    assert sum(interval.requests for interval in result.intervals) == summary.requests
+
+
+def test_scenario_rejects_the_open_model_and_bad_rates() -> None:
+    base = "name: s\ntarget: builtin:stream\nprotocol: {stream: {pattern: push%s}}\n"
+    open_load = "load: {model: open, connections: 2, phases: [{duration: 1s, rate: 1k/s}]}\n"
+    with pytest.raises(ScenarioError, match="stream runs the closed model only"):
+        parse_scenario(base % "" + open_load)
+    with pytest.raises(ScenarioError, match=r"stream\.rate: expected a byte rate"):
+        parse_scenario(base % ", rate: 10MiB" + "connections: 1\nduration: 1s\n", "s.yaml")
+    spec = parse_scenario(base % ", rate: 600KiB/m" + "connections: 1\nduration: 1s\n")
+    assert spec.protocol_options == StreamSpec(pattern="push", rate=10 * 1024)
+
+
+def test_serve_stream_as_a_process() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "serve", "stream", "--port", "0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline().strip()
+        assert line.startswith("listening on 127.0.0.1:")
+        port = int(line.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(StreamHeader("pull", 5000, 4096).encode())
+            data = sock.recv(5000 + TRAILER_BYTES, socket.MSG_WAITALL)
+            assert PayloadPattern(5000).matches(bytearray(data), 0, 5000, 0)
+            assert decode_trailer(data[5000:]) == (0, 0)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()  # without --stop-on-stdin-eof it ignores this: stop it by SIGINT
+        server.send_signal(2)
+        assert server.wait(10) == 0

@@ -496,13 +496,14 @@ class LoadClient:
         """Read everything waiting after a zero-byte receive; False if the conn failed."""
         scratch = self._scratch
         recv_now = self.engine.recv_now
+        token_base = conn.token_base
         while True:
             n = recv_now(conn.handle, scratch)
             if n > 0:
                 if not self._received(conn, scratch, n, now_ns):
                     return False
-                if conn.handle < 0:
-                    return False  # closed after its response (churn, ramp down)
+                if conn.handle < 0 or conn.token_base != token_base:
+                    return False  # closed (ramp down) or reopened (churn) after its response
                 # The echo of a request sent during this drain can arrive within it.
                 now_ns = time.monotonic_ns()
                 continue

@@ -193,10 +193,11 @@ def test_think_time_paces_each_connection() -> None:
     assert 0.75 * expected <= result.summary.requests <= 1.1 * expected
 
 
-def test_churn_opens_a_connection_per_request() -> None:
+@pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
+def test_churn_opens_a_connection_per_request(recv_mode: str) -> None:
     result = _run(
-        "target: builtin:echo\nload:\n  connections: 5\n  requests_per_connection: 1\n"
-        "  phases: [{duration: 1s}]\n"
+        f"target: builtin:echo\nreceive: {recv_mode}\nload:\n  connections: 5\n"
+        "  requests_per_connection: 1\n  phases: [{duration: 1s}]\n"
     )
     summary = result.summary
     assert summary.errors == {}

@@ -504,6 +504,10 @@ class LoadClient:
                     return False
                 if conn.handle < 0 or conn.token_base != token_base:
                     return False  # closed (ramp down) or reopened (churn) after its response
+                if n < len(scratch):
+                    # A short read emptied the socket: skip the receive that would only say
+                    # EAGAIN (a syscall); anything newer completes the next zero-byte receive.
+                    return True
                 # The echo of a request sent during this drain can arrive within it.
                 now_ns = time.monotonic_ns()
                 continue

@@ -357,12 +357,13 @@ def _serve_builtin(
             server.stop()
 
         threading.Thread(target=watch_stdin, daemon=True).start()
+    else:
+        # Ctrl-C asks the loop to stop (it looks every tick) instead of raising inside it.
+        signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
     host_text = f"[{server.address[0]}]" if ":" in server.address[0] else server.address[0]
     print(f"listening on {host_text}:{server.address[1]}", flush=True)
     try:
         server.serve()
-    except KeyboardInterrupt:
-        pass
     finally:
         engine.shutdown()
 

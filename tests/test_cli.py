@@ -143,12 +143,13 @@ def test_doctor_json() -> None:
 
 def test_serve_echo_as_a_process() -> None:
     server = subprocess.Popen(
-        [sys.executable, "-m", "loadgen", "serve", "echo", "--port", "0"],
+        [sys.executable, "-m", "loadgen", "serve", "echo", "--port", "0", "--stop-on-stdin-eof"],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert server.stdout is not None
+        assert server.stdout is not None and server.stdin is not None
         line = server.stdout.readline().strip()
         assert line.startswith("listening on 127.0.0.1:")
         port = int(line.rsplit(":", 1)[1])
@@ -158,9 +159,25 @@ def test_serve_echo_as_a_process() -> None:
             while len(echoed) < 4000:
                 echoed += client.recv(65536)
             assert echoed == b"ping" * 1000
-    finally:
-        server.send_signal(signal.SIGINT)
+        server.stdin.close()  # how a parent run stops its built-in target
         assert server.wait(10) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT, which is POSIX-only")
+def test_serve_echo_stops_on_ctrl_c() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "serve", "echo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    assert server.stdout.readline().startswith("listening on ")
+    server.send_signal(signal.SIGINT)
+    assert server.wait(10) == 0
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child is POSIX-only")

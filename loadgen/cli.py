@@ -80,7 +80,9 @@ def run(
         Path | None,
         typer.Option("--json", help="Where to write the JSON result [reports/NAME-TIME.json]."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary table.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No live view and no summary table.")
+    ] = False,
     html_path: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
     ] = None,
@@ -93,6 +95,7 @@ def run(
 ) -> None:
     """Run a scenario and write its JSON result."""
     from loadgen.report.console import render_summary
+    from loadgen.report.live import LiveView, Snapshot
     from loadgen.runner import run as run_scenario
     from loadgen.targets.process import TargetError
 
@@ -107,8 +110,19 @@ def run(
         raise _fail(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
         raise _fail(f"--duration: {exc}", EXIT_USAGE) from None
+
+    def live_view(read: Callable[[], Snapshot]) -> LiveView:
+        # Plain log lines: every 5 s, or about ten per run for short runs (at least 1 s apart).
+        every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
+        return LiveView(scenario.name, read, console, line_interval_s=every_s)
+
     try:
-        result = run_scenario(scenario, backend=backend, notice=lambda m: errors.print(m))
+        result = run_scenario(
+            scenario,
+            backend=backend,
+            notice=lambda m: errors.print(m),
+            live=None if quiet else live_view,
+        )
     except BackendUnavailable as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except TargetError as exc:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -27,6 +27,7 @@ from loadgen.engine import select_backend
 from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
 from loadgen.protocols.resp import RespCodec
+from loadgen.report.live import Snapshot
 from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
 from loadgen.scenario import HttpSpec, RedisSpec, Scenario, StreamSpec
 from loadgen.schedule import RatePhase, arrival_offsets_ns
@@ -36,6 +37,7 @@ from loadgen.streams import StreamClient
 from loadgen.targets.process import builtin_target
 
 Notice = Callable[[str], None]
+LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
 
 
 def os_description() -> str:
@@ -141,6 +143,57 @@ def arrival_schedule(scenario: Scenario, seed: int | None = None) -> Iterator[in
     return arrival_offsets_ns(phases, seed)
 
 
+def phase_label(scenario: Scenario, elapsed_s: float) -> str:
+    """``phase 2/3 (20,000/s)``: where a run is, for the live view."""
+    phases = scenario.plan.phases
+    start_s = 0.0
+    for number, phase in enumerate(phases, 1):
+        if elapsed_s < start_s + phase.duration or number == len(phases):
+            if phase.rate is not None:
+                first, last = phase.rate
+                fraction = min(1.0, max(0.0, (elapsed_s - start_s) / phase.duration))
+                detail = f" ({first + (last - first) * fraction:,.0f}/s)"
+            else:
+                detail = ""
+            return f"phase {number}/{len(phases)}{detail}"
+        start_s += phase.duration
+    return ""
+
+
+def _snapshot_reader(
+    scenario: Scenario, client: LoadClient | StreamClient, recorder: Recorder
+) -> Callable[[], Snapshot]:
+    """A function the live view's thread calls for the run's numbers right now."""
+    last_cpu = [time.process_time(), time.monotonic()]
+
+    def read() -> Snapshot:
+        now_cpu, now = time.process_time(), time.monotonic()
+        cpu = 100 * (now_cpu - last_cpu[0]) / max(now - last_cpu[1], 1e-9)
+        last_cpu[:] = [now_cpu, now]
+        elapsed_s = (time.monotonic_ns() - recorder.start_ns) / 1e9
+        last = recorder.last_interval
+        for _ in range(3):  # the engine's thread may add a kind while we copy
+            try:
+                errors = dict(recorder.errors)
+                break
+            except RuntimeError:
+                errors = {}
+        return Snapshot(
+            elapsed_s=elapsed_s,
+            duration_s=scenario.plan.duration,
+            phase=phase_label(scenario, elapsed_s),
+            requests=recorder.requests,
+            last_interval_rps=None if last is None else last[0],
+            last_p50_us=None if last is None or last[1] is None else last[1] / 1000,
+            last_p99_us=None if last is None or last[2] is None else last[2] / 1000,
+            errors=errors,
+            open_connections=client.open_connections,
+            cpu_percent=cpu,
+        )
+
+    return read
+
+
 def _latency(histogram: HdrHistogram, measured: bool) -> LatencySummary | None:
     return LatencySummary.from_histogram(histogram) if measured else None
 
@@ -151,8 +204,13 @@ def run(
     backend: str = "auto",
     notice: Notice | None = None,
     seed: int | None = None,
+    live: LiveFactory | None = None,
 ) -> RunResult:
-    """Run a scenario to its end (or to Ctrl-C) and return its result."""
+    """Run a scenario to its end (or to Ctrl-C) and return its result.
+
+    ``live``, when given, is entered around the run with a function that reads the run's
+    numbers at any moment (from another thread): the CLI's live view.
+    """
     engine = select_backend(backend, notice=notice)
     started_at = datetime.now(UTC)
     plan = scenario.plan
@@ -177,7 +235,8 @@ def run(
             client = LoadClient(engine, config, recorder, arrival_schedule(scenario, seed))
         cpu_start = time.process_time()
         stop_reason = "completed"
-        with _sigint_stops(client) as interrupted:
+        watching = live(_snapshot_reader(scenario, client, recorder)) if live else nullcontext()
+        with _sigint_stops(client) as interrupted, watching:
             try:
                 client.run(start_ns + int(plan.duration * 1e9))
             except Exception as exc:  # keep what was measured, then report the failure

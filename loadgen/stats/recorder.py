@@ -47,6 +47,9 @@ class Recorder:
         self._interval_index = 0
         self._interval_errors: Counter[str] = Counter()
         self._interval_base = (0, 0)  # bytes sent and received when the interval began
+        #: The last closed interval at a glance, for the live view (read from its thread):
+        #: (requests per second, p50 ns, p99 ns), None before the first second ends.
+        self.last_interval: tuple[float, int | None, int | None] | None = None
 
     def error(self, kind: str) -> None:
         self.errors[kind] += 1
@@ -78,6 +81,11 @@ class Recorder:
         if remainder > 0 and (self._interval.total_count or self._interval_errors):
             self._close_interval(remainder)
 
+    @property
+    def requests(self) -> int:
+        """Responses recorded so far (closed intervals, the open one, the buffer)."""
+        return self.latency.total_count + self._interval.total_count + len(self.pending_latency)
+
     def _close_interval(self, length_ns: int) -> None:
         sent, received = self._interval_base
         corrected = self._interval_corrected
@@ -94,6 +102,9 @@ class Recorder:
                 latency_corrected=corrected.to_dict() if corrected.total_count else None,
             )
         )
+        interval = self._interval
+        p50, p99 = interval.percentiles([50, 99]) if interval.total_count else (None, None)
+        self.last_interval = (interval.total_count / (length_ns / 1e9), p50, p99)
         self.latency.merge(self._interval)
         self.latency_corrected.merge(corrected)
         self._interval.reset()

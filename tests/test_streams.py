@@ -33,9 +33,12 @@ from loadgen.stats.recorder import Recorder
 from loadgen.streams import StreamClient
 from loadgen.targets.stream import StreamServer
 
+from .bad_targets import bad_target
 from .engine.conftest import AVAILABLE
 
 MiB = 1024 * 1024
+#: For the cases that are about the stream, not the engine: any one backend will do.
+ANY_BACKEND = AVAILABLE[0]
 # Not a multiple of the segment, nor the segment of 64 KiB: the short last pieces are tested.
 ODD_BYTES = MiB + 3
 ODD_SEGMENT = 48 * 1024 + 1
@@ -79,6 +82,7 @@ def run_client(
     transfers: int | None = None,
     recv_mode: str = "buffered",
     seconds: float = 10.0,
+    idle_timeout_s: float = 2.0,
 ) -> tuple[StreamClient, Recorder, float]:
     """Run a stream client; returns it, its recorder and how long it ran (s)."""
     engine = select_backend(backend)
@@ -89,7 +93,7 @@ def run_client(
         recv_mode=recv_mode,
         receive_buffer=64 * 1024,
         connect_timeout_s=2.0,
-        request_timeout_s=2.0,
+        request_timeout_s=idle_timeout_s,
     )
     start = time.monotonic_ns()
     recorder = Recorder(start)
@@ -102,6 +106,14 @@ def run_client(
     finally:
         engine.shutdown()
     return client, recorder, (end - start) / 1e9
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from a blocking socket (MSG_WAITALL is not honoured everywhere: Wine)."""
+    data = b""
+    while len(data) < n and (piece := sock.recv(n - len(data))):
+        data += piece
+    return data
 
 
 def wait_for(predicate: object, timeout_s: float = 5.0) -> None:
@@ -142,8 +154,8 @@ def test_each_pattern_moves_exactly_its_bytes(backend: str, pattern: str, recv_m
 
 def test_an_empty_transfer_is_just_header_and_trailer() -> None:
     spec = StreamSpec(pattern="duplex", bytes=1, segment=1)
-    with stream_server("epoll") as server:
-        client, recorder, _ = run_client(server.address, "epoll", spec, transfers=5)
+    with stream_server(ANY_BACKEND) as server:
+        client, recorder, _ = run_client(server.address, ANY_BACKEND, spec, transfers=5)
     assert client.transfers == 10 and dict(recorder.errors) == {}
     assert recorder.bytes_sent == recorder.bytes_received == 10
 
@@ -214,8 +226,8 @@ def test_a_flipped_byte_from_the_server_is_a_verify_error(backend: str, recv_mod
 
 def test_a_flipped_byte_to_the_server_comes_back_as_verify_in_the_trailer() -> None:
     spec = StreamSpec(pattern="push", bytes=MiB)
-    with stream_server("epoll") as server, proxy(server.address, flip_up=16 + 5000) as address:
-        _, recorder, _ = run_client(address, "epoll", spec, connections=1, seconds=0.4)
+    with stream_server(ANY_BACKEND) as server, proxy(server.address, flip_up=16 + 5000) as address:
+        _, recorder, _ = run_client(address, ANY_BACKEND, spec, connections=1, seconds=0.4)
         wait_for(lambda: server.open_connections == 0)
     assert recorder.latency.total_count == 0
     assert set(recorder.errors) == {"verify"}
@@ -226,10 +238,10 @@ def test_the_server_checks_what_it_receives() -> None:
     """A hand-made client: the server names the corruption in its trailer."""
     payload = bytearray(PayloadPattern(4096).view(0, 4096))
     payload[4000] ^= 1
-    with stream_server("epoll") as server:
+    with stream_server(ANY_BACKEND) as server:
         with socket.create_connection(server.address) as sock:
             sock.sendall(StreamHeader("push", 4096, 1024).encode() + payload)
-            trailer = sock.recv(TRAILER_BYTES, socket.MSG_WAITALL)
+            trailer = recv_exactly(sock, TRAILER_BYTES)
             assert decode_trailer(trailer) == (STATUS_VERIFY, 4096)
             assert sock.recv(1) == b""  # then a clean close
         wait_for(lambda: server.errors["verify"] == 1)
@@ -237,9 +249,20 @@ def test_the_server_checks_what_it_receives() -> None:
 
 def test_a_stream_cut_short_is_an_eof_error() -> None:
     spec = StreamSpec(pattern="pull", bytes=MiB)
-    with stream_server("epoll") as server, proxy(server.address, cut_down=70_000) as address:
-        _, recorder, _ = run_client(address, "epoll", spec, connections=1, seconds=0.4)
+    with stream_server(ANY_BACKEND) as server, proxy(server.address, cut_down=70_000) as address:
+        _, recorder, _ = run_client(address, ANY_BACKEND, spec, connections=1, seconds=0.4)
     assert set(recorder.errors) == {"eof"} and recorder.latency.total_count == 0
+
+
+def test_a_silent_target_is_a_timeout() -> None:
+    """It reads the push but never answers: no trailer, no progress, a ``timeout``."""
+    spec = StreamSpec(pattern="push", bytes=64 * 1024)
+    with bad_target("silent") as address:
+        _, recorder, _ = run_client(
+            address, ANY_BACKEND, spec, connections=2, seconds=0.8, idle_timeout_s=0.2
+        )
+    assert set(recorder.errors) == {"timeout"} and recorder.errors["timeout"] >= 2
+    assert recorder.latency.total_count == 0
 
 
 # --- pacing ----------------------------------------------------------------------------------
@@ -274,6 +297,17 @@ def test_rate_paces_each_connection(backend: str, pattern: str, recv_mode: str) 
     assert client.transfers >= 6  # 2 slots x 3 transfers of 0.25 s and a bit
     # A transfer of 1 MiB at 4 MiB/s takes 0.25 s: never less, and not much more.
     assert recorder.latency.min >= 0.25e9 and recorder.latency.max < 0.35e9
+
+
+def test_waiting_for_its_own_pace_is_not_a_timeout() -> None:
+    # A segment every 0.5 s, an idle timeout of 0.2 s: the client's own waits do not count.
+    spec = StreamSpec(pattern="push", bytes=128 * 1024, segment=64 * 1024, rate=128 * 1024)
+    with stream_server(ANY_BACKEND) as server:
+        client, recorder, _ = run_client(
+            server.address, ANY_BACKEND, spec, connections=2, seconds=1.3, idle_timeout_s=0.2
+        )
+    assert dict(recorder.errors) == {} and client.transfers == 2
+    assert recorder.latency.min >= 1e9  # 128 KiB at 128 KiB/s
 
 
 # --- through the scenario, the runner and `loadgen serve stream` -----------------------------
@@ -312,24 +346,27 @@ def test_scenario_rejects_the_open_model_and_bad_rates() -> None:
 
 
 def test_serve_stream_as_a_process() -> None:
+    command = [sys.executable, "-m", "loadgen", "serve", "stream", "--port", "0"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "loadgen", "serve", "stream", "--port", "0"],
+        [*command, "--stop-on-stdin-eof"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert server.stdout is not None
+        assert server.stdout is not None and server.stdin is not None
         line = server.stdout.readline().strip()
         assert line.startswith("listening on 127.0.0.1:")
         port = int(line.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(StreamHeader("pull", 5000, 4096).encode())
-            data = sock.recv(5000 + TRAILER_BYTES, socket.MSG_WAITALL)
+            data = recv_exactly(sock, 5000 + TRAILER_BYTES)
             assert PayloadPattern(5000).matches(bytearray(data), 0, 5000, 0)
             assert decode_trailer(data[5000:]) == (0, 0)
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()  # without --stop-on-stdin-eof it ignores this: stop it by SIGINT
-        server.send_signal(2)
+            assert sock.recv(1) == b""  # the server closes once its trailer is out
+        server.stdin.close()  # how a parent run stops its built-in target
         assert server.wait(10) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

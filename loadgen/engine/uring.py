@@ -158,6 +158,11 @@ _CQ_ENTRIES: Final = 65536
 # 65,536 entries cover a buffer or two per connection at RLIMIT_NOFILE 20,000.
 _BUF_CACHE_MAX: Final = 65536
 _BUF_CACHE_BYTES: Final = 512 << 20
+# Memoryviews are cached apart, a few only, and dropped wholesale when full: most are slices
+# made for one operation (``memoryview(buf)[:n]``). Sharing the big cache with them filled
+# it with tens of thousands of dead views and ctypes exports, and trimming that (plus the
+# garbage collector walking it) stalled the loop for 20-80 ms every few seconds.
+_VIEW_CACHE_MAX: Final = 256
 # Cached sockaddrs (one per distinct destination/source address).
 _ADDR_CACHE_MAX: Final = 4096
 # Upper bound on waiting for cancelled operations to drain during shutdown().
@@ -286,6 +291,7 @@ class UringBackend:
         "_sqes",
         "_syscall",
         "_ts",
+        "_views",
     )
 
     def __init__(self, sq_entries: int = _SQ_ENTRIES, cq_entries: int = _CQ_ENTRIES) -> None:
@@ -335,6 +341,7 @@ class UringBackend:
         self._ops: dict[int, _Op] = {}
         # id(buffer) -> (buffer, ctypes export, address, nbytes)
         self._bufs: dict[int, tuple[object, object, int, int]] = {}
+        self._views: dict[int, tuple[object, object, int, int]] = {}
         self._buf_bytes = 0
         # (family, address) -> (sockaddr bytearray, ctypes export, address, length)
         self._addrs: dict[tuple[int, tuple[Any, ...]], tuple[bytearray, object, int, int]] = {}
@@ -433,7 +440,7 @@ class UringBackend:
             raise _busy(handle, "write", st.wr)
         if token >> 63 or token in self._ops:
             raise _bad_token(token, self._ops)
-        buf = self._bufs.get(id(data))
+        buf = self._bufs.get(id(data)) or self._views.get(id(data))
         if buf is None:
             buf = self._pin_for_send(data)
         tail = self._sq_tail
@@ -455,7 +462,7 @@ class UringBackend:
             raise _busy(handle, "read", st.rd)
         if token >> 63 or token in self._ops:
             raise _bad_token(token, self._ops)
-        pin = self._bufs.get(id(buf))
+        pin = self._bufs.get(id(buf)) or self._views.get(id(buf))
         if pin is None:
             pin = self._pin(buf)
         tail = self._sq_tail
@@ -563,6 +570,7 @@ class UringBackend:
             self._maps = None
             self._ops = {}  # not clear(): the finalizer may have kept the old one leaked
             self._bufs.clear()
+            self._views.clear()
             self._buf_bytes = 0
             self._addrs.clear()
 
@@ -590,9 +598,14 @@ class UringBackend:
             )
         except (TypeError, BufferError) as exc:
             raise TypeError(f"engine buffers must be writable and contiguous: {exc}") from None
+        entry = (buf, export, ctypes.addressof(export), nbytes)
+        if isinstance(buf, memoryview):
+            if len(self._views) >= _VIEW_CACHE_MAX:
+                self._views.clear()
+            self._views[id(buf)] = entry
+            return entry
         if len(self._bufs) >= _BUF_CACHE_MAX or self._buf_bytes >= _BUF_CACHE_BYTES:
             self._trim_buffer_cache()
-        entry = (buf, export, ctypes.addressof(export), nbytes)
         self._bufs[id(buf)] = entry
         self._buf_bytes += nbytes
         return entry
@@ -619,17 +632,11 @@ class UringBackend:
 
     def _trim_buffer_cache(self) -> None:
         # Pending operations hold their own buffers, so dropping cache entries is always
-        # safe; it only costs a new lookup later. Memoryview slices made per operation
-        # (``memoryview(buf)[:n]``) are what usually fills the cache: drop those first and
-        # keep the long-lived per-connection bytearrays.
-        kept = {
-            key: entry for key, entry in self._bufs.items() if not isinstance(entry[0], memoryview)
-        }
-        total = sum(entry[3] for entry in kept.values())
-        if len(kept) >= _BUF_CACHE_MAX // 2 or total >= _BUF_CACHE_BYTES // 2:
-            kept, total = {}, 0
-        self._bufs = kept
-        self._buf_bytes = total
+        # safe; it only costs a new lookup later. Only long-lived objects (per-connection
+        # bytearrays, bytes) live here, so a full cache means the caller keeps dropping
+        # buffers: start over.
+        self._bufs = {}
+        self._buf_bytes = 0
 
     def _sockaddr(
         self, family: int, address: tuple[Any, ...]

@@ -432,13 +432,17 @@ def test_buffer_cache_is_bounded(monkeypatch: pytest.MonkeyPatch, small_ring: Ur
     from loadgen.engine import uring
 
     monkeypatch.setattr(uring, "_BUF_CACHE_MAX", 8)
+    monkeypatch.setattr(uring, "_VIEW_CACHE_MAX", 4)
     engine = small_ring
     keep = bytearray(16)
     engine._pin(keep)
-    for _ in range(20):  # per-operation memoryview slices fill the cache ...
+    for _ in range(20):  # per-operation memoryview slices go to their own small cache ...
         engine._pin(memoryview(keep)[:8])
+    assert len(engine._views) <= 4
+    assert list(engine._bufs) == [id(keep)]  # ... and never push long-lived buffers out
+    for _ in range(20):
+        engine._pin(bytearray(16))
     assert len(engine._bufs) <= 8
-    assert id(keep) in engine._bufs  # ... and are dropped before long-lived bytearrays
     with pytest.raises(TypeError, match="writable"):
         engine._pin(memoryview(b"read-only"))
 

@@ -393,16 +393,23 @@ class LoadClient:
         timers = self._timers
         next_tick = monotonic_ns()
         self._tick(next_tick)
+        woke = next_tick  # when the last wait() returned
         while not self.stop_requested:
             now = monotonic_ns()
+            # Loop lag: how long completions could sit unhandled because this thread was
+            # busy (with the previous batch, or with a tick), and how late ticks ran.
+            lag = now - woke
+            if now >= next_tick:
+                lag = max(lag, now - next_tick)
+                self._tick(now)
+                tick_end = monotonic_ns()
+                lag = max(lag, tick_end - now)
+                next_tick = now + TICK_NS
+                now = tick_end
+            if lag > self.max_loop_lag_ns:
+                self.max_loop_lag_ns = lag
             if now >= deadline_ns:
                 break
-            if now >= next_tick:
-                lag = now - next_tick
-                if lag > self.max_loop_lag_ns:
-                    self.max_loop_lag_ns = lag
-                self._tick(now)
-                next_tick = now + TICK_NS
             wake_ns = min(next_tick, deadline_ns)
             if timers:
                 self._fire_timers(now)
@@ -414,9 +421,9 @@ class LoadClient:
                     wake_ns = min(wake_ns, self._next_arrival_ns)
             completions = wait(max(0.0, (wake_ns - now) / 1e9), BATCH)
             self.loop_iterations += 1
+            woke = now = monotonic_ns()
             if not completions:
                 continue
-            now = monotonic_ns()
             sent_bytes = received_bytes = 0
             for token, result, _flags in completions:
                 conn = conns[token >> index_shift]

@@ -43,31 +43,23 @@ from typing import Any
 
 from loadgen.engine import Backend
 from loadgen.engine.base import ErrorKind
+from loadgen.pool import (
+    BATCH,
+    GENERATION_BITS,
+    OP_BITS,
+    OP_MASK,
+    OP_RECV,
+    OP_RECV_ZERO,
+    OP_SEND,
+    OPEN,
+    TICK_NS,
+    Slot,
+    SlotPool,
+)
 from loadgen.protocols.base import KIND_PROTOCOL, Codec, ProtocolError
 from loadgen.protocols.echo import EchoCodec, Verdict
-from loadgen.schedule import connections_at
 from loadgen.stats.recorder import Recorder
 
-OP_BITS = 3
-GENERATION_BITS = 16
-_OP_MASK = (1 << OP_BITS) - 1
-_GEN_MASK = (1 << GENERATION_BITS) - 1
-OP_CONNECT, OP_SEND, OP_RECV, OP_RECV_ZERO = 0, 1, 2, 3
-
-# Connection states.
-_IDLE, _CONNECTING, _OPEN = 0, 1, 2
-
-#: How often timeouts, reconnects, ramps and the recorder are looked at. 100 ms keeps the
-#: scan of every connection cheap (10 per second) with timeouts accurate to a tenth of a second.
-TICK_NS = 100_000_000
-#: Connects in flight at once: more would overflow a 4,096 listen backlog into SYN retries
-#: (a one-second stall that would be reported as the server's connect latency).
-MAX_CONNECTS_IN_FLIGHT = 1024
-#: Reconnect backoff after consecutive failed connects: 10 ms doubling to 1 s.
-BACKOFF_MIN_NS = 10_000_000
-BACKOFF_MAX_NS = 1_000_000_000
-#: Completions handled per loop iteration (see base.DEFAULT_MAX_COMPLETIONS).
-BATCH = 512
 #: Scratch buffer that zero-byte receives drain into (shared by every connection).
 SCRATCH_BYTES = 64 * 1024
 
@@ -92,44 +84,29 @@ class ClientConfig:
     message_sizes: Callable[[], int] | None = None  # echo: draws a size per request
 
 
-class _Conn:
+class _Conn(Slot):
     __slots__ = (
         "codec",
-        "connect_started_ns",
         "expect",
-        "failures",
-        "generation",
-        "handle",
         "in_flight",
-        "index",
         "intended_ns",
         "recv_buf",
         "request",
         "request_len",
         "responses",
-        "retry_at_ns",
         "sent",
         "sent_ns",
-        "state",
-        "token_base",
     )
 
     def __init__(
         self, index: int, codec: Any, request: bytearray, recv_buf: bytearray | None
     ) -> None:
-        self.index = index
+        super().__init__(index)
         self.codec = codec  # EchoCodec for echo, else a protocols.base.Codec
         self.request = request  # what goes out per exchange (echo: the codec's message)
         self.request_len = len(request)  # bytes of it the exchange in flight sends
         self.expect = 0  # responses still owed for the request in flight (not echo)
         self.recv_buf = recv_buf
-        self.handle = -1
-        self.state = _IDLE
-        self.generation = 0
-        self.token_base = 0
-        self.failures = 0
-        self.retry_at_ns = 0
-        self.connect_started_ns = 0
         self.sent_ns = 0
         self.intended_ns = 0  # open model: when the schedule wanted this request sent
         self.sent = 0  # bytes of the current message handed to the kernel so far
@@ -137,7 +114,7 @@ class _Conn:
         self.in_flight = False
 
 
-class LoadClient:
+class LoadClient(SlotPool[_Conn]):
     """Drives one engine until ``deadline_ns`` or until ``stop_requested`` is set.
 
     ``arrivals`` (open model) yields intended send times in ns from ``start_ns``; without it
@@ -151,12 +128,16 @@ class LoadClient:
         recorder: Recorder,
         arrivals: Iterator[int] | None = None,
     ) -> None:
-        self.engine = engine
+        super().__init__(
+            engine,
+            recorder,
+            config.addresses,
+            config.sources,
+            config.connect_timeout_s,
+            config.connection_phases,
+            config.connections,
+        )
         self.config = config
-        self.recorder = recorder
-        self.stop_requested = False
-        self.loop_iterations = 0
-        self.max_loop_lag_ns = 0
         #: Open model: requests that were due while every connection was busy.
         self.waited_for_connection = 0
         buffered = config.recv_mode == "buffered"
@@ -167,10 +148,7 @@ class LoadClient:
         ]
         self._buffered = buffered
         self._scratch = bytearray(SCRATCH_BYTES)
-        self._connecting = 0
-        self._sending = True
-        self._start_ns = recorder.start_ns
-        self._desired = config.connections
+        self._request_timeout_ns = int(config.request_timeout_s * 1e9)
         self._think_ns = int(config.think_time_s * 1e9)
         self._timers: list[tuple[int, int, int]] = []  # (due_ns, conn index, token_base)
         # Open model state.
@@ -194,43 +172,17 @@ class LoadClient:
         request = bytearray(codec.request_bytes() * self.config.pipeline)
         return _Conn(index, codec, request, recv_buf)
 
-    # --- connection life ---------------------------------------------------------------
-    def _open(self, conn: _Conn, now_ns: int) -> None:
-        conn.generation = (conn.generation + 1) & _GEN_MASK
-        conn.token_base = ((conn.index << GENERATION_BITS) | conn.generation) << OP_BITS
-        conn.handle = handle = self.engine.tcp_socket()
-        conn.state = _CONNECTING
-        conn.connect_started_ns = now_ns
+    # --- slot hooks --------------------------------------------------------------------
+    def _on_open(self, conn: _Conn) -> None:
         conn.responses = 0
         if not self._echo:
             conn.codec.reset()
-        self._connecting += 1
-        config = self.config
-        if config.sources:
-            self.engine.bind(handle, (config.sources[conn.index % len(config.sources)], 0))
-        address = config.addresses[conn.index % len(config.addresses)]
-        self.engine.connect(handle, address, conn.token_base | OP_CONNECT)
 
-    def _close(self, conn: _Conn, *, abort: bool) -> None:
-        if conn.state == _CONNECTING:
-            self._connecting -= 1
-        self.engine.close(conn.handle, abort=abort)
-        conn.handle = -1
-        conn.state = _IDLE
+    def _on_close(self, conn: _Conn) -> None:
         conn.in_flight = False
 
-    def _fail(self, conn: _Conn, kind: str, now_ns: int) -> None:
-        """Count an error, drop the socket (RST: no TIME_WAIT), schedule a reconnect."""
-        self.recorder.error(kind)
-        conn.failures = conn.failures + 1 if conn.state == _CONNECTING else 0
-        self._close(conn, abort=True)
-        backoff = 0
-        if conn.failures:
-            backoff = min(BACKOFF_MIN_NS << (conn.failures - 1), BACKOFF_MAX_NS)
-        conn.retry_at_ns = now_ns + backoff
-
-    def _error(self, conn: _Conn, result: int, now_ns: int) -> None:
-        self._fail(conn, self.engine.error_kind(-result).value, now_ns)
+    def _stalled(self, conn: _Conn, now_ns: int) -> bool:
+        return conn.in_flight and now_ns - conn.sent_ns > self._request_timeout_ns
 
     def _send_next(self, conn: _Conn, intended_ns: int = 0) -> None:
         if self._echo:
@@ -359,7 +311,7 @@ class LoadClient:
         sent = 0
         while due and free:
             conn = free.pop()
-            if conn.state != _OPEN or conn.in_flight:
+            if conn.state != OPEN or conn.in_flight:
                 continue  # failed or retired since it was freed
             self._send_next(conn, due.popleft())
             sent += 1
@@ -427,9 +379,9 @@ class LoadClient:
             sent_bytes = received_bytes = 0
             for token, result, _flags in completions:
                 conn = conns[token >> index_shift]
-                if (token & ~_OP_MASK) != conn.token_base or conn.handle < 0:
+                if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
                     continue  # a late completion from a socket already torn down
-                op = token & _OP_MASK
+                op = token & OP_MASK
                 if op == OP_RECV:
                     # The common case, inline: a whole echo arrived; verify it, record it,
                     # post the same buffer again and send the next message.
@@ -483,19 +435,16 @@ class LoadClient:
                     elif self._drain(conn, now):
                         engine.recv_zero(conn.handle, token)
                 else:  # OP_CONNECT
-                    self._connected(conn, result, now)
+                    self._on_connect(conn, result, now)
             recorder.bytes_sent += sent_bytes
             recorder.bytes_received += received_bytes
         self.recorder.flush()
 
-    def _connected(self, conn: _Conn, result: int, now_ns: int) -> None:
+    def _on_connect(self, conn: _Conn, result: int, now_ns: int) -> None:
         if result < 0:
             self._error(conn, result, now_ns)
             return
-        self._connecting -= 1
-        conn.failures = 0
-        conn.state = _OPEN
-        self.recorder.pending_connect.append(now_ns - conn.connect_started_ns)
+        self._connected(conn, now_ns)
         self._post_receive(conn)
         self._ready(conn, now_ns)
 
@@ -544,51 +493,10 @@ class LoadClient:
         while timers and timers[0][0] <= now_ns:
             _, index, token_base = heapq.heappop(timers)
             conn = self._conns[index]
-            if conn.token_base == token_base and conn.state == _OPEN and not conn.in_flight:
+            if conn.token_base == token_base and conn.state == OPEN and not conn.in_flight:
                 self._ready(conn, now_ns)
-
-    def _tick(self, now_ns: int) -> None:
-        """Timeouts, reconnects, ramps, and the recorder's interval bookkeeping."""
-        self.recorder.tick(now_ns)
-        config = self.config
-        if config.connection_phases:
-            self._desired = connections_at(
-                config.connection_phases, (now_ns - self._start_ns) / 1e9
-            )
-        connect_timeout = int(config.connect_timeout_s * 1e9)
-        request_timeout = int(config.request_timeout_s * 1e9)
-        desired = self._desired
-        for conn in self._conns:
-            state = conn.state
-            if state == _OPEN:
-                if conn.in_flight and now_ns - conn.sent_ns > request_timeout:
-                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
-            elif state == _CONNECTING:
-                if now_ns - conn.connect_started_ns > connect_timeout:
-                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
-            elif (
-                self._sending
-                and conn.index < desired
-                and conn.retry_at_ns <= now_ns
-                and self._connecting < MAX_CONNECTS_IN_FLIGHT
-            ):
-                self._open(conn, now_ns)
 
     # --- ending ------------------------------------------------------------------------
     @property
-    def open_connections(self) -> int:
-        return sum(1 for conn in self._conns if conn.state == _OPEN)
-
-    @property
     def in_flight(self) -> int:
-        return sum(1 for conn in self._conns if conn.state == _OPEN and conn.in_flight)
-
-    def close_all(self, grace_s: float = 1.0) -> None:
-        """Close every socket and reap what the kernel still owes (bounded by ``grace_s``)."""
-        self._sending = False
-        for conn in self._conns:
-            if conn.handle >= 0:
-                self._close(conn, abort=False)
-        deadline = time.monotonic() + grace_s
-        while self.engine.pending() and time.monotonic() < deadline:
-            self.engine.wait(0.05, BATCH)
+        return sum(1 for conn in self._conns if conn.state == OPEN and conn.in_flight)

@@ -37,22 +37,24 @@ import heapq
 import time
 from typing import TYPE_CHECKING
 
-from loadgen.client import (
-    BACKOFF_MAX_NS,
-    BACKOFF_MIN_NS,
+from loadgen.client import ClientConfig
+from loadgen.engine import Backend
+from loadgen.engine.base import Buffer, ErrorKind
+from loadgen.pool import (
     BATCH,
     GENERATION_BITS,
     MAX_CONNECTS_IN_FLIGHT,
     OP_BITS,
-    OP_CONNECT,
+    OP_MASK,
     OP_RECV,
     OP_RECV_ZERO,
     OP_SEND,
+    OPEN,
+    RETIRED,
     TICK_NS,
-    ClientConfig,
+    Slot,
+    SlotPool,
 )
-from loadgen.engine import Backend
-from loadgen.engine.base import Buffer, ErrorKind
 from loadgen.protocols.base import KIND_PROTOCOL
 from loadgen.protocols.stream import (
     HEADER_BYTES,
@@ -64,16 +66,11 @@ from loadgen.protocols.stream import (
     client_send_limit,
     decode_trailer,
 )
-from loadgen.schedule import connections_at
 from loadgen.stats.recorder import Recorder
 
 if TYPE_CHECKING:
     from loadgen.scenario import StreamSpec
 
-_OP_MASK = (1 << OP_BITS) - 1
-_GEN_MASK = (1 << GENERATION_BITS) - 1
-# Slot states.
-_IDLE, _CONNECTING, _OPEN, _RETIRED = 0, 1, 2, 3
 # Timer kinds: a paced send or a paced receive is due.
 _T_SEND, _T_RECV = 0, 1
 #: Zero-byte mode: reads per drain before the zero-byte receive is posted again (64 KiB
@@ -81,41 +78,26 @@ _T_SEND, _T_RECV = 0, 1
 DRAIN_READS = 16
 
 
-class _Conn:
+class _Conn(Slot):
     __slots__ = (
-        "connect_started_ns",
-        "failures",
-        "generation",
-        "handle",
         "head_left",
-        "index",
         "progress_ns",
         "received",
         "recv_buf",
         "recv_view",
-        "retry_at_ns",
         "send_end",
         "sending",
         "sent",
         "started_ns",
-        "state",
-        "token_base",
         "trailer",
         "trailer_got",
         "transfers",
     )
 
     def __init__(self, index: int, recv_buf: bytearray | None, recv_view: Buffer | None) -> None:
-        self.index = index
+        super().__init__(index)
         self.recv_buf = recv_buf  # buffered mode: this connection's receive buffer
         self.recv_view = recv_view  # what is posted: the buffer, or its first segment (paced)
-        self.handle = -1
-        self.state = _IDLE
-        self.generation = 0
-        self.token_base = 0
-        self.failures = 0
-        self.retry_at_ns = 0
-        self.connect_started_ns = 0
         self.started_ns = 0  # the transfer's start: connect completed, header handed over
         self.progress_ns = 0  # last progress (or the next due time): the idle timeout's base
         self.head_left = 0  # header bytes not yet sent
@@ -128,7 +110,7 @@ class _Conn:
         self.transfers = 0  # finished on this slot
 
 
-class StreamClient:
+class StreamClient(SlotPool[_Conn]):
     """Drives one engine until ``deadline_ns``, ``stop_requested``, or (with
     ``transfers_per_connection``) until every slot finished that many transfers.
 
@@ -144,12 +126,17 @@ class StreamClient:
         recorder: Recorder,
         transfers_per_connection: int | None = None,
     ) -> None:
-        self.engine = engine
+        super().__init__(
+            engine,
+            recorder,
+            config.addresses,
+            config.sources,
+            config.connect_timeout_s,
+            config.connection_phases,
+            config.connections,
+        )
         self.config = config
-        self.recorder = recorder
-        self.stop_requested = False
-        self.loop_iterations = 0
-        self.max_loop_lag_ns = 0
+        self._idle_timeout_ns = int(config.request_timeout_s * 1e9)
         #: The open model's counters; streams run the closed model only.
         self.waited_for_connection = 0
         self.unsent = 0
@@ -167,7 +154,6 @@ class StreamClient:
             read_bytes = min(read_bytes, spec.segment)  # one segment per due time
         self._read_bytes = read_bytes
         self._pattern = PayloadPattern(max(spec.segment, read_bytes))
-        self._conns: list[_Conn] = []
         for index in range(config.connections):
             if self._buffered:
                 buf = bytearray(config.receive_buffer)
@@ -181,62 +167,28 @@ class StreamClient:
             if read_bytes == len(self._scratch)
             else memoryview(self._scratch)[:read_bytes]
         )
-        self._connecting = 0
         self._retired = 0
-        self._sending = True
-        self._start_ns = recorder.start_ns
-        self._desired = config.connections
         self._timers: list[tuple[int, int, int, int]] = []  # (due, index, token_base, kind)
 
-    # --- connection life ---------------------------------------------------------------
-    def _open(self, conn: _Conn, now_ns: int) -> None:
-        conn.generation = (conn.generation + 1) & _GEN_MASK
-        conn.token_base = ((conn.index << GENERATION_BITS) | conn.generation) << OP_BITS
-        conn.handle = handle = self.engine.tcp_socket()
-        conn.state = _CONNECTING
-        conn.connect_started_ns = now_ns
-        self._connecting += 1
-        config = self.config
-        if config.sources:
-            self.engine.bind(handle, (config.sources[conn.index % len(config.sources)], 0))
-        address = config.addresses[conn.index % len(config.addresses)]
-        self.engine.connect(handle, address, conn.token_base | OP_CONNECT)
+    # --- slot hooks --------------------------------------------------------------------
+    def _on_close(self, conn: _Conn) -> None:
+        conn.sending = False
 
-    def _connected(self, conn: _Conn, result: int, now_ns: int) -> None:
+    def _stalled(self, conn: _Conn, now_ns: int) -> bool:
+        # No progress for the request timeout (a paced wait moves progress_ns ahead).
+        return now_ns - conn.progress_ns > self._idle_timeout_ns
+
+    def _on_connect(self, conn: _Conn, result: int, now_ns: int) -> None:
         if result < 0:
             self._error(conn, result, now_ns)
             return
-        self._connecting -= 1
-        conn.failures = 0
-        conn.state = _OPEN
-        self.recorder.pending_connect.append(now_ns - conn.connect_started_ns)
+        self._connected(conn, now_ns)
         conn.started_ns = conn.progress_ns = now_ns
         conn.sent = conn.send_end = conn.received = conn.trailer_got = 0
         conn.head_left = HEADER_BYTES
         conn.sending = True
         self.engine.send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
         self._arm_receive(conn, now_ns)
-
-    def _close(self, conn: _Conn, *, abort: bool) -> None:
-        if conn.state == _CONNECTING:
-            self._connecting -= 1
-        self.engine.close(conn.handle, abort=abort)
-        conn.handle = -1
-        conn.state = _IDLE
-        conn.sending = False
-
-    def _fail(self, conn: _Conn, kind: str, now_ns: int) -> None:
-        """Count an error, drop the socket (RST: no TIME_WAIT), schedule a reconnect."""
-        self.recorder.error(kind)
-        conn.failures = conn.failures + 1 if conn.state == _CONNECTING else 0
-        self._close(conn, abort=True)
-        backoff = 0
-        if conn.failures:
-            backoff = min(BACKOFF_MIN_NS << (conn.failures - 1), BACKOFF_MAX_NS)
-        conn.retry_at_ns = now_ns + backoff
-
-    def _error(self, conn: _Conn, result: int, now_ns: int) -> None:
-        self._fail(conn, self.engine.error_kind(-result).value, now_ns)
 
     def _finish(self, conn: _Conn, now_ns: int) -> None:
         """The transfer is complete: record its time, close, and open the next one."""
@@ -245,7 +197,7 @@ class StreamClient:
         self._close(conn, abort=False)
         limit = self._transfers_limit
         if limit is not None and conn.transfers >= limit:
-            conn.state = _RETIRED
+            conn.state = RETIRED
             self._retired += 1
         elif (
             self._sending
@@ -422,9 +374,9 @@ class StreamClient:
             now = monotonic_ns()
             for token, result, _flags in completions:
                 conn = conns[token >> index_shift]
-                if (token & ~_OP_MASK) != conn.token_base or conn.handle < 0:
+                if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
                     continue  # a late completion from a socket already torn down
-                op = token & _OP_MASK
+                op = token & OP_MASK
                 if op == OP_RECV:
                     if result > 0:
                         buf = conn.recv_buf
@@ -446,7 +398,7 @@ class StreamClient:
                     else:
                         self._drain(conn, now)
                 else:  # OP_CONNECT
-                    self._connected(conn, result, now)
+                    self._on_connect(conn, result, now)
         self.recorder.flush()
 
     def _fire_timers(self, now_ns: int) -> None:
@@ -456,7 +408,7 @@ class StreamClient:
         while timers and timers[0][0] <= now_ns:
             _, index, token_base, kind = heapq.heappop(timers)
             conn = conns[index]
-            if conn.token_base != token_base or conn.state != _OPEN:
+            if conn.token_base != token_base or conn.state != OPEN:
                 continue  # that connection has ended since
             if kind == _T_SEND:
                 conn.sending = False
@@ -466,39 +418,7 @@ class StreamClient:
             else:
                 self._drain(conn, now_ns)
 
-    def _tick(self, now_ns: int) -> None:
-        """Idle and connect timeouts, reconnects, ramps, and the recorder's intervals."""
-        self.recorder.tick(now_ns)
-        config = self.config
-        if config.connection_phases:
-            self._desired = connections_at(
-                config.connection_phases, (now_ns - self._start_ns) / 1e9
-            )
-        connect_timeout = int(config.connect_timeout_s * 1e9)
-        idle_timeout = int(config.request_timeout_s * 1e9)
-        desired = self._desired
-        for conn in self._conns:
-            state = conn.state
-            if state == _OPEN:
-                if now_ns - conn.progress_ns > idle_timeout:
-                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
-            elif state == _CONNECTING:
-                if now_ns - conn.connect_started_ns > connect_timeout:
-                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
-            elif (
-                state == _IDLE
-                and self._sending
-                and conn.index < desired
-                and conn.retry_at_ns <= now_ns
-                and self._connecting < MAX_CONNECTS_IN_FLIGHT
-            ):
-                self._open(conn, now_ns)
-
     # --- ending ------------------------------------------------------------------------
-    @property
-    def open_connections(self) -> int:
-        return sum(1 for conn in self._conns if conn.state == _OPEN)
-
     @property
     def in_flight(self) -> int:
         """Transfers started and not finished (every open connection is one)."""
@@ -508,13 +428,3 @@ class StreamClient:
     def transfers(self) -> int:
         """Transfers finished, over every slot."""
         return sum(conn.transfers for conn in self._conns)
-
-    def close_all(self, grace_s: float = 1.0) -> None:
-        """Close every socket and reap what the kernel still owes (bounded by ``grace_s``)."""
-        self._sending = False
-        for conn in self._conns:
-            if conn.handle >= 0:
-                self._close(conn, abort=False)
-        deadline = time.monotonic() + grace_s
-        while self.engine.pending() and time.monotonic() < deadline:
-            self.engine.wait(0.05, BATCH)

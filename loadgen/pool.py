@@ -1,0 +1,202 @@
+"""Connection slots shared by the load clients (request/response and stream).
+
+A client owns a fixed list of slots; each slot holds at most one socket at a time and is
+reopened after a failure, a churn or a finished transfer. This module keeps what every
+client does the same way:
+
+* the token layout ``((slot_index << GENERATION_BITS) | generation) << OP_BITS | op``: the
+  generation changes whenever a slot's socket is torn down and reopened, so a late
+  completion of an operation on the old socket (a cancelled receive, say) is recognised
+  and ignored (``token & ~OP_MASK != slot.token_base``);
+* opening (source address spread, target spread), closing, and failing a slot: an error
+  is counted by kind, the socket is dropped with RST (no TIME_WAIT), and the reconnect
+  backs off from 10 ms doubling to 1 s while connects keep failing, so a refused target
+  does not spin the CPU;
+* the periodic scan (``tick``): the recorder's intervals, connection ramps, connect
+  timeouts, the client's own stall timeout (``_stalled``), and reconnects, at most
+  ``MAX_CONNECTS_IN_FLIGHT`` at once;
+* ending a run: close every socket and reap what the kernel still owes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from loadgen.engine import Backend
+from loadgen.engine.base import ErrorKind
+from loadgen.schedule import connections_at
+from loadgen.stats.recorder import Recorder
+
+OP_BITS = 3
+GENERATION_BITS = 16
+OP_MASK = (1 << OP_BITS) - 1
+_GEN_MASK = (1 << GENERATION_BITS) - 1
+OP_CONNECT, OP_SEND, OP_RECV, OP_RECV_ZERO = 0, 1, 2, 3
+
+# Slot states.
+IDLE, CONNECTING, OPEN, RETIRED = 0, 1, 2, 3
+
+#: How often timeouts, reconnects, ramps and the recorder are looked at. 100 ms keeps the
+#: scan of every slot cheap (10 per second) with timeouts accurate to a tenth of a second.
+TICK_NS = 100_000_000
+#: Connects in flight at once: more would overflow a 4,096 listen backlog into SYN retries
+#: (a one-second stall that would be reported as the server's connect latency).
+MAX_CONNECTS_IN_FLIGHT = 1024
+#: Reconnect backoff after consecutive failed connects: 10 ms doubling to 1 s.
+BACKOFF_MIN_NS = 10_000_000
+BACKOFF_MAX_NS = 1_000_000_000
+#: Completions handled per loop iteration (see base.DEFAULT_MAX_COMPLETIONS).
+BATCH = 512
+
+
+class Slot:
+    """One connection slot's life; clients subclass it with their per-exchange state."""
+
+    __slots__ = (
+        "connect_started_ns",
+        "failures",
+        "generation",
+        "handle",
+        "index",
+        "retry_at_ns",
+        "state",
+        "token_base",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.handle = -1
+        self.state = IDLE
+        self.generation = 0
+        self.token_base = 0
+        self.failures = 0  # consecutive failed connects (the backoff's exponent)
+        self.retry_at_ns = 0
+        self.connect_started_ns = 0
+
+
+S = TypeVar("S", bound=Slot)
+
+
+class SlotPool(Generic[S]):
+    """Opening, closing, failing and scanning slots; the client drives its own loop."""
+
+    def __init__(
+        self,
+        engine: Backend,
+        recorder: Recorder,
+        addresses: Sequence[tuple[str, int]],
+        sources: Sequence[str],
+        connect_timeout_s: float,
+        connection_phases: Sequence[tuple[float, int, int]],
+        connections: int,
+    ) -> None:
+        self.engine = engine
+        self.recorder = recorder
+        self.stop_requested = False
+        self.loop_iterations = 0
+        self.max_loop_lag_ns = 0
+        self._conns: list[S] = []
+        self._addresses = addresses
+        self._sources = sources
+        self._connect_timeout_ns = int(connect_timeout_s * 1e9)
+        self._connection_phases = connection_phases
+        self._connecting = 0
+        self._sending = True
+        self._start_ns = recorder.start_ns
+        self._desired = connections
+
+    # --- hooks for the client ------------------------------------------------------
+    def _on_open(self, conn: S) -> None:
+        """A fresh socket was made for ``conn`` (reset per-socket state here)."""
+
+    def _on_close(self, conn: S) -> None:
+        """``conn``'s socket was closed (forget the exchange in flight here)."""
+
+    def _stalled(self, conn: S, now_ns: int) -> bool:
+        """True when an open ``conn`` waited too long for its peer (counted as timeout)."""
+        return False
+
+    # --- slot life -----------------------------------------------------------------
+    def _open(self, conn: S, now_ns: int) -> None:
+        conn.generation = (conn.generation + 1) & _GEN_MASK
+        conn.token_base = ((conn.index << GENERATION_BITS) | conn.generation) << OP_BITS
+        conn.handle = handle = self.engine.tcp_socket()
+        conn.state = CONNECTING
+        conn.connect_started_ns = now_ns
+        self._connecting += 1
+        self._on_open(conn)
+        if self._sources:
+            self.engine.bind(handle, (self._sources[conn.index % len(self._sources)], 0))
+        address = self._addresses[conn.index % len(self._addresses)]
+        self.engine.connect(handle, address, conn.token_base | OP_CONNECT)
+
+    def _connected(self, conn: S, now_ns: int) -> None:
+        """Bookkeeping of a connect that succeeded; the client then starts its exchange."""
+        self._connecting -= 1
+        conn.failures = 0
+        conn.state = OPEN
+        self.recorder.pending_connect.append(now_ns - conn.connect_started_ns)
+
+    def _close(self, conn: S, *, abort: bool) -> None:
+        if conn.state == CONNECTING:
+            self._connecting -= 1
+        self.engine.close(conn.handle, abort=abort)
+        conn.handle = -1
+        conn.state = IDLE
+        self._on_close(conn)
+
+    def _fail(self, conn: S, kind: str, now_ns: int) -> None:
+        """Count an error, drop the socket (RST: no TIME_WAIT), schedule a reconnect."""
+        self.recorder.error(kind)
+        conn.failures = conn.failures + 1 if conn.state == CONNECTING else 0
+        self._close(conn, abort=True)
+        backoff = 0
+        if conn.failures:
+            backoff = min(BACKOFF_MIN_NS << (conn.failures - 1), BACKOFF_MAX_NS)
+        conn.retry_at_ns = now_ns + backoff
+
+    def _error(self, conn: S, result: int, now_ns: int) -> None:
+        """An operation completed with ``result`` = -code: fail with the code's kind."""
+        self._fail(conn, self.engine.error_kind(-result).value, now_ns)
+
+    def _tick(self, now_ns: int) -> None:
+        """The recorder's intervals, ramps, timeouts and reconnects (every TICK_NS)."""
+        self.recorder.tick(now_ns)
+        if self._connection_phases:
+            elapsed_s = (now_ns - self._start_ns) / 1e9
+            self._desired = connections_at(self._connection_phases, elapsed_s)
+        desired = self._desired
+        connect_timeout = self._connect_timeout_ns
+        for conn in self._conns:
+            state = conn.state
+            if state == OPEN:
+                if self._stalled(conn, now_ns):
+                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
+            elif state == CONNECTING:
+                if now_ns - conn.connect_started_ns > connect_timeout:
+                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
+            elif (
+                state == IDLE
+                and self._sending
+                and conn.index < desired
+                and conn.retry_at_ns <= now_ns
+                and self._connecting < MAX_CONNECTS_IN_FLIGHT
+            ):
+                self._open(conn, now_ns)
+
+    # --- ending --------------------------------------------------------------------
+    @property
+    def open_connections(self) -> int:
+        return sum(1 for conn in self._conns if conn.state == OPEN)
+
+    def close_all(self, grace_s: float = 1.0) -> None:
+        """Close every socket and reap what the kernel still owes (bounded by ``grace_s``)."""
+        self._sending = False
+        for conn in self._conns:
+            if conn.handle >= 0:
+                self._close(conn, abort=False)
+        deadline = time.monotonic() + grace_s
+        while self.engine.pending() and time.monotonic() < deadline:
+            self.engine.wait(0.05, BATCH)

@@ -13,8 +13,10 @@ Clients, each in a fresh process, in a shuffled order per round:
 * ``asyncio``: a plain ``asyncio.Protocol`` client;
 * ``raw-epoll``: a hand-written ``select.epoll`` loop (recv, then send; nothing recorded).
 
-Prints round trips/s per client as the median of the rounds (with min-max), and the ratios
-loadgen/asyncio and loadgen/raw-epoll. Machines here are shared and noisy: compare ratios.
+Prints round trips/s per client as the median of the rounds (with min-max), round trips per
+client CPU-second (each child's own process time: steadier than wall-clock rates on a shared
+machine), and the ratios loadgen/asyncio and loadgen/raw-epoll of both. Machines here are
+shared and noisy: compare ratios.
 
     python benchmarks/echo.py [--rounds 5] [--seconds 3] [--connections 1000]
 """
@@ -166,12 +168,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.client:  # a child: run one client, print its count
         host, port = args.address.rsplit(":", 1)
+        if args.client.startswith("loadgen-"):
+            import loadgen.client  # imports are start-up cost, not per-round-trip work
+            import loadgen.engine
+            import loadgen.stats.recorder  # noqa: F401
+        cpu_start = time.process_time()
         trips = run_client(args.client, (host, int(port)), args.connections, args.seconds)
-        print(json.dumps({"trips": trips}))
+        print(json.dumps({"trips": trips, "cpu_s": time.process_time() - cpu_start}))
         return
 
     clients = args.clients.split(",")
     rates: dict[str, list[float]] = {name: [] for name in clients}
+    per_cpu: dict[str, list[float]] = {name: [] for name in clients}  # trips per CPU-second
     with tempfile.TemporaryDirectory() as tmp:
         server, address, label = start_server(Path(tmp))
         try:
@@ -200,8 +208,9 @@ def main() -> None:
                         text=True,
                         check=True,
                     )
-                    trips = json.loads(child.stdout.strip().splitlines()[-1])["trips"]
-                    rates[name].append(trips / args.seconds)
+                    report = json.loads(child.stdout.strip().splitlines()[-1])
+                    rates[name].append(report["trips"] / args.seconds)
+                    per_cpu[name].append(report["trips"] / max(report["cpu_s"], 1e-9))
                 print(
                     f"round {round_number + 1}: "
                     + ", ".join(f"{name} {rates[name][-1]:,.0f}" for name in clients)
@@ -216,10 +225,15 @@ def main() -> None:
             f"  {name:18} {medians[name]:>10,.0f}   ({min(rates[name]):,.0f}-"
             f"{max(rates[name]):,.0f})"
         )
-    print("\nratios of medians:")
-    for ours in (n for n in clients if n.startswith("loadgen-")):
-        for peer in (n for n in clients if not n.startswith("loadgen-")):
-            print(f"  {ours} / {peer}: {medians[ours] / medians[peer]:.2f}x")
+    cpu_medians = {name: statistics.median(values) for name, values in per_cpu.items()}
+    print("\nround trips per client CPU-second (median; steadier on a shared machine):")
+    for name in clients:
+        print(f"  {name:18} {cpu_medians[name]:>10,.0f}")
+    for label, table in (("round trips/s", medians), ("per CPU-second", cpu_medians)):
+        print(f"\nratios of medians, {label}:")
+        for ours in (n for n in clients if n.startswith("loadgen-")):
+            for peer in (n for n in clients if not n.startswith("loadgen-")):
+                print(f"  {ours} / {peer}: {table[ours] / table[peer]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-BEHAVIOURS = ("echo", "corrupt", "close", "reset", "silent", "http10")
+BEHAVIOURS = ("echo", "corrupt", "close", "reset", "silent", "http10", "http_cut")
 
 
 def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: list[str]) -> None:
@@ -43,6 +43,11 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: 
             elif behaviour == "http10":  # a body delimited by closing the connection
                 conn.setblocking(True)
                 conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello")
+                selector.unregister(conn)
+                conn.close()
+            elif behaviour == "http_cut":  # promises 100 bytes of body, sends 10, closes
+                conn.setblocking(True)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
                 selector.unregister(conn)
                 conn.close()
             elif behaviour == "corrupt":

@@ -113,3 +113,13 @@ def test_http10_body_ended_by_close_is_a_response() -> None:
     assert summary.errors == {}
     assert summary.requests > 10
     assert summary.connects >= summary.requests  # each response ended its connection
+
+
+def test_http_response_cut_short_is_eof() -> None:
+    from .bad_targets import bad_target
+
+    with bad_target("http_cut") as (host, port):
+        result = _run(f"{host}:{port}", "http", connections="2")
+    assert result.summary.requests == 0
+    assert set(result.summary.errors) == {"eof"}
+    assert result.summary.errors["eof"] > 5

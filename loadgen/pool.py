@@ -103,6 +103,7 @@ class SlotPool(Generic[S]):
         self._connect_timeout_ns = int(connect_timeout_s * 1e9)
         self._connection_phases = connection_phases
         self._connecting = 0
+        self._open_count = 0
         self._sending = True
         self._start_ns = recorder.start_ns
         self._desired = connections
@@ -135,6 +136,7 @@ class SlotPool(Generic[S]):
     def _connected(self, conn: S, now_ns: int) -> None:
         """Bookkeeping of a connect that succeeded; the client then starts its exchange."""
         self._connecting -= 1
+        self._open_count += 1
         conn.failures = 0
         conn.state = OPEN
         self.recorder.pending_connect.append(now_ns - conn.connect_started_ns)
@@ -142,6 +144,8 @@ class SlotPool(Generic[S]):
     def _close(self, conn: S, *, abort: bool) -> None:
         if conn.state == CONNECTING:
             self._connecting -= 1
+        elif conn.state == OPEN:
+            self._open_count -= 1
         self.engine.close(conn.handle, abort=abort)
         conn.handle = -1
         conn.state = IDLE
@@ -163,7 +167,7 @@ class SlotPool(Generic[S]):
 
     def _tick(self, now_ns: int) -> None:
         """The recorder's intervals, ramps, timeouts and reconnects (every TICK_NS)."""
-        self.recorder.tick(now_ns)
+        self.recorder.tick(now_ns, self._open_count)
         if self._connection_phases:
             elapsed_s = (now_ns - self._start_ns) / 1e9
             self._desired = connections_at(self._connection_phases, elapsed_s)
@@ -189,7 +193,7 @@ class SlotPool(Generic[S]):
     # --- ending --------------------------------------------------------------------
     @property
     def open_connections(self) -> int:
-        return sum(1 for conn in self._conns if conn.state == OPEN)
+        return self._open_count
 
     def close_all(self, grace_s: float = 1.0) -> None:
         """Close every socket and reap what the kernel still owes (bounded by ``grace_s``)."""

@@ -102,6 +102,7 @@ class Interval:
     bytes_received: int
     latency: dict[str, Any]  # HdrHistogram.to_dict() of this interval only
     latency_corrected: dict[str, Any] | None = None  # open model: from intended send times
+    connections: int | None = None  # open when the interval closed
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,9 @@ def test_closed_connection_ramp() -> None:
     assert result.summary.errors == {}
     assert result.summary.connections == 40
     assert result.summary.connects == 40
+    per_second = [interval.connections for interval in result.intervals]
+    assert per_second[0] is not None and 4 <= per_second[0] < 40  # mid-ramp after 1 s
+    assert per_second[-1] == 40
 
 
 def test_think_time_paces_each_connection() -> None:

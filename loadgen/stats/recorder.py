@@ -50,6 +50,7 @@ class Recorder:
         #: The last closed interval at a glance, for the live view (read from its thread):
         #: (requests per second, p50 ns, p99 ns), None before the first second ends.
         self.last_interval: tuple[float, int | None, int | None] | None = None
+        self._connections: int | None = None  # open connections, as of the last tick
 
     def error(self, kind: str) -> None:
         self.errors[kind] += 1
@@ -68,9 +69,12 @@ class Recorder:
                 del pending[:]
         self.connects = self.connect_latency.total_count
 
-    def tick(self, now_ns: int) -> None:
-        """Flush, and close every interval that has ended by ``now_ns``."""
+    def tick(self, now_ns: int, connections: int | None = None) -> None:
+        """Flush, and close every interval that has ended by ``now_ns``. ``connections``
+        (open right now) is what an interval closing here reports."""
         self.flush()
+        if connections is not None:
+            self._connections = connections
         while now_ns - self.start_ns >= (self._interval_index + 1) * self.interval_ns:
             self._close_interval(self.interval_ns)
 
@@ -100,6 +104,7 @@ class Recorder:
                 bytes_received=self.bytes_received - received,
                 latency=self._interval.to_dict(),
                 latency_corrected=corrected.to_dict() if corrected.total_count else None,
+                connections=self._connections,
             )
         )
         interval = self._interval

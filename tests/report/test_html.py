@@ -117,7 +117,14 @@ def test_tables_carry_the_numbers_without_javascript(page: str, runs: list[Loade
 
 def test_charts_cover_every_run_that_has_data(page: str) -> None:
     charts = {chart["id"]: chart for chart in chart_data(page)}
-    assert set(charts) == {"throughput", "latency-0", "latency-1", "spectrum", "errors-2"}
+    assert set(charts) == {
+        "throughput",
+        "latency-0",
+        "latency-1",
+        "spectrum",
+        "errors-2",
+        "connections",
+    }
     assert [s["label"] for s in charts["throughput"]["series"]] == list(ALL)
     assert [s["label"] for s in charts["latency-0"]["series"]] == ["p50", "p90", "p99", "max"]
     assert [s["label"] for s in charts["latency-1"]["series"]][-1] == "raw p99"
@@ -140,7 +147,10 @@ def test_charts_cover_every_run_that_has_data(page: str) -> None:
 
 def test_sections_that_do_not_apply_are_left_out(runs: list[LoadedRun]) -> None:
     closed = runs[0]
-    page = render_html([closed])
+    raw = json.loads(json.dumps(closed.raw))
+    for interval in raw["intervals"]:
+        del interval["connections"]  # as in a result written before intervals carried them
+    page = render_html([replace(closed, raw=raw)])
     assert 'id="thresholds"' not in page and 'id="memory"' not in page
     assert 'id="connections"' not in page and "No errors in any run." in page
     assert "2 runs" not in page and "started " in page
@@ -170,7 +180,7 @@ def test_every_chart_draws_in_chromium_without_errors(page: str, tmp_path: Path)
     assert loaded.console_messages == []
     assert loaded.root_attribute("data-charts-expected") == str(expected)
     assert loaded.root_attribute("data-charts-drawn") == str(expected)
-    assert loaded.dom.count("<canvas") == expected == 5
+    assert loaded.dom.count("<canvas") == expected == 6
     # uPlot's legends name every series of every chart
     assert loaded.dom.count('class="u-legend') == expected
 

@@ -53,7 +53,10 @@ def _run(*extra: str) -> str:
 def test_logs_get_periodic_plain_lines(tmp_path: Path) -> None:
     out = _run("--json", str(tmp_path / "r.json"))
     lines = re.findall(r"^\[\s*(\d+\.\d)s/2s\] phase 1/1: ([\d,]+) requests", out, re.M)
-    assert len(lines) == 2, out  # one a second (a 2.5 s run), none after the end
+    # One a second in a 2.5 s run: two, or one when a loaded machine started the view late.
+    assert 1 <= len(lines) <= 2, out
+    elapsed = [float(t) for t, _ in lines]
+    assert elapsed == sorted(elapsed) and elapsed[-1] <= 2.6
     assert int(lines[-1][1].replace(",", "")) > 0
 
 

@@ -15,9 +15,9 @@ go into ``array('q')`` buffers and become histograms only in the recorder's tick
 closed-model path (a whole echo arrived: verify, record, re-post the buffer, send the next)
 is written inline in ``run``.
 
-Token layout: ``((connection_index << GENERATION_BITS) | generation) << OP_BITS | op``. The
-generation changes whenever a connection is torn down and reopened, so a late completion of
-an operation on the old socket (a cancelled receive, say) is recognised and ignored.
+Connection slots (token layout, reconnects with backoff, timeouts, ramps) come from
+``loadgen.pool``; protocols other than echo come in as sans-IO codecs
+(``loadgen.protocols.base.Codec``: HTTP/1.1, Redis), with ``pipeline`` requests per exchange.
 
 Receive modes:
 
@@ -27,9 +27,8 @@ Receive modes:
   drained with non-blocking receives into one scratch buffer shared by every connection,
   then the next zero-byte receive is posted. No per-connection receive buffer exists.
 
-Errors end the connection (it cannot be trusted to stay in step with its echo stream), are
-counted by kind, and the connection is reopened after a backoff that grows while connects
-keep failing (so a refused target does not spin the CPU).
+Errors end the connection (it cannot be trusted to stay in step with its stream any more)
+and are counted by kind; the slot reconnects.
 """
 
 from __future__ import annotations
@@ -232,7 +231,8 @@ class LoadClient(SlotPool[_Conn]):
             self._ready(conn, now_ns)
 
     def _received(self, conn: _Conn, data: bytearray, n: int, now_ns: int) -> bool:
-        """Feed echo bytes; False when the connection was failed."""
+        """Feed received bytes (echo, or a codec's); False when the connection was failed
+        or replaced meanwhile (then its receive must not be posted again)."""
         if not conn.in_flight:  # bytes nobody asked for
             self._fail(conn, ErrorKind.VERIFY.value if self._echo else KIND_PROTOCOL, now_ns)
             return False

@@ -1,4 +1,5 @@
-"""Wires a scenario, an engine, the closed-loop client and a recorder into a RunResult.
+"""Wires a scenario, an engine, a load client (request/response or stream) and a recorder
+into a RunResult.
 
 ``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
 are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still

@@ -154,6 +154,13 @@ class Backend(Protocol):
         """Operations submitted and not yet returned by ``wait`` (for leak checks)."""
         ...
 
+    def posted_recv_bytes(self) -> int:
+        """Bytes of receive buffers handed to the engine and not yet given back: the sum
+        of the buffer sizes of ``recv`` operations pending now (posted and not yet
+        completed). ``recv_zero`` owns no buffer and adds nothing. Kept as a running count
+        (one integer add per ``recv`` and per completion), so reading it costs nothing."""
+        ...
+
     def shutdown(self) -> None:
         """Close every socket and release the kernel objects of the engine."""
         ...

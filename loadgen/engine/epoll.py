@@ -93,6 +93,7 @@ class EpollBackend:
         self._socks: dict[int, _Sock] = {}
         self._ready: list[Completion] = []
         self._pending = 0
+        self._posted_recv_bytes = 0  # buffers of pending ``recv`` operations
 
     # --- sockets -----------------------------------------------------------------------
     def _register(self, sock: socket.socket) -> int:
@@ -139,6 +140,8 @@ class EpollBackend:
     # --- bookkeeping -------------------------------------------------------------------
     def _finish_read(self, state: _Sock, result: int, flags: int = 0) -> None:
         self._ready.append((state.read_token, result, flags))
+        if state.read_op == _RECV:
+            self._posted_recv_bytes -= len(state.read_buf)  # type: ignore[arg-type]
         state.read_op = 0
         state.read_buf = None
         self._pending -= 1
@@ -192,6 +195,7 @@ class EpollBackend:
 
     def recv(self, handle: int, buf: Buffer, token: int) -> None:
         state = self._post_read(handle, _RECV, buf, token)
+        self._posted_recv_bytes += len(buf)
         if state.readable:
             self._do_read(state, 0)
 
@@ -302,10 +306,14 @@ class EpollBackend:
     def pending(self) -> int:
         return self._pending
 
+    def posted_recv_bytes(self) -> int:
+        return self._posted_recv_bytes
+
     def shutdown(self) -> None:
         for state in self._socks.values():
             state.sock.close()
         self._socks.clear()
         self._ready.clear()
         self._pending = 0
+        self._posted_recv_bytes = 0
         self._epoll.close()

@@ -280,6 +280,7 @@ class UringBackend:
         "_maps",
         "_ops",
         "_pack",
+        "_posted_recv_bytes",
         "_ring_fd",
         "_setup_flags",
         "_sq_entries",
@@ -343,6 +344,7 @@ class UringBackend:
         self._bufs: dict[int, tuple[object, object, int, int]] = {}
         self._views: dict[int, tuple[object, object, int, int]] = {}
         self._buf_bytes = 0
+        self._posted_recv_bytes = 0  # buffers of pending RECVs (submitted or not yet)
         # (family, address) -> (sockaddr bytearray, ctypes export, address, length)
         self._addrs: dict[tuple[int, tuple[Any, ...]], tuple[bytearray, object, int, int]] = {}
         self._finalizer = weakref.finalize(self, _abandon, fd, maps, self._ops, _LEAKED)
@@ -474,6 +476,7 @@ class UringBackend:
         self._sq_tail = tail + 1
         st.rd = token
         self._ops[token] = (st, _K_RECV, pin)
+        self._posted_recv_bytes += pin[3]
 
     def recv_zero(self, handle: int, token: int) -> None:
         try:
@@ -545,6 +548,9 @@ class UringBackend:
     def pending(self) -> int:
         return len(self._ops)
 
+    def posted_recv_bytes(self) -> int:
+        return self._posted_recv_bytes
+
     def shutdown(self) -> None:
         maps = self._maps
         if maps is None:
@@ -572,6 +578,7 @@ class UringBackend:
             self._bufs.clear()
             self._views.clear()
             self._buf_bytes = 0
+            self._posted_recv_bytes = 0
             self._addrs.clear()
 
     # --- internals -----------------------------------------------------------------------
@@ -787,6 +794,7 @@ class UringBackend:
             # back as they are, without building a new tuple.
             if kind == _K_RECV:
                 st.rd = -1
+                self._posted_recv_bytes -= _keep[3]  # type: ignore[index]
                 if cqe[2]:
                     st.rprio = 0 if cqe[2] & _SOCK_NONEMPTY else _POLL_FIRST
                     append((user_data, cqe[1], 0))

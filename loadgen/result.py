@@ -127,6 +127,9 @@ class RunResult:
     histograms: dict[str, dict[str, Any]]
     intervals: list[Interval] = field(default_factory=list)
     thresholds: list[ThresholdVerdict] = field(default_factory=list)
+    #: Memory samples during the run (``stats.memory``): ``t_s`` since start, the OS
+    #: sampler's fields, ``engine_posted_recv_bytes``. Empty when none was taken.
+    memory: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -175,6 +178,7 @@ class RunResult:
             histograms=data["histograms"],
             intervals=[Interval(**item) for item in data.get("intervals", [])],
             thresholds=[ThresholdVerdict(**item) for item in data.get("thresholds", [])],
+            memory=list(data.get("memory", [])),
         )
 
     @classmethod

@@ -305,5 +305,6 @@ def run(
         stop_reason=stop_reason,
         histograms=histograms,
         intervals=recorder.intervals,
+        memory=recorder.memory,
         thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
     )

@@ -90,3 +90,26 @@ def test_message_sizes_from_a_distribution(recv_mode: str) -> None:
     assert (
         0.8 * expected < choices.summary.bytes_received / choices.summary.requests < 1.2 * expected
     )
+
+
+@pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_run_samples_memory_once_a_second(backend: str, recv_mode: str) -> None:
+    scenario = _scenario(receive=recv_mode, duration="1.5s")
+    result = run(scenario, backend=backend)
+    samples = result.memory
+    assert len(samples) == 2, samples  # the first tick (a baseline), then a second later
+    assert 0 <= samples[0]["t_s"] < 0.5
+    assert samples[1]["t_s"] - samples[0]["t_s"] >= 1.0
+    limit = scenario.plan.connections * scenario.receive_buffer
+    for sample in samples:
+        posted = sample["engine_posted_recv_bytes"]
+        assert 0 <= posted <= limit if recv_mode == "buffered" else posted == 0
+        assert "engine_posted_bytes" not in sample
+        if sample["measurable"]:
+            assert sample.get("sunreclaim_bytes") or sample.get("process_nonpaged_bytes")
+        else:
+            assert sample["reason"].startswith("not measurable here")
+    if recv_mode == "buffered":  # a connection's receive stays posted while it waits
+        assert samples[-1]["engine_posted_recv_bytes"] > 0
+    assert RunResult.from_dict(result.to_dict()).memory == samples

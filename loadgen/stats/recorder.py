@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
+from typing import Any
 
 from loadgen.result import Interval
 from loadgen.stats.histogram import HdrHistogram
@@ -51,6 +52,8 @@ class Recorder:
         #: (requests per second, p50 ns, p99 ns), None before the first second ends.
         self.last_interval: tuple[float, int | None, int | None] | None = None
         self._connections: int | None = None  # open connections, as of the last tick
+        #: Memory samples taken by the client's tick (``stats.memory``), for the result.
+        self.memory: list[dict[str, Any]] = []
 
     def error(self, kind: str) -> None:
         self.errors[kind] += 1

@@ -15,7 +15,7 @@ client does the same way:
 * the periodic scan (``tick``): the recorder's intervals, connection ramps, connect
   timeouts, the client's own stall timeout (``_stalled``), and reconnects, at most
   ``MAX_CONNECTS_IN_FLIGHT`` at once; and a memory sample at most every
-  ``MEMORY_SAMPLE_NS`` (``stats.memory``, ~0.7 ms a read with slabinfo: <0.1% of a core);
+  ``MEMORY_SAMPLE_NS`` (``stats.memory``: 0.7-1.3 ms a read with slabinfo, ~0.1% of a core);
 * ending a run: close every socket and reap what the kernel still owes.
 """
 

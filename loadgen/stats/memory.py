@@ -22,8 +22,8 @@ nonpaged pool is, here, the sum of a few counters read from /proc:
 A counter this machine does not give is None, and ``reasons`` says why ("not measurable
 here: ..."), never a stand-in 0. The counters are system-wide and noisy: compare against a
 quiet baseline. ``sample_memory`` picks this sampler or the Windows one
-(``memory_windows``) so callers have one entry point. One sample costs ~0.2 ms, plus
-~0.5 ms for slabinfo.
+(``memory_windows``) so callers have one entry point. One sample costs 0.2-0.4 ms, plus
+0.5-1 ms for slabinfo (measured here; 1.3 ms median in all under load).
 """
 
 from __future__ import annotations

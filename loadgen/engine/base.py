@@ -33,6 +33,36 @@ socket has something to read *or* the peer has closed or reset. ``flags`` carrie
 with ``recv_now`` (a non-blocking receive into a shared scratch buffer) until it returns
 ``-EAGAIN`` (EOF shows as ``0`` there), and posts the next ``recv_zero``. This is the
 IOCP "zero-byte WSARecv" idiom: no receive buffer stays posted per connection.
+
+Optional receive features (io_uring only; every backend says whether it has them, through
+``supports_buffer_ring`` and ``supports_fixed_buffers``, and the others raise
+``NotImplementedError`` naming the backend when asked):
+
+* **Provided-buffer ring** (``receive: buffer-ring``): ``setup_buffer_ring(count, size)``
+  hands the kernel ``count`` buffers of ``size`` bytes, shared by every socket of the
+  engine; ``recv_ring(handle, token)`` posts a *multishot* receive that picks a buffer from
+  the ring only when data arrives. It is a read-side operation like ``recv``, but one
+  token completes many times: each completion ``(token, result, flags)`` with
+  ``result > 0`` carries ``RING_BUFFER`` and the buffer id ``flags >> RING_BID_SHIFT``,
+  and ``RING_MORE`` says more completions will follow for this token. The first
+  completion without ``RING_MORE`` ends the receive: EOF (``0``), an error, or
+  ``-ENOBUFS`` when the ring was empty as data arrived (nothing is lost: the data stays in
+  the socket), after which the caller gives buffers back and posts ``recv_ring`` again;
+  the kernel may also end it with a last data completion. The caller reads a buffer with
+  ``ring_bytes(bid, n)`` (a copy) and must give **every** buffer it was lent back with
+  ``release_ring_buffer(bid)`` -- also those of completions it otherwise ignores (a socket
+  already closed): a buffer not given back is lost to the ring. ``multishot=False`` makes
+  a one-shot receive of at most ``max_bytes`` from the ring (for paced reading). Memory:
+  the ring's ``count * size`` bytes, whatever the number of sockets. Other low bits of
+  ``flags`` are reserved.
+* **Registered receive buffers** (``register_buffers: true``): ``register_buffers(count,
+  size)`` allocates ``count`` buffers of ``size`` bytes in one region the kernel pins
+  (counted in VmPin on Linux, the counterpart of the pages Windows locks for a posted
+  receive) and returns a view of each; ``recv_fixed(handle, index, token)`` receives into
+  buffer ``index`` and completes like ``recv``.
+
+``posted_recv_bytes()`` counts ``recv``/``recv_fixed`` buffers while pending, plus the
+ring's buffers currently handed to the kernel: ``(count - lent to the caller) * size``.
 """
 
 from __future__ import annotations
@@ -53,6 +83,14 @@ Buffer = bytearray | memoryview
 FLAG_READABLE = 1
 #: recv_zero saw the peer hang up (POLLRDHUP/POLLHUP); data may still be queued before it.
 FLAG_HANGUP = 2
+
+#: recv_ring: a buffer of the ring holds this completion's bytes; its id is
+#: ``flags >> RING_BID_SHIFT``. (The values are io_uring's IORING_CQE_F_BUFFER, _F_MORE and
+#: IORING_CQE_BUFFER_SHIFT, so that backend hands its CQE flags over as they are.)
+RING_BUFFER = 1
+#: recv_ring: more completions follow for this token (a multishot receive stays armed).
+RING_MORE = 2
+RING_BID_SHIFT = 16
 
 #: Completions handed back by one ``wait()`` unless the caller asks otherwise. Measured: an
 #: unbounded batch at 5,000 connections stalled the loop; 256-1,024 keeps it responsive.
@@ -75,6 +113,11 @@ class BackendUnavailable(RuntimeError):
     """The backend cannot run on this machine; the message says why."""
 
 
+class FeatureUnavailable(BackendUnavailable):
+    """An optional engine feature (buffer ring, registered buffers) cannot be used with
+    this backend or within this machine's limits; the message says why and what to do."""
+
+
 _POSIX_ERROR_KINDS: dict[int, ErrorKind] = {
     errno.ECONNREFUSED: ErrorKind.REFUSED,
     errno.ECONNRESET: ErrorKind.RESET,
@@ -89,6 +132,22 @@ _POSIX_ERROR_KINDS: dict[int, ErrorKind] = {
 def posix_error_kind(code: int) -> ErrorKind:
     """Kind of a POSIX errno (used by the Linux backends)."""
     return _POSIX_ERROR_KINDS.get(code, ErrorKind.OTHER)
+
+
+def buffer_ring_unsupported(backend: str) -> NotImplementedError:
+    """What a backend without provided-buffer rings raises when asked for one."""
+    return NotImplementedError(
+        f"the {backend} backend has no provided-buffer ring: receive mode buffer-ring "
+        "needs the io_uring backend (Linux 6.1 or later)"
+    )
+
+
+def fixed_buffers_unsupported(backend: str) -> NotImplementedError:
+    """What a backend without registered buffers raises when asked for them."""
+    return NotImplementedError(
+        f"the {backend} backend cannot register receive buffers with the kernel: "
+        "register_buffers needs the io_uring backend"
+    )
 
 
 @runtime_checkable
@@ -156,11 +215,80 @@ class Backend(Protocol):
 
     def posted_recv_bytes(self) -> int:
         """Bytes of receive buffers handed to the engine and not yet given back: the sum
-        of the buffer sizes of ``recv`` operations pending now (posted and not yet
-        completed). ``recv_zero`` owns no buffer and adds nothing. Kept as a running count
-        (one integer add per ``recv`` and per completion), so reading it costs nothing."""
+        of the buffer sizes of ``recv``/``recv_fixed`` operations pending now (posted and
+        not yet completed), plus the provided-buffer ring's buffers that are with the
+        kernel (all of them but those lent to the caller and not yet released).
+        ``recv_zero`` owns no buffer and adds nothing. Kept as running counts (one integer
+        add per operation and per completion), so reading it costs nothing."""
+        ...
+
+    # --- optional receive features (see the module docstring) ------------------------
+    @property
+    def supports_buffer_ring(self) -> bool:
+        """True when ``setup_buffer_ring``/``recv_ring`` work here."""
+        ...
+
+    @property
+    def supports_fixed_buffers(self) -> bool:
+        """True when ``register_buffers``/``recv_fixed`` work here."""
+        ...
+
+    def setup_buffer_ring(self, count: int, size: int) -> None:
+        """Give the kernel a ring of ``count`` (a power of two) buffers of ``size`` bytes."""
+        ...
+
+    def recv_ring(
+        self, handle: int, token: int, *, multishot: bool = True, max_bytes: int = 0
+    ) -> None:
+        """Receive into buffers picked from the ring (many completions per token)."""
+        ...
+
+    def ring_bytes(self, bid: int, nbytes: int) -> bytes:
+        """A copy of the first ``nbytes`` of ring buffer ``bid`` (lent to the caller)."""
+        ...
+
+    def release_ring_buffer(self, bid: int) -> None:
+        """Give ring buffer ``bid`` back to the kernel."""
+        ...
+
+    def register_buffers(self, count: int, size: int) -> list[memoryview]:
+        """Allocate and register ``count`` receive buffers of ``size`` bytes; their views."""
+        ...
+
+    def recv_fixed(self, handle: int, index: int, token: int, nbytes: int = 0) -> None:
+        """Receive into registered buffer ``index`` (at most ``nbytes``; 0: all of it)."""
         ...
 
     def shutdown(self) -> None:
         """Close every socket and release the kernel objects of the engine."""
         ...
+
+
+class NoBufferFeatures:
+    """The optional receive features, absent: mixed into backends that have neither a
+    provided-buffer ring nor registered buffers (epoll, IOCP). Each call raises
+    ``NotImplementedError`` naming the backend and what the feature needs."""
+
+    name: ClassVar[str]
+    supports_buffer_ring: ClassVar[bool] = False
+    supports_fixed_buffers: ClassVar[bool] = False
+
+    def setup_buffer_ring(self, count: int, size: int) -> None:
+        raise buffer_ring_unsupported(self.name)
+
+    def recv_ring(
+        self, handle: int, token: int, *, multishot: bool = True, max_bytes: int = 0
+    ) -> None:
+        raise buffer_ring_unsupported(self.name)
+
+    def ring_bytes(self, bid: int, nbytes: int) -> bytes:
+        raise buffer_ring_unsupported(self.name)
+
+    def release_ring_buffer(self, bid: int) -> None:
+        raise buffer_ring_unsupported(self.name)
+
+    def register_buffers(self, count: int, size: int) -> list[memoryview]:
+        raise fixed_buffers_unsupported(self.name)
+
+    def recv_fixed(self, handle: int, index: int, token: int, nbytes: int = 0) -> None:
+        raise fixed_buffers_unsupported(self.name)

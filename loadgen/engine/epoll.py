@@ -35,6 +35,7 @@ from loadgen.engine.base import (
     Buffer,
     Completion,
     ErrorKind,
+    NoBufferFeatures,
     posix_error_kind,
 )
 
@@ -83,7 +84,7 @@ class _Sock:
         self.hangup = False
 
 
-class EpollBackend:
+class EpollBackend(NoBufferFeatures):
     """Completion engine over ``select.epoll`` (see module docstring)."""
 
     name: ClassVar[str] = "epoll"

@@ -64,6 +64,7 @@ from loadgen.engine.base import (
     Buffer,
     Completion,
     ErrorKind,
+    NoBufferFeatures,
 )
 from loadgen.engine.win32 import WinError
 
@@ -187,7 +188,7 @@ class _Sock:
         self.write = _Op(self)
 
 
-class IocpBackend:
+class IocpBackend(NoBufferFeatures):
     """Completion engine over an I/O completion port (see the module docstring)."""
 
     name: ClassVar[str] = "iocp"

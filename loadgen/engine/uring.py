@@ -80,6 +80,43 @@ How io_uring fits this engine, and the facts the code below relies on:
   socket reported more data queued (IORING_CQE_F_SOCK_NONEMPTY): a receive posted right
   after a request finds nothing yet, so its first attempt would be wasted kernel work.
 
+* **Provided-buffer ring (``setup_buffer_ring``, ``recv_ring``).** A third ring, shared
+  with the kernel like the SQ and CQ: an array of 16-byte ``io_uring_buf`` entries
+  (address, length, buffer id) whose u16 tail lives in the last two bytes of entry 0. We
+  fill entries and advance the tail; the kernel takes a buffer from the head only when a
+  receive has data to put somewhere, and says which one in the CQE (IORING_CQE_F_BUFFER,
+  id in the upper 16 bits). Registered with IORING_REGISTER_PBUF_RING (5.19) as buffer
+  group 0, so the SQE's buf_group field stays the zero every slot already holds. A RECV
+  with IOSQE_BUFFER_SELECT and IORING_RECV_MULTISHOT (6.0) stays armed: one CQE per chunk,
+  each with IORING_CQE_F_MORE while armed, so the per-socket work is one SQE per
+  connection instead of one per message. When the ring is empty as data arrives, the
+  receive ends with -ENOBUFS (the data stays in the socket buffer) and the caller re-arms it
+  after giving buffers back. Giving one back is one 14-byte ``pack_into`` of the entry
+  (never touching the tail beside it) and one u16 store of the tail, ordered by TSO as
+  for the SQ. **Memory consequence:** the receive memory is the ring's ``count * size``,
+  whatever the number of sockets: an idle connection holds no user buffer, only its armed
+  multishot receive, one kernel request (a pending RECV measured ~830 B, DESIGN.md
+  section 6; the multishot one was not measured apart). Data that
+  arrives faster than buffers come back waits in socket buffers (kernel memory), not in
+  ours. The buffers are *not* pinned: the kernel copies into them by address, in our task.
+  Multishot receive arrived in 6.0, so the ring is offered only when DEFER_TASKRUN (6.1)
+  was accepted. The buffers are an anonymous mmap and ``ring_bytes`` slices it (one
+  memcpy into a new bytes, ~120 ns for a small message: cheaper than a memoryview slice).
+
+* **Registered buffers (``register_buffers``, ``recv_fixed``).** One anonymous mmap
+  sliced into the per-connection buffers, registered with IORING_REGISTER_BUFFERS as
+  iovecs of whole buffers, each at most 1 GiB and at most 16,384 of them (the kernel's
+  limits). Registration pins every page at once (pin_user_pages, FOLL_LONGTERM) and adds
+  them to the process's ``pinned_vm``: **VmPin in /proc/self/status grows by the whole
+  region before any data moves**, which is the Linux counterpart of the pages Windows
+  locks for each posted overlapped receive. They count against RLIMIT_MEMLOCK unless the
+  process has CAP_IPC_LOCK (ENOMEM otherwise; the error says how to raise it), and stay
+  pinned until the ring is closed. Receives are IORING_OP_READ_FIXED with off 0 (a socket
+  accepts no other position) and ioprio 0 (for a read it is an I/O priority, not
+  POLL_FIRST). A buffer past the first iovec needs a non-zero buf_index, a field outside
+  the 40-byte head we pack: such slots are remembered and zeroed once submitted, because
+  CONNECT, ACCEPT and POLL_ADD refuse a stale one with EINVAL.
+
 No locks anywhere: one thread drives a backend.
 """
 
@@ -89,6 +126,7 @@ import contextlib
 import ctypes
 import errno
 import itertools
+import mmap
 import os
 import socket
 import struct
@@ -107,6 +145,7 @@ from loadgen.engine.base import (
     Buffer,
     Completion,
     ErrorKind,
+    FeatureUnavailable,
     posix_error_kind,
 )
 
@@ -120,6 +159,7 @@ _OP_ACCEPT: Final = abi.IORING_OP_ACCEPT
 _OP_CONNECT: Final = abi.IORING_OP_CONNECT
 _OP_SEND: Final = abi.IORING_OP_SEND
 _OP_RECV: Final = abi.IORING_OP_RECV
+_OP_READ_FIXED: Final = abi.IORING_OP_READ_FIXED
 
 # Operation kinds kept per pending token (small ints: compared in the reap loop).
 _K_RECV: Final = 0
@@ -127,6 +167,7 @@ _K_SEND: Final = 1
 _K_POLL: Final = 2
 _K_CONNECT: Final = 3
 _K_ACCEPT: Final = 4
+_K_RING: Final = 5  # recv_ring: stays pending while its CQEs carry IORING_CQE_F_MORE
 
 # user_data of our own cancel requests: bit 63 set, so they can never equal a token.
 _UD_INTERNAL: Final = 1 << 63
@@ -147,6 +188,16 @@ _FLAGS_HANGUP: Final = FLAG_READABLE | FLAG_HANGUP
 _ACCEPT_FLAGS: Final = abi.SOCK_NONBLOCK | abi.SOCK_CLOEXEC
 _SOCK_TYPE: Final = socket.SOCK_STREAM | abi.SOCK_NONBLOCK | abi.SOCK_CLOEXEC
 _LINGER_RST: Final = struct.pack("ii", 1, 0)  # struct linger {l_onoff=1, l_linger=0}: RST
+# Provided-buffer ring: the one buffer group (bgid 0, so buf_group in the SQE stays zero and
+# no slot is left dirty), a multishot receive's ioprio, and the CQE flags it reports.
+_BUFFER_SELECT: Final = abi.IOSQE_BUFFER_SELECT
+_RECV_MULTISHOT: Final = abi.IORING_RECV_MULTISHOT
+_CQE_F_BUFFER: Final = abi.IORING_CQE_F_BUFFER
+_CQE_F_MORE: Final = abi.IORING_CQE_F_MORE
+_BID_SHIFT: Final = abi.IORING_CQE_BUFFER_SHIFT
+_RING_BGID: Final = 0
+_BUF_INDEX: Final = abi.SQE_BUF_INDEX_OFFSET
+_U16: Final = struct.Struct("=H")
 
 # Ring sizes. 4,096 SQEs = 256 KiB: more than one loop iteration ever queues at 1,000s of
 # connections, and a full ring just costs an early submit. 65,536 CQEs (the kernel's
@@ -217,6 +268,27 @@ class _Sock:
         self.rprio = _POLL_FIRST  # ioprio of the next RECV (see _POLL_FIRST)
 
 
+def _register_failed(code: int, count: int, size: int) -> str:
+    """Why registering receive buffers failed, and what to do about it."""
+    total = count * size
+    head = f"io_uring: registering {count:,} receive buffers of {size:,} B ({total:,} B) failed"
+    if code == errno.ENOMEM:
+        try:
+            import resource
+
+            soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+            limit = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,} B"
+        except (ImportError, OSError):
+            limit = "unknown"
+        return (
+            f"{head}: ENOMEM. Registered buffers are pinned and count against "
+            f"RLIMIT_MEMLOCK (now {limit}) unless the process has CAP_IPC_LOCK: raise it "
+            "with `ulimit -l` (or memlock in /etc/security/limits.conf, LimitMEMLOCK= for a "
+            "systemd unit), or use fewer connections or a smaller receive_buffer"
+        )
+    return f"{head}: {errno.errorcode.get(code, code)} ({os.strerror(code)})"
+
+
 def _unknown(handle: int) -> ValueError:
     return ValueError(f"unknown socket handle {handle!r} (closed, or not made by this engine)")
 
@@ -234,22 +306,28 @@ def _bad_token(token: int, ops: dict[int, _Op]) -> ValueError:
 
 
 def _abandon(
-    ring_fd: int, maps: abi.RingMaps, ops: dict[int, _Op], leaked: list[dict[int, _Op]]
+    ring_fd: int,
+    maps: abi.RingMaps,
+    ops: dict[int, _Op],
+    regions: list[object],
+    leaked: list[object],
 ) -> None:
     """Finalizer for a backend dropped without ``shutdown()``.
 
     The kernel may still write into buffers of pending operations until the ring is torn
-    down, so those buffers are leaked on purpose (kept referenced) rather than freed.
+    down, so those buffers (and the provided-buffer ring's memory, which receives write
+    into by address) are leaked on purpose (kept referenced) rather than freed.
     """
     if ops:
         leaked.append(ops)
+        leaked.append(list(regions))
     try:
         maps.close()
     finally:
         os.close(ring_fd)
 
 
-_LEAKED: list[dict[int, _Op]] = []
+_LEAKED: list[object] = []
 
 
 class UringBackend:
@@ -262,6 +340,17 @@ class UringBackend:
     __slots__ = (
         "__weakref__",
         "_addrs",
+        "_br_base",
+        "_br_count",
+        "_br_held",
+        "_br_map",
+        "_br_mask",
+        "_br_out",
+        "_br_pack",
+        "_br_ring",
+        "_br_size",
+        "_br_tail",
+        "_br_tail_val",
         "_buf_bytes",
         "_bufs",
         "_conns",
@@ -271,16 +360,19 @@ class UringBackend:
         "_cq_ktail",
         "_cq_mask",
         "_cqes",
+        "_dirty",
         "_enter",
         "_ext_arg",
         "_ext_arg_addr",
         "_ext_arg_size",
         "_finalizer",
+        "_fixed",
         "_iter_cqes",
         "_maps",
         "_ops",
         "_pack",
         "_posted_recv_bytes",
+        "_regions",
         "_ring_fd",
         "_setup_flags",
         "_sq_entries",
@@ -293,6 +385,8 @@ class UringBackend:
         "_syscall",
         "_ts",
         "_views",
+        "supports_buffer_ring",
+        "supports_fixed_buffers",
     )
 
     def __init__(self, sq_entries: int = _SQ_ENTRIES, cq_entries: int = _CQ_ENTRIES) -> None:
@@ -347,7 +441,33 @@ class UringBackend:
         self._posted_recv_bytes = 0  # buffers of pending RECVs (submitted or not yet)
         # (family, address) -> (sockaddr bytearray, ctypes export, address, length)
         self._addrs: dict[tuple[int, tuple[Any, ...]], tuple[bytearray, object, int, int]] = {}
-        self._finalizer = weakref.finalize(self, _abandon, fd, maps, self._ops, _LEAKED)
+        # Multishot RECV came in 6.0; DEFER_TASKRUN (6.1) being accepted proves the kernel
+        # is at least that new, so the ring is offered only then. Registered buffers and
+        # READ_FIXED are as old as io_uring itself.
+        self.supports_buffer_ring = bool(self._setup_flags & abi.IORING_SETUP_DEFER_TASKRUN)
+        self.supports_fixed_buffers = True
+        # Provided-buffer ring (setup_buffer_ring): buffers mmap, ring mmap, u16 tail view,
+        # our copy of the tail, and which buffers are lent to the caller right now.
+        self._br_map: mmap.mmap | None = None
+        self._br_ring: mmap.mmap | None = None
+        self._br_tail: memoryview | None = None
+        self._br_tail_val = 0
+        self._br_count = 0
+        self._br_size = 0
+        self._br_mask = 0
+        self._br_base = 0
+        self._br_held = 0
+        self._br_out = bytearray()
+        self._br_pack = struct.Struct(abi.BUF_FORMAT).pack_into
+        # Registered buffers (register_buffers): (address, size, buf_index) per buffer.
+        self._fixed: list[tuple[int, int, int]] | None = None
+        # (SQ index, byte offset) of slots whose buf_index was set: zeroed once submitted.
+        self._dirty: list[tuple[int, int]] = []
+        # Memory the kernel addresses (rings, buffers) and the ctypes exports pinning it.
+        self._regions: list[object] = []
+        self._finalizer = weakref.finalize(
+            self, _abandon, fd, maps, self._ops, self._regions, _LEAKED
+        )
 
     # --- sockets -------------------------------------------------------------------------
 
@@ -497,6 +617,205 @@ class UringBackend:
         st.rd = token
         self._ops[token] = (st, _K_POLL, None)
 
+    # --- provided-buffer ring and registered buffers (see the module docstring) --------
+
+    def setup_buffer_ring(self, count: int, size: int) -> None:
+        self._live()
+        if not self.supports_buffer_ring:
+            raise FeatureUnavailable(
+                "this kernel's io_uring has no multishot receive (needs Linux 6.1 or later)"
+            )
+        if self._br_map is not None:
+            raise RuntimeError("this engine already has a buffer ring")
+        if not 1 <= count <= abi.BUF_RING_MAX_ENTRIES or count & (count - 1):
+            raise ValueError(
+                f"a buffer ring holds a power of two of buffers, 1 to "
+                f"{abi.BUF_RING_MAX_ENTRIES:,}; got {count}"
+            )
+        if not 1 <= size < 1 << 32:
+            raise ValueError(f"ring buffer size must be 1 B to 4 GiB, got {size}")
+        buffers = mmap.mmap(-1, count * size)
+        ring = mmap.mmap(-1, max(count * abi.BUF_SIZE, mmap.PAGESIZE))  # page aligned
+        buffers_export = ctypes.c_char.from_buffer(buffers)
+        ring_export = ctypes.c_char.from_buffer(ring)
+        base = ctypes.addressof(buffers_export)
+        pack = self._br_pack
+        for bid in range(count):
+            pack(ring, bid << abi.BUF_SHIFT, base + bid * size, size, bid)
+        tail = memoryview(ring)[abi.BUF_RING_TAIL_OFFSET : abi.BUF_RING_TAIL_OFFSET + 2].cast("H")
+        tail[0] = count  # every buffer is the kernel's; published before registering
+        reg = bytearray(
+            struct.pack(abi.BUF_REG_FORMAT, ctypes.addressof(ring_export), count, 0, 0, 0, 0, 0)
+        )
+        reg_export = (ctypes.c_char * len(reg)).from_buffer(reg)
+        try:
+            abi.io_uring_register(
+                self._ring_fd, abi.IORING_REGISTER_PBUF_RING, ctypes.addressof(reg_export), 1
+            )
+        except OSError as exc:
+            del reg_export
+            tail.release()
+            del buffers_export, ring_export
+            buffers.close()
+            ring.close()
+            raise FeatureUnavailable(
+                f"io_uring: registering a buffer ring of {count} x {size} B failed: "
+                f"{os.strerror(exc.errno or 0)}"
+            ) from None
+        self._regions += [buffers, ring, buffers_export, ring_export, tail]
+        self._br_map = buffers
+        self._br_ring = ring
+        self._br_tail = tail
+        self._br_tail_val = count
+        self._br_count = count
+        self._br_size = size
+        self._br_mask = count - 1
+        self._br_base = base
+        self._br_held = 0
+        self._br_out = bytearray(count)
+
+    def recv_ring(
+        self, handle: int, token: int, *, multishot: bool = True, max_bytes: int = 0
+    ) -> None:
+        try:
+            st = self._conns[handle]
+        except KeyError:
+            raise _unknown(handle) from None
+        if st.rd >= 0:
+            raise _busy(handle, "read", st.rd)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        if self._br_map is None:
+            raise RuntimeError("recv_ring needs setup_buffer_ring first")
+        if multishot:
+            if max_bytes:
+                raise ValueError("max_bytes limits one-shot ring receives only")
+            prio = _RECV_MULTISHOT
+        elif not 0 <= max_bytes < 1 << 32:
+            raise ValueError(f"max_bytes must be 0 (a whole buffer) to 4 GiB, got {max_bytes}")
+        else:
+            prio = 0
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        # RECV with BUFFER_SELECT: no address; buf_group (bgid 0) is the zero already in
+        # the slot; len 0 (multishot, which takes no length before 6.16) or a cap.
+        off = (tail & self._sq_mask) << 6
+        self._pack(
+            self._sqes, off, _OP_RECV, _BUFFER_SELECT, prio, handle, 0, 0, max_bytes, 0, token
+        )
+        self._sq_tail = tail + 1
+        st.rd = token
+        self._ops[token] = (st, _K_RING, None)
+
+    def ring_bytes(self, bid: int, nbytes: int) -> bytes:
+        size = self._br_size
+        if not 0 <= nbytes <= size:
+            raise ValueError(f"a ring buffer holds at most {size} bytes, asked for {nbytes}")
+        buffers = self._br_map
+        if buffers is None:
+            raise RuntimeError("ring_bytes needs setup_buffer_ring first")
+        start = bid * size
+        # Slicing an mmap is one memcpy into a new bytes (~120 ns for a small echo): cheaper
+        # than a memoryview slice, and bytes compare with memcmp.
+        return buffers[start : start + nbytes]
+
+    def release_ring_buffer(self, bid: int) -> None:
+        out = self._br_out
+        if not 0 <= bid < len(out) or not out[bid]:
+            raise ValueError(f"ring buffer {bid} is not lent out (released twice, or unknown)")
+        out[bid] = 0
+        tail = self._br_tail_val
+        size = self._br_size
+        # The entry first, then the tail: TSO keeps the stores in this order, and the kernel
+        # reads the tail with acquire semantics before it reads the entry.
+        self._br_pack(
+            self._br_ring,  # type: ignore[arg-type]  # set whenever a buffer is lent out
+            (tail & self._br_mask) << 4,
+            self._br_base + bid * size,
+            size,
+            bid,
+        )
+        tail = (tail + 1) & 0xFFFF
+        self._br_tail_val = tail
+        self._br_tail[0] = tail  # type: ignore[index]
+        self._br_held -= 1
+
+    def register_buffers(self, count: int, size: int) -> list[memoryview]:
+        self._live()
+        if self._fixed is not None:
+            raise RuntimeError("this engine already has registered buffers")
+        if count < 1 or size < 1:
+            raise ValueError(f"need at least one buffer of at least 1 byte, got {count} x {size}")
+        limit = abi.IORING_MAX_REG_BUFFER_BYTES
+        if size > limit:
+            raise ValueError(
+                f"a registered buffer is at most 1 GiB (the kernel's limit), got {size}"
+            )
+        per_iovec = limit // size  # whole buffers per iovec of at most 1 GiB
+        iovecs = -(-count // per_iovec)
+        if iovecs > abi.IORING_MAX_REG_BUFFERS:
+            raise ValueError(
+                f"{count:,} buffers of {size:,} B need {iovecs:,} registered iovecs of 1 GiB; "
+                f"the kernel takes at most {abi.IORING_MAX_REG_BUFFERS:,}"
+            )
+        region = mmap.mmap(-1, count * size)
+        export = ctypes.c_char.from_buffer(region)
+        base = ctypes.addressof(export)
+        iov = bytearray(16 * iovecs)
+        for k in range(iovecs):
+            first = k * per_iovec
+            n = min(per_iovec, count - first)
+            struct.pack_into(abi.IOVEC_FORMAT, iov, 16 * k, base + first * size, n * size)
+        iov_export = (ctypes.c_char * len(iov)).from_buffer(iov)
+        try:
+            abi.io_uring_register(
+                self._ring_fd, abi.IORING_REGISTER_BUFFERS, ctypes.addressof(iov_export), iovecs
+            )
+        except OSError as exc:
+            del iov_export, export
+            region.close()
+            raise FeatureUnavailable(_register_failed(exc.errno or 0, count, size)) from None
+        self._regions += [region, export]
+        self._fixed = [(base + i * size, size, i // per_iovec) for i in range(count)]
+        whole = memoryview(region)
+        return [whole[i * size : (i + 1) * size] for i in range(count)]
+
+    def recv_fixed(self, handle: int, index: int, token: int, nbytes: int = 0) -> None:
+        try:
+            st = self._conns[handle]
+        except KeyError:
+            raise _unknown(handle) from None
+        if st.rd >= 0:
+            raise _busy(handle, "read", st.rd)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        fixed = self._fixed
+        if fixed is None:
+            raise RuntimeError("recv_fixed needs register_buffers first")
+        addr, size, buf_index = fixed[index]
+        if nbytes:
+            if not 0 < nbytes <= size:
+                raise ValueError(f"registered buffer {index} holds {size} bytes, not {nbytes}")
+            size = nbytes
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        # READ_FIXED: addr/len inside registered buffer buf_index; off 0 (a socket has no
+        # position: sock_read_iter refuses any other); ioprio 0 (for reads it is the I/O
+        # priority, not POLL_FIRST).
+        off = (tail & self._sq_mask) << 6
+        sqes = self._sqes
+        self._pack(sqes, off, _OP_READ_FIXED, 0, 0, handle, 0, addr, size, 0, token)
+        if buf_index:
+            _U16.pack_into(sqes, off + _BUF_INDEX, buf_index)
+            self._dirty.append((tail, off))
+        self._sq_tail = tail + 1
+        st.rd = token
+        keep = (None, None, addr, size)  # reaped as a RECV: keep[3] is the posted size
+        self._ops[token] = (st, _K_RECV, keep)
+        self._posted_recv_bytes += size
+
     def cancel(self, handle: int, token: int) -> None:
         st = self._sock(handle)
         op = self._ops.get(token)
@@ -549,7 +868,7 @@ class UringBackend:
         return len(self._ops)
 
     def posted_recv_bytes(self) -> int:
-        return self._posted_recv_bytes
+        return self._posted_recv_bytes + (self._br_count - self._br_held) * self._br_size
 
     def shutdown(self) -> None:
         maps = self._maps
@@ -573,6 +892,15 @@ class UringBackend:
                 st.sock.close()
             self._conns.clear()
             self._finalizer()  # unmaps, closes the ring fd, leaks still-pending buffers
+            # The ring fd is closed: the kernel is done with the buffer ring and releases
+            # the registered buffers' pins. Drop our references (views handed out by
+            # register_buffers keep their region mapped until they go too).
+            self._regions.clear()
+            self._br_map = self._br_ring = self._br_tail = None
+            self._br_count = self._br_size = self._br_held = 0
+            self._br_out = bytearray()
+            self._fixed = None
+            self._dirty.clear()
             self._maps = None
             self._ops = {}  # not clear(): the finalizer may have kept the old one leaked
             self._bufs.clear()
@@ -697,7 +1025,23 @@ class UringBackend:
                 self._check_enter_error(-ctypes.get_errno())
             to_submit = (tail - self._sq_khead[0]) & _MASK32
         self._sq_limit = tail - to_submit + self._sq_entries
+        if self._dirty:
+            self._clean_dirty()
         return to_submit
+
+    def _clean_dirty(self) -> None:
+        """Zero buf_index in slots the kernel has consumed: the next SQE packed there sets
+        only the 40-byte head, and CONNECT, ACCEPT or POLL_ADD refuse a non-zero
+        buf_index (EINVAL)."""
+        consumed = self._sq_limit - self._sq_entries  # SQ index below which all are read
+        keep: list[tuple[int, int]] = []
+        sqes = self._sqes
+        for index, off in self._dirty:
+            if index < consumed:
+                _U16.pack_into(sqes, off + _BUF_INDEX, 0)
+            else:
+                keep.append((index, off))
+        self._dirty = keep
 
     def _make_room(self) -> int:
         """The SQ ring is full: submit early (no wait) and return the tail to write at."""
@@ -749,6 +1093,8 @@ class UringBackend:
             break
         unsubmitted = (self._sq_tail - self._sq_khead[0]) & _MASK32
         self._sq_limit = self._sq_tail - unsubmitted + self._sq_entries
+        if self._dirty:
+            self._clean_dirty()
 
     @staticmethod
     def _check_enter_error(code: int) -> None:
@@ -806,6 +1152,17 @@ class UringBackend:
             if kind == _K_SEND:
                 st.wr = -1
                 append(cqe if not cqe[2] else (user_data, res, 0))
+            elif kind == _K_RING:
+                # The CQE goes out as it is: its flags are the contract's RING_* layout.
+                flags = cqe[2]
+                if flags & _CQE_F_BUFFER:
+                    self._br_out[flags >> _BID_SHIFT] = 1
+                    self._br_held += 1
+                if flags & _CQE_F_MORE:
+                    self._ops[user_data] = op  # still armed: more CQEs for this token
+                else:
+                    st.rd = -1
+                append(cqe)
             elif kind == _K_POLL:
                 st.rd = -1
                 if res >= 0:  # res is the revents mask

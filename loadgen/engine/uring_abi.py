@@ -45,6 +45,9 @@ SQE_HEAD_FORMAT: Final = "=BBHiQQIIQ"
 SQE_HEAD: Final = struct.Struct(SQE_HEAD_FORMAT)
 #: log2(SQE_SIZE), to turn a slot index into a byte offset with a shift.
 SQE_SHIFT: Final = 6
+#: Byte offset of buf_index / buf_group (u16) in an SQE: the one field past the packed head
+#: that some operations need (READ_FIXED's buffer index, BUFFER_SELECT's group).
+SQE_BUF_INDEX_OFFSET: Final = 40
 
 # --- CQE: struct io_uring_cqe, 16 bytes (no IORING_SETUP_CQE32) --------------------------
 #: user_data u64, res s32, flags u32.
@@ -54,6 +57,7 @@ CQE: Final = struct.Struct(CQE_FORMAT)
 
 # --- opcodes (enum io_uring_op) -----------------------------------------------------------
 IORING_OP_NOP: Final = 0
+IORING_OP_READ_FIXED: Final = 4
 IORING_OP_POLL_ADD: Final = 6
 IORING_OP_POLL_REMOVE: Final = 7
 IORING_OP_TIMEOUT: Final = 11
@@ -79,6 +83,9 @@ IOSQE_CQE_SKIP_SUCCESS: Final = 1 << 6
 #: Arm the poll before trying the socket (5.19): saves the doomed first attempt of a
 #: receive posted right after its request was sent, when no reply can be there yet.
 IORING_RECVSEND_POLL_FIRST: Final = 1 << 0
+#: RECV stays armed after each completion (6.0; needs IOSQE_BUFFER_SELECT): one CQE per
+#: chunk received, with IORING_CQE_F_MORE while it stays armed.
+IORING_RECV_MULTISHOT: Final = 1 << 1
 
 # --- sqe->cancel_flags for IORING_OP_ASYNC_CANCEL (5.19+) ---------------------------------
 IORING_ASYNC_CANCEL_ALL: Final = 1 << 0
@@ -89,6 +96,8 @@ IORING_ASYNC_CANCEL_ANY: Final = 1 << 2
 IORING_CQE_F_BUFFER: Final = 1 << 0
 IORING_CQE_F_MORE: Final = 1 << 1
 IORING_CQE_F_SOCK_NONEMPTY: Final = 1 << 2
+#: With IORING_CQE_F_BUFFER, the upper 16 bits of cqe->flags are the buffer id.
+IORING_CQE_BUFFER_SHIFT: Final = 16
 
 # --- io_uring_setup flags (params.flags) --------------------------------------------------
 IORING_SETUP_IOPOLL: Final = 1 << 0
@@ -134,12 +143,37 @@ IORING_OFF_CQ_RING: Final = 0x8000000
 IORING_OFF_SQES: Final = 0x10000000
 
 # --- io_uring_register opcodes ------------------------------------------------------------
+IORING_REGISTER_BUFFERS: Final = 0
+IORING_UNREGISTER_BUFFERS: Final = 1
 IORING_REGISTER_PROBE: Final = 8
 IORING_REGISTER_ENABLE_RINGS: Final = 12
+IORING_REGISTER_PBUF_RING: Final = 22  # 5.19
+IORING_UNREGISTER_PBUF_RING: Final = 23
 IO_URING_OP_SUPPORTED: Final = 1 << 0
 #: Size of the ops[] array handed to IORING_REGISTER_PROBE; the kernel fills up to its own
 #: last opcode (~60 on 6.x), 256 covers every opcode an u8 can name.
 PROBE_OPS: Final = 256
+
+# --- registered buffers (IORING_REGISTER_BUFFERS) -----------------------------------------
+#: struct iovec: iov_base u64, iov_len u64.
+IOVEC_FORMAT: Final = "=QQ"
+#: IORING_MAX_REG_BUFFERS: iovecs one registration may hold.
+IORING_MAX_REG_BUFFERS: Final = 1 << 14
+#: The kernel refuses an iovec longer than 1 GiB (io_buffer_validate: SZ_1G).
+IORING_MAX_REG_BUFFER_BYTES: Final = 1 << 30
+
+# --- provided-buffer rings (IORING_REGISTER_PBUF_RING) -------------------------------------
+#: struct io_uring_buf_reg: ring_addr u64, ring_entries u32, bgid u16, flags u16, resv u64[3].
+BUF_REG_FORMAT: Final = "=QIHH3Q"
+#: struct io_uring_buf (16 bytes): addr u64, len u32, bid u16, resv u16. The ring is an
+#: array of these; the ``resv`` of entry 0 is the ring's tail (struct io_uring_buf_ring),
+#: so an entry is written as its first 14 bytes only, never clobbering the tail.
+BUF_FORMAT: Final = "=QIH"
+BUF_SIZE: Final = 16
+BUF_SHIFT: Final = 4
+BUF_RING_TAIL_OFFSET: Final = 14
+#: ring_entries must be a power of two below 65,536.
+BUF_RING_MAX_ENTRIES: Final = 1 << 15
 
 # --- poll bits (asm-generic/poll.h) used in poll32_events ---------------------------------
 POLLIN: Final = 0x0001

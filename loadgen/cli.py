@@ -66,7 +66,9 @@ def run(
     backend: BackendOption = "auto",
     recv_mode: Annotated[
         str | None,
-        typer.Option("--recv-mode", help="Receive mode: buffered or zero-byte."),
+        typer.Option(
+            "--recv-mode", help="Receive mode: buffered, zero-byte or buffer-ring (io_uring)."
+        ),
     ] = None,
     duration: Annotated[
         str | None,

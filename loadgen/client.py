@@ -26,6 +26,13 @@ Receive modes:
 * ``zero-byte``: a zero-byte receive stays posted instead; when it completes, the socket is
   drained with non-blocking receives into one scratch buffer shared by every connection,
   then the next zero-byte receive is posted. No per-connection receive buffer exists.
+* ``buffer-ring`` (io_uring): one multishot receive stays armed per connection and takes
+  buffers from a ring of ``ring_buffers`` buffers of ``receive_buffer`` bytes shared by
+  every connection (``engine.base``). Each completion's bytes are copied out and the buffer
+  given back at once; a receive that ends (``-ENOBUFS`` when the ring ran dry: counted in
+  ``ring_enobufs``) is armed again.
+* ``register_buffers`` (with ``buffered``, io_uring): the per-connection buffers are one
+  region registered with the kernel (pinned: VmPin) and receives use them by index.
 
 Errors end the connection (it cannot be trusted to stay in step with its stream any more)
 and are counted by kind; the slot reconnects.
@@ -33,6 +40,7 @@ and are counted by kind; the slot reconnects.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import time
 from collections import deque
@@ -41,13 +49,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.engine import Backend
-from loadgen.engine.base import ErrorKind
+from loadgen.engine.base import RING_BID_SHIFT, RING_BUFFER, RING_MORE, Buffer, ErrorKind
 from loadgen.pool import (
     BATCH,
     GENERATION_BITS,
     OP_BITS,
     OP_MASK,
     OP_RECV,
+    OP_RECV_RING,
     OP_RECV_ZERO,
     OP_SEND,
     OPEN,
@@ -68,8 +77,8 @@ class ClientConfig:
     addresses: Sequence[tuple[str, int]]  # connection i goes to addresses[i % len]
     connections: int  # the pool: the most connections any phase asks for
     message_size: int  # echo: the largest message
-    recv_mode: str  # "buffered" | "zero-byte"
-    receive_buffer: int
+    recv_mode: str  # "buffered" | "zero-byte" | "buffer-ring"
+    receive_buffer: int  # buffered: per connection; buffer-ring: per ring buffer
     connect_timeout_s: float
     request_timeout_s: float
     #: Closed model: (duration_s, connections at start, at end) per phase; empty = constant.
@@ -81,6 +90,37 @@ class ClientConfig:
     codec_factory: Callable[[int], Codec] | None = None
     pipeline: int = 1  # requests sent back to back per exchange (not for echo)
     message_sizes: Callable[[], int] | None = None  # echo: draws a size per request
+    ring_buffers: int = 256  # buffer-ring: buffers in the ring (a power of two)
+    register_buffers: bool = False  # buffered: register the buffers with the kernel
+
+
+def ring_index_shift() -> int:
+    """``token >> ring_index_shift()`` is the connection (slot) index of a token."""
+    return OP_BITS + GENERATION_BITS
+
+
+def prepare_receive_buffers(
+    engine: Backend, config: ClientConfig
+) -> tuple[list[Buffer] | None, Callable[[int, Buffer, int], None]]:
+    """Per-connection receive buffers (None when the mode has none) and the function that
+    posts a buffered receive ``(handle, buffer, token)``, for the receive mode in
+    ``config``: plain ``engine.recv``, or ``recv_fixed`` into registered buffers, or a ring
+    set up for ``buffer-ring``."""
+    if config.recv_mode == "buffer-ring":
+        engine.setup_buffer_ring(config.ring_buffers, config.receive_buffer)
+        return None, engine.recv
+    if config.recv_mode != "buffered":
+        return None, engine.recv
+    if not config.register_buffers:
+        return [bytearray(config.receive_buffer) for _ in range(config.connections)], engine.recv
+    views = engine.register_buffers(config.connections, config.receive_buffer)
+    recv_fixed = engine.recv_fixed
+    shift = ring_index_shift()
+
+    def recv_registered(handle: int, buf: Buffer, token: int) -> None:
+        recv_fixed(handle, token >> shift, token)  # buffer i belongs to slot i
+
+    return list(views), recv_registered
 
 
 class _Conn(Slot):
@@ -97,9 +137,7 @@ class _Conn(Slot):
         "sent_ns",
     )
 
-    def __init__(
-        self, index: int, codec: Any, request: bytearray, recv_buf: bytearray | None
-    ) -> None:
+    def __init__(self, index: int, codec: Any, request: bytearray, recv_buf: Buffer | None) -> None:
         super().__init__(index)
         self.codec = codec  # EchoCodec for echo, else a protocols.base.Codec
         self.request = request  # what goes out per exchange (echo: the codec's message)
@@ -139,13 +177,16 @@ class LoadClient(SlotPool[_Conn]):
         self.config = config
         #: Open model: requests that were due while every connection was busy.
         self.waited_for_connection = 0
-        buffered = config.recv_mode == "buffered"
+        #: buffer-ring: receives that ended because the ring was empty (then re-armed).
+        self.ring_enobufs = 0
         self._echo = config.codec_factory is None
+        buffers, self._recv = prepare_receive_buffers(engine, config)
         self._conns = [
-            self._make_conn(i, bytearray(config.receive_buffer) if buffered else None)
+            self._make_conn(i, None if buffers is None else buffers[i])
             for i in range(config.connections)
         ]
-        self._buffered = buffered
+        self._buffered = config.recv_mode == "buffered"
+        self._ring = config.recv_mode == "buffer-ring"
         self._scratch = bytearray(SCRATCH_BYTES)
         self._request_timeout_ns = int(config.request_timeout_s * 1e9)
         self._think_ns = int(config.think_time_s * 1e9)
@@ -162,7 +203,7 @@ class LoadClient(SlotPool[_Conn]):
             arrivals is None and not self._think_ns and config.requests_per_connection is None
         )
 
-    def _make_conn(self, index: int, recv_buf: bytearray | None) -> _Conn:
+    def _make_conn(self, index: int, recv_buf: Buffer | None) -> _Conn:
         factory = self.config.codec_factory
         if factory is None:
             echo = EchoCodec(index, self.config.message_size)
@@ -202,7 +243,9 @@ class LoadClient(SlotPool[_Conn]):
     def _post_receive(self, conn: _Conn) -> None:
         if self._buffered:
             assert conn.recv_buf is not None
-            self.engine.recv(conn.handle, conn.recv_buf, conn.token_base | OP_RECV)
+            self._recv(conn.handle, conn.recv_buf, conn.token_base | OP_RECV)
+        elif self._ring:
+            self.engine.recv_ring(conn.handle, conn.token_base | OP_RECV_RING)
         else:
             self.engine.recv_zero(conn.handle, conn.token_base | OP_RECV_ZERO)
 
@@ -230,7 +273,7 @@ class LoadClient(SlotPool[_Conn]):
         else:
             self._ready(conn, now_ns)
 
-    def _received(self, conn: _Conn, data: bytearray, n: int, now_ns: int) -> bool:
+    def _received(self, conn: _Conn, data: Buffer | bytes, n: int, now_ns: int) -> bool:
         """Feed received bytes (echo, or a codec's); False when the connection was failed
         or replaced meanwhile (then its receive must not be posted again)."""
         if not conn.in_flight:  # bytes nobody asked for
@@ -331,8 +374,10 @@ class LoadClient(SlotPool[_Conn]):
         engine = self.engine
         conns = self._conns
         wait = engine.wait
-        engine_recv = engine.recv
+        engine_recv = self._recv
         engine_send = engine.send
+        ring_bytes = engine.ring_bytes
+        ring_release = engine.release_ring_buffer
         monotonic_ns = time.monotonic_ns
         recorder = self.recorder
         record_latency = recorder.pending_latency.append  # flushed in place: stays valid
@@ -380,7 +425,11 @@ class LoadClient(SlotPool[_Conn]):
             for token, result, _flags in completions:
                 conn = conns[token >> index_shift]
                 if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
-                    continue  # a late completion from a socket already torn down
+                    # A late completion from a socket already torn down; a ring buffer it
+                    # was lent still goes back.
+                    if _flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
+                        engine.release_ring_buffer(_flags >> RING_BID_SHIFT)
+                    continue
                 op = token & OP_MASK
                 if op == OP_RECV:
                     # The common case, inline: a whole echo arrived; verify it, record it,
@@ -434,6 +483,38 @@ class LoadClient(SlotPool[_Conn]):
                         self._error(conn, result, now)
                     elif self._drain(conn, now):
                         engine.recv_zero(conn.handle, token)
+                elif op == OP_RECV_RING:
+                    if result <= 0 or not echo or not conn.in_flight:
+                        self._ring_completion(conn, token, result, _flags, now)
+                        continue
+                    # buffer-ring's common case, inline like OP_RECV's: copy the echo out
+                    # of its ring buffer, give the buffer back, verify, record, send next.
+                    bid = _flags >> RING_BID_SHIFT
+                    data = ring_bytes(bid, result)
+                    ring_release(bid)
+                    verdict = conn.codec.receive(data, result)
+                    received_bytes += result
+                    if verdict is complete:
+                        record_latency(now - conn.sent_ns)
+                        if plain_closed and conn.index < self._desired and self._sending:
+                            message = conn.codec.next_request(None if sizes is None else sizes())
+                            conn.request_len = len(message)
+                            conn.sent = 0
+                            conn.sent_ns = monotonic_ns()
+                            engine_send(conn.handle, message, token - OP_RECV_RING + OP_SEND)
+                        else:
+                            if open_model:
+                                recorder.pending_corrected.append(now - conn.intended_ns)
+                            self._after_response(conn, now)
+                    elif verdict is not incomplete:
+                        self._fail(conn, ErrorKind.VERIFY.value, now)
+                        continue
+                    if (
+                        not _flags & RING_MORE
+                        and conn.token_base == token & ~OP_MASK
+                        and conn.handle >= 0
+                    ):
+                        engine.recv_ring(conn.handle, token)  # the kernel ended it after this
                 else:  # OP_CONNECT
                     self._on_connect(conn, result, now)
             recorder.bytes_sent += sent_bytes
@@ -447,6 +528,29 @@ class LoadClient(SlotPool[_Conn]):
         self._connected(conn, now_ns)
         self._post_receive(conn)
         self._ready(conn, now_ns)
+
+    def _ring_completion(
+        self, conn: _Conn, token: int, result: int, flags: int, now_ns: int
+    ) -> None:
+        """buffer-ring: bytes in a ring buffer (copied out, the buffer given back at once),
+        or the end of the armed receive (re-armed unless the connection ended)."""
+        engine = self.engine
+        if result > 0:
+            bid = flags >> RING_BID_SHIFT
+            data = engine.ring_bytes(bid, result)
+            engine.release_ring_buffer(bid)
+            if not self._received(conn, data, result, now_ns):
+                return
+            if flags & RING_MORE or conn.handle < 0 or conn.token_base != token & ~OP_MASK:
+                return  # still armed, or the connection was closed or replaced meanwhile
+            engine.recv_ring(conn.handle, token)  # the kernel ended it after this data
+        elif result == -errno.ENOBUFS:
+            self.ring_enobufs += 1  # the ring ran dry; the data waits in the socket
+            engine.recv_ring(conn.handle, token)
+        elif result == 0:
+            self._eof(conn, now_ns)
+        else:
+            self._error(conn, result, now_ns)
 
     def _drain(self, conn: _Conn, now_ns: int) -> bool:
         """Read everything waiting after a zero-byte receive; False if the conn failed."""

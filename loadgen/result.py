@@ -60,6 +60,9 @@ class Environment:
     processes: int
     cpu_count: int | None
     hostname: str
+    #: The receive mode's settings (``Scenario.receive_options``): buffered's buffer size
+    #: and whether it was registered, buffer-ring's ring size. Empty in older results.
+    recv_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class Generator:
     cpu_percent: float
     loop_iterations: int
     max_loop_lag_ms: float
+    #: buffer-ring runs: receives that ended because the ring was empty (ENOBUFS) and
+    #: were armed again; a ring too small for the data in flight shows here. None otherwise.
+    ring_enobufs: int | None = None
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,14 @@ from types import FrameType
 
 from loadgen import __version__
 from loadgen.client import ClientConfig, LoadClient
-from loadgen.engine import select_backend
+from loadgen.engine import Backend, select_backend
+from loadgen.engine.base import FeatureUnavailable
 from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
 from loadgen.protocols.resp import RespCodec
 from loadgen.report.live import Snapshot
 from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
-from loadgen.scenario import HttpSpec, RedisSpec, Scenario, StreamSpec
+from loadgen.scenario import HttpSpec, RedisSpec, Scenario, StreamSpec, check_receive
 from loadgen.schedule import RatePhase, arrival_offsets_ns
 from loadgen.stats.histogram import HdrHistogram
 from loadgen.stats.recorder import Recorder
@@ -108,7 +109,28 @@ def client_config(
         codec_factory=codec_factory,
         pipeline=pipeline,
         message_sizes=scenario.message_size.sampler(random.Random(seed)),
+        ring_buffers=scenario.ring_buffer_count,
+        register_buffers=scenario.register_buffers,
     )
+
+
+def check_receive_features(scenario: Scenario, engine: Backend) -> None:
+    """Refuse, before anything starts, a receive mode the chosen backend does not have."""
+    problem = check_receive(scenario)
+    if problem:
+        raise FeatureUnavailable(f"{problem[0]}: {problem[1]}")
+    if scenario.receive == "buffer-ring" and not engine.supports_buffer_ring:
+        raise FeatureUnavailable(
+            f"receive: buffer-ring needs the io_uring backend (Linux 6.1 or later): the "
+            f"{engine.name} backend has no provided-buffer ring; run with --backend io_uring "
+            "where it works, or choose receive: buffered or zero-byte"
+        )
+    if scenario.register_buffers and not engine.supports_fixed_buffers:
+        raise FeatureUnavailable(
+            f"register_buffers needs the io_uring backend: the {engine.name} backend cannot "
+            "register receive buffers with the kernel; drop register_buffers or run with "
+            "--backend io_uring"
+        )
 
 
 def codec_for(
@@ -218,6 +240,7 @@ def run(
     open_model = plan.model == "open"
     with ExitStack() as stack:
         stack.callback(engine.shutdown)
+        check_receive_features(scenario, engine)
         builtin = scenario.builtin_target
         addresses = (
             [stack.enter_context(builtin_target(builtin, backend=engine.name))]
@@ -286,6 +309,7 @@ def run(
         environment=Environment(
             backend=engine.name,
             recv_mode=scenario.receive,
+            recv_options=scenario.receive_options(),
             os=os_description(),
             python=platform.python_version(),
             loadgen_version=__version__,
@@ -299,6 +323,7 @@ def run(
             cpu_percent=round(100 * cpu_s / duration_s, 1) if duration_s > 0 else 0.0,
             loop_iterations=client.loop_iterations,
             max_loop_lag_ms=round(client.max_loop_lag_ns / 1e6, 3),
+            ring_enobufs=client.ring_enobufs if scenario.receive == "buffer-ring" else None,
         ),
         started_at=started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         partial=stop_reason != "completed",

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -46,6 +47,10 @@ Count = Annotated[int, BeforeValidator(parse_count)]
 
 #: Each echo message starts with a header (sequence number, connection id, size).
 ECHO_HEADER_BYTES = 16
+#: receive: buffer-ring: buffers in the ring when ``ring_buffers`` is not given.
+DEFAULT_RING_BUFFERS = 256
+#: io_uring's provided-buffer rings hold a power of two of entries below 65,536.
+MAX_RING_BUFFERS = 32768
 BUILTIN_TARGETS = ("echo", "http", "stream")
 
 
@@ -161,6 +166,23 @@ class SizeDistribution(_Model):
         return None
 
 
+def _power_of_two(value: int) -> int:
+    if value & (value - 1):
+        below = 1 << (value.bit_length() - 1)
+        raise ValueError(
+            f"must be a power of two (io_uring's buffer rings are), e.g. {below} or {below * 2}"
+        )
+    return value
+
+
+RingBuffers = Annotated[
+    int,
+    BeforeValidator(parse_count),
+    Field(ge=1, le=MAX_RING_BUFFERS),
+    AfterValidator(_power_of_two),
+]
+
+
 def _size_shorthand(value: object) -> object:
     """``message_size: 64B`` means ``{fixed: 64B}``."""
     return value if isinstance(value, dict) else {"fixed": value}
@@ -245,8 +267,13 @@ class Scenario(_Model):
     message_size: Annotated[SizeDistribution, BeforeValidator(_size_shorthand)] = SizeDistribution(
         fixed=64
     )
-    receive: Literal["buffered", "zero-byte"] = "buffered"
+    receive: Literal["buffered", "zero-byte", "buffer-ring"] = "buffered"
+    #: buffered: each connection's buffer; buffer-ring: each buffer of the shared ring.
     receive_buffer: SizeBytes = Field(default=64 * 1024, ge=1, le=64 * 1024 * 1024)
+    #: buffer-ring: buffers in the ring, shared by every connection (default 256).
+    ring_buffers: RingBuffers | None = None
+    #: buffered on io_uring: register the buffers with the kernel (pinned: VmPin).
+    register_buffers: bool = False
     timeouts: Timeouts = Timeouts()
     source: str | list[str] | None = None
     thresholds: list[ThresholdSpec] = []
@@ -296,6 +323,27 @@ class Scenario(_Model):
     @property
     def protocol_name(self) -> str:
         return self.protocol.name
+
+    @property
+    def ring_buffer_count(self) -> int:
+        """buffer-ring: buffers in the ring (``ring_buffers`` or the default)."""
+        return self.ring_buffers or DEFAULT_RING_BUFFERS
+
+    def receive_options(self) -> dict[str, int | bool]:
+        """The receive mode's settings, as a result records them."""
+        if self.receive == "buffered":
+            return {
+                "receive_buffer": self.receive_buffer,
+                "register_buffers": self.register_buffers,
+            }
+        if self.receive == "buffer-ring":
+            count = self.ring_buffer_count
+            return {
+                "ring_buffers": count,
+                "ring_buffer_bytes": self.receive_buffer,
+                "ring_bytes": count * self.receive_buffer,
+            }
+        return {}
 
     @property
     def protocol_options(self) -> EchoSpec | HttpSpec | RedisSpec | StreamSpec:
@@ -400,6 +448,21 @@ def _check_target(scenario: Scenario) -> tuple[str, str] | None:
         scenario.source_addresses()
     except ValueError as exc:
         return "source", str(exc)
+    return None
+
+
+def check_receive(scenario: Scenario) -> tuple[str, str] | None:
+    """(field, problem) for receive settings that do not go together, else None."""
+    if scenario.register_buffers and scenario.receive != "buffered":
+        why = (
+            "it posts no buffer"
+            if scenario.receive == "zero-byte"
+            else "its buffers are the engine's shared ring"
+        )
+        return "register_buffers", (
+            f"registers the per-connection buffers of receive: buffered; receive: "
+            f"{scenario.receive} has none to register ({why})"
+        )
     return None
 
 
@@ -537,9 +600,11 @@ def parse_scenario(
         raise ScenarioError(
             [_describe(e, source, located, overridden) for e in exc.errors()]
         ) from None
-    problem = _check_target(scenario)
+    problem = _check_target(scenario) or check_receive(scenario)
     if problem:
         field, message = problem
+        if field in overridden:
+            raise ScenarioError([f"--set {field}: {field}: {message}"])
         line = f":{lines[(field,)]}" if (field,) in lines else ""
         raise ScenarioError([f"{source}{line}: {field}: {message}"])
     return scenario

@@ -20,9 +20,13 @@ TCP flow control to the rate the client reads at. Due times wait in a timer heap
 Hot-loop shape as in ``client.py``: one ``wait()`` per iteration, capped batches, integer
 tokens (the same layout: index, generation, op), preallocated buffers, every payload chunk
 sent from one shared pattern buffer and verified with one ``memcmp``. Receive modes:
-``buffered`` keeps a receive into the connection's buffer posted; ``zero-byte`` keeps a
+``buffered`` keeps a receive into the connection's buffer posted (``register_buffers``: in
+buffers registered with the kernel, copied out before verifying); ``zero-byte`` keeps a
 zero-byte receive posted and drains into one scratch buffer shared by every connection (at
-most ``DRAIN_READS`` reads per completion, so one fast stream cannot starve the others).
+most ``DRAIN_READS`` reads per completion, so one fast stream cannot starve the others);
+``buffer-ring`` (io_uring) keeps a multishot receive armed on the engine's shared ring of
+buffers, or, when paced, posts one-shot ring receives of at most a segment at their due
+times (a multishot receive would read as fast as data comes, defeating the pacing).
 
 Errors end the connection and are counted by kind: ``verify`` (payload that differs from
 the pattern, or a trailer saying the server found a mismatch), ``eof`` (the server closed
@@ -33,13 +37,14 @@ different bytes), ``timeout`` (no progress for ``timeouts.request``), and the en
 
 from __future__ import annotations
 
+import errno
 import heapq
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from loadgen.client import ClientConfig
+from loadgen.client import ClientConfig, prepare_receive_buffers
 from loadgen.engine import Backend
-from loadgen.engine.base import Buffer, ErrorKind
+from loadgen.engine.base import RING_BID_SHIFT, RING_BUFFER, RING_MORE, Buffer, ErrorKind
 from loadgen.pool import (
     BATCH,
     GENERATION_BITS,
@@ -47,6 +52,7 @@ from loadgen.pool import (
     OP_BITS,
     OP_MASK,
     OP_RECV,
+    OP_RECV_RING,
     OP_RECV_ZERO,
     OP_SEND,
     OPEN,
@@ -94,7 +100,7 @@ class _Conn(Slot):
         "transfers",
     )
 
-    def __init__(self, index: int, recv_buf: bytearray | None, recv_view: Buffer | None) -> None:
+    def __init__(self, index: int, recv_buf: Buffer | None, recv_view: Buffer | None) -> None:
         super().__init__(index)
         self.recv_buf = recv_buf  # buffered mode: this connection's receive buffer
         self.recv_view = recv_view  # what is posted: the buffer, or its first segment (paced)
@@ -149,14 +155,20 @@ class StreamClient(SlotPool[_Conn]):
         self._ns_per_byte = 1e9 / spec.rate if spec.rate else 0.0
         self._transfers_limit = transfers_per_connection
         self._buffered = config.recv_mode == "buffered"
+        self._ring = config.recv_mode == "buffer-ring"
+        #: buffer-ring: receives that ended because the ring was empty (then re-armed).
+        self.ring_enobufs = 0
         read_bytes = config.receive_buffer
         if self._ns_per_byte:
             read_bytes = min(read_bytes, spec.segment)  # one segment per due time
         self._read_bytes = read_bytes
         self._pattern = PayloadPattern(max(spec.segment, read_bytes))
+        buffers, self._recv = prepare_receive_buffers(engine, config)
+        #: Registered buffers are engine memory (memoryviews): copied out to verify.
+        self._copy_out = config.register_buffers and buffers is not None
         for index in range(config.connections):
-            if self._buffered:
-                buf = bytearray(config.receive_buffer)
+            if buffers is not None:
+                buf = buffers[index]
                 view: Buffer = buf if read_bytes == len(buf) else memoryview(buf)[:read_bytes]
                 self._conns.append(_Conn(index, buf, view))
             else:
@@ -276,11 +288,41 @@ class StreamClient(SlotPool[_Conn]):
         if self._buffered:
             if self._receive_due(conn, now_ns):
                 assert conn.recv_view is not None
-                self.engine.recv(conn.handle, conn.recv_view, conn.token_base | OP_RECV)
+                self._recv(conn.handle, conn.recv_view, conn.token_base | OP_RECV)
+        elif self._ring:
+            token = conn.token_base | OP_RECV_RING
+            if not self._ns_per_byte:
+                self.engine.recv_ring(conn.handle, token)
+            elif self._receive_due(conn, now_ns):
+                self.engine.recv_ring(
+                    conn.handle, token, multishot=False, max_bytes=self._read_bytes
+                )
         else:
             self.engine.recv_zero(conn.handle, conn.token_base | OP_RECV_ZERO)
 
-    def _consume(self, conn: _Conn, buf: bytearray, n: int, now_ns: int) -> bool:
+    def _ring_completion(self, conn: _Conn, result: int, flags: int, now_ns: int) -> None:
+        """buffer-ring: bytes in a ring buffer (copied out, the buffer given back at once),
+        or the end of the receive (armed again unless nothing more is to be received)."""
+        engine = self.engine
+        if result > 0:
+            bid = flags >> RING_BID_SHIFT
+            data = engine.ring_bytes(bid, result)
+            engine.release_ring_buffer(bid)
+            if self._consume(conn, data, result, now_ns) and not flags & RING_MORE:
+                self._arm_receive(conn, now_ns)
+        elif conn.trailer_got == TRAILER_BYTES:
+            # The trailer is in and the transfer waits for its last send: a multishot
+            # receive still armed may see the server's FIN; nothing more is expected.
+            return
+        elif result == -errno.ENOBUFS:
+            self.ring_enobufs += 1  # the ring ran dry; the data waits in the socket
+            self._arm_receive(conn, now_ns)
+        elif result == 0:
+            self._fail(conn, ErrorKind.EOF.value, now_ns)
+        else:
+            self._error(conn, result, now_ns)
+
+    def _consume(self, conn: _Conn, buf: bytearray | bytes, n: int, now_ns: int) -> bool:
         """Take ``n`` received bytes from ``buf``: payload, then trailer. False when nothing
         more is to be received: the connection failed, or the trailer is in (the transfer
         finishes here or when its last send completes; the server's FIN is not awaited)."""
@@ -372,16 +414,22 @@ class StreamClient(SlotPool[_Conn]):
             if not completions:
                 continue
             now = monotonic_ns()
-            for token, result, _flags in completions:
+            for token, result, flags in completions:
                 conn = conns[token >> index_shift]
                 if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
-                    continue  # a late completion from a socket already torn down
+                    # A late completion from a socket already torn down; a ring buffer it
+                    # was lent still goes back.
+                    if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
+                        engine.release_ring_buffer(flags >> RING_BID_SHIFT)
+                    continue
                 op = token & OP_MASK
                 if op == OP_RECV:
                     if result > 0:
                         buf = conn.recv_buf
                         assert buf is not None
-                        if self._consume(conn, buf, result, now):
+                        # A plain buffer is a bytearray; registered ones are views.
+                        data = bytes(buf[:result]) if self._copy_out else cast("bytearray", buf)
+                        if self._consume(conn, data, result, now):
                             self._arm_receive(conn, now)
                     elif result == 0:
                         self._fail(conn, ErrorKind.EOF.value, now)
@@ -397,6 +445,8 @@ class StreamClient(SlotPool[_Conn]):
                         self._error(conn, result, now)
                     else:
                         self._drain(conn, now)
+                elif op == OP_RECV_RING:
+                    self._ring_completion(conn, result, flags, now)
                 else:  # OP_CONNECT
                     self._on_connect(conn, result, now)
         self.recorder.flush()
@@ -413,7 +463,7 @@ class StreamClient(SlotPool[_Conn]):
             if kind == _T_SEND:
                 conn.sending = False
                 self._pump_send(conn, now_ns)
-            elif self._buffered:
+            elif self._buffered or self._ring:
                 self._arm_receive(conn, now_ns)
             else:
                 self._drain(conn, now_ns)

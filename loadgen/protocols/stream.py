@@ -209,7 +209,7 @@ class PayloadPattern:
             found = self._cache[key] = self._view[start : start + n]
         return found
 
-    def matches(self, data: bytearray, start: int, n: int, offset: int) -> bool:
+    def matches(self, data: bytearray | bytes, start: int, n: int, offset: int) -> bool:
         """True when ``data[start:start + n]`` is the payload at stream ``offset``.
 
         ``n`` may exceed ``max_chunk`` (a large receive buffer): it is checked in pieces.

@@ -3,7 +3,8 @@ build) under Wine, through ``scripts/windows-python``.
 
 It runs the backend contract suite (parametrized to ``iocp`` there), the Windows ABI and
 IOCP tests, the Windows memory sampler's tests, the quickstart end to end on IOCP in both
-receive modes and the stream patterns, and checks that the IOCP cases really ran and passed.
+receive modes, the stream patterns and the refusal of io_uring-only receive features, and
+checks that the IOCP cases really ran and passed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ WINDOWS_TESTS = [
     "tests/stats/test_memory_windows.py",
     "tests/test_iocp_e2e.py",
     "tests/test_streams.py",
+    "tests/test_receive_features.py",
 ]
 #: Provisioning from a cold cache takes ~2 minutes; a warm run ~1 minute.
 TIMEOUT_S = 1500

@@ -16,7 +16,8 @@ client does the same way:
   timeouts, the client's own stall timeout (``_stalled``), and reconnects, at most
   ``MAX_CONNECTS_IN_FLIGHT`` at once; and a memory sample at most every
   ``MEMORY_SAMPLE_NS`` (``stats.memory``: 0.7-1.3 ms a read with slabinfo, ~0.1% of a core);
-* ending a run: close every socket and reap what the kernel still owes.
+* ending a run: close every socket and reap what the kernel still owes (ring buffers lent
+  by those last completions go back to the ring).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from loadgen.engine import Backend
-from loadgen.engine.base import ErrorKind
+from loadgen.engine.base import RING_BID_SHIFT, RING_BUFFER, ErrorKind
 from loadgen.schedule import connections_at
 from loadgen.stats.memory import sample_memory
 from loadgen.stats.recorder import Recorder
@@ -219,5 +220,8 @@ class SlotPool(Generic[S]):
             if conn.handle >= 0:
                 self._close(conn, abort=False)
         deadline = time.monotonic() + grace_s
-        while self.engine.pending() and time.monotonic() < deadline:
-            self.engine.wait(0.05, BATCH)
+        engine = self.engine
+        while engine.pending() and time.monotonic() < deadline:
+            for token, _result, flags in engine.wait(0.05, BATCH):
+                if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
+                    engine.release_ring_buffer(flags >> RING_BID_SHIFT)  # back to the ring

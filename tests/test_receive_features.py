@@ -8,11 +8,14 @@ import time
 
 import pytest
 
+from loadgen.client import LoadClient
 from loadgen.engine import select_backend
 from loadgen.engine.base import FeatureUnavailable
 from loadgen.result import RunResult
-from loadgen.runner import run
+from loadgen.runner import client_config, run
 from loadgen.scenario import Scenario, ScenarioError, parse_scenario
+from loadgen.stats.recorder import Recorder
+from loadgen.targets.process import builtin_target
 
 from .engine.conftest import AVAILABLE
 
@@ -86,6 +89,25 @@ def test_a_ring_smaller_than_the_echoes_in_flight_runs_dry_and_loses_nothing() -
     )
     _check_echo(result, 20)
     assert result.generator.ring_enobufs is not None and result.generator.ring_enobufs > 0
+
+
+def test_after_a_run_every_ring_buffer_is_back_in_the_ring() -> None:
+    _needs_ring()
+    # Closing cancels the armed receives; completions still in flight then may carry
+    # buffers, which close_all gives back: the ring ends whole, nothing is pending.
+    scenario = _scenario(receive="buffer-ring", ring_buffers=4, receive_buffer="1KiB")
+    engine = select_backend("io_uring")
+    try:
+        with builtin_target("echo", backend="io_uring") as address:
+            recorder = Recorder(time.monotonic_ns())
+            client = LoadClient(engine, client_config(scenario, [address]), recorder)
+            client.run(recorder.start_ns + 500_000_000)
+            assert recorder.requests > 0 and dict(recorder.errors) == {}
+            client.close_all()
+        assert engine.pending() == 0
+        assert engine.posted_recv_bytes() == 4 * KiB
+    finally:
+        engine.shutdown()
 
 
 CONNECTIONS = 64

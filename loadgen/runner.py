@@ -4,7 +4,9 @@ into a RunResult.
 ``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
 are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still
 returned, marked ``partial``. Only a failure of loadgen itself (no backend, a built-in
-target that cannot start) raises.
+target that cannot start) raises, and so does a receive feature the chosen backend lacks
+(``receive: buffer-ring`` or ``register_buffers`` off io_uring): ``FeatureUnavailable``,
+before the target starts, naming the backend.
 """
 
 from __future__ import annotations

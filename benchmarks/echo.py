@@ -15,7 +15,8 @@ Clients, each in a fresh process, in a shuffled order per round:
 
 Prints round trips/s per client as the median of the rounds (with min-max), round trips per
 client CPU-second (each child's own process time: steadier than wall-clock rates on a shared
-machine), and the ratios loadgen/asyncio and loadgen/raw-epoll of both. Machines here are
+machine), and the ratios loadgen/asyncio and loadgen/raw-epoll of both, and writes them as
+JSON under benchmarks/results/ (format: benchmarks/results/README.md). Machines here are
 shared and noisy: compare ratios.
 
     python benchmarks/echo.py [--rounds 5] [--seconds 3] [--connections 1000]
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import select
 import shutil
@@ -35,7 +37,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from _results import spread, write_result
 
 HERE = Path(__file__).resolve().parent
 MESSAGE = b"m" * 64
@@ -165,6 +171,7 @@ def main() -> None:
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
     args = parser.parse_args()
     if args.client:  # a child: run one client, print its count
         host, port = args.address.rsplit(":", 1)
@@ -178,12 +185,15 @@ def main() -> None:
         return
 
     clients = args.clients.split(",")
+    started = datetime.now(UTC)
+    load_at_start = list(os.getloadavg())
+    runs: list[dict[str, Any]] = []
     rates: dict[str, list[float]] = {name: [] for name in clients}
     per_cpu: dict[str, list[float]] = {name: [] for name in clients}  # trips per CPU-second
     with tempfile.TemporaryDirectory() as tmp:
-        server, address, label = start_server(Path(tmp))
+        server, address, label_of_server = start_server(Path(tmp))
         try:
-            print(f"server: {label} on {address[0]}:{address[1]}")
+            print(f"server: {label_of_server} on {address[0]}:{address[1]}")
             print(
                 f"{args.connections} connections, 64 B, 1 in flight each, "
                 f"{args.seconds:g} s per run, {args.rounds} rounds"
@@ -211,6 +221,7 @@ def main() -> None:
                     report = json.loads(child.stdout.strip().splitlines()[-1])
                     rates[name].append(report["trips"] / args.seconds)
                     per_cpu[name].append(report["trips"] / max(report["cpu_s"], 1e-9))
+                    runs.append({"round": round_number + 1, "client": name, **report})
                 print(
                     f"round {round_number + 1}: "
                     + ", ".join(f"{name} {rates[name][-1]:,.0f}" for name in clients)
@@ -229,11 +240,40 @@ def main() -> None:
     print("\nround trips per client CPU-second (median; steadier on a shared machine):")
     for name in clients:
         print(f"  {name:18} {cpu_medians[name]:>10,.0f}")
-    for label, table in (("round trips/s", medians), ("per CPU-second", cpu_medians)):
+    found_ratios: dict[str, dict[str, float]] = {}
+    for label, key, table in (
+        ("round trips/s", "trips_per_s", medians),
+        ("per CPU-second", "trips_per_cpu_s", cpu_medians),
+    ):
         print(f"\nratios of medians, {label}:")
         for ours in (n for n in clients if n.startswith("loadgen-")):
             for peer in (n for n in clients if not n.startswith("loadgen-")):
                 print(f"  {ours} / {peer}: {table[ours] / table[peer]:.2f}x")
+                found_ratios.setdefault(f"{ours}/{peer}", {})[key] = table[ours] / table[peer]
+    path = write_result(
+        "echo",
+        {
+            "config": {
+                "rounds": args.rounds,
+                "seconds": args.seconds,
+                "connections": args.connections,
+                "message_bytes": len(MESSAGE),
+                "model": "closed loop, 1 message in flight per connection, one client process",
+            },
+            "server": {"label": label_of_server},
+            "load_average_at_start": load_at_start,
+            "clients": clients,
+            "medians": {
+                name: {"trips_per_s": spread(rates[name]), "trips_per_cpu_s": spread(per_cpu[name])}
+                for name in clients
+            },
+            "ratios": found_ratios,
+            "runs": runs,
+        },
+        args.results_dir,
+        started,
+    )
+    print(f"\nresults: {path}")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,133 @@
-"""The benchmark runner keeps working (a smoke run; speed itself is never asserted here)."""
+"""The benchmark scripts keep working: smoke runs, each checking the JSON result it writes.
+
+Speed itself is never asserted here (the machine may be shared); the checks are that every
+client that can run here ran, did real requests against the real target, and that the
+result file has the documented shape (benchmarks/results/README.md).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+
+linux_only = pytest.mark.skipif(
+    sys.platform != "linux", reason="the benchmarks pin cores and read /proc (Linux)"
+)
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="the benchmark peers use epoll and a C server")
+def _run(script: str, args: list[str], tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """Run a benchmark script writing into tmp_path; its stdout and its one JSON result."""
+    command = [sys.executable, str(BENCHMARKS / script), *args, "--results-dir", str(tmp_path)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    written = list(tmp_path.glob(f"*-{script.removesuffix('.py')}.json"))
+    assert len(written) == 1, written
+    assert re.fullmatch(r"\d{8}T\d{6}Z-\w+\.json", written[0].name)
+    assert f"results: {written[0]}" in completed.stdout
+    document = json.loads(written[0].read_text())
+    assert document["schema_version"] == 1
+    assert document["benchmark"] == script.removesuffix(".py")
+    assert document["command"][:2] == ["python", f"benchmarks/{script}"]
+    assert len(document["machine"]["load_average"]) == 3
+    assert len(document["load_average_at_start"]) == 3
+    return completed.stdout, document
+
+
+def _peer_present(name: str) -> bool:
+    present = (
+        importlib.util.find_spec("locust") is not None
+        if name == "locust"
+        else bool(shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin"))
+    )
+    if not present and os.environ.get("CI"):
+        pytest.fail(
+            f"{name} is missing under CI: .ci/run installs it (wrk, nginx: apt; locust: pip)"
+        )
+    return present
+
+
+@linux_only
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler for the echo server")
-def test_echo_benchmark_runs_every_client_and_prints_ratios() -> None:
-    command = [sys.executable, str(ROOT / "benchmarks" / "echo.py")]
-    command += ["--rounds", "1", "--seconds", "0.5", "--connections", "50"]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    out = completed.stdout
+def test_echo_benchmark_runs_every_client_and_writes_its_result(tmp_path: Path) -> None:
+    args = ["--rounds", "1", "--seconds", "0.5", "--connections", "50"]
+    out, document = _run("echo.py", args, tmp_path)
     assert "server: C epoll echo server" in out
-    for client in ("loadgen-io_uring", "loadgen-epoll", "asyncio", "raw-epoll"):
+    clients = ["loadgen-io_uring", "loadgen-epoll", "asyncio", "raw-epoll"]
+    for client in clients:
         rate = re.search(rf"^  {re.escape(client)} +([\d,]+)", out, re.MULTILINE)
         assert rate is not None, out
         assert int(rate[1].replace(",", "")) > 0
     assert "loadgen-io_uring / asyncio:" in out and "loadgen-epoll / raw-epoll:" in out
+    assert document["clients"] == clients
+    assert sorted(run["client"] for run in document["runs"]) == sorted(clients)
+    assert all(run["trips"] > 0 and run["cpu_s"] > 0 for run in document["runs"])
+    for client in clients:
+        assert document["medians"][client]["trips_per_s"]["n"] == 1
+    assert set(document["ratios"]) == {
+        f"{ours}/{peer}" for ours in clients[:2] for peer in clients[2:]
+    }
+
+
+@linux_only
+@pytest.mark.slow
+def test_http_peers_runs_every_client_it_can_against_nginx(tmp_path: Path) -> None:
+    has_nginx = _peer_present("nginx")
+    expected = ["loadgen"] + [peer for peer in ("wrk", "locust") if _peer_present(peer)]
+    args = ["--rounds", "1", "--seconds", "2", "--connections", "4"]
+    out, document = _run("http_peers.py", args, tmp_path)
+
+    assert document["server"]["kind"] == ("nginx" if has_nginx else "builtin")
+    assert sorted(document["clients"]) == sorted(expected)
+    assert set(document["skipped"]) == {"wrk", "locust"} - set(expected)
+    assert {"vegeta", "k6", "tcpkali", "wrk2"} <= set(document["not_compared"])
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert document["pinning"]["server_core"] != document["pinning"]["client_core"]
+        assert "pinned" in out
+    runs = {run["client"]: run for run in document["runs"]}
+    assert sorted(runs) == sorted(expected)
+    for name, run in runs.items():
+        assert run["tool"]["requests"] > 0, (name, run)
+        assert run["tool"]["errors"] == 0, (name, run)
+        assert run["process"]["cpu_s"] > 0
+        if has_nginx:  # nginx counted this client's requests and kept its connections
+            assert run["window"] is not None, (name, run)
+            assert run["window"]["requests"] > 0 and run["window"]["client_cpu_s"] >= 0
+            assert run["connections_accepted"] >= 4, (name, run)
+    assert runs["loadgen"]["tool"]["p50_us"] > 0 and runs["loadgen"]["tool"]["p99_us"] > 0
+    if "wrk" in runs:
+        assert runs["wrk"]["tool"]["p50_us"] > 0 and runs["wrk"]["tool"]["p99_us"] > 0
+    for name in expected:
+        assert set(document["medians"][name]) == set(document["metrics"])
+        assert document["medians"][name]["tool_rps"]["n"] == 1
+        assert name in document["versions"] and name in document["latency_notes"]
+    assert set(document["ratios"]) == {f"loadgen/{peer}" for peer in expected[1:]}
+    for peer in expected[1:]:
+        assert f"loadgen/{peer}:" in out
+        assert document["ratios"][f"loadgen/{peer}"]["tool_rps"] > 0
+
+
+@linux_only
+def test_http_peers_falls_back_to_the_builtin_target_and_says_so(tmp_path: Path) -> None:
+    args = ["--rounds", "1", "--seconds", "1", "--connections", "2"]
+    out, document = _run(
+        "http_peers.py", [*args, "--server", "builtin", "--clients", "loadgen"], tmp_path
+    )
+    assert "server: loadgen's built-in HTTP target" in out
+    assert "server-side request counts are not measurable here" in out
+    assert document["server"]["kind"] == "builtin"
+    (run,) = document["runs"]
+    assert run["tool"]["requests"] > 0 and run["window"] is None
+    assert document["medians"]["loadgen"]["server_rps"]["median"] is None
+    assert document["medians"]["loadgen"]["tool_rps"]["median"] > 0

@@ -1,0 +1,821 @@
+"""HTTP keep-alive GET: loadgen against wrk and Locust, side by side on one nginx.
+
+Every client does the same work against the same server: N keep-alive connections (50 by
+default), closed loop (each connection sends its next GET when the last response is in),
+``GET /bytes/128`` (a 128-byte static file), one client process, S seconds per run.
+
+* Server: Debian's nginx, started here in the foreground (``master_process off``, one
+  worker process) with its own config in a temp dir on a free 127.0.0.1 port; it counts
+  every request it answers (``stub_status``). Without nginx, loadgen's built-in HTTP
+  target (``loadgen serve http``, one process) stands in; the output says so, and the
+  server-side counts are then not measurable.
+* Clients, each a fresh process, in a shuffled order per round:
+  ``loadgen`` (``loadgen run`` on an http scenario, closed model, ``--processes 1`` when
+  the CLI has that option), ``wrk`` (``-t1 -cN -dS --latency``), ``locust`` (FastHttpUser,
+  no wait time, headless, one process, ``-u N``).
+* Pinning (when at least two cores are allowed): the server on the first allowed core,
+  each client on the second, this script on the server's core (it only samples, ~10
+  times a second). Nothing else on the machine is kept off those cores.
+
+Measured per run:
+
+* requests/s counted by nginx over the steady part of the run (from 20% of the run, at
+  most 1 s, after the first request, to the last sample before requests stop), the same
+  ruler for every client; and requests/s as each tool reports it (whole run);
+* client CPU: requests per client CPU-second over the same steady window (user + system
+  time of the client's process tree from /proc, steadier than wall-clock rates on a shared
+  machine), and the whole process's CPU from ``os.wait4`` (start-up included);
+* how busy the client and the server core were in the window (a server near 100% means
+  the server, not the client, set the rate);
+* latency p50/p99 as each tool reports it. They measure differently: loadgen from just
+  before a request is handed to the engine to the completion that finishes its response
+  (HdrHistogram, ns); wrk from the request's write to the parsed response in its event
+  loop (us); Locust around the client call in a gevent greenlet (its scheduling
+  included), in ms, with response times under 100 ms rounded to whole ms before its
+  percentiles are taken, so sub-millisecond latencies read as 0 or 1 ms.
+
+Prints medians of the rounds (with min-max) and the ratios loadgen/peer; writes everything
+as JSON under benchmarks/results/ (format: benchmarks/results/README.md).
+
+    python benchmarks/http_peers.py [--rounds 5] [--seconds 5] [--connections 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import http.client
+import importlib.util
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from _results import spread, write_result
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BODY_BYTES = 128
+PATH = f"/bytes/{BODY_BYTES}"
+CLIENTS = ("loadgen", "wrk", "locust")
+#: Issue 7's targets for loadgen's requests/s against each peer.
+TARGETS = {"wrk": 0.7, "locust": 5.0}
+#: The other peers the field uses, and why they are not compared here.
+NOT_HERE = {
+    "vegeta": "not packaged by Debian or PyPI here (Go binary from GitHub releases)",
+    "k6": "not packaged by Debian or PyPI here (Go binary from its own repository)",
+    "tcpkali": "not packaged by Debian here",
+    "wrk2": "not packaged by Debian here (wrk is)",
+}
+SAMPLE_S = 0.1
+#: /proc is scanned for new descendants of a client every this many samples.
+RESCAN_EVERY = 5
+#: A client gets this long past its run time (start-up, shutdown) before it is killed.
+GRACE_S = 60.0
+START_TIMEOUT_S = 15.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+LATENCY_NOTES = {
+    "loadgen": "from just before the request is handed to the engine to the completion that "
+    "finishes its response; HdrHistogram in ns (JSON result, summary.latency_us)",
+    "wrk": "from the request's write to the parsed response, in its event loop, in us "
+    "(--latency distribution)",
+    "locust": "around the client call in a gevent greenlet (scheduling included), in ms; "
+    "times under 100 ms are rounded to whole ms before percentiles (CSV stats)",
+}
+
+
+# --- /proc: CPU time of a process tree ---------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
+
+
+class TreeCpu:
+    """User + system CPU seconds of a process and its descendants (reaped ones included,
+    through their parents' cutime/cstime). New descendants are found by scanning /proc
+    (this kernel has no /proc/PID/task/TID/children)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pids = {pid}
+        self.root = pid
+        self._reads = 0
+
+    def _rescan(self) -> None:
+        children: dict[int, list[int]] = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit() and (fields := _stat_fields(int(name))) is not None:
+                children.setdefault(int(fields[1]), []).append(int(name))
+        found, todo = set(), [self.root]
+        while todo:
+            pid = todo.pop()
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+        self.pids = found
+
+    def read(self) -> float:
+        if self._reads % RESCAN_EVERY == 0:
+            self._rescan()
+        self._reads += 1
+        ticks = 0
+        for pid in self.pids:
+            fields = _stat_fields(pid)
+            if fields is not None:  # utime, stime, cutime, cstime are fields 14-17
+                ticks += sum(int(value) for value in fields[11:15])
+        return ticks / CLOCK_TICKS
+
+
+# --- the target --------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    kind: str  # "nginx" or "builtin"
+    label: str
+    version: str
+    port: int
+    pid: int
+    core: int | None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{PATH}"
+
+
+NGINX_CONF = """\
+# Written by benchmarks/http_peers.py: everything nginx writes stays in {root}.
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections {worker_connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp/body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+    default_type application/octet-stream;
+    keepalive_requests 1000000000;
+    keepalive_timeout 1h;
+    open_file_cache max=16 inactive=1h;
+    server {{
+        listen 127.0.0.1:{port};
+        location /bytes/ {{ alias {root}/static/; }}
+        location = /nginx_status {{ stub_status; }}
+    }}
+}}
+"""
+
+
+def _pin(core: int | None) -> Callable[[], None] | None:
+    if core is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _accepting(process: subprocess.Popen[bytes], port: int) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.01)
+    return False
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
+@contextmanager
+def nginx(workdir: Path, core: int | None, connections: int) -> Iterator[Target]:
+    binary = nginx_binary()
+    assert binary is not None
+    root = workdir / "nginx"
+    (root / "tmp").mkdir(parents=True)
+    (root / "static").mkdir()
+    (root / "static" / str(BODY_BYTES)).write_bytes(b"x" * BODY_BYTES)
+    version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
+    conf = root / "nginx.conf"
+    for _ in range(3):  # the free port can be taken before nginx binds it
+        port = _free_port()
+        conf.write_text(
+            NGINX_CONF.format(
+                root=root,
+                port=port,
+                worker_connections=connections + 64,
+                nofile=2 * (connections + 64),
+            )
+        )
+        with (root / "stdout.log").open("ab") as log:
+            process = subprocess.Popen(
+                [binary, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_pin(core),
+            )
+        try:
+            if _accepting(process, port):
+                yield Target(
+                    "nginx", f"{version}, 1 worker process", version, port, process.pid, core
+                )
+                return
+        finally:
+            _stop(process)
+    raise SystemExit(f"nginx did not start; its log:\n{(root / 'error.log').read_text()[-2000:]}")
+
+
+@contextmanager
+def builtin(core: int | None, why: str) -> Iterator[Target]:
+    command = [sys.executable, "-m", "loadgen", "serve", "http"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env=_child_env(), preexec_fn=_pin(core)
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        port = int(line.rsplit(":", 1)[1])
+        label = f"loadgen's built-in HTTP target, 1 process ({why})"
+        yield Target("builtin", label, "loadgen serve http", port, process.pid, core)
+    finally:
+        _stop(process)
+
+
+class NginxCounter:
+    """nginx's request and accept counters (stub_status), less this counter's own requests."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.asked = 0
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+    def read(self) -> tuple[int, int]:
+        for attempt in range(2):
+            try:
+                self.connection.request("GET", "/nginx_status")
+                body = self.connection.getresponse().read().decode()
+                break
+            except (OSError, http.client.HTTPException):
+                self.connection.close()  # reopened by the next request
+                if attempt:
+                    raise
+        self.asked += 1
+        # "Active connections: 1 \nserver accepts handled requests\n 7 7 42 \nReading: ..."
+        accepts, _handled, requests = (int(v) for v in body.splitlines()[2].split())
+        return requests - self.asked, accepts
+
+
+# --- the clients -------------------------------------------------------------------------
+
+
+@dataclass
+class ToolFigures:
+    """What a client says about its own run (its own definitions)."""
+
+    requests: int
+    rps: float
+    p50_us: float | None
+    p99_us: float | None
+    errors: int
+    note: str = ""
+
+
+def _child_env() -> dict[str, str]:
+    """The children import loadgen from this checkout, whatever is installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def loadgen_has_processes_option() -> bool:
+    env = _child_env() | {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
+    helptext = subprocess.run(
+        [sys.executable, "-m", "loadgen", "run", "--help"], capture_output=True, text=True, env=env
+    ).stdout
+    return "--processes" in helptext
+
+
+def availability() -> dict[str, str | None]:
+    """Each client: None when it can run here, else why not."""
+    return {
+        "loadgen": None,
+        "wrk": None if shutil.which("wrk") else "wrk not found: install the Debian package 'wrk'",
+        "locust": None
+        if importlib.util.find_spec("locust")
+        else "locust not importable: pip install locust (pinned in the test extra)",
+    }
+
+
+def versions(available: list[str]) -> dict[str, str]:
+    found = {"loadgen": _loadgen_version()}
+    if "wrk" in available:
+        banner = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+        found["wrk"] = banner.split(" Copyright")[0].strip()  # "wrk debian/4.1.0-3+b2 [epoll]"
+    if "locust" in available:
+        banner = subprocess.run(
+            [sys.executable, "-m", "locust", "--version"], capture_output=True, text=True
+        ).stdout
+        found["locust"] = banner.split(" from ")[0].strip()  # "locust 2.47.0"
+    return found
+
+
+def _loadgen_version() -> str:
+    text = (ROOT / "loadgen" / "__init__.py").read_text()
+    match = re.search(r'__version__ = "([^"]+)"', text)
+    return f"loadgen {match[1] if match else '?'}"
+
+
+LOCUSTFILE = """\
+import gevent
+from locust import FastHttpUser, constant, task
+
+# gevent's loop clock was last read when the hub was made, before Locust's imports finished
+# (0.5-1 s on a busy machine); --run-time's timer counts from it, so without this refresh
+# Locust stops that much early (a 1 s run can end before its first request).
+gevent.get_hub().loop.update_now()
+
+
+class Get(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def get(self) -> None:
+        self.client.get({path!r})
+"""
+
+SCENARIO = """\
+name: http-peers
+description: written by benchmarks/http_peers.py
+target: 127.0.0.1:{port}
+protocol: {{http: {{method: GET, path: {path}}}}}
+connections: {connections}
+duration: {seconds}s
+"""
+
+
+def client_command(
+    name: str, target: Target, args: argparse.Namespace, run_dir: Path, processes_option: bool
+) -> list[str]:
+    n, seconds = args.connections, args.seconds
+    if name == "loadgen":
+        scenario = run_dir / "scenario.yaml"
+        scenario.write_text(
+            SCENARIO.format(port=target.port, path=PATH, connections=n, seconds=seconds)
+        )
+        command = [sys.executable, "-m", "loadgen", "run", str(scenario), "--quiet"]
+        command += ["--json", str(run_dir / "result.json")]
+        return command + (["--processes", "1"] if processes_option else [])
+    if name == "wrk":
+        return ["wrk", "-t1", f"-c{n}", f"-d{seconds}s", "--latency", target.url]
+    if name == "locust":
+        (run_dir / "locustfile.py").write_text(LOCUSTFILE.format(path=PATH))
+        return [
+            sys.executable, "-m", "locust", "-f", str(run_dir / "locustfile.py"),
+            "--headless", "--only-summary", "--loglevel", "WARNING",
+            "--users", str(n), "--spawn-rate", str(n * 100), "--run-time", f"{seconds}s",
+            "--stop-timeout", "0", "--host", f"http://127.0.0.1:{target.port}",
+            "--csv", str(run_dir / "locust"),
+        ]  # fmt: skip
+    raise ValueError(name)
+
+
+_UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
+
+
+def _wrk_time_us(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS_US[unit]
+
+
+def parse_wrk(output: str) -> ToolFigures:
+    done = re.search(r"^\s*(\d+) requests in ([\d.]+\w+),", output, re.MULTILINE)
+    if done is None:
+        raise ValueError(f"no request count in wrk's output:\n{output}")
+    requests = int(done[1])
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)\s*$", output, re.MULTILINE))
+    errors = sum(int(v) for v in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors += int(non_2xx[1]) if non_2xx else 0
+    return ToolFigures(
+        requests=requests,
+        rps=requests / (_wrk_time_us(done[2]) / 1e6),
+        p50_us=_wrk_time_us(latency["50"]) if "50" in latency else None,
+        p99_us=_wrk_time_us(latency["99"]) if "99" in latency else None,
+        errors=errors,
+    )
+
+
+def parse_locust(run_dir: Path) -> ToolFigures:
+    with (run_dir / "locust_stats.csv").open() as file:
+        row = next(r for r in csv.DictReader(file) if r["Name"] == "Aggregated")
+
+    def ms_to_us(value: str) -> float | None:
+        return None if value in ("", "N/A") else float(value) * 1000
+
+    return ToolFigures(
+        requests=int(row["Request Count"]),
+        rps=float(row["Requests/s"]),
+        p50_us=ms_to_us(row["50%"]),
+        p99_us=ms_to_us(row["99%"]),
+        errors=int(row["Failure Count"]),
+    )
+
+
+def parse_loadgen(run_dir: Path) -> ToolFigures:
+    result = json.loads((run_dir / "result.json").read_text())
+    summary = result["summary"]
+    return ToolFigures(
+        requests=summary["requests"],
+        rps=summary["throughput_rps"],
+        p50_us=summary["latency_us"]["p50"],
+        p99_us=summary["latency_us"]["p99"],
+        errors=sum(summary["errors"].values()),
+        note=f"backend {result['environment']['backend']}; stop: {result['stop_reason']}",
+    )
+
+
+# --- one run -----------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    t_s: float
+    requests: int | None  # counted by the server (None: the target cannot count)
+    accepts: int | None
+    client_cpu_s: float
+    server_cpu_s: float
+
+
+def steady_window(samples: list[Sample], seconds: float) -> dict[str, Any] | None:
+    """The figures between warm-up and wind-down, from the server's counts (see header)."""
+    counted = [s for s in samples if s.requests is not None]
+    moving = [i for i in range(1, len(counted)) if counted[i].requests > counted[i - 1].requests]  # type: ignore[operator]
+    if not moving:
+        return None
+    first, last = moving[0], moving[-1]
+    warm_up = min(1.0, 0.2 * seconds)
+    start = next(
+        (i for i in range(first, last) if counted[i].t_s >= counted[first].t_s + warm_up), None
+    )
+    end = last - 1
+    if start is None or end <= start:
+        return None
+    a, b = counted[start], counted[end]
+    span = b.t_s - a.t_s
+    requests = b.requests - a.requests  # type: ignore[operator]
+    client_cpu = b.client_cpu_s - a.client_cpu_s
+    return {
+        "from_s": round(a.t_s, 3),
+        "seconds": round(span, 3),
+        "requests": requests,
+        "rps": requests / span,
+        "client_cpu_s": round(client_cpu, 3),
+        "requests_per_cpu_s": requests / client_cpu if client_cpu > 0 else None,
+        "client_busy": client_cpu / span,
+        "server_busy": (b.server_cpu_s - a.server_cpu_s) / span,
+    }
+
+
+def run_client(
+    name: str,
+    target: Target,
+    counter: NginxCounter | None,
+    args: argparse.Namespace,
+    run_dir: Path,
+    processes_option: bool,
+    client_core: int | None,
+) -> dict[str, Any]:
+    run_dir.mkdir(parents=True)
+    command = client_command(name, target, args, run_dir, processes_option)
+    server_cpu = TreeCpu(target.pid)
+    started = time.monotonic()
+    # A first sample before the client starts: wrk connects within milliseconds.
+    requests, accepts = counter.read() if counter else (None, None)
+    samples = [Sample(0.0, requests, accepts, 0.0, server_cpu.read())]
+    with (run_dir / "output.txt").open("w") as output:
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=_child_env(),
+            cwd=run_dir,
+            preexec_fn=_pin(client_core),
+        )
+    client_cpu = TreeCpu(child.pid)
+    while True:
+        # wait4, not Popen.poll: the child's rusage is only given to the call that reaps it.
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        now = time.monotonic() - started
+        requests, accepts = counter.read() if counter else (None, None)
+        samples.append(Sample(now, requests, accepts, client_cpu.read(), server_cpu.read()))
+        if now > args.seconds + GRACE_S:
+            child.kill()
+            pid, status, usage = os.wait4(child.pid, 0)
+            break
+        time.sleep(SAMPLE_S)
+    wall_s = time.monotonic() - started
+    child.returncode = exit_code = os.waitstatus_to_exitcode(status)
+    text = (run_dir / "output.txt").read_text(errors="replace")
+    failure = f"{name} exited {exit_code}; its output:\n{text[-3000:]}"
+    # wrk exits 0, loadgen 0 (or 3 once it marks a saturated generator; expected at full
+    # closed-loop speed), locust 1 when any request failed (counted as errors below).
+    if exit_code not in {"loadgen": (0, 3), "wrk": (0,), "locust": (0, 1)}[name]:
+        raise SystemExit(failure)
+    try:
+        if name == "wrk":
+            tool = parse_wrk(text)
+        elif name == "locust":
+            tool = parse_locust(run_dir)
+        else:
+            tool = parse_loadgen(run_dir)
+    except (OSError, ValueError, KeyError, StopIteration) as exc:
+        raise SystemExit(f"could not read {name}'s figures ({exc}); {failure}") from exc
+    cpu_s = usage.ru_utime + usage.ru_stime
+    window = steady_window(samples, args.seconds) if counter else None
+    counted = [s for s in samples if s.accepts is not None]
+    return {
+        "client": name,
+        "command": command,
+        "exit_code": exit_code,
+        "tool": asdict(tool),
+        "process": {
+            "wall_s": round(wall_s, 3),
+            "cpu_s": round(cpu_s, 3),
+            "max_rss_kib": usage.ru_maxrss,
+            "requests_per_cpu_s": tool.requests / cpu_s if cpu_s > 0 else None,
+        },
+        "window": window,
+        # keep-alive check: connections the server accepted during the run (~N when every
+        # connection is kept for the whole run)
+        "connections_accepted": counted[-1].accepts - counted[0].accepts  # type: ignore[operator]
+        if len(counted) > 1
+        else None,
+    }
+
+
+# --- the orchestration -------------------------------------------------------------------
+
+
+def cores() -> tuple[int | None, int | None, str]:
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None, None, f"not pinned: only {len(allowed)} core allowed here"
+    server, client = allowed[0], allowed[1]
+    note = (
+        f"server pinned to core {server}, each client to core {client} (sched_setaffinity), "
+        f"this script on core {server}; other processes on the machine are not kept off them"
+    )
+    return server, client, note
+
+
+METRICS = {
+    # key in medians and in each run's figures: what it is
+    "server_rps": "requests/s counted by the server (steady window)",
+    "tool_rps": "requests/s as each tool reports it (whole run)",
+    "requests_per_cpu_s": "requests per client CPU-second (steady window)",
+    "requests_per_cpu_s_process": "requests per client CPU-second (whole process, with start-up)",
+    "p50_us": "latency p50 in us as each tool reports it",
+    "p99_us": "latency p99 in us as each tool reports it",
+    "client_busy": "client core busy (steady window)",
+    "server_busy": "server core busy (steady window)",
+}
+
+
+def metrics_of(run: dict[str, Any]) -> dict[str, float | None]:
+    window = run["window"] or {}
+    return {
+        "server_rps": window.get("rps"),
+        "tool_rps": run["tool"]["rps"],
+        "requests_per_cpu_s": window.get("requests_per_cpu_s"),
+        "requests_per_cpu_s_process": run["process"]["requests_per_cpu_s"],
+        "p50_us": run["tool"]["p50_us"],
+        "p99_us": run["tool"]["p99_us"],
+        "client_busy": window.get("client_busy"),
+        "server_busy": window.get("server_busy"),
+    }
+
+
+def summarize(runs: list[dict[str, Any]], clients: list[str]) -> dict[str, dict[str, Any]]:
+    medians: dict[str, dict[str, Any]] = {}
+    for name in clients:
+        values: dict[str, list[float]] = {key: [] for key in METRICS}
+        for run in (r for r in runs if r["client"] == name):
+            for key, value in metrics_of(run).items():
+                if value is not None:
+                    values[key].append(value)
+        medians[name] = {key: spread(v) for key, v in values.items()}
+    return medians
+
+
+def ratios(medians: dict[str, dict[str, Any]], clients: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for peer in (c for c in clients if c != "loadgen"):
+        entry: dict[str, Any] = {"target_rps": TARGETS.get(peer)}
+        for key in ("server_rps", "tool_rps", "requests_per_cpu_s", "requests_per_cpu_s_process"):
+            ours, theirs = medians["loadgen"][key]["median"], medians[peer][key]["median"]
+            entry[key] = ours / theirs if ours is not None and theirs else None
+        found[f"loadgen/{peer}"] = entry
+    return found
+
+
+def _fmt(value: float | None, key: str) -> str:
+    if value is None:
+        return "not measurable here"
+    if key.endswith("_busy"):
+        return f"{value:.0%}"
+    return f"{value:,.0f}"
+
+
+def print_summary(
+    medians: dict[str, dict[str, Any]], found_ratios: dict[str, dict[str, Any]], clients: list[str]
+) -> None:
+    for key, label in METRICS.items():
+        print(f"\n{label} (median, min-max):")
+        for name in clients:
+            cell = medians[name][key]
+            line = f"  {name:8} {_fmt(cell['median'], key):>20}"
+            if cell["median"] is not None:
+                line += f"   ({_fmt(cell['min'], key)}-{_fmt(cell['max'], key)})"
+            print(line)
+    print("\nratios of medians:")
+    for pair, entry in found_ratios.items():
+        parts = []
+        for key, label in (
+            ("server_rps", "req/s counted by server"),
+            ("tool_rps", "req/s tool-reported"),
+            ("requests_per_cpu_s", "req per CPU-s"),
+        ):
+            value = entry[key]
+            parts.append(f"{label} {value:.2f}x" if value is not None else f"{label} n/a")
+        target = f" (target >= {entry['target_rps']:g}x req/s)" if entry["target_rps"] else ""
+        print(f"  {pair}: " + ", ".join(parts) + target)
+    print("\nlatency is measured differently by each tool:")
+    for name in clients:
+        print(f"  {name}: {LATENCY_NOTES[name]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5, help="per run (whole seconds: wrk)")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--server", choices=("auto", "nginx", "builtin"), default="auto",
+        help="auto: nginx when installed, else loadgen's built-in HTTP target",
+    )  # fmt: skip
+    parser.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
+    args = parser.parse_args()
+    if args.rounds < 1 or args.seconds < 1 or args.connections < 1:
+        parser.error("--rounds, --seconds and --connections must be at least 1")
+    requested = args.clients.split(",")
+    unknown = set(requested) - set(CLIENTS)
+    if unknown:
+        parser.error(f"unknown clients {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
+    missing = availability()
+    skipped = {name: missing[name] for name in requested if missing[name]}
+    clients = [name for name in requested if not missing[name]]
+    if "loadgen" not in clients:
+        parser.error("loadgen must be one of the clients (every ratio is loadgen/peer)")
+    use_nginx = args.server == "nginx" or (args.server == "auto" and nginx_binary() is not None)
+    if use_nginx and nginx_binary() is None:
+        parser.error("--server nginx: nginx not found (install the Debian package 'nginx')")
+
+    started = datetime.now(UTC)
+    load_before = os.getloadavg()
+    server_core, client_core, pin_note = cores()
+    own_cores = os.sched_getaffinity(0)
+    if server_core is not None:
+        os.sched_setaffinity(0, {server_core})
+    processes_option = loadgen_has_processes_option()
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="http-peers-") as tmp:
+        workdir = Path(tmp)
+        why = "--server builtin" if args.server == "builtin" else "nginx not found"
+        server_cm = (
+            nginx(workdir, server_core, args.connections)
+            if use_nginx
+            else builtin(server_core, why)
+        )
+        with server_cm as target:
+            counter = NginxCounter(target.port) if target.kind == "nginx" else None
+            print(f"server: {target.label} on 127.0.0.1:{target.port}, GET {PATH}")
+            if counter is None:
+                print("  (no nginx: server-side request counts are not measurable here)")
+            print(f"pinning: {pin_note}")
+            print(
+                f"{args.connections} keep-alive connections, closed loop, one client process, "
+                f"{args.seconds} s per run, {args.rounds} rounds; load average "
+                + " ".join(f"{v:.2f}" for v in load_before)
+            )
+            print(
+                "loadgen: "
+                + ("--processes 1" if processes_option else "no --processes option (one process)")
+            )
+            for name, reason in skipped.items():
+                print(f"skipped {name}: {reason}")
+            for round_number in range(1, args.rounds + 1):
+                order = random.sample(clients, len(clients))
+                for position, name in enumerate(order):
+                    run = run_client(
+                        name,
+                        target,
+                        counter,
+                        args,
+                        workdir / f"round{round_number}-{name}",
+                        processes_option,
+                        client_core,
+                    )
+                    run.update(round=round_number, position=position)
+                    runs.append(run)
+                this_round = {
+                    r["client"]: metrics_of(r) for r in runs if r["round"] == round_number
+                }
+                key = "server_rps" if counter else "tool_rps"
+                print(
+                    f"round {round_number} ({' '.join(order)}): "
+                    + ", ".join(f"{n} {_fmt(this_round[n][key], key)}" for n in clients)
+                    + " req/s"
+                )
+    os.sched_setaffinity(0, own_cores)
+    medians = summarize(runs, clients)
+    found_ratios = ratios(medians, clients)
+    print_summary(medians, found_ratios, clients)
+    path = write_result(
+        "http_peers",
+        {
+            "config": {
+                "rounds": args.rounds,
+                "seconds": args.seconds,
+                "connections": args.connections,
+                "path": PATH,
+                "body_bytes": BODY_BYTES,
+                "model": "closed loop, keep-alive, one client process",
+                "loadgen_processes_option": processes_option,
+            },
+            "server": {"kind": target.kind, "label": target.label, "version": target.version},
+            "pinning": {"server_core": server_core, "client_core": client_core, "note": pin_note},
+            "load_average_at_start": list(load_before),
+            "clients": clients,
+            "skipped": skipped,
+            "not_compared": NOT_HERE,
+            "versions": versions(clients),
+            "latency_notes": {name: LATENCY_NOTES[name] for name in clients},
+            "metrics": METRICS,
+            "medians": medians,
+            "ratios": found_ratios,
+            "runs": runs,
+        },
+        args.results_dir,
+        started,
+    )
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()

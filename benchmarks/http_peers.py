@@ -74,9 +74,9 @@ CLIENTS = ("loadgen", "wrk", "locust")
 TARGETS = {"wrk": 0.7, "locust": 5.0}
 #: The other peers the field uses, and why they are not compared here.
 NOT_HERE = {
-    "vegeta": "not packaged by Debian or PyPI here (Go binary from GitHub releases)",
-    "k6": "not packaged by Debian or PyPI here (Go binary from its own repository)",
-    "tcpkali": "not packaged by Debian here",
+    "vegeta": "not packaged by Debian, PyPI or npm here (a Go binary from its releases)",
+    "k6": "not packaged by Debian here; npm's 'k6' is a dummy package for script completion",
+    "tcpkali": "not packaged by Debian, PyPI or npm here",
     "wrk2": "not packaged by Debian here (wrk is)",
 }
 SAMPLE_S = 0.1

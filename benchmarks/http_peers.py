@@ -573,6 +573,8 @@ def run_client(
             tool = parse_locust(run_dir)
         else:
             tool = parse_loadgen(run_dir)
+            if exit_code == 3:  # loadgen's own check: the generator was the limit
+                tool.note += "; exit 3: loadgen marked the run invalid (its CPU was the limit)"
     except (OSError, ValueError, KeyError, StopIteration) as exc:
         raise SystemExit(f"could not read {name}'s figures ({exc}); {failure}") from exc
     cpu_s = usage.ru_utime + usage.ru_stime

@@ -38,15 +38,24 @@ console = Console() if sys.stdout.isatty() else Console(width=120)
 errors = Console(stderr=True, soft_wrap=True)  # messages stay one line: greppable, copyable
 
 #: Exit codes, the same for every command (README: "Exit codes"). 99 is k6's convention for
-#: failed thresholds, so CI scripts carry over.
+#: failed thresholds, so CI scripts carry over. When several apply, the first of 130, 1, 3, 99
+#: wins: an invalid run's threshold verdicts judge the generator, not the target.
 EXIT_RUNTIME_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_INVALID_RUN = 3  # reserved: the generator itself was saturated (not detected yet)
+EXIT_INVALID_RUN = 3  # the generator itself was the bottleneck (loadgen.selfcheck)
 EXIT_THRESHOLDS_FAILED = 99  # a threshold failed (run) or a metric regressed (compare)
 EXIT_INTERRUPTED = 130
 
 BackendOption = Annotated[
     str, typer.Option("--backend", "-b", help=f"Engine backend: {', '.join(CHOICES)}.")
+]
+AllowSaturatedOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-saturated",
+        help="Do not exit 3 for a run whose generator was the bottleneck (it is still marked "
+        "invalid): for measuring the generator itself.",
+    ),
 ]
 
 
@@ -94,8 +103,13 @@ def run(
             "--hdr-log", help="Also write the interval histograms as an HdrHistogram log."
         ),
     ] = None,
+    allow_saturated: AllowSaturatedOption = False,
 ) -> None:
-    """Run a scenario and write its JSON result."""
+    """Run a scenario and write its JSON result.
+
+    Exit 3 when the generator itself was the bottleneck (CPU, or an open-model schedule it
+    could not keep); the result says why. 99 when a threshold failed.
+    """
     from loadgen.report.console import render_summary
     from loadgen.report.live import LiveView, Snapshot
     from loadgen.runner import run as run_scenario
@@ -138,6 +152,8 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     if result.stop_reason.startswith("failed"):
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
+    if result.invalid and not allow_saturated:
+        raise typer.Exit(EXIT_INVALID_RUN)
     if not result.thresholds_passed:
         raise typer.Exit(EXIT_THRESHOLDS_FAILED)
 
@@ -221,11 +237,13 @@ def compare(
     markdown_path: Annotated[
         Path | None, typer.Option("--markdown", help="Write the table as markdown.")
     ] = None,
+    allow_saturated: AllowSaturatedOption = False,
 ) -> None:
     """Compare runs: --baseline A.json [A2.json ...] --current B.json [B2.json ...].
 
     Exit 99 when a metric regressed (beyond --tolerance; with 3+ runs a side, also significant)
-    or a current run failed one of its own thresholds.
+    or a current run failed one of its own thresholds; exit 3 (before 99) when a run on either
+    side is invalid (its generator was the bottleneck), unless --allow-saturated.
 
     The markdown table is also appended to $GITHUB_STEP_SUMMARY when that is set.
     """
@@ -263,6 +281,8 @@ def compare(
                 summary.write(markdown + "\n")
     except OSError as exc:
         raise _fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+    if comparison.invalid_runs and not allow_saturated:
+        raise typer.Exit(EXIT_INVALID_RUN)
     if comparison.failed:
         raise typer.Exit(EXIT_THRESHOLDS_FAILED)
 

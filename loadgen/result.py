@@ -15,7 +15,10 @@ from typing import Any
 from loadgen.stats.histogram import HdrHistogram
 from loadgen.thresholds import ThresholdVerdict
 
-SCHEMA_VERSION = 1
+#: 2 added ``self_check`` (was the generator itself the bottleneck?) and each interval's
+#: ``cpu_percent``; results of schema 1 still load (``self_check`` None: not checked).
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 
 
@@ -106,6 +109,8 @@ class Interval:
     latency: dict[str, Any]  # HdrHistogram.to_dict() of this interval only
     latency_corrected: dict[str, Any] | None = None  # open model: from intended send times
     connections: int | None = None  # open when the interval closed
+    #: The generator's CPU in this interval, percent of one core (schema 2; None before).
+    cpu_percent: float | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,29 @@ class Generator:
     #: buffer-ring runs: receives that ended because the ring was empty (ENOBUFS) and
     #: were armed again; a ring too small for the data in flight shows here. None otherwise.
     ring_enobufs: int | None = None
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """Was the generator itself the bottleneck? (``loadgen.selfcheck`` decides; schema 2.)
+
+    ``valid`` is False when any check failed; ``reasons`` says which, each with the value
+    measured and its bound. The measured values are kept so a reader can judge the margin.
+    """
+
+    valid: bool
+    reasons: list[str]
+    cpu_percent: float  # the busiest: whole run or its busiest window, % of one core
+    cpu_limit_percent: float  # the bound: SATURATED_CPU_SHARE x generator processes
+    #: Linux: the share of wall time the loop thread was running or waiting for a CPU (a
+    #: generator starved by other processes is a bottleneck too); None where not measurable.
+    runnable_percent: float | None = None
+    #: Open model only: how late requests left (p99, ms), its bound, and the share of the
+    #: scheduled requests that never left.
+    schedule_lag_p99_ms: float | None = None
+    schedule_lag_limit_ms: float | None = None
+    unsent_fraction: float | None = None
+    waited_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,11 +164,18 @@ class RunResult:
     #: Memory samples during the run (``stats.memory``): ``t_s`` since start, the OS
     #: sampler's fields, ``engine_posted_recv_bytes``. Empty when none was taken.
     memory: list[dict[str, Any]] = field(default_factory=list)
+    #: None in results written before loadgen checked itself (schema 1): "not checked".
+    self_check: SelfCheck | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
     def thresholds_passed(self) -> bool:
         return all(verdict.passed for verdict in self.thresholds)
+
+    @property
+    def invalid(self) -> bool:
+        """True when the generator itself was the bottleneck (never for unchecked results)."""
+        return self.self_check is not None and not self.self_check.valid
 
     def histogram(self, name: str) -> HdrHistogram:
         return HdrHistogram.from_dict(self.histograms[name])
@@ -164,10 +199,10 @@ class RunResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMAS:
             raise ValueError(
                 f"result schema_version {version!r} is not supported (this loadgen reads "
-                f"{SCHEMA_VERSION})"
+                f"{', '.join(map(str, READABLE_SCHEMAS))})"
             )
         summary = dict(data["summary"])
         for key in ("latency_us", "connect_latency_us", "latency_corrected_us", "schedule_lag_us"):
@@ -185,6 +220,7 @@ class RunResult:
             intervals=[Interval(**item) for item in data.get("intervals", [])],
             thresholds=[ThresholdVerdict(**item) for item in data.get("thresholds", [])],
             memory=list(data.get("memory", [])),
+            self_check=SelfCheck(**data["self_check"]) if data.get("self_check") else None,
         )
 
     @classmethod

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -32,9 +33,11 @@ from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
 from loadgen.protocols.resp import RespCodec
 from loadgen.report.live import Snapshot
-from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
+from loadgen.result import Environment, Generator, Interval, LatencySummary, RunResult, Summary
 from loadgen.scenario import HttpSpec, RedisSpec, Scenario, StreamSpec, check_receive
 from loadgen.schedule import RatePhase, arrival_offsets_ns
+from loadgen.selfcheck import check as self_check
+from loadgen.stats.cpu import CpuSampler
 from loadgen.stats.histogram import HdrHistogram
 from loadgen.stats.recorder import Recorder
 from loadgen.streams import StreamClient
@@ -262,7 +265,8 @@ def run(
         cpu_start = time.process_time()
         stop_reason = "completed"
         watching = live(_snapshot_reader(scenario, client, recorder)) if live else nullcontext()
-        with _sigint_stops(client) as interrupted, watching:
+        cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
+        with _sigint_stops(client) as interrupted, watching, cpu:
             try:
                 client.run(start_ns + int(plan.duration * 1e9))
             except Exception as exc:  # keep what was measured, then report the failure
@@ -306,6 +310,9 @@ def run(
     if open_model:
         histograms["latency_corrected"] = recorder.latency_corrected.to_dict()
         histograms["schedule_lag"] = recorder.schedule_lag.to_dict()
+    intervals, interval_cpu, interval_runnable = _with_cpu(recorder.intervals, cpu)
+    processes = 1
+    cpu_percent = round(100 * cpu_s / duration_s, 1) if duration_s > 0 else 0.0
     return RunResult(
         scenario=scenario.to_dict(),
         environment=Environment(
@@ -315,14 +322,14 @@ def run(
             os=os_description(),
             python=platform.python_version(),
             loadgen_version=__version__,
-            processes=1,
+            processes=processes,
             cpu_count=os.cpu_count(),
             hostname=socket.gethostname(),
         ),
         summary=summary,
         generator=Generator(
             cpu_s=round(cpu_s, 3),
-            cpu_percent=round(100 * cpu_s / duration_s, 1) if duration_s > 0 else 0.0,
+            cpu_percent=cpu_percent,
             loop_iterations=client.loop_iterations,
             max_loop_lag_ms=round(client.max_loop_lag_ns / 1e6, 3),
             ring_enobufs=client.ring_enobufs if scenario.receive == "buffer-ring" else None,
@@ -331,7 +338,31 @@ def run(
         partial=stop_reason != "completed",
         stop_reason=stop_reason,
         histograms=histograms,
-        intervals=recorder.intervals,
+        intervals=intervals,
         memory=recorder.memory,
         thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
+        self_check=self_check(
+            summary,
+            processes=processes,
+            cpu_percent=cpu_percent,
+            interval_cpu=interval_cpu,
+            runnable_percent=cpu.shares(0.0, duration_s)[1],
+            interval_runnable=interval_runnable,
+        ),
     )
+
+
+def _with_cpu(
+    intervals: list[Interval], cpu: CpuSampler
+) -> tuple[list[Interval], list[float | None], list[float | None]]:
+    """Each interval with the generator's CPU share in it, and the shares of the full-length
+    intervals (CPU, runnable) for the self-check's busiest window."""
+    filled, cpu_shares, runnable_shares = [], [], []
+    full_s = cpu.period_ns / 1e9
+    for interval in intervals:
+        share, runnable = cpu.shares(interval.start_s, interval.start_s + interval.duration_s)
+        filled.append(replace(interval, cpu_percent=share))
+        if interval.duration_s >= full_s * 0.999:
+            cpu_shares.append(share)
+            runnable_shares.append(runnable)
+    return filled, cpu_shares, runnable_shares

@@ -6,11 +6,12 @@ whose intervals end at other times get ``None`` there and the line spans the gap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from loadgen.report.loading import LoadedRun
+from loadgen.report.memory import Counter, RunMemory
 from loadgen.report.series import (
     IntervalSeries,
     corrected_histogram,
@@ -46,7 +47,7 @@ ERROR_COLOURS = {
     "other": "#7f7f7f",
 }
 
-YFormat = Literal["latency", "rate", "count"]
+YFormat = Literal["latency", "rate", "count", "bytes", "percent"]
 XKind = Literal["seconds", "percentile"]
 
 
@@ -235,4 +236,108 @@ def connections_chart(runs: Sequence[LoadedRun], series: Sequence[IntervalSeries
         ],
         y_format="count",
         y_label="connections",
+    )
+
+
+def memory_charts(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) -> list[Chart]:
+    """Kernel non-pageable growth, engine-posted receive bytes and RSS over time, every run
+    that measured them overlaid; a quantity no run measured gets no chart."""
+    charts = []
+    specs: tuple[tuple[str, str, str, Callable[[RunMemory], Counter], bool], ...] = (
+        (
+            "memory-kernel",
+            "Kernel non-pageable memory, change since the run's start",
+            "Linux: SUnreclaim + TCP socket buffer pages + VmPin (system-wide: with a built-in "
+            "target on loopback, both ends of every connection count); Windows: the process's "
+            "nonpaged-pool quota. Zero is the first sample, taken before connections opened.",
+            lambda m: m.kernel,
+            True,
+        ),
+        (
+            "memory-posted",
+            "Receive buffers posted by the engine",
+            "Bytes of user memory handed to the kernel for receives at each sample (exact: the "
+            "engine counts them). Zero-byte receives post none.",
+            lambda m: m.posted,
+            False,
+        ),
+        (
+            "memory-rss",
+            "Generator resident memory (RSS)",
+            "The load generator process's resident set (VmRSS).",
+            lambda m: m.rss,
+            False,
+        ),
+    )
+    for chart_id, title, description, pick, relative in specs:
+        drawn = [
+            (index, run, data, pick(data))
+            for index, (run, data) in enumerate(zip(runs, memory, strict=True))
+            if data is not None and pick(data).measured
+        ]
+        if not drawn:
+            continue
+        columns = []
+        for _, _, data, counter in drawn:
+            base = counter.start if relative else 0
+            values: list[float | None] = [
+                None if v is None or base is None else float(v - base) for v in counter.values
+            ]
+            columns.append((data.time_s, values))
+        x_axis, aligned = _aligned(columns)
+        charts.append(
+            Chart(
+                id=chart_id,
+                title=title,
+                description=description,
+                x=x_axis,
+                series=[
+                    Series(run.label, run_colour(index), values)
+                    for (index, run, _, _), values in zip(drawn, aligned, strict=True)
+                ],
+                y_format="bytes",
+                y_label="bytes" if not relative else "change (bytes)",
+            )
+        )
+    return charts
+
+
+def generator_cpu_chart(runs: Sequence[LoadedRun]) -> Chart | None:
+    """The generator's CPU share per interval, each run overlaid; None when no run has it."""
+    columns = []
+    drawn = []
+    for index, run in enumerate(runs):
+        intervals = run.result.intervals
+        if not any(i.cpu_percent is not None for i in intervals):
+            continue
+        drawn.append((index, run))
+        columns.append(
+            (
+                [round(i.start_s + i.duration_s, 6) for i in intervals],
+                [i.cpu_percent for i in intervals],
+            )
+        )
+    if not drawn:
+        return None
+    x_axis, aligned = _aligned(columns)
+    limits = {
+        run.result.self_check.cpu_limit_percent
+        for _, run in drawn
+        if run.result.self_check is not None
+    }
+    series = [
+        Series(run.label, run_colour(index), values)
+        for (index, run), values in zip(drawn, aligned, strict=True)
+    ]
+    for limit in sorted(limits):
+        series.append(Series(f"bound {limit:g}%", "#b42318", [limit] * len(x_axis), dash=True))
+    return Chart(
+        id="generator-cpu",
+        title="Generator CPU over time",
+        description="The load generator's own CPU time per second of each interval (100% is "
+        "one core). Dashed: the bound above which the run is invalid.",
+        x=x_axis,
+        series=series,
+        y_format="percent",
+        y_label="CPU",
     )

@@ -111,6 +111,9 @@ class Comparison:
     warnings: tuple[InputWarning, ...]
     #: The current runs' own threshold verdicts (run label, verdict): a gate reports them too.
     thresholds: tuple[tuple[str, ThresholdVerdict], ...] = ()
+    #: Runs (either side) whose generator was the bottleneck: (label, reasons). Their numbers
+    #: measure the generator, so the comparison is shown but not trusted (``run`` exits 3).
+    invalid_runs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def regressed(self) -> bool:
@@ -172,6 +175,11 @@ def compare_runs(
         metrics=metrics,
         warnings=tuple(input_warnings([*baseline, *current])),
         thresholds=tuple((run.label, v) for run in current for v in run.result.thresholds),
+        invalid_runs=tuple(
+            (run.label, tuple(run.result.self_check.reasons))
+            for run in [*baseline, *current]
+            if run.result.self_check is not None and not run.result.self_check.valid
+        ),
     )
 
 
@@ -316,4 +324,14 @@ def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
         for run in runs
         if run.result.partial
     ]
+    for run in runs:
+        check = run.result.self_check
+        if check is not None and not check.valid:
+            warnings.append(
+                InputWarning(
+                    f"{run.label} is INVALID: its generator was the bottleneck, so its numbers "
+                    "measure loadgen, not the target",
+                    tuple(check.reasons),
+                )
+            )
     return warnings

@@ -64,6 +64,7 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
             highlight=False,
         )
     reasons = [
+        *(["invalid runs (their generator was the bottleneck)"] if comparison.invalid_runs else []),
         *(["regression"] if comparison.regressed else []),
         *(["a threshold failed"] if comparison.thresholds_failed else []),
     ]

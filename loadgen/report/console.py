@@ -6,6 +6,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from loadgen.report.formatting import format_bytes
+from loadgen.report.loading import from_result
+from loadgen.report.memory import run_memory
 from loadgen.result import LatencySummary, RunResult
 
 _LATENCY_COLUMNS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
@@ -40,6 +43,47 @@ def _latency_row(name: str, latency: LatencySummary) -> list[str]:
     ]
 
 
+def _signed_bytes(value: float) -> str:
+    return ("-" if value < 0 else "+") + format_bytes(int(abs(value)))
+
+
+def memory_line(result: RunResult) -> str | None:
+    """``kernel non-pageable +1.2 MiB (system-wide), receives posted 6.25 MiB (64 KiB/conn),
+    RSS 62 MiB (peak)``: kernel growth from the first sample to its peak; None without
+    samples. (The HTML report's table has every counter, and per connection.)"""
+    data = run_memory(from_result(result))
+    if data is None:
+        return None
+    parts = []
+    kernel = data.kernel
+    if kernel.reason is not None:
+        parts.append(f"kernel {kernel.reason}")
+    elif kernel.start is not None and kernel.peak is not None:
+        growth = _signed_bytes(kernel.peak - kernel.start)
+        parts.append(f"kernel non-pageable {growth} (system-wide)")
+    if data.posted.peak is not None:
+        each, _ = data.per_connection(data.posted)
+        per = f" ({format_bytes(int(each))}/conn)" if each is not None and each >= 0 else ""
+        parts.append(f"receives posted {format_bytes(data.posted.peak)}{per}")
+    if data.rss.peak is not None:
+        parts.append(f"RSS {format_bytes(data.rss.peak)}")
+    return ", ".join(parts) + " (peak)"
+
+
+def render_validity(result: RunResult, console: Console) -> None:
+    """A red block naming every reason when the generator itself was the bottleneck."""
+    check = result.self_check
+    if check is None or check.valid:
+        return
+    console.print(
+        "[bold red]INVALID RUN[/]: the load generator itself was the bottleneck; these "
+        "numbers measure loadgen, not the target:",
+        highlight=False,
+    )
+    for reason in check.reasons:
+        console.print(f"  - {reason}", highlight=False, markup=False)
+
+
 def render_summary(result: RunResult, console: Console) -> None:
     summary = result.summary
     env = result.environment
@@ -68,6 +112,9 @@ def render_summary(result: RunResult, console: Console) -> None:
         "generator",
         f"{generator.cpu_percent:.0f}% CPU, max loop lag {generator.max_loop_lag_ms:.1f} ms",
     )
+    memory = memory_line(result)
+    if memory is not None:
+        overview.add_row("memory", memory)
     console.print(overview)
     latency = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
     for column in ("latency", "count", *_LATENCY_COLUMNS):
@@ -98,3 +145,4 @@ def render_summary(result: RunResult, console: Console) -> None:
                 "[green]pass[/]" if verdict.passed else "[red]FAIL[/]",
             )
         console.print(verdicts)
+    render_validity(result, console)

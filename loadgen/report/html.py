@@ -24,6 +24,7 @@ from loadgen.report import html_tables as tables
 from loadgen.report.chartlib import chart_library
 from loadgen.report.charts import Chart
 from loadgen.report.loading import LoadedRun
+from loadgen.report.memory import run_memory
 from loadgen.report.series import interval_series
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -60,8 +61,11 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     spectrum = chart_data.spectrum_chart(runs)
     errors = chart_data.error_charts(runs, series)
     connections = chart_data.connections_chart(runs, series)
-    optional = [chart for chart in (spectrum, connections) if chart is not None]
-    charts = [throughput, *latency, *errors, *optional]
+    generator_cpu = chart_data.generator_cpu_chart(runs)
+    memory_data = [run_memory(run) for run in runs]
+    memory_charts = chart_data.memory_charts(runs, memory_data)
+    optional = [chart for chart in (spectrum, connections, generator_cpu) if chart is not None]
+    charts = [throughput, *latency, *errors, *optional, *memory_charts]
     idle = [run.label for run in runs if not chart_data.has_latency(run)]
     idle_note = (
         f'<p class="note">No request completed in {escape(", ".join(idle))}: '
@@ -83,7 +87,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
                 if open_model
                 else "."
             ),
-            tables.summary_table(runs) + tables.latency_tables(runs),
+            tables.invalid_banner(runs) + tables.summary_table(runs) + tables.latency_tables(runs),
         )
     ]
     thresholds = tables.thresholds_section(runs)
@@ -113,9 +117,34 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     ]
     if connections is not None:
         sections.append(_section("connections", "Connections", "", _figure(connections)))
-    memory = tables.memory_note(runs)
-    if memory:
-        sections.append(_section("memory", "Memory", "", memory))
+    sections.append(
+        _section(
+            "self-check",
+            "Generator self-check",
+            "A generator that runs out of CPU, or cannot send on schedule, reports its own "
+            "slowness as the target's; such a run is invalid. Bounds: CPU (or time runnable) "
+            "at 90% of the cores the generator can use (one per process), over the run or its "
+            "busiest 5 s; in the open model, schedule lag p99 above 20 ms and above the "
+            "target's own p99, or more than 1% of the scheduled requests never sent.",
+            tables.self_check_table(runs)
+            + (_figure(generator_cpu) if generator_cpu is not None else ""),
+        )
+    )
+    if any(data is not None for data in memory_data):
+        sections.append(
+            _section(
+                "memory",
+                "Memory",
+                "Sampled once a second during the run. Kernel memory is never paged out on "
+                "Linux, so its non-pageable memory is SUnreclaim + TCP socket buffers + VmPin "
+                "(the counterpart of Windows' nonpaged pool and locked pages); these counters "
+                "are system-wide and noisy. Growth per connection is from the first sample "
+                "(before connections opened) to the sample with the most connections open.",
+                tables.memory_not_measurable(runs, memory_data)
+                + "".join(_figure(chart, titled=True) for chart in memory_charts)
+                + tables.memory_table(runs, memory_data),
+            )
+        )
     sections.append(
         _section(
             "environment",

@@ -22,6 +22,7 @@ from loadgen.report.formatting import (
     format_us,
 )
 from loadgen.report.loading import LoadedRun
+from loadgen.report.memory import Counter, RunMemory
 from loadgen.result import LatencySummary
 
 _LATENCY_COLUMNS = (
@@ -89,6 +90,92 @@ def _thresholds(run: LoadedRun) -> str:
     return _badge(f"all {len(verdicts)} passed", "good")
 
 
+def _validity(run: LoadedRun) -> str:
+    check = run.result.self_check
+    if check is None:
+        return "not checked (result written before loadgen checked itself)"
+    if check.valid:
+        return _badge("valid", "good")
+    return _badge("INVALID: generator was the bottleneck", "bad")
+
+
+def invalid_banner(runs: Sequence[LoadedRun]) -> str:
+    """A warning box per invalid run, above everything else; empty when all are valid."""
+    parts = []
+    for run in runs:
+        check = run.result.self_check
+        if check is None or check.valid:
+            continue
+        reasons = "".join(f"<li>{escape(reason)}</li>" for reason in check.reasons)
+        parts.append(
+            f'<div class="invalid" role="alert"><strong>Invalid run: {escape(run.label)}'
+            "</strong><p>The load generator itself was the bottleneck, so these numbers "
+            f"measure loadgen rather than the target.</p><ul>{reasons}</ul></div>"
+        )
+    return "".join(parts)
+
+
+def self_check_table(runs: Sequence[LoadedRun]) -> str:
+    """The self-check's measured values and bounds, one column per run."""
+
+    def value(get: Callable[[Any], str]) -> Callable[[LoadedRun], str]:
+        def cell(run: LoadedRun) -> str:
+            check = run.result.self_check
+            return "not checked" if check is None else get(check)
+
+        return cell
+
+    def percent(number: float | None) -> str:
+        return format_percent_value(number) if number is not None else "not measurable here"
+
+    return _per_run(
+        runs,
+        [
+            ("verdict", _validity),
+            (
+                "generator CPU (busiest)",
+                value(
+                    lambda c: f"{percent(c.cpu_percent)} of bound {percent(c.cpu_limit_percent)}"
+                ),
+            ),
+            (
+                "loop runnable (running or waiting for a CPU)",
+                value(lambda c: percent(c.runnable_percent)),
+            ),
+            (
+                "schedule lag p99 (open model)",
+                value(
+                    lambda c: (
+                        "closed model"
+                        if c.schedule_lag_limit_ms is None
+                        else f"{format_us(_us(c.schedule_lag_p99_ms))} of bound "
+                        f"{c.schedule_lag_limit_ms:g} ms"
+                    )
+                ),
+            ),
+            (
+                "never sent / waited for a connection",
+                value(
+                    lambda c: (
+                        "closed model"
+                        if c.unsent_fraction is None
+                        else f"{format_percent_value(100 * c.unsent_fraction)} / "
+                        f"{format_percent_value(100 * (c.waited_fraction or 0))}"
+                    )
+                ),
+            ),
+            (
+                "max loop lag",
+                lambda r: f"{r.result.generator.max_loop_lag_ms:.1f} ms (reported, not judged)",
+            ),
+        ],
+    )
+
+
+def _us(ms: float | None) -> float | None:
+    return None if ms is None else ms * 1000
+
+
 def _errors(run: LoadedRun) -> str:
     summary = run.result.summary
     total = summary.error_count
@@ -122,6 +209,7 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
             ("latency p99", lambda r: _badge(format_us(_latency(r).p99), "key")),
             ("latency max", lambda r: format_us(_latency(r).max)),
             ("errors", _errors),
+            ("validity", _validity),
             ("thresholds", _thresholds),
             (
                 "connections",
@@ -251,17 +339,47 @@ def scenario_details(runs: Sequence[LoadedRun]) -> str:
     return "".join(parts)
 
 
-def memory_note(runs: Sequence[LoadedRun]) -> str:
-    """A placeholder naming the runs with memory samples; empty when none has any."""
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return ("-" if value < 0 else "") + format_bytes(int(abs(value)))
+
+
+def memory_table(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) -> str:
+    """Start, peak and end of each memory counter, and its growth per connection."""
+    rows = []
     notes = []
-    for run in runs:
-        samples = run.raw.get("memory")
-        if samples:
-            count = len(samples) if isinstance(samples, list | dict) else 1
-            notes.append(f"<li>{escape(run.label)}: {format_count(count)} memory samples</li>")
-    if not notes:
-        return ""
-    return (
-        f'<ul>{"".join(notes)}</ul><p class="note">This version of the report lists memory '
-        "samples but does not draw them yet; they are in the result JSON.</p>"
-    )
+    for run, data in zip(runs, memory, strict=True):
+        if data is None:
+            notes.append(f"{escape(run.label)}: no memory samples in this result.")
+            continue
+        counters: list[Counter] = [data.kernel, *data.components, data.posted, data.rss]
+        for counter in counters:
+            label = f"{escape(run.label)}: {escape(counter.label)}"
+            if counter.reason is not None:
+                rows.append(
+                    [label, f'<span class="na">{escape(counter.reason)}</span>', "", "", ""]
+                )
+                continue
+            each, connections = data.per_connection(counter)
+            per = (
+                f"{_bytes(each)} (at {format_count(connections)} connections)"
+                if each is not None and connections
+                else MISSING
+            )
+            rows.append(
+                [label, _bytes(counter.start), _bytes(counter.peak), _bytes(counter.end), per]
+            )
+    table = _table(["run: counter", "start", "peak", "end", "growth per connection"], rows)
+    note = "".join(f'<p class="note">{n}</p>' for n in notes)
+    return table + note
+
+
+def memory_not_measurable(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) -> str:
+    """ "not measurable here: reason" for each run whose kernel counters were not measured."""
+    lines = [
+        f"<li>{escape(run.label)}: kernel non-pageable memory {escape(data.kernel.reason)}</li>"
+        for run, data in zip(runs, memory, strict=True)
+        if data is not None and data.kernel.reason is not None
+    ]
+    return f'<ul class="na-list">{"".join(lines)}</ul>' if lines else ""

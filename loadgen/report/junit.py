@@ -97,8 +97,23 @@ def _threshold_check(label: str, verdict: ThresholdVerdict) -> Check:
     )
 
 
+def validity_check(label: str, reasons: Sequence[str]) -> Check:
+    """A run whose generator was the bottleneck: a failed testcase naming every reason."""
+    return Check(
+        classname="loadgen.validity",
+        name=f"{label}: generator not saturated",
+        outcome="failed" if reasons else "passed",
+        message=(
+            f"{label}: invalid run: " + "; ".join(reasons) if reasons else f"{label}: valid run"
+        ),
+        details=f"run: {label}",
+        kind="invalid-run",
+    )
+
+
 def comparison_junit(comparison: Comparison) -> str:
-    """One testcase per metric, then one per threshold of each current run."""
-    checks = [_metric_check(m) for m in comparison.metrics]
+    """One testcase per invalid run, per metric, then per threshold of each current run."""
+    checks = [validity_check(label, reasons) for label, reasons in comparison.invalid_runs]
+    checks += [_metric_check(m) for m in comparison.metrics]
     checks += [_threshold_check(label, v) for label, v in comparison.thresholds]
     return junit_xml("loadgen compare", checks)

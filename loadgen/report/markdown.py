@@ -46,6 +46,8 @@ def _row(metric: MetricComparison, tested: bool) -> str:
 
 def comparison_markdown(comparison: Comparison) -> str:
     outcome = "❌ FAIL" if comparison.failed else "✅ PASS"
+    if comparison.invalid_runs:
+        outcome = "⛔ INVALID (a generator was the bottleneck)"
     n_base, n_cur = len(comparison.baseline_sources), len(comparison.current_sources)
     lines = [
         f"### loadgen compare: {outcome}",
@@ -55,6 +57,9 @@ def comparison_markdown(comparison: Comparison) -> str:
         f"{comparison.method}.",
         "",
     ]
+    for label, reasons in comparison.invalid_runs:
+        lines.append(f"> ⛔ **{_escape(label)} is invalid**: {_escape('; '.join(reasons))}")
+        lines.append("")
     header = ["metric", "baseline", "current", "change"]
     if comparison.tested:
         header += ["p (worse)", "95% interval"]

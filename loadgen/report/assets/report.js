@@ -37,10 +37,24 @@
     var digits = Math.max(0, Math.ceil(Math.log10(x) - 1e-9) - 2);
     return (100 * (1 - 1 / x)).toFixed(digits) + "%";
   }
+  function fmtBytes(value) {
+    if (value == null || !isFinite(value)) return "\u2013";
+    var size = Math.abs(value);
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    var unit = 0;
+    while (size >= 1024 && unit < units.length - 1) { size /= 1024; unit += 1; }
+    return (value < 0 ? "-" : "") + (unit === 0 ? String(Math.round(size)) : sig3(size)) +
+      " " + units[unit];
+  }
+  function fmtPercent(value) {
+    return value == null || !isFinite(value) ? "\u2013" : sig3(value) + "%";
+  }
   function fmtSeconds(value) {
     return value == null ? "\u2013" : sig3(value) + " s";
   }
-  var FORMATS = { latency: fmtLatency, rate: fmtRate, count: fmtCount };
+  var FORMATS = {
+    latency: fmtLatency, rate: fmtRate, count: fmtCount, bytes: fmtBytes, percent: fmtPercent,
+  };
 
   function decades(u, axisIndex, min, max) {
     var splits = [];
@@ -105,7 +119,12 @@
     };
     var yScale = logY
       ? { distr: 3, log: 10 }
-      : { range: function (u, min, max) { return [0, max > 0 ? max * 1.08 : 1]; } };
+      : {
+        range: function (u, min, max) {
+          var low = min < 0 ? min * 1.08 : 0;
+          return [low, max > 0 ? max * 1.08 : (low < 0 ? 0 : 1)];
+        },
+      };
     return {
       width: width,
       height: HEIGHT,

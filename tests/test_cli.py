@@ -36,15 +36,25 @@ def test_run_quickstart_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     result = runner.invoke(
         app,
-        ["run", str(QUICKSTART), "--duration", "1s", "--set", "connections=50", "--json", str(out)],
+        [
+            "run",
+            str(QUICKSTART),
+            "--duration",
+            "1s",
+            "--set",
+            "load.connections=50",
+            "--json",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "throughput" in result.output and f"result: {out}" in result.output
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["scenario"]["name"] == "quickstart"
-    assert data["scenario"]["connections"] == 50
-    assert data["scenario"]["duration"] == 1.0
+    assert data["scenario"]["load"]["connections"] == 50
+    assert data["scenario"]["load"]["phases"][0]["duration"] == 1.0
+    assert data["self_check"]["valid"] is True, data["self_check"]
     assert set(data["environment"]) >= {
         "backend",
         "recv_mode",
@@ -121,10 +131,11 @@ def test_refused_target_still_writes_json(tmp_path: Path) -> None:
 def test_validate() -> None:
     result = runner.invoke(app, ["validate", str(QUICKSTART)])
     assert result.exit_code == 0 and "ok" in result.output
-    result = runner.invoke(app, ["validate", str(QUICKSTART), "--set", "connections=0"])
+    result = runner.invoke(app, ["validate", str(QUICKSTART), "--set", "load.connections=0"])
     assert result.exit_code == 2
-    assert "--set connections: connections: Input should be greater than or equal to 1" in (
-        result.output
+    assert (
+        "--set load.connections: load.connections: Input should be greater than or equal to 1"
+        in (result.output)
     )
 
 

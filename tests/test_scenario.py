@@ -21,8 +21,10 @@ def test_every_example_scenario_is_valid(path: Path) -> None:
 
 def test_quickstart_resolves_units() -> None:
     quickstart = load_scenario(Path(__file__).parent.parent / "scenarios" / "quickstart.yaml")
-    assert quickstart.connections == 100
-    assert quickstart.duration == 5.0
+    assert quickstart.plan.model == "closed"
+    assert quickstart.plan.connections == 100
+    assert quickstart.plan.think_time == 0.01
+    assert quickstart.plan.duration == 5.0
     assert quickstart.message_size.fixed == 64
     assert quickstart.receive == "buffered"
     assert quickstart.builtin_target == "echo"

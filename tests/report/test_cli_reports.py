@@ -189,7 +189,7 @@ def test_run_writes_html_and_hdr_log_after_the_json(tmp_path: Path) -> None:
             "-d",
             "1s",
             "--set",
-            "connections=5",
+            "load.connections=5",
             "-q",
             "--json",
             str(out),

@@ -14,6 +14,7 @@ import pytest
 from loadgen.report.chartlib import chart_library
 from loadgen.report.html import render_html, write_html
 from loadgen.report.loading import LoadedRun, load_run
+from loadgen.stats import memory_windows
 
 from . import chromium
 from .conftest import RunFile
@@ -124,6 +125,10 @@ def test_charts_cover_every_run_that_has_data(page: str) -> None:
         "spectrum",
         "errors-2",
         "connections",
+        "generator-cpu",
+        "memory-kernel",
+        "memory-posted",
+        "memory-rss",
     }
     assert [s["label"] for s in charts["throughput"]["series"]] == list(ALL)
     assert [s["label"] for s in charts["latency-0"]["series"]] == ["p50", "p90", "p99", "max"]
@@ -157,16 +162,58 @@ def test_sections_that_do_not_apply_are_left_out(runs: list[LoadedRun]) -> None:
     assert "2 runs" not in page and "started " in page
 
 
-def test_memory_and_connections_appear_when_a_result_has_them(runs: list[LoadedRun]) -> None:
+def test_connections_chart_follows_the_intervals(runs: list[LoadedRun]) -> None:
     closed = runs[0]
     raw = json.loads(json.dumps(closed.raw))
-    raw["memory"] = [{"t_s": 0.0, "rss": 1}, {"t_s": 1.0, "rss": 2}]
     for index, interval in enumerate(raw["intervals"]):
         interval["connections"] = 10 - index
     page = render_html([replace(closed, raw=raw)])
-    assert 'id="memory"' in page and "2 memory samples" in page
     connections = next(c for c in chart_data(page) if c["id"] == "connections")
     assert connections["series"][0]["values"] == [10 - i for i in range(len(raw["intervals"]))]
+
+
+def test_memory_section_draws_every_run_and_tabulates_per_connection(
+    page: str, runs: list[LoadedRun]
+) -> None:
+    charts = {chart["id"]: chart for chart in chart_data(page)}
+    for chart_id in ("memory-kernel", "memory-posted", "memory-rss"):
+        assert [s["label"] for s in charts[chart_id]["series"]] == list(ALL), chart_id
+        assert charts[chart_id]["y_format"] == "bytes"
+    # kernel memory is drawn as the change since each run's first sample: it starts at 0
+    for series in charts["memory-kernel"]["series"]:
+        assert next(v for v in series["values"] if v is not None) == 0
+    # the closed run posted one 64 KiB buffered receive per connection: exactly, per connection
+    posted = charts["memory-posted"]["series"][0]["values"]
+    closed = runs[0].result
+    assert max(v for v in posted if v is not None) == 10 * closed.scenario["receive_buffer"]
+    text = visible_text(page)
+    assert (
+        "closed: receive bytes posted by the engine 0 B 640 KiB 640 KiB 64 KiB (at 10 connections)"
+        in text
+    )
+    assert "closed: kernel non-pageable (SUnreclaim + TCP buffers + VmPin)" in text
+    assert "closed: generator resident memory (VmRSS)" in text
+
+
+def test_memory_not_measurable_says_why_instead_of_drawing_zeros(runs: list[LoadedRun]) -> None:
+    """Samples from the Windows sampler where it cannot measure (here: not Windows; under
+    Wine: no kernel pool) carry no numbers: the report gives the reason and draws nothing."""
+    closed = runs[0]
+    raw = json.loads(json.dumps(closed.raw))
+    raw["memory"] = []
+    for second in range(3):
+        sample = memory_windows.sample(4096).as_dict()
+        del sample["engine_posted_bytes"]
+        raw["memory"].append({"t_s": float(second), **sample, "engine_posted_recv_bytes": 4096})
+    page = render_html([replace(closed, raw=raw)])
+    text = visible_text(page)
+    reason = memory_windows.sample().reason
+    assert reason is not None and reason.startswith("not measurable here: ")
+    assert f"closed: kernel non-pageable memory {reason}" in text
+    assert "the Windows sampler does not read the working set" in text
+    ids = {chart["id"] for chart in chart_data(page)}
+    assert "memory-kernel" not in ids and "memory-rss" not in ids
+    assert "memory-posted" in ids  # the engine's own count is known everywhere
 
 
 # ------------------------------------------------------------------------------ in Chromium
@@ -181,7 +228,7 @@ def test_every_chart_draws_in_chromium_without_errors(page: str, tmp_path: Path)
     assert loaded.console_messages == []
     assert loaded.root_attribute("data-charts-expected") == str(expected)
     assert loaded.root_attribute("data-charts-drawn") == str(expected)
-    assert loaded.dom.count("<canvas") == expected == 6
+    assert loaded.dom.count("<canvas") == expected == 10
     # uPlot's legends name every series of every chart
     assert loaded.dom.count('class="u-legend') == expected
 

@@ -110,7 +110,7 @@ def run(
     Exit 3 when the generator itself was the bottleneck (CPU, or an open-model schedule it
     could not keep); the result says why. 99 when a threshold failed.
     """
-    from loadgen.report.console import render_summary
+    from loadgen.report.console import render_summary, render_validity
     from loadgen.report.live import LiveView, Snapshot
     from loadgen.runner import run as run_scenario
     from loadgen.targets.process import TargetError
@@ -146,6 +146,8 @@ def run(
     path = result.write(json_path or _default_result_path(scenario.name))
     if not quiet:
         render_summary(result, console)
+    elif result.invalid:  # even a quiet CI log must say why the exit code is 3
+        render_validity(result, errors)
     console.print(f"result: {path}", highlight=False, soft_wrap=True)
     _write_run_outputs(result, path, html_path, hdr_log_path)
     if result.stop_reason.startswith("interrupted"):

@@ -101,6 +101,7 @@ def test_invalid_wins_over_failed_thresholds_and_allow_saturated_waives_it(
     failing = ["--set", "thresholds=['p50 < 1ns']"]
     both = runner.invoke(app, [*arguments, *failing])
     assert both.exit_code == EXIT_INVALID_RUN, both.output
+    assert "INVALID RUN" in both.stderr  # -q prints no summary, but says why it exits 3
     waived = runner.invoke(app, [*arguments, *failing, "--allow-saturated"])
     assert waived.exit_code == EXIT_THRESHOLDS_FAILED, waived.output
     assert json.loads(out.read_text())["self_check"]["valid"] is False  # still marked

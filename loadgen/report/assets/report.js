@@ -117,6 +117,12 @@
       grid: { stroke: "#edf0f4" },
       values: function (u, splits) { return splits.map(format); },
     };
+    if (spec.y_format === "bytes") {
+      /* Ticks on binary steps (256 KiB, 512 KiB, 1 MiB, ...), as the labels are binary units. */
+      var steps = [];
+      for (var power = 0; power <= 50; power++) steps.push(Math.pow(2, power));
+      yAxis.incrs = steps;
+    }
     var yScale = logY
       ? { distr: 3, log: 10 }
       : {

@@ -23,6 +23,7 @@ from loadgen.result import RunResult
 from loadgen.selfcheck import CPU_WINDOW_S, busiest, check
 from loadgen.stats.cpu import CpuSampler, read_runnable_ns
 
+from .report import chromium
 from .report.builders import make_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +111,7 @@ def test_invalid_wins_over_failed_thresholds_and_allow_saturated_waives_it(
 
 
 def test_html_report_shows_the_invalid_banner(
-    saturated: tuple[Any, Path], valid: tuple[Any, Path]
+    saturated: tuple[Any, Path], valid: tuple[Any, Path], tmp_path: Path
 ) -> None:
     page = render_html([load_run(valid[1], "valid"), load_run(saturated[1], "saturated")])
     assert page.count('class="invalid"') == 1
@@ -118,6 +119,15 @@ def test_html_report_shows_the_invalid_banner(
     assert "INVALID: generator was the bottleneck" in page
     assert '<span class="badge good">valid</span>' in page
     assert 'id="self-check"' in page and 'data-chart="generator-cpu"' in page
+    file = tmp_path / "report.html"
+    file.write_text(page, encoding="utf-8")
+    loaded = chromium.load(file, tmp_path / "profile")
+    assert loaded.root_attribute("data-js-errors") is None, loaded.root_attribute("data-js-errors")
+    assert loaded.console_messages == []
+    expected = loaded.root_attribute("data-charts-expected")
+    assert expected is not None and int(expected) >= 5  # throughput ... generator CPU, memory
+    assert loaded.root_attribute("data-charts-drawn") == expected
+    assert "Invalid run: saturated" in loaded.dom
 
 
 def test_compare_warns_about_invalid_runs_and_exits_3(

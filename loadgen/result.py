@@ -57,9 +57,10 @@ class Environment:
     os: str
     python: str
     loadgen_version: str
-    processes: int
+    processes: int  # shard processes of the client (merged into this one result)
     cpu_count: int | None
     hostname: str
+    target_processes: int | None = None  # processes of a built-in target (None: not built-in)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from loadgen import __version__
 from loadgen.client import ClientConfig, LoadClient
@@ -36,6 +38,9 @@ from loadgen.stats.histogram import HdrHistogram
 from loadgen.stats.recorder import Recorder
 from loadgen.streams import StreamClient
 from loadgen.targets.process import builtin_target
+
+if TYPE_CHECKING:
+    from loadgen.shard import ShardChannel, ShardSpec
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
@@ -161,40 +166,6 @@ def phase_label(scenario: Scenario, elapsed_s: float) -> str:
     return ""
 
 
-def _snapshot_reader(
-    scenario: Scenario, client: LoadClient | StreamClient, recorder: Recorder
-) -> Callable[[], Snapshot]:
-    """A function the live view's thread calls for the run's numbers right now."""
-    last_cpu = [time.process_time(), time.monotonic()]
-
-    def read() -> Snapshot:
-        now_cpu, now = time.process_time(), time.monotonic()
-        cpu = 100 * (now_cpu - last_cpu[0]) / max(now - last_cpu[1], 1e-9)
-        last_cpu[:] = [now_cpu, now]
-        elapsed_s = (time.monotonic_ns() - recorder.start_ns) / 1e9
-        last = recorder.last_interval
-        for _ in range(3):  # the engine's thread may add a kind while we copy
-            try:
-                errors = dict(recorder.errors)
-                break
-            except RuntimeError:
-                errors = {}
-        return Snapshot(
-            elapsed_s=elapsed_s,
-            duration_s=scenario.plan.duration,
-            phase=phase_label(scenario, elapsed_s),
-            requests=recorder.requests,
-            last_interval_rps=None if last is None else last[0],
-            last_p50_us=None if last is None or last[1] is None else last[1] / 1000,
-            last_p99_us=None if last is None or last[2] is None else last[2] / 1000,
-            errors=errors,
-            open_connections=client.open_connections,
-            cpu_percent=cpu,
-        )
-
-    return read
-
-
 def _latency(histogram: HdrHistogram, measured: bool) -> LatencySummary | None:
     return LatencySummary.from_histogram(histogram) if measured else None
 
@@ -206,37 +177,120 @@ def run(
     notice: Notice | None = None,
     seed: int | None = None,
     live: LiveFactory | None = None,
+    processes: int = 1,
+    target_processes: int = 1,
 ) -> RunResult:
     """Run a scenario to its end (or to Ctrl-C) and return its result.
 
     ``live``, when given, is entered around the run with a function that reads the run's
     numbers at any moment (from another thread): the CLI's live view.
+
+    ``processes`` > 1 splits the load over that many shard processes (``loadgen.workers``)
+    and merges their results; 1 runs the one shard in this process. ``target_processes``
+    is how many processes a built-in target serves on (SO_REUSEPORT; 1 on Windows).
     """
+    from loadgen.report.live import TickBoard
+    from loadgen.shard import LocalChannel, run_shard
+    from loadgen.split import usable_processes
+    from loadgen.workers import run_processes, shard_specs
+
     engine = select_backend(backend, notice=notice)
+    engine_name = engine.name
+    engine.shutdown()  # each shard makes its own; this one only resolved "auto" (and told why)
+    processes = usable_processes(scenario, processes)
+    with ExitStack() as stack:
+        builtin = scenario.builtin_target
+        if builtin is not None:
+            target_processes = builtin_processes(target_processes, notice)
+        addresses = (
+            [
+                stack.enter_context(
+                    builtin_target(builtin, backend=engine_name, processes=target_processes)
+                )
+            ]
+            if builtin is not None
+            else scenario.target_addresses()
+        )
+        specs = shard_specs(scenario, processes, engine_name, addresses, seed)
+        board = TickBoard(
+            processes, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
+        )
+        watching = live(board.snapshot) if live else nullcontext()
+        with watching:
+            if processes == 1:
+                channel = LocalChannel(board.add if live else None)
+                result = run_shard(specs[0], channel)
+                board.retire(0)
+            else:
+                result = run_processes(specs, scenario, board)
+    if processes == 1:  # the one slice is the whole scenario: keep its own spelling
+        result = replace(result, scenario=scenario.to_dict())
+    if builtin is not None:
+        result = replace(
+            result, environment=replace(result.environment, target_processes=target_processes)
+        )
+    return result
+
+
+def default_processes(scenario: Scenario, processes: int | None) -> tuple[int, int]:
+    """(client processes, built-in target processes) for ``loadgen run``.
+
+    Against a network target every core runs a client process. A built-in target shares
+    this machine's cores with the client: each side does about the same work per request
+    (a receive and a send), so the cores are split evenly between the two (on 2 cores: one
+    client process and one target process, the setup measured fastest here; see README).
+    ``--processes N`` sets the client's count; the target then gets the cores left (at
+    least one).
+    """
+    cores = os.cpu_count() or 1
+    if scenario.builtin_target is None:
+        return (processes or cores), 1
+    client = processes or max(1, cores // 2)
+    return client, max(1, cores - client)
+
+
+def builtin_processes(wanted: int, notice: Notice | None) -> int:
+    """How many processes a built-in target can have here (1 where SO_REUSEPORT is not)."""
+    from loadgen.targets.scaled import WINDOWS_NOTE, reuse_port_supported
+
+    if wanted > 1 and not reuse_port_supported():
+        if notice is not None:
+            notice(WINDOWS_NOTE)
+        return 1
+    return max(1, wanted)
+
+
+def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
+    """Run one shard (``loadgen.shard.run_shard``): its slice of the scenario, from the
+    start instant the channel gives, on this process's own engine."""
+    from loadgen.shard import first_gap_ns, shifted, sleep_until, ticking
+
+    scenario, seed = spec.scenario, spec.seed
+    engine = select_backend(spec.backend)
     started_at = datetime.now(UTC)
     plan = scenario.plan
     open_model = plan.model == "open"
     with ExitStack() as stack:
         stack.callback(engine.shutdown)
-        builtin = scenario.builtin_target
-        addresses = (
-            [stack.enter_context(builtin_target(builtin, backend=engine.name))]
-            if builtin is not None
-            else scenario.target_addresses()
-        )
+        addresses = list(spec.addresses)
         config = client_config(scenario, addresses, seed)
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
-        start_ns = time.monotonic_ns()
+        start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
         recorder = Recorder(start_ns)
         options = scenario.protocol_options
         client: LoadClient | StreamClient
         if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
             client = StreamClient(engine, config, options, recorder)
         else:
-            client = LoadClient(engine, config, recorder, arrival_schedule(scenario, seed))
+            arrivals = arrival_schedule(scenario, seed)
+            shift_ns = int(spec.arrival_phase * first_gap_ns(scenario))
+            if arrivals is not None and shift_ns:
+                arrivals = shifted(arrivals, shift_ns, int(plan.duration * 1e9))
+            client = LoadClient(engine, config, recorder, arrivals)
+        sleep_until(start_ns)
         cpu_start = time.process_time()
         stop_reason = "completed"
-        watching = live(_snapshot_reader(scenario, client, recorder)) if live else nullcontext()
+        watching = ticking(spec, channel, client, recorder)
         with _sigint_stops(client) as interrupted, watching:
             try:
                 client.run(start_ns + int(plan.duration * 1e9))
@@ -246,6 +300,8 @@ def run(
         cpu_s = time.process_time() - cpu_start
         if interrupted:
             stop_reason = interrupted[0]
+        elif client.stop_requested and stop_reason == "completed":
+            stop_reason = "stopped by the coordinator"
         in_flight = client.in_flight
         open_connections = client.open_connections
         recorder.finish(end_ns)

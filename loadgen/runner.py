@@ -4,7 +4,11 @@ into a RunResult.
 ``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
 are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still
 returned, marked ``partial``. Only a failure of loadgen itself (no backend, a built-in
-target that cannot start) raises.
+target that cannot start, no shard process that produced anything) raises.
+
+``run()`` starts the built-in target (if any), splits the scenario into shards, runs them
+(in this process for one, as spawned processes for more: ``loadgen.workers``) and merges
+their results. ``measure()`` is one shard's run, reached through ``shard.run_shard``.
 """
 
 from __future__ import annotations

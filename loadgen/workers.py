@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
@@ -243,21 +244,38 @@ class _Coordinator:
                 process.join()
 
 
+@dataclass(frozen=True)
+class ShardOutcome:
+    """What the shards of a run gave: results and failures by shard, and a Ctrl-C."""
+
+    results: dict[int, RunResult]
+    failures: dict[int, str]  # shard -> "shard 1 (pid 4242) died: killed by SIGKILL"
+    interrupted: list[str]  # the coordinator's own stop reason ("interrupted (SIGINT)")
+
+
+def run_shards(specs: Sequence[ShardSpec], board: TickBoard, duration_s: float) -> ShardOutcome:
+    """Run ``specs`` in one spawned process each, from one start instant; no merging."""
+    coordinator = _Coordinator(specs, board)
+    interrupted = coordinator.run(duration_s)
+    return ShardOutcome(dict(coordinator.results), dict(coordinator.failures), interrupted)
+
+
 def run_processes(specs: Sequence[ShardSpec], scenario: Scenario, board: TickBoard) -> RunResult:
     """Run ``specs`` in one spawned process each and merge their results (see above)."""
-    coordinator = _Coordinator(specs, board)
-    interrupted = coordinator.run(scenario.plan.duration)
-    failures = [coordinator.failures[s] for s in sorted(coordinator.failures)]
-    parts = [coordinator.results[s] for s in sorted(coordinator.results)]
+    outcome = run_shards(specs, board, scenario.plan.duration)
+    failures = [outcome.failures[s] for s in sorted(outcome.failures)]
+    parts = [outcome.results[s] for s in sorted(outcome.results)]
     if not parts:
-        raise ShardError("no shard produced a result: " + "; ".join(failures or interrupted))
-    for shard in sorted(coordinator.failures):
+        raise ShardError(
+            "no shard produced a result: " + "; ".join(failures or outcome.interrupted)
+        )
+    for shard in sorted(outcome.failures):
         if board.intervals[shard]:
             parts.append(
-                result_from_intervals(board.intervals[shard], parts[0], coordinator.failures[shard])
+                result_from_intervals(board.intervals[shard], parts[0], outcome.failures[shard])
             )
-    if interrupted:
-        stop_reason: str | None = interrupted[0]
+    if outcome.interrupted:
+        stop_reason: str | None = outcome.interrupted[0]
     elif failures:
         stop_reason = "failed: " + "; ".join(failures)
     else:

@@ -102,6 +102,14 @@ def run(
             "[one per core; with a builtin: target, the cores are shared with it].",
         ),
     ] = None,
+    target_processes: Annotated[
+        int | None,
+        typer.Option(
+            "--target-processes",
+            min=1,
+            help="Processes of a builtin: target (SO_REUSEPORT; Linux) [the cores left].",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario and write its JSON result."""
     from loadgen.report.console import render_summary
@@ -128,7 +136,7 @@ def run(
         every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
         return LiveView(scenario.name, read, console, line_interval_s=every_s)
 
-    client_processes, target_processes = default_processes(scenario, processes)
+    client_processes, target_processes = default_processes(scenario, processes, target_processes)
     try:
         result = run_scenario(
             scenario,

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -236,7 +236,9 @@ def run(
     return result
 
 
-def default_processes(scenario: Scenario, processes: int | None) -> tuple[int, int]:
+def default_processes(
+    scenario: Scenario, processes: int | None, target_processes: int | None = None
+) -> tuple[int, int]:
     """(client processes, built-in target processes) for ``loadgen run``.
 
     Against a network target every core runs a client process. A built-in target shares
@@ -244,13 +246,13 @@ def default_processes(scenario: Scenario, processes: int | None) -> tuple[int, i
     (a receive and a send), so the cores are split evenly between the two (on 2 cores: one
     client process and one target process, the setup measured fastest here; see README).
     ``--processes N`` sets the client's count; the target then gets the cores left (at
-    least one).
+    least one) unless ``--target-processes`` says otherwise.
     """
     cores = os.cpu_count() or 1
     if scenario.builtin_target is None:
         return (processes or cores), 1
     client = processes or max(1, cores // 2)
-    return client, max(1, cores - client)
+    return client, target_processes or max(1, cores - client)
 
 
 def builtin_processes(wanted: int, notice: Notice | None) -> int:
@@ -280,6 +282,7 @@ def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         config = client_config(scenario, addresses, seed)
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
+        started_at += timedelta(microseconds=(start_ns - time.monotonic_ns()) / 1000)
         recorder = Recorder(start_ns)
         options = scenario.protocol_options
         client: LoadClient | StreamClient

@@ -14,10 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from loadgen.cli import app
 from loadgen.merge import merge_results
 from loadgen.report.live import Snapshot, TickBoard
 from loadgen.result import LatencySummary, RunResult
@@ -28,6 +31,7 @@ from loadgen.targets.process import builtin_target
 from loadgen.targets.scaled import reuse_port_supported
 from loadgen.workers import run_shards, shard_specs
 
+QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
 needs_reuse_port = pytest.mark.skipif(
     not reuse_port_supported(), reason="SO_REUSEPORT load spreading is Linux-only"
 )
@@ -175,3 +179,18 @@ def test_serve_with_processes_listens_on_one_port_twice() -> None:
         assert [len(c.recv(64)) for c in clients] == list(range(1, 9))
         for client in clients:
             client.close()
+
+
+@needs_reuse_port
+def test_cli_run_with_processes_writes_merged_outputs(tmp_path: Path) -> None:
+    out, hdr = tmp_path / "run.json", tmp_path / "run.hlog"
+    arguments = ["run", str(QUICKSTART), "-d", "1500ms", "-q", "-p", "2", "--target-processes"]
+    arguments += ["2", "--json", str(out), "--hdr-log", str(hdr)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    data = RunResult.read(out)
+    assert (data.environment.processes, data.environment.target_processes) == (2, 2)
+    assert data.summary.errors == {} and data.summary.connects == 100
+    assert all(verdict.passed for verdict in data.thresholds)
+    lines = [line for line in hdr.read_text().splitlines() if line[:1].isdigit()]
+    assert len(lines) == len(data.intervals) > 0  # one line per merged interval

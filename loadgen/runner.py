@@ -251,8 +251,11 @@ def default_processes(
     cores = os.cpu_count() or 1
     if scenario.builtin_target is None:
         return (processes or cores), 1
+    from loadgen.targets.scaled import reuse_port_supported
+
     client = processes or max(1, cores // 2)
-    return client, target_processes or max(1, cores - client)
+    left = max(1, cores - client) if reuse_port_supported() else 1  # Windows: one, silently
+    return client, target_processes or left
 
 
 def builtin_processes(wanted: int, notice: Notice | None) -> int:

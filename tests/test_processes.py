@@ -148,12 +148,12 @@ def _kill_shard_when(
 
 
 def test_a_dead_shard_gives_a_partial_result_naming_it() -> None:
-    scenario = _scenario("connections: 10\nduration: 20s\n")
+    scenario = _scenario("connections: 10\nduration: 60s\n")
     seen: list[Snapshot] = []
     began = time.monotonic()
     with _kill_shard_when(lambda s: s.elapsed_s > 1.6, "loadgen-shard-1", seen) as live:
         result = run(scenario, processes=2, live=live)
-    assert time.monotonic() - began < 15, "the other shard was not stopped"
+    assert time.monotonic() - began < 40, "the other shard was not stopped"
     assert result.partial
     assert result.stop_reason.startswith("failed: shard 1 (pid ")
     assert "died: killed by SIGKILL" in result.stop_reason

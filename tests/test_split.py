@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from loadgen.merge import merge_memory
+from loadgen.runner import default_processes
 from loadgen.scenario import parse_scenario
 from loadgen.split import arrival_phase, split_counts, split_scenario, usable_processes
+from loadgen.targets.scaled import reuse_port_supported
 
 
 def test_counts_split_evenly_and_sum_exactly() -> None:
@@ -71,3 +75,18 @@ def test_memory_merge_adds_per_process_fields_only() -> None:
         "processes": 2,
     }
     assert second["processes"] == 1 and second["vm_rss_bytes"] == 30
+
+
+def test_default_processes_share_the_cores_with_a_builtin_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    network = parse_scenario("name: n\ntarget: 127.0.0.1:9\nconnections: 9\nduration: 1s\n")
+    builtin = parse_scenario("name: b\ntarget: builtin:echo\nconnections: 9\nduration: 1s\n")
+    assert default_processes(network, None) == (8, 1)
+    assert default_processes(network, 3) == (3, 1)
+    scaled = reuse_port_supported()
+    assert default_processes(builtin, None) == (4, 4 if scaled else 1)
+    assert default_processes(builtin, 6) == (6, 2 if scaled else 1)
+    assert default_processes(builtin, 8) == (8, 1)
+    assert default_processes(builtin, 2, 3) == (2, 3)

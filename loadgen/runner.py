@@ -201,7 +201,10 @@ def run(
     engine = select_backend(backend, notice=notice)
     engine_name = engine.name
     engine.shutdown()  # each shard makes its own; this one only resolved "auto" (and told why)
-    processes = usable_processes(scenario, processes)
+    usable = usable_processes(scenario, processes)
+    if usable < processes and notice is not None:
+        notice(f"{usable} processes, not {processes}: the scenario has {usable} connections")
+    processes = usable
     with ExitStack() as stack:
         builtin = scenario.builtin_target
         if builtin is not None:

@@ -104,6 +104,24 @@ def run(
         ),
     ] = None,
     allow_saturated: AllowSaturatedOption = False,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            "-p",
+            min=1,
+            help="Client processes, the load split among them; 1 runs in this process "
+            "[one per core; with a builtin: target, the cores are shared with it].",
+        ),
+    ] = None,
+    target_processes: Annotated[
+        int | None,
+        typer.Option(
+            "--target-processes",
+            min=1,
+            help="Processes of a builtin: target (SO_REUSEPORT; Linux) [the cores left].",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario and write its JSON result.
 
@@ -112,7 +130,9 @@ def run(
     """
     from loadgen.report.console import render_summary, render_validity
     from loadgen.report.live import LiveView, Snapshot
+    from loadgen.runner import default_processes
     from loadgen.runner import run as run_scenario
+    from loadgen.shard import ShardError
     from loadgen.targets.process import TargetError
 
     settings = list(overrides or [])
@@ -132,16 +152,19 @@ def run(
         every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
         return LiveView(scenario.name, read, console, line_interval_s=every_s)
 
+    client_processes, target_processes = default_processes(scenario, processes, target_processes)
     try:
         result = run_scenario(
             scenario,
             backend=backend,
             notice=lambda m: errors.print(m),
             live=None if quiet else live_view,
+            processes=client_processes,
+            target_processes=target_processes,
         )
     except BackendUnavailable as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
-    except TargetError as exc:
+    except (TargetError, ShardError) as exc:
         raise _fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     path = result.write(json_path or _default_result_path(scenario.name))
     if not quiet:
@@ -315,6 +338,14 @@ StopOption = Annotated[
 ]
 HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
 PortOption = Annotated[int, typer.Option(help="Port (0 picks a free one).")]
+ServeProcessesOption = Annotated[
+    int,
+    typer.Option(
+        "--processes",
+        min=1,
+        help="Processes accepting on the one port (SO_REUSEPORT; Linux only, else 1).",
+    ),
+]
 
 
 @serve_app.command("echo")
@@ -323,11 +354,12 @@ def serve_echo(
     port: PortOption = 0,
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
+    processes: ServeProcessesOption = 1,
 ) -> None:
     """Serve echo on the engine; prints `listening on HOST:PORT`."""
     from loadgen.targets.echo import EchoServer
 
-    _serve_builtin(EchoServer, host, port, backend, stop_on_stdin_eof)
+    _serve_builtin(EchoServer, host, port, backend, stop_on_stdin_eof, processes, "echo")
 
 
 @serve_app.command("http")
@@ -336,12 +368,13 @@ def serve_http(
     port: PortOption = 0,
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
+    processes: ServeProcessesOption = 1,
 ) -> None:
     """Serve HTTP/1.1 on the engine (/status/N, /bytes/N, /chunked/N, /delay/MS, /close);
     prints `listening on HOST:PORT`."""
     from loadgen.targets.http import HttpServer
 
-    _serve_builtin(HttpServer, host, port, backend, stop_on_stdin_eof)
+    _serve_builtin(HttpServer, host, port, backend, stop_on_stdin_eof, processes, "http")
 
 
 @serve_app.command("stream")
@@ -350,12 +383,13 @@ def serve_stream(
     port: PortOption = 0,
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
+    processes: ServeProcessesOption = 1,
 ) -> None:
     """Serve the stream patterns (push, pull, pushpull, duplex) on the engine; prints
     `listening on HOST:PORT`."""
     from loadgen.targets.stream import StreamServer
 
-    _serve_builtin(StreamServer, host, port, backend, stop_on_stdin_eof)
+    _serve_builtin(StreamServer, host, port, backend, stop_on_stdin_eof, processes, "stream")
 
 
 class _BuiltinServer(Protocol):
@@ -372,9 +406,17 @@ def _serve_builtin(
     port: int,
     backend: str,
     stop_on_stdin_eof: bool,
+    processes: int = 1,
+    name: str = "",
 ) -> None:
     """Run a built-in target until Ctrl-C (or stdin's end, for a parent process)."""
     from loadgen.runner import raise_fd_limit
+    from loadgen.targets.scaled import WINDOWS_NOTE, ScaledServer, reuse_port_supported
+
+    if processes > 1 and not reuse_port_supported():
+        errors.print(WINDOWS_NOTE, highlight=False)
+    elif processes > 1:
+        make = lambda engine, host, port: ScaledServer(name, engine, host, port, processes)  # noqa: E731
 
     try:
         engine = select_backend(backend, notice=lambda m: errors.print(m))

@@ -60,12 +60,13 @@ class Environment:
     os: str
     python: str
     loadgen_version: str
-    processes: int
+    processes: int  # shard processes of the client (merged into this one result)
     cpu_count: int | None
     hostname: str
     #: The receive mode's settings (``Scenario.receive_options``): buffered's buffer size
     #: and whether it was registered, buffer-ring's ring size. Empty in older results.
     recv_options: dict[str, Any] = field(default_factory=dict)
+    target_processes: int | None = None  # processes of a built-in target (None: not built-in)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,13 @@ into a RunResult.
 ``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
 are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still
 returned, marked ``partial``. Only a failure of loadgen itself (no backend, a built-in
-target that cannot start) raises, and so does a receive feature the chosen backend lacks
-(``receive: buffer-ring`` or ``register_buffers`` off io_uring): ``FeatureUnavailable``,
-before the target starts, naming the backend.
+target that cannot start, no shard process that produced anything) raises, and so does a
+receive feature the chosen backend lacks (``receive: buffer-ring`` or ``register_buffers``
+off io_uring): ``FeatureUnavailable``, before the target starts, naming the backend.
+
+``run()`` starts the built-in target (if any), splits the scenario into shards, runs them
+(in this process for one, as spawned processes for more: ``loadgen.workers``) and merges
+their results. ``measure()`` is one shard's run, reached through ``shard.run_shard``.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from loadgen import __version__
 from loadgen.client import ClientConfig, LoadClient
@@ -42,6 +47,9 @@ from loadgen.stats.histogram import HdrHistogram
 from loadgen.stats.recorder import Recorder
 from loadgen.streams import StreamClient
 from loadgen.targets.process import builtin_target
+
+if TYPE_CHECKING:
+    from loadgen.shard import ShardChannel, ShardSpec
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
@@ -188,40 +196,6 @@ def phase_label(scenario: Scenario, elapsed_s: float) -> str:
     return ""
 
 
-def _snapshot_reader(
-    scenario: Scenario, client: LoadClient | StreamClient, recorder: Recorder
-) -> Callable[[], Snapshot]:
-    """A function the live view's thread calls for the run's numbers right now."""
-    last_cpu = [time.process_time(), time.monotonic()]
-
-    def read() -> Snapshot:
-        now_cpu, now = time.process_time(), time.monotonic()
-        cpu = 100 * (now_cpu - last_cpu[0]) / max(now - last_cpu[1], 1e-9)
-        last_cpu[:] = [now_cpu, now]
-        elapsed_s = (time.monotonic_ns() - recorder.start_ns) / 1e9
-        last = recorder.last_interval
-        for _ in range(3):  # the engine's thread may add a kind while we copy
-            try:
-                errors = dict(recorder.errors)
-                break
-            except RuntimeError:
-                errors = {}
-        return Snapshot(
-            elapsed_s=elapsed_s,
-            duration_s=scenario.plan.duration,
-            phase=phase_label(scenario, elapsed_s),
-            requests=recorder.requests,
-            last_interval_rps=None if last is None else last[0],
-            last_p50_us=None if last is None or last[1] is None else last[1] / 1000,
-            last_p99_us=None if last is None or last[2] is None else last[2] / 1000,
-            errors=errors,
-            open_connections=client.open_connections,
-            cpu_percent=cpu,
-        )
-
-    return read
-
-
 def _latency(histogram: HdrHistogram, measured: bool) -> LatencySummary | None:
     return LatencySummary.from_histogram(histogram) if measured else None
 
@@ -233,38 +207,134 @@ def run(
     notice: Notice | None = None,
     seed: int | None = None,
     live: LiveFactory | None = None,
+    processes: int = 1,
+    target_processes: int = 1,
 ) -> RunResult:
     """Run a scenario to its end (or to Ctrl-C) and return its result.
 
     ``live``, when given, is entered around the run with a function that reads the run's
     numbers at any moment (from another thread): the CLI's live view.
+
+    ``processes`` > 1 splits the load over that many shard processes (``loadgen.workers``)
+    and merges their results; 1 runs the one shard in this process. ``target_processes``
+    is how many processes a built-in target serves on (SO_REUSEPORT; 1 on Windows).
     """
+    from loadgen.report.live import TickBoard
+    from loadgen.shard import LocalChannel, run_shard
+    from loadgen.split import usable_processes
+    from loadgen.workers import run_processes, shard_specs
+
     engine = select_backend(backend, notice=notice)
+    engine_name = engine.name
+    try:
+        check_receive_features(scenario, engine)
+    finally:
+        engine.shutdown()  # each shard makes its own; this one resolved "auto" (and told why)
+    usable = usable_processes(scenario, processes)
+    if usable < processes and notice is not None:
+        notice(f"{usable} processes, not {processes}: the scenario has {usable} connections")
+    processes = usable
+    with ExitStack() as stack:
+        builtin = scenario.builtin_target
+        if builtin is not None:
+            target_processes = builtin_processes(target_processes, notice)
+        addresses = (
+            [
+                stack.enter_context(
+                    builtin_target(builtin, backend=engine_name, processes=target_processes)
+                )
+            ]
+            if builtin is not None
+            else scenario.target_addresses()
+        )
+        specs = shard_specs(scenario, processes, engine_name, addresses, seed)
+        board = TickBoard(
+            processes, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
+        )
+        watching = live(board.snapshot) if live else nullcontext()
+        with watching:
+            if processes == 1:
+                channel = LocalChannel(board.add if live else None)
+                result = run_shard(specs[0], channel)
+                board.retire(0)
+            else:
+                result = run_processes(specs, scenario, board)
+    if processes == 1:  # the one slice is the whole scenario: keep its own spelling
+        result = replace(result, scenario=scenario.to_dict())
+    if builtin is not None:
+        result = replace(
+            result, environment=replace(result.environment, target_processes=target_processes)
+        )
+    return result
+
+
+def default_processes(
+    scenario: Scenario, processes: int | None, target_processes: int | None = None
+) -> tuple[int, int]:
+    """(client processes, built-in target processes) for ``loadgen run``.
+
+    Against a network target every core runs a client process. A built-in target shares
+    this machine's cores with the client: each side does about the same work per request
+    (a receive and a send; measured here: ~13 µs of CPU each per 64 B echo on a busy VM),
+    so the cores are split evenly between the two rather than oversubscribed (on 2 cores:
+    one client process and one target process; README has the measurements).
+    ``--processes N`` sets the client's count; the target then gets the cores left (at
+    least one) unless ``--target-processes`` says otherwise.
+    """
+    cores = os.cpu_count() or 1
+    if scenario.builtin_target is None:
+        return (processes or cores), 1
+    from loadgen.targets.scaled import reuse_port_supported
+
+    client = processes or max(1, cores // 2)
+    left = max(1, cores - client) if reuse_port_supported() else 1  # Windows: one, silently
+    return client, target_processes or left
+
+
+def builtin_processes(wanted: int, notice: Notice | None) -> int:
+    """How many processes a built-in target can have here (1 where SO_REUSEPORT is not)."""
+    from loadgen.targets.scaled import WINDOWS_NOTE, reuse_port_supported
+
+    if wanted > 1 and not reuse_port_supported():
+        if notice is not None:
+            notice(WINDOWS_NOTE)
+        return 1
+    return max(1, wanted)
+
+
+def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
+    """Run one shard (``loadgen.shard.run_shard``): its slice of the scenario, from the
+    start instant the channel gives, on this process's own engine."""
+    from loadgen.shard import first_gap_ns, shifted, sleep_until, ticking
+
+    scenario, seed = spec.scenario, spec.seed
+    engine = select_backend(spec.backend)
     started_at = datetime.now(UTC)
     plan = scenario.plan
     open_model = plan.model == "open"
     with ExitStack() as stack:
         stack.callback(engine.shutdown)
-        check_receive_features(scenario, engine)
-        builtin = scenario.builtin_target
-        addresses = (
-            [stack.enter_context(builtin_target(builtin, backend=engine.name))]
-            if builtin is not None
-            else scenario.target_addresses()
-        )
+        check_receive_features(scenario, engine)  # again: a shard may run elsewhere
+        addresses = list(spec.addresses)
         config = client_config(scenario, addresses, seed)
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
-        start_ns = time.monotonic_ns()
+        start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
+        started_at += timedelta(microseconds=(start_ns - time.monotonic_ns()) / 1000)
         recorder = Recorder(start_ns)
         options = scenario.protocol_options
         client: LoadClient | StreamClient
         if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
             client = StreamClient(engine, config, options, recorder)
         else:
-            client = LoadClient(engine, config, recorder, arrival_schedule(scenario, seed))
+            arrivals = arrival_schedule(scenario, seed)
+            shift_ns = int(spec.arrival_phase * first_gap_ns(scenario))
+            if arrivals is not None and shift_ns:
+                arrivals = shifted(arrivals, shift_ns, int(plan.duration * 1e9))
+            client = LoadClient(engine, config, recorder, arrivals)
+        sleep_until(start_ns)
         cpu_start = time.process_time()
         stop_reason = "completed"
-        watching = live(_snapshot_reader(scenario, client, recorder)) if live else nullcontext()
+        watching = ticking(spec, channel, client, recorder)
         cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
         with _sigint_stops(client) as interrupted, watching, cpu:
             try:
@@ -275,6 +345,8 @@ def run(
         cpu_s = time.process_time() - cpu_start
         if interrupted:
             stop_reason = interrupted[0]
+        elif client.stop_requested and stop_reason == "completed":
+            stop_reason = "stopped by the coordinator"
         in_flight = client.in_flight
         open_connections = client.open_connections
         recorder.finish(end_ns)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -45,6 +46,8 @@ def test_run_quickstart_writes_json(tmp_path: Path) -> None:
             "load.connections=50",
             "--json",
             str(out),
+            "--processes",
+            "1",  # the default depends on the machine's cores
         ],
     )
     assert result.exit_code == 0, result.output
@@ -209,6 +212,29 @@ def test_ctrl_c_writes_a_partial_result(tmp_path: Path) -> None:
     assert data["stop_reason"] == "interrupted (SIGINT)"
     assert data["summary"]["requests"] > 0
     assert data["summary"]["duration_s"] < 30
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a process group is POSIX-only")
+def test_ctrl_c_with_processes_writes_the_merged_partial_result(tmp_path: Path) -> None:
+    out = tmp_path / "partial.json"
+    command = [sys.executable, "-m", "loadgen", "run", str(QUICKSTART), "-d", "60s", "-p", "2"]
+    process = subprocess.Popen(
+        [*command, "--json", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: Ctrl-C reaches every process of it
+    )
+    time.sleep(6)  # interpreter, target and two spawned shards start; some traffic
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stdout + stderr
+    data = json.loads(out.read_text())
+    assert data["partial"] is True
+    assert data["stop_reason"] == "interrupted (SIGINT)"
+    assert data["environment"]["processes"] == 2
+    assert data["summary"]["requests"] > 0
+    assert data["summary"]["requests"] == sum(i["requests"] for i in data["intervals"])
 
 
 def test_failed_threshold_exits_99_after_writing_json(tmp_path: Path) -> None:

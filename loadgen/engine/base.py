@@ -165,8 +165,14 @@ class Backend(Protocol):
         """Bind a socket made by ``tcp_socket`` to a local address (source address spread)."""
         ...
 
-    def listen_socket(self, host: str, port: int, backlog: int) -> tuple[int, tuple[str, int]]:
-        """Create a listening socket; return its handle and the bound (host, port)."""
+    def listen_socket(
+        self, host: str, port: int, backlog: int, *, reuse_port: bool = False
+    ) -> tuple[int, tuple[str, int]]:
+        """Create a listening socket; return its handle and the bound (host, port).
+
+        ``reuse_port``: set SO_REUSEPORT (Linux), so several processes can listen on one
+        port and the kernel spreads incoming connections over them. Windows has no such
+        option: there it raises ``OSError``."""
         ...
 
     def close(self, handle: int, *, abort: bool = False) -> None:

@@ -116,10 +116,14 @@ class EpollBackend(NoBufferFeatures):
             sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
         sock.bind(address)
 
-    def listen_socket(self, host: str, port: int, backlog: int) -> tuple[int, tuple[str, int]]:
+    def listen_socket(
+        self, host: str, port: int, backlog: int, *, reuse_port: bool = False
+    ) -> tuple[int, tuple[str, int]]:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # several processes accept on one port; the kernel spreads connections
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(backlog)
         bound = sock.getsockname()

@@ -303,7 +303,13 @@ class IocpBackend(NoBufferFeatures):
             win32.raise_winerror(what=f"bind {address}")
         state.bound = True
 
-    def listen_socket(self, host: str, port: int, backlog: int) -> tuple[int, tuple[str, int]]:
+    def listen_socket(
+        self, host: str, port: int, backlog: int, *, reuse_port: bool = False
+    ) -> tuple[int, tuple[str, int]]:
+        if reuse_port:
+            # Windows has no SO_REUSEPORT (SO_REUSEADDR there lets a socket steal a port in
+            # use and spreads nothing): one process listens per port.
+            raise OSError("SO_REUSEPORT does not exist on Windows: listen in one process")
         family = win32.AddressFamily.AF_INET6 if ":" in host else win32.AddressFamily.AF_INET
         # No SO_REUSEADDR: on Windows it lets another socket take over a port in use, and
         # Windows does not keep a closed listener's port the way Linux's TIME_WAIT does.

@@ -490,12 +490,16 @@ class UringBackend:
             sock.setsockopt(socket.IPPROTO_IP, abi.IP_BIND_ADDRESS_NO_PORT, 1)
         sock.bind(address)
 
-    def listen_socket(self, host: str, port: int, backlog: int) -> tuple[int, tuple[str, int]]:
+    def listen_socket(
+        self, host: str, port: int, backlog: int, *, reuse_port: bool = False
+    ) -> tuple[int, tuple[str, int]]:
         self._live()
         family = abi.family_of(host, port)
         sock = socket.socket(family, _SOCK_TYPE)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:  # several processes accept on one port; the kernel spreads them
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
             sock.listen(backlog)
         except BaseException:

@@ -29,9 +29,13 @@ _VIEWS_PER_CONNECTION = 8
 class EchoServer:
     """Serve echo on ``host:port`` (port 0 picks a free one) until ``stop()``."""
 
-    def __init__(self, engine: Backend, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, engine: Backend, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
+    ) -> None:
         self.engine = engine
-        self.listen_handle, self.address = engine.listen_socket(host, port, LISTEN_BACKLOG)
+        self.listen_handle, self.address = engine.listen_socket(
+            host, port, LISTEN_BACKLOG, reuse_port=reuse_port
+        )
         self.connections = 0
         self.served_bytes = 0
         self._stopping = False

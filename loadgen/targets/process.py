@@ -3,7 +3,8 @@
 The target gets its own process (and so its own core and its own descriptor budget): a
 server sharing the client's loop would steal the client's time and halve how many
 connections one process can hold. It is started as ``python -m loadgen serve NAME --port 0``
-and the run waits for its one ``listening on HOST:PORT`` line.
+(with ``--processes N``: N processes on one port, ``targets.scaled``) and the run waits for
+its one ``listening on HOST:PORT`` line, printed once every process listens.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ class TargetError(RuntimeError):
 
 @contextmanager
 def builtin_target(
-    name: str, backend: str = "auto", host: str = "127.0.0.1"
+    name: str, backend: str = "auto", host: str = "127.0.0.1", processes: int = 1
 ) -> Iterator[tuple[str, int]]:
     """Start ``loadgen serve NAME`` and yield its (host, port); stop it on exit."""
     command = [sys.executable, "-m", "loadgen", "serve", name, "--host", host, "--port", "0"]
     command += ["--backend", backend, "--stop-on-stdin-eof"]
+    if processes > 1:
+        command += ["--processes", str(processes)]
     process = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,  # the server stops when this pipe closes (works on Windows too)

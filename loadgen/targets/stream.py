@@ -82,9 +82,13 @@ class _Conn:
 class StreamServer:
     """Serve the stream patterns on ``host:port`` (port 0 picks a free one) until ``stop()``."""
 
-    def __init__(self, engine: Backend, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, engine: Backend, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
+    ) -> None:
         self.engine = engine
-        self.listen_handle, self.address = engine.listen_socket(host, port, LISTEN_BACKLOG)
+        self.listen_handle, self.address = engine.listen_socket(
+            host, port, LISTEN_BACKLOG, reuse_port=reuse_port
+        )
         self.connections = 0  # accepted
         self.completed = 0  # transfers that ended with the trailer sent
         self.bytes_received = 0  # payload only (headers and trailers are not counted)

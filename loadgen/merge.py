@@ -1,0 +1,296 @@
+"""Merge the RunResults of a run's shards into the run's one result, exactly.
+
+Shards start at one shared instant, so their intervals align by index. Merging:
+
+* histograms add (same layout everywhere), and every latency summary is recomputed from the
+  merged histograms (never an average of percentiles);
+* requests, errors by kind, bytes, connects, open connections and the open model's
+  ``waited_for_connection``/``unsent`` add; ``duration_s`` is the longest shard's (all
+  started together), and throughput is recomputed over it;
+* intervals with the same index add (their histograms too); a shard's short last interval
+  lasts as long as the longest one of that index;
+* the generator's CPU seconds and loop iterations add (so ``cpu_percent`` is of one core
+  and can pass 100 with several processes); the worst loop lag is kept;
+* memory samples (one a second per shard) are merged by sample number: the kernel's
+  system-wide counters (SUnreclaim, slab, TCP buffer pages, slab caches, Windows' system
+  pool and pool tags) are taken from one shard, since every shard read the same machine;
+  per-process counters (``vm_*``, Windows' process pool quotas) and the bytes each engine
+  had posted add. ``processes`` says how many shards the sample covers;
+* thresholds are evaluated again on the merged summary, and the generator's self-check
+  (``loadgen.selfcheck``) again on the merged numbers, against every process's core; a
+  process that was its own bottleneck makes the whole run invalid (``merge_self_checks``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from loadgen.result import (
+    Environment,
+    Generator,
+    Interval,
+    LatencySummary,
+    RunResult,
+    SelfCheck,
+    Summary,
+)
+from loadgen.scenario import Scenario
+from loadgen.selfcheck import check as check_self
+from loadgen.stats.histogram import HdrHistogram
+
+#: Memory sample fields that belong to one process (they add across shards); every other
+#: numeric field is a system-wide reading taken from one shard.
+PER_PROCESS_MEMORY = frozenset(
+    {
+        "vm_pin_bytes",
+        "vm_lck_bytes",
+        "vm_rss_bytes",
+        "engine_posted_recv_bytes",
+        "process_nonpaged_bytes",
+        "process_peak_nonpaged_bytes",
+        "process_paged_bytes",
+        "process_peak_paged_bytes",
+    }
+)
+
+
+def add_counts(counters: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counter in counters:
+        for kind, count in counter.items():
+            total[kind] = total.get(kind, 0) + count
+    return dict(sorted(total.items()))
+
+
+def add_histograms(encoded: Sequence[Mapping[str, Any] | None]) -> HdrHistogram | None:
+    """The sum of ``to_dict()`` histograms (None entries skipped; None if all are)."""
+    merged: HdrHistogram | None = None
+    for data in encoded:
+        if data is None:
+            continue
+        histogram = HdrHistogram.from_dict(dict(data))
+        if merged is None:
+            merged = histogram
+        else:
+            merged.merge(histogram)
+    return merged
+
+
+def merge_intervals(parts: Sequence[Sequence[Interval]]) -> list[Interval]:
+    """Intervals of every shard added by index (the shards share their start)."""
+    by_index: dict[int, list[Interval]] = {}
+    for intervals in parts:
+        for interval in intervals:
+            by_index.setdefault(interval.index, []).append(interval)
+    merged: list[Interval] = []
+    for index in sorted(by_index):
+        group = by_index[index]
+        latency = add_histograms([i.latency for i in group])
+        assert latency is not None
+        corrected = add_histograms([i.latency_corrected for i in group])
+        connections = [i.connections for i in group if i.connections is not None]
+        cpu = [i.cpu_percent for i in group if i.cpu_percent is not None]
+        merged.append(
+            Interval(
+                index=index,
+                start_s=group[0].start_s,
+                duration_s=max(i.duration_s for i in group),
+                requests=sum(i.requests for i in group),
+                errors=add_counts([i.errors for i in group]),
+                bytes_sent=sum(i.bytes_sent for i in group),
+                bytes_received=sum(i.bytes_received for i in group),
+                latency=latency.to_dict(),
+                latency_corrected=None if corrected is None else corrected.to_dict(),
+                connections=sum(connections) if connections else None,
+                cpu_percent=round(sum(cpu), 1) if cpu else None,  # % of one core, added
+            )
+        )
+    return merged
+
+
+def merge_memory(parts: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Memory samples merged by sample number (see the module docstring)."""
+    merged: list[dict[str, Any]] = []
+    for number in range(max((len(p) for p in parts), default=0)):
+        samples = [p[number] for p in parts if number < len(p)]
+        record = dict(samples[0])  # the system-wide readings and the sample's time
+        for key in PER_PROCESS_MEMORY & record.keys():
+            values = [s.get(key) for s in samples]
+            numbers = [v for v in values if isinstance(v, int)]
+            record[key] = sum(numbers) if len(numbers) == len(values) else None
+        record["processes"] = len(samples)
+        merged.append(record)
+    return merged
+
+
+def _latency(histogram: HdrHistogram | None) -> LatencySummary:
+    return LatencySummary.from_histogram(histogram or HdrHistogram())
+
+
+def _optional_sum(values: Sequence[int | None]) -> int | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def merge_results(
+    parts: Sequence[RunResult],
+    scenario: Scenario,
+    *,
+    stop_reason: str | None = None,
+    processes: int | None = None,
+) -> RunResult:
+    """One result for the whole ``scenario`` from its shards' results.
+
+    ``stop_reason`` overrides the shards' (a coordinator knows of a dead shard or a Ctrl-C);
+    by default the first shard that did not complete gives it. ``processes`` is what the
+    environment records (default: the number of parts).
+    """
+    if not parts:
+        raise ValueError("nothing to merge: no shard produced a result")
+    histograms: dict[str, dict[str, Any]] = {}
+    merged_histograms: dict[str, HdrHistogram] = {}
+    for name in dict.fromkeys(name for part in parts for name in part.histograms):
+        histogram = add_histograms([part.histograms.get(name) for part in parts])
+        assert histogram is not None
+        merged_histograms[name] = histogram
+        histograms[name] = histogram.to_dict()
+    open_model = "latency_corrected" in merged_histograms
+    duration_s = max(part.summary.duration_s for part in parts)
+    requests = merged_histograms["latency"].total_count
+    summaries = [part.summary for part in parts]
+    streams = [s.throughput_bytes_per_s for s in summaries if s.throughput_bytes_per_s is not None]
+    bytes_sent = sum(s.bytes_sent for s in summaries)
+    bytes_received = sum(s.bytes_received for s in summaries)
+    summary = Summary(
+        requests=requests,
+        errors=add_counts([s.errors for s in summaries]),
+        duration_s=duration_s,
+        throughput_rps=round(requests / duration_s, 3) if duration_s > 0 else 0.0,
+        latency_us=_latency(merged_histograms["latency"]),
+        connect_latency_us=_latency(merged_histograms.get("connect_latency")),
+        connections=sum(s.connections for s in summaries),
+        connects=sum(s.connects for s in summaries),
+        bytes_sent=bytes_sent,
+        bytes_received=bytes_received,
+        throughput_bytes_per_s=(
+            round((bytes_sent + bytes_received) / duration_s, 1)
+            if streams and duration_s > 0
+            else None
+        ),
+        in_flight_at_end=sum(s.in_flight_at_end for s in summaries),
+        latency_corrected_us=(
+            _latency(merged_histograms["latency_corrected"]) if open_model else None
+        ),
+        schedule_lag_us=_latency(merged_histograms.get("schedule_lag")) if open_model else None,
+        waited_for_connection=_optional_sum([s.waited_for_connection for s in summaries]),
+        unsent=_optional_sum([s.unsent for s in summaries]),
+    )
+    cpu_s = sum(part.generator.cpu_s for part in parts)
+    generator = Generator(
+        cpu_s=round(cpu_s, 3),
+        cpu_percent=round(100 * cpu_s / duration_s, 1) if duration_s > 0 else 0.0,
+        loop_iterations=sum(part.generator.loop_iterations for part in parts),
+        max_loop_lag_ms=max(part.generator.max_loop_lag_ms for part in parts),
+        ring_enobufs=_optional_sum([part.generator.ring_enobufs for part in parts]),
+    )
+    intervals = merge_intervals([part.intervals for part in parts])
+    if stop_reason is None:
+        stop_reason = next(
+            (p.stop_reason for p in parts if p.stop_reason != "completed"), "completed"
+        )
+    environment: Environment = replace(
+        parts[0].environment, processes=len(parts) if processes is None else processes
+    )
+    return RunResult(
+        scenario=scenario.to_dict(),
+        environment=environment,
+        summary=summary,
+        generator=generator,
+        started_at=min(part.started_at for part in parts),
+        partial=stop_reason != "completed" or any(part.partial for part in parts),
+        stop_reason=stop_reason,
+        histograms=histograms,
+        intervals=intervals,
+        memory=merge_memory([part.memory for part in parts]),
+        thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
+        self_check=merge_self_checks(parts, summary, generator, intervals),
+    )
+
+
+def merge_self_checks(
+    parts: Sequence[RunResult], summary: Summary, generator: Generator, intervals: list[Interval]
+) -> SelfCheck | None:
+    """The self-check of the merged run: the merged numbers judged against all the
+    processes' cores (CPU adds up, the bound is 90% of one core per process), and invalid as
+    well when any one process was its own bottleneck (one saturated process slows its share
+    of the connections even when the others idle): that process's reasons are added, named.
+    The runnable share is per loop thread, so the merged one is the largest of the
+    processes'. None when no part was checked (results older than schema 2)."""
+    checks = [part.self_check for part in parts]
+    if all(check is None for check in checks):
+        return None
+    full_s = max((i.duration_s for i in intervals), default=0.0)
+    merged = check_self(
+        summary,
+        processes=len(parts),
+        cpu_percent=generator.cpu_percent,
+        interval_cpu=[i.cpu_percent for i in intervals if i.duration_s >= full_s * 0.999],
+    )
+    reasons = list(merged.reasons)
+    for number, check in enumerate(checks, 1):
+        if check is not None and not check.valid:
+            reasons += [f"process {number} of {len(parts)}: {reason}" for reason in check.reasons]
+    runnable = [
+        c.runnable_percent for c in checks if c is not None and c.runnable_percent is not None
+    ]
+    return replace(
+        merged,
+        valid=not reasons,
+        reasons=reasons,
+        runnable_percent=max(runnable) if runnable else None,
+    )
+
+
+def result_from_intervals(
+    intervals: Sequence[Interval], like: RunResult, stop_reason: str
+) -> RunResult:
+    """What a shard that died had reported (its closed intervals) as a RunResult to merge.
+
+    Its connect latency, schedule lag, memory and generator numbers died with it: those
+    come out empty or zero; requests, errors, bytes and latency are the intervals' sums.
+    """
+    latency = add_histograms([i.latency for i in intervals]) or HdrHistogram()
+    corrected = add_histograms([i.latency_corrected for i in intervals])
+    duration_s = sum(i.duration_s for i in intervals)
+    histograms = {"latency": latency.to_dict(), "connect_latency": HdrHistogram().to_dict()}
+    open_model = "latency_corrected" in like.histograms
+    if open_model:
+        histograms["latency_corrected"] = (corrected or HdrHistogram()).to_dict()
+        histograms["schedule_lag"] = HdrHistogram().to_dict()
+    empty = LatencySummary.from_histogram(HdrHistogram())
+    summary = Summary(
+        requests=latency.total_count,
+        errors=add_counts([i.errors for i in intervals]),
+        duration_s=round(duration_s, 6),
+        throughput_rps=0.0,
+        latency_us=LatencySummary.from_histogram(latency),
+        connect_latency_us=empty,
+        connections=0,
+        connects=0,
+        bytes_sent=sum(i.bytes_sent for i in intervals),
+        bytes_received=sum(i.bytes_received for i in intervals),
+        in_flight_at_end=0,
+    )
+    return replace(
+        like,
+        summary=summary,
+        generator=Generator(cpu_s=0.0, cpu_percent=0.0, loop_iterations=0, max_loop_lag_ms=0.0),
+        partial=True,
+        stop_reason=stop_reason,
+        histograms=histograms,
+        intervals=list(intervals),
+        memory=[],
+        thresholds=[],
+    )

@@ -3,7 +3,8 @@ build) under Wine, through ``scripts/windows-python``.
 
 It runs the backend contract suite (parametrized to ``iocp`` there), the Windows ABI and
 IOCP tests, the Windows memory sampler's tests, the quickstart end to end on IOCP in both
-receive modes and the stream patterns, and checks that the IOCP cases really ran and passed.
+receive modes, the stream patterns and the receive-mode study on IOCP, and checks that the
+IOCP cases really ran and passed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ WINDOWS_TESTS = [
     "tests/stats/test_memory_windows.py",
     "tests/test_iocp_e2e.py",
     "tests/test_streams.py",
+    "tests/study/test_recv_modes_windows.py",
 ]
 #: Provisioning from a cold cache takes ~2 minutes; a warm run ~1 minute.
 TIMEOUT_S = 1500
@@ -48,5 +50,7 @@ def test_windows_suite_under_wine() -> None:
     assert {outcome for _, outcome in iocp_cases} == {"PASSED"}, iocp_cases
     e2e = re.findall(r"^tests/test_iocp_e2e\.py::\S+ (\w+)", output, re.M)
     assert e2e == ["PASSED", "PASSED"], tail
+    study = re.findall(r"^tests/study/test_recv_modes_windows\.py::\S+ (\w+)", output, re.M)
+    assert study == ["PASSED"], tail
     assert "sys.platform" not in tail  # sanity: the summary line is pytest's, not a crash
     assert re.search(r"(\d+) passed", tail), tail

@@ -36,6 +36,10 @@ def recv_modes(
         Path, typer.Option("--out", "-o", help="Folder for the JSON result and HTML report.")
     ] = Path("reports"),
     backend: Annotated[str, typer.Option("--backend", "-b", help="Engine backend.")] = "auto",
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a scenario field: path.to.key=value (repeatable)."),
+    ] = None,
 ) -> None:
     """Measure what receive modes cost in kernel and user memory per connection.
 
@@ -43,7 +47,7 @@ def recv_modes(
     opened and held idle, then under traffic (closed loop), then closed (the counters must
     come back). Writes recv-modes-TIME.json and .html into --out.
     """
-    from loadgen.cli import EXIT_RUNTIME_FAILURE, EXIT_USAGE, console
+    from loadgen.cli import EXIT_INTERRUPTED, EXIT_RUNTIME_FAILURE, EXIT_USAGE, console
     from loadgen.engine import BackendUnavailable
     from loadgen.limits import ConnectionLimitError
     from loadgen.report.study_html import write_study_html
@@ -69,7 +73,12 @@ def recv_modes(
         return typer.Exit(code)
 
     try:
-        base = default_scenario() if scenario_file is None else load_scenario(scenario_file)
+        settings = list(overrides or [])
+        base = (
+            default_scenario(settings)
+            if scenario_file is None
+            else load_scenario(scenario_file, settings)
+        )
         plan = StudyPlan(
             base=base,
             source=str(scenario_file) if scenario_file else "builtin:echo (default)",
@@ -108,6 +117,8 @@ def recv_modes(
     render_study(study, console)
     console.print(f"result: {json_path}", highlight=False, soft_wrap=True)
     console.print(f"report: {html_path}", highlight=False, soft_wrap=True)
+    if any(trial.stop_reason.startswith("interrupted") for trial in study.trials):
+        raise typer.Exit(EXIT_INTERRUPTED)
     if any(trial.stop_reason.startswith("failed") for trial in study.trials):
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
 

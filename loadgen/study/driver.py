@@ -107,11 +107,15 @@ def run_study(
         trials.append(trial)
         if progress is not None:
             progress(number, len(schedule), trial)
+        if result.stop_reason.startswith("interrupted"):
+            break  # Ctrl-C: keep what was measured, run no further trial
     warnings = [
         f"{t.connections:,} connections, {t.mode}, repeat {t.repeat + 1}: {note}"
         for t in trials
         for note in t.notes
     ]
+    if len(trials) < len(schedule):
+        warnings.append(f"interrupted: {len(trials)} of {len(schedule)} trials ran")
     return StudyResult(
         started_at=started,
         finished_at=_now(),

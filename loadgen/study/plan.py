@@ -19,6 +19,7 @@ source addresses); the default is the built-in echo target.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -84,8 +85,9 @@ def parse_modes(text: str | None) -> tuple[str, ...]:
     return modes
 
 
-def default_scenario() -> Scenario:
-    return parse_scenario(DEFAULT_SCENARIO, "<recv-modes default>")
+def default_scenario(overrides: Sequence[str] = ()) -> Scenario:
+    """The built-in echo target (``--set`` overrides apply to it as to a file)."""
+    return parse_scenario(DEFAULT_SCENARIO, "<recv-modes default>", overrides)
 
 
 @dataclass(frozen=True)

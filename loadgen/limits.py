@@ -108,9 +108,10 @@ def check_ports(
 
 
 def check_connections(connections: int, sources: int = 0, targets: int = 1) -> None:
-    """Both checks; raises ``ConnectionLimitError`` for a count that cannot fit."""
-    check_ports(connections, sources, targets)
+    """Both checks (descriptors first: the one a single process meets soonest); raises
+    ``ConnectionLimitError`` for a count that cannot fit."""
     check_descriptors(connections)
+    check_ports(connections, sources, targets)
 
 
 def peak_connections(scenario: Scenario) -> int:

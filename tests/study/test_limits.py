@@ -35,6 +35,8 @@ def test_study_refuses_more_connections_than_descriptors(tmp_path: Path) -> None
 
 def test_run_refuses_more_connections_than_descriptors(tmp_path: Path) -> None:
     count = _past_hard_limit()
+    if count > 1_000_000:
+        pytest.skip("the hard limit is past a scenario's largest connection count (1,000,000)")
     scenario = tmp_path / "big.yaml"
     scenario.write_text(f"name: big\ntarget: builtin:echo\nconnections: {count}\nduration: 1s\n")
     result = CliRunner().invoke(app, ["run", str(scenario), "-q", "--json", str(tmp_path / "r")])

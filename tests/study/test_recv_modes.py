@@ -170,3 +170,46 @@ def test_html_is_self_contained_and_draws_in_chromium(
     assert expected == "8"
     assert loaded.root_attribute("data-charts-drawn") == expected
     assert loaded.dom.count("<canvas") == 8
+
+
+@pytest.mark.slow
+def test_html_says_not_measurable_and_still_draws(study: StudyResult, tmp_path: Path) -> None:
+    """A study whose kernel counters could not be read (as under Wine): the page names the
+    reason, draws only what was measured, and still loads without errors."""
+    from loadgen.report.study_html import write_study_html
+    from loadgen.study.summary import group_trials
+
+    reason = "not measurable here: Wine has no kernel pool"
+    kernel = {"kernel", "sunreclaim", "tcp_buffers", "vm_pin"}
+
+    def blank(values: dict[str, float | None]) -> dict[str, float | None]:
+        return {k: (None if k in kernel else v) for k, v in values.items()}
+
+    trials = [
+        t.model_copy(
+            update={
+                "per_connection": {p: blank(v) for p, v in t.per_connection.items()},
+                "idle": blank(t.idle),
+                "traffic": blank(t.traffic),
+            }
+        )
+        for t in study.trials
+    ]
+    unmeasured = study.model_copy(
+        update={
+            "trials": trials,
+            "groups": group_trials(trials),
+            "metrics": [
+                m.model_copy(update={"reason": reason}) if m.name in kernel else m
+                for m in study.metrics
+            ],
+        }
+    )
+    path = write_study_html(unmeasured, tmp_path / "unmeasured.html")
+    page = path.read_text(encoding="utf-8")
+    assert reason in page
+    loaded = chromium.load(path, tmp_path / "profile")
+    assert loaded.root_attribute("data-js-errors") is None
+    # posted, RSS; throughput; latency
+    assert loaded.root_attribute("data-charts-expected") == "4"
+    assert loaded.root_attribute("data-charts-drawn") == "4"

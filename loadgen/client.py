@@ -79,15 +79,15 @@ class ClientConfig:
     #: Closed model: (duration_s, connections at start, at end) per phase; empty = constant.
     connection_phases: Sequence[tuple[float, int, int]] = ()
     think_time_s: float = 0.0
+    #: Closed model: (start_s, end_s) stretches of idle phases, in which connections open
+    #: (and keep their receive posted) but send nothing; they start when the stretch ends.
+    idle_windows: Sequence[tuple[float, float]] = ()
     requests_per_connection: int | None = None
     sources: Sequence[str] = field(default_factory=tuple)  # local addresses, spread like targets
     #: Request/response protocol: a codec per connection (None: verified echo).
     codec_factory: Callable[[int], Codec] | None = None
     pipeline: int = 1  # requests sent back to back per exchange (not for echo)
     message_sizes: Callable[[], int] | None = None  # echo: draws a size per request
-    #: Closed model: (start_s, end_s) stretches of idle phases, in which connections open
-    #: (and keep their receive posted) but send nothing; they start when the stretch ends.
-    idle_windows: Sequence[tuple[float, float]] = ()
 
 
 class _Conn(Slot):

@@ -109,12 +109,12 @@ def client_config(
         request_timeout_s=scenario.timeouts.request,
         connection_phases=connection_phases,
         think_time_s=max(think_times, default=plan.think_time),
+        idle_windows=idle_windows,
         requests_per_connection=plan.requests_per_connection,
         sources=scenario.source_addresses(),
         codec_factory=codec_factory,
         pipeline=pipeline,
         message_sizes=scenario.message_size.sampler(random.Random(seed)),
-        idle_windows=idle_windows,
     )
 
 

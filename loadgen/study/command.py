@@ -89,6 +89,7 @@ def recv_modes(
             settle_s=_parse(parse_duration_s, settle, "--settle"),
             window_s=_parse(parse_duration_s, window, "--window"),
             backend=backend,
+            overrides=tuple(settings),
         )
     except (ScenarioError, StudyError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None

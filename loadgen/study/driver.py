@@ -62,6 +62,8 @@ def study_notes(plan: StudyPlan) -> list[str]:
             "the target's; per-process ones (VmPin, RSS, posted bytes, Windows' nonpaged "
             "quota) are the client's only"
         )
+    if plan.overrides:
+        notes.append(f"scenario settings: {', '.join(plan.overrides)}")
     notes.append(
         "per connection: (median over the window - quiet baseline median) / connections; "
         "spread: min-max over the repeats"

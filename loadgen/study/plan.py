@@ -101,6 +101,7 @@ class StudyPlan:
     settle_s: float = 2.0
     window_s: float = 3.0
     backend: str = "auto"
+    overrides: tuple[str, ...] = ()  # the --set settings already applied to ``base``
 
     def __post_init__(self) -> None:
         if self.repeat < 1:
@@ -176,6 +177,7 @@ class StudyPlan:
             "settle_s": self.settle_s,
             "window_s": self.window_s,
             "backend": self.backend,
+            "overrides": list(self.overrides),
             "phases": {
                 str(count): {"idle_s": self.idle_s(count), "traffic_s": self.traffic_s()}
                 for count in self.connections

@@ -166,7 +166,8 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 2) 
         + "</tr>"
         for row in rows
     )
-    return f'<table class="grid"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>'
+    table = f'<table class="grid study"><thead><tr>{header}</tr></thead><tbody>{body}</tbody>'
+    return f'<div class="scroll">{table}</table></div>'
 
 
 def summary_table(study: StudyResult) -> str:
@@ -259,13 +260,20 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
     costs = cost_charts(study)
     charts += costs
     plan = study.plan
+    # A median and its range stay on one line (report.css is shared with the run report).
+    style = (
+        "<style>table.grid.study td.num { white-space: nowrap; } "
+        "table.grid.study th, table.grid.study td { padding: 6px 7px; } "
+        ".scroll { overflow-x: auto; }</style>"
+    )
     sections = [
         _section(
             "summary",
             "Memory per connection",
             f"Median over {plan['repeat']} repeat(s), min\u2013max in brackets; "
             "(window median \u2212 quiet baseline) / connections.",
-            summary_table(study)
+            style
+            + summary_table(study)
             + ('<p class="note">Not measurable here:</p>' + _list(unmeasured) if unmeasured else "")
             + _list(study.notes),
         ),

@@ -146,6 +146,12 @@ def run(
         raise _fail(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
         raise _fail(f"--duration: {exc}", EXIT_USAGE) from None
+    from loadgen.limits import ConnectionLimitError, check_scenario
+
+    try:
+        check_scenario(scenario)
+    except ConnectionLimitError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
 
     def live_view(read: Callable[[], Snapshot]) -> LiveView:
         # Plain log lines: every 5 s, or about ten per run for short runs (at least 1 s apart).
@@ -490,3 +496,9 @@ def version() -> None:
 
 def main() -> None:
     app()
+
+
+# The receive-mode memory study lives in its own package (loadgen.study).
+from loadgen.study.command import recv_modes  # noqa: E402
+
+app.command("recv-modes")(recv_modes)

@@ -15,6 +15,10 @@ go into ``array('q')`` buffers and become histograms only in the recorder's tick
 closed-model path (a whole echo arrived: verify, record, re-post the buffer, send the next)
 is written inline in ``run``.
 
+Idle phases (closed model, ``idle_windows``): connections open and post their receive but
+send nothing until the phase ends (checked each tick): the receive-mode study measures the
+memory of idle connections this way, then of the same connections under traffic.
+
 Connection slots (token layout, reconnects with backoff, timeouts, ramps) come from
 ``loadgen.pool``; protocols other than echo come in as sans-IO codecs
 (``loadgen.protocols.base.Codec``: HTTP/1.1, Redis), with ``pipeline`` requests per exchange.
@@ -84,6 +88,9 @@ class ClientConfig:
     #: Closed model: (duration_s, connections at start, at end) per phase; empty = constant.
     connection_phases: Sequence[tuple[float, int, int]] = ()
     think_time_s: float = 0.0
+    #: Closed model: (start_s, end_s) stretches of idle phases, in which connections open
+    #: (and keep their receive posted) but send nothing; they start when the stretch ends.
+    idle_windows: Sequence[tuple[float, float]] = ()
     requests_per_connection: int | None = None
     sources: Sequence[str] = field(default_factory=tuple)  # local addresses, spread like targets
     #: Request/response protocol: a codec per connection (None: verified echo).
@@ -202,6 +209,10 @@ class LoadClient(SlotPool[_Conn]):
         self._plain_closed = (
             arrivals is None and not self._think_ns and config.requests_per_connection is None
         )
+        # Idle phases: connections that became ready while idle wait here for its end.
+        self._idle_windows = tuple(config.idle_windows)
+        self._paused = self._idle_at(0.0)
+        self._parked: list[_Conn] = []
 
     def _make_conn(self, index: int, recv_buf: Buffer | None) -> _Conn:
         factory = self.config.codec_factory
@@ -223,6 +234,22 @@ class LoadClient(SlotPool[_Conn]):
 
     def _stalled(self, conn: _Conn, now_ns: int) -> bool:
         return conn.in_flight and now_ns - conn.sent_ns > self._request_timeout_ns
+
+    def _idle_at(self, elapsed_s: float) -> bool:
+        return any(start <= elapsed_s < end for start, end in self._idle_windows)
+
+    def _tick(self, now_ns: int) -> None:
+        super()._tick(now_ns)
+        if not self._idle_windows:
+            return
+        paused = self._idle_at((now_ns - self._start_ns) / 1e9)
+        if self._paused and not paused:  # an idle phase ended: the parked connections start
+            self._paused = False
+            parked, self._parked = self._parked, []
+            for conn in parked:
+                if conn.state == OPEN and not conn.in_flight:  # (parked twice: sent once)
+                    self._ready(conn, now_ns)
+        self._paused = paused
 
     def _send_next(self, conn: _Conn, intended_ns: int = 0) -> None:
         if self._echo:
@@ -255,6 +282,8 @@ class LoadClient(SlotPool[_Conn]):
             return
         if conn.index >= self._desired:
             self._close(conn, abort=False)  # a closed-model ramp down retires it
+        elif self._paused:
+            self._parked.append(conn)  # an idle phase: it sends when the phase ends
         elif self._arrivals is not None:
             self._free.append(conn)
         else:
@@ -294,7 +323,7 @@ class LoadClient(SlotPool[_Conn]):
         if self._arrivals is not None:
             self.recorder.pending_corrected.append(now_ns - conn.intended_ns)
         if self._plain_closed:
-            if conn.index < self._desired and self._sending:
+            if conn.index < self._desired and self._sending and not self._paused:
                 self._send_next(conn)
             else:
                 conn.in_flight = False
@@ -447,7 +476,12 @@ class LoadClient(SlotPool[_Conn]):
                         if verdict is complete:
                             record_latency(now - conn.sent_ns)
                             engine_recv(conn.handle, buf, token)
-                            if plain_closed and conn.index < self._desired and self._sending:
+                            if (
+                                plain_closed
+                                and conn.index < self._desired
+                                and self._sending
+                                and not self._paused
+                            ):
                                 message = conn.codec.next_request(
                                     None if sizes is None else sizes()
                                 )

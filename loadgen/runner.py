@@ -105,6 +105,12 @@ def client_config(
             first, last = phase.connections or (plan.connections, plan.connections)
             connection_phases.append((phase.duration, first, last))
         pool = max(max(first, last) for _, first, last in connection_phases)
+    idle_windows: list[tuple[float, float]] = []
+    phase_start = 0.0
+    for phase in plan.phases:
+        if phase.idle:
+            idle_windows.append((phase_start, phase_start + phase.duration))
+        phase_start += phase.duration
     think_times = {p.think_time for p in plan.phases if p.think_time is not None}
     codec_factory, pipeline = codec_for(scenario, addresses)
     return ClientConfig(
@@ -117,6 +123,7 @@ def client_config(
         request_timeout_s=scenario.timeouts.request,
         connection_phases=connection_phases,
         think_time_s=max(think_times, default=plan.think_time),
+        idle_windows=idle_windows,
         requests_per_connection=plan.requests_per_connection,
         sources=scenario.source_addresses(),
         codec_factory=codec_factory,
@@ -190,7 +197,7 @@ def phase_label(scenario: Scenario, elapsed_s: float) -> str:
                 fraction = min(1.0, max(0.0, (elapsed_s - start_s) / phase.duration))
                 detail = f" ({first + (last - first) * fraction:,.0f}/s)"
             else:
-                detail = ""
+                detail = " (idle)" if phase.idle else ""
             return f"phase {number}/{len(phases)}{detail}"
         start_s += phase.duration
     return ""

@@ -80,13 +80,16 @@ ThresholdSpec = Annotated[Threshold, BeforeValidator(Threshold.parse)]
 
 class Phase(_Model):
     """A stretch of the run. Open model: ``rate`` (``1k/s`` or ``1k/s to 20k/s``, a linear
-    ramp). Closed model: ``connections`` (``100`` or ``10 to 1000``, a linear ramp)."""
+    ramp). Closed model: ``connections`` (``100`` or ``10 to 1000``, a linear ramp), and
+    ``idle: true`` to open the connections and hold them without sending a request (the
+    receive-mode study measures idle connections this way; the open model uses rate 0)."""
 
     duration: DurationS = Field(gt=0)
     rate: RateRange | None = None
     arrivals: Literal["constant", "poisson"] = "constant"
     connections: CountRange | None = None
     think_time: DurationS | None = None
+    idle: bool = False
 
 
 class Load(_Model):
@@ -104,6 +107,11 @@ class Load(_Model):
             if self.model == "closed" and phase.rate is not None:
                 raise ValueError(
                     f"phases[{index}]: rate belongs to the open model (set load.model: open)"
+                )
+            if self.model == "open" and phase.idle:
+                raise ValueError(
+                    f"phases[{index}]: idle belongs to the closed model "
+                    "(in the open model give the phase rate: 0/s)"
                 )
             if self.model == "open" and phase.connections is not None:
                 raise ValueError(
@@ -318,6 +326,8 @@ class Scenario(_Model):
             )
         if load.think_time or any(phase.think_time for phase in load.phases):
             raise ValueError("think_time does not apply to streams (use stream.rate to pace)")
+        if any(phase.idle for phase in load.phases):
+            raise ValueError("idle phases do not apply to streams (each stream is one transfer)")
         return self
 
     @property

@@ -23,6 +23,7 @@ WINDOWS_TESTS = [
     "tests/engine",
     "tests/stats/test_memory_windows.py",
     "tests/test_iocp_e2e.py",
+    "tests/study/test_recv_modes_windows.py",  # the receive-mode study completes on IOCP
     "tests/test_streams.py",
     "tests/test_receive_features.py",
 ]
@@ -50,5 +51,7 @@ def test_windows_suite_under_wine() -> None:
     assert {outcome for _, outcome in iocp_cases} == {"PASSED"}, iocp_cases
     e2e = re.findall(r"^tests/test_iocp_e2e\.py::\S+ (\w+)", output, re.M)
     assert e2e == ["PASSED", "PASSED"], tail
+    study = re.findall(r"^tests/study/test_recv_modes_windows\.py::\S+ (\w+)", output, re.M)
+    assert study == ["PASSED"], tail
     assert "sys.platform" not in tail  # sanity: the summary line is pytest's, not a crash
     assert re.search(r"(\d+) passed", tail), tail

@@ -1,0 +1,356 @@
+"""The receive-mode study as one self-contained HTML page (``loadgen recv-modes``).
+
+The same frame as the run report (``assets/report.html``: inlined uPlot and stylesheet, a
+Content-Security-Policy of ``default-src 'none'``, no URL anywhere), with the study's own
+sections and script (``assets/study.js``: x is the connection count, one line per mode,
+idle solid and under traffic dashed). Every number of the charts is also in a table, so the
+page reads without JavaScript.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from loadgen import __version__
+from loadgen.report.chartlib import chart_library
+from loadgen.report.charts import run_colour
+from loadgen.study.result import PHASES, Group, Spread, StudyResult
+from loadgen.study.text import (
+    bytes_scale,
+    latency_scale,
+    rate,
+    rate_scale,
+    signed_bytes,
+    with_spread,
+)
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+PHASE_LABELS = {"idle": "idle", "traffic": "under traffic"}
+
+
+def _asset(name: str) -> str:
+    return resources.files("loadgen.report").joinpath("assets", name).read_text("utf-8")
+
+
+def _median(spread: Spread) -> float | None:
+    return spread.median
+
+
+def _counts(study: StudyResult) -> list[int]:
+    return sorted({group.connections for group in study.groups})
+
+
+def _modes(study: StudyResult) -> list[str]:
+    return list(dict.fromkeys(group.mode for group in study.groups))
+
+
+def _lookup(study: StudyResult, count: int, mode: str) -> Group | None:
+    try:
+        return study.group(count, mode)
+    except KeyError:
+        return None
+
+
+def _series(
+    study: StudyResult,
+    pick: Callable[[Group], Spread],
+    label: str,
+    dash: bool,
+    index: int,
+    mode: str,
+) -> dict[str, Any]:
+    values = []
+    for count in _counts(study):
+        group = _lookup(study, count, mode)
+        values.append(None if group is None else _median(pick(group)))
+    return {"label": label, "colour": run_colour(index), "values": values, "dash": dash}
+
+
+def memory_chart(study: StudyResult, metric: str) -> dict[str, Any] | None:
+    """Per connection vs connection count: one line per mode and phase; None when the
+    metric was measured nowhere (its reason goes in the page instead)."""
+    info = study.metric(metric)
+    series = []
+    for index, mode in enumerate(_modes(study)):
+        for phase, dash in (("idle", False), ("traffic", True)):
+            series.append(
+                _series(
+                    study,
+                    lambda g, p=phase: g.per_connection[p][metric],  # type: ignore[misc]
+                    f"{mode}, {PHASE_LABELS[phase]}",
+                    dash,
+                    index,
+                    mode,
+                )
+            )
+    if all(v is None for s in series for v in s["values"]):
+        return None
+    return {
+        "id": f"memory-{metric}",
+        "title": f"{info.label} per connection",
+        "description": info.description,
+        "x": _counts(study),
+        "series": series,
+        "y_format": "bytes",
+        "y_label": "bytes per connection",
+    }
+
+
+def cost_charts(study: StudyResult) -> list[dict[str, Any]]:
+    """Throughput and latency under traffic, per mode, vs connection count."""
+    modes = _modes(study)
+    throughput = [
+        _series(study, lambda g: g.throughput_rps, mode, False, i, mode)
+        for i, mode in enumerate(modes)
+    ]
+    latencies = []
+    for i, mode in enumerate(modes):
+        latencies.append(_series(study, lambda g: g.latency_p50_us, f"{mode} p50", False, i, mode))
+        latencies.append(_series(study, lambda g: g.latency_p99_us, f"{mode} p99", True, i, mode))
+    charts = []
+    if any(v is not None for s in throughput for v in s["values"]):
+        charts.append(
+            {
+                "id": "throughput",
+                "title": "Throughput under traffic",
+                "description": "replies per second, every connection in a closed loop",
+                "x": _counts(study),
+                "series": throughput,
+                "y_format": "rate",
+                "y_label": "replies per second",
+            }
+        )
+    if any(v is not None for s in latencies for v in s["values"]):
+        charts.append(
+            {
+                "id": "latency",
+                "title": "Latency under traffic",
+                "description": "p50 solid, p99 dashed",
+                "x": _counts(study),
+                "series": latencies,
+                "y_format": "latency",
+                "y_label": "latency",
+            }
+        )
+    return charts
+
+
+def _figure(chart: dict[str, Any]) -> str:
+    return (
+        f'<figure class="chart" id="figure-{escape(chart["id"])}">'
+        f"<figcaption><strong>{escape(chart['title'])}</strong>"
+        f"<span>{escape(chart['description'])}</span></figcaption>"
+        f'<div class="plot" data-chart="{escape(chart["id"])}"></div>'
+        '<noscript><p class="note">This chart needs JavaScript; the tables on this page '
+        "hold its numbers.</p></noscript></figure>"
+    )
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 2) -> str:
+    """A grid whose first ``labels`` cells of a row are row headings, the rest numbers."""
+    header = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<th>{escape(cell)}</th>" if i < labels else f'<td class="num">{escape(cell)}</td>'
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    table = f'<table class="grid study"><thead><tr>{header}</tr></thead><tbody>{body}</tbody>'
+    return f'<div class="scroll">{table}</table></div>'
+
+
+def summary_table(study: StudyResult) -> str:
+    """One row per (connections, mode, phase), one column per measured metric."""
+    measured = [m for m in study.metrics if m.reason is None]
+    head = ["connections", "mode", "phase", *(m.label for m in measured)]
+    rows = []
+    for group in study.groups:
+        for phase in PHASES:
+            values = group.per_connection[phase]
+            rows.append(
+                [
+                    f"{group.connections:,}",
+                    group.mode,
+                    PHASE_LABELS[phase],
+                    *(with_spread(values[m.name], bytes_scale) for m in measured),
+                ]
+            )
+    return _table(head, rows, labels=3)
+
+
+def cost_table(study: StudyResult) -> str:
+    rows = [
+        [
+            f"{g.connections:,}",
+            g.mode,
+            with_spread(g.throughput_rps, rate_scale),
+            with_spread(g.latency_p50_us, latency_scale),
+            with_spread(g.latency_p99_us, latency_scale),
+            f"{g.repeats - g.not_returned}/{g.repeats}",
+        ]
+        for g in study.groups
+    ]
+    head = ["connections", "mode", "throughput", "p50", "p99", "memory returned"]
+    return _table(head, rows)
+
+
+def trials_table(study: StudyResult) -> str:
+    rows = [
+        [
+            f"{t.connections:,}",
+            t.mode,
+            str(t.repeat + 1),
+            signed_bytes(t.per_connection["idle"].get("kernel")),
+            signed_bytes(t.per_connection["traffic"].get("kernel")),
+            signed_bytes(t.per_connection["after"].get("kernel")),
+            signed_bytes(t.per_connection["idle"].get("posted")),
+            signed_bytes(t.per_connection["idle"].get("rss")),
+            f"{t.idle_samples}/{t.traffic_samples}",
+            rate(t.throughput_rps),
+            "; ".join(t.notes) or "\u2013",
+        ]
+        for t in study.trials
+    ]
+    head = [
+        "connections",
+        "mode",
+        "repeat",
+        "kernel idle",
+        "kernel traffic",
+        "kernel after close",
+        "posted idle",
+        "RSS idle",
+        "samples idle/traffic",
+        "throughput",
+        "notes",
+    ]
+    return _table(head, rows)
+
+
+def _list(items: Sequence[str]) -> str:
+    return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
+
+
+def _section(anchor: str, title: str, lead: str, content: str) -> tuple[str, str, str]:
+    lead_html = f'<p class="lead">{escape(lead)}</p>' if lead else ""
+    html = f'<section id="{anchor}"><h2>{escape(title)}</h2>{lead_html}{content}</section>'
+    return anchor, title, html
+
+
+def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
+    charts: list[dict[str, Any]] = []
+    unmeasured = [f"{m.label}: {m.reason}" for m in study.metrics if m.reason]
+    memory_figures = ""
+    for metric in study.metrics:
+        chart = memory_chart(study, metric.name)
+        if chart is not None:
+            charts.append(chart)
+            memory_figures += _figure(chart)
+    costs = cost_charts(study)
+    charts += costs
+    plan = study.plan
+    # A median and its range stay on one line (report.css is shared with the run report).
+    style = (
+        "<style>table.grid.study td.num { white-space: nowrap; } "
+        "table.grid.study th, table.grid.study td { padding: 6px 7px; } "
+        ".scroll { overflow-x: auto; }</style>"
+    )
+    sections = [
+        _section(
+            "summary",
+            "Memory per connection",
+            f"Median over {plan['repeat']} repeat(s), min\u2013max in brackets; "
+            "(window median \u2212 quiet baseline) / connections.",
+            style
+            + summary_table(study)
+            + ('<p class="note">Not measurable here:</p>' + _list(unmeasured) if unmeasured else "")
+            + _list(study.notes),
+        ),
+        _section(
+            "charts",
+            "Memory vs connections",
+            "One colour per receive mode; idle solid, under traffic dashed.",
+            memory_figures
+            or '<p class="note">No memory counter was measurable here; see the notes.</p>',
+        ),
+        _section(
+            "cost",
+            "Throughput and latency under traffic",
+            "Every connection sends, waits for its whole reply and sends again.",
+            cost_table(study) + "".join(_figure(c) for c in costs),
+        ),
+    ]
+    if study.warnings:
+        sections.append(_section("warnings", "Warnings", "", _list(study.warnings)))
+    metric_rows = [
+        [m.name, m.kind, m.label + ": " + m.description + (f" ({m.reason})" if m.reason else "")]
+        for m in study.metrics
+    ]
+    env = study.environment
+    sections.append(
+        _section(
+            "details",
+            "Trials, metrics and plan",
+            "",
+            "<h3>Every trial (per connection)</h3>"
+            + trials_table(study)
+            + "<h3>Metrics</h3>"
+            + _table(["metric", "kind", "what it is"], metric_rows)
+            + "<h3>Plan and environment</h3><pre>"
+            + escape(json.dumps({"plan": plan, "environment": env}, indent=2))
+            + "</pre>",
+        )
+    )
+    return sections, charts
+
+
+def render_study_html(study: StudyResult, generated: datetime | None = None) -> str:
+    library = chart_library()
+    sections, charts = _sections(study)
+    env = study.environment
+    heading = "loadgen receive-mode study"
+    modes = ", ".join(study.plan["modes"])
+    counts = ", ".join(f"{c:,}" for c in study.plan["connections"])
+    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    values = {
+        "title": escape(f"{heading} ({modes})"),
+        "heading": escape(heading),
+        "meta": escape(
+            f"{modes} · {counts} connections · {env['backend']} on {env['os']} · "
+            f"started {study.started_at}"
+        ),
+        "toc": "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in sections),
+        "body": "\n".join(html for _, _, html in sections),
+        "chart_count": str(len(charts)),
+        "data": json.dumps({"charts": charts}, allow_nan=False, separators=(",", ":")).translate(
+            _SCRIPT_UNSAFE
+        ),
+        "uplot_css": library.stylesheet,
+        "uplot_js": library.script,
+        "report_css": _asset("report.css"),
+        "report_js": _asset("study.js"),
+        "chart_library": escape(f"{library.name} {library.version}"),
+        "chart_license_name": escape(library.license_name),
+        "chart_license": escape(library.license_text),
+        "version": escape(__version__),
+        "generated": escape(when),
+    }
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], _asset("report.html"))
+
+
+def write_study_html(study: StudyResult, path: str | Path) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_study_html(study), encoding="utf-8")
+    return target

@@ -1,0 +1,1 @@
+"""The receive-mode memory study (``loadgen recv-modes``): plan, measure, summarise."""

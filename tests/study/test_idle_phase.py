@@ -1,0 +1,43 @@
+"""Idle phases of the closed model: connections open and hold, then start sending."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadgen.runner import run
+from loadgen.scenario import ScenarioError, parse_scenario
+
+IDLE_THEN_TRAFFIC = """
+name: idle-then-traffic
+target: builtin:echo
+load:
+  connections: 50
+  phases:
+    - {duration: 2s, idle: true}
+    - {duration: 1s}
+"""
+
+
+def test_connections_open_and_send_nothing_until_the_idle_phase_ends() -> None:
+    result = run(parse_scenario(IDLE_THEN_TRAFFIC))
+    idle = [i for i in result.intervals if i.start_s < 2.0]
+    busy = [i for i in result.intervals if i.start_s >= 2.0]
+    assert [i.requests for i in idle] == [0, 0]
+    assert idle[-1].connections == 50
+    assert sum(i.requests for i in busy) > 50
+    assert result.summary.errors == {}
+    assert result.summary.connects == 50  # the same connections carry the traffic
+
+
+def test_idle_belongs_to_the_closed_model() -> None:
+    text = """
+name: open-idle
+target: builtin:echo
+load:
+  model: open
+  connections: 5
+  phases:
+    - {duration: 1s, rate: 10/s, idle: true}
+"""
+    with pytest.raises(ScenarioError, match=r"idle belongs to the closed model.*rate: 0/s"):
+        parse_scenario(text, "open.yaml")

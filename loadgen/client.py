@@ -451,13 +451,13 @@ class LoadClient(SlotPool[_Conn]):
             if not completions:
                 continue
             sent_bytes = received_bytes = 0
-            for token, result, _flags in completions:
+            for token, result, flags in completions:
                 conn = conns[token >> index_shift]
                 if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
                     # A late completion from a socket already torn down; a ring buffer it
                     # was lent still goes back.
-                    if _flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
-                        engine.release_ring_buffer(_flags >> RING_BID_SHIFT)
+                    if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
+                        engine.release_ring_buffer(flags >> RING_BID_SHIFT)
                     continue
                 op = token & OP_MASK
                 if op == OP_RECV:
@@ -519,11 +519,11 @@ class LoadClient(SlotPool[_Conn]):
                         engine.recv_zero(conn.handle, token)
                 elif op == OP_RECV_RING:
                     if result <= 0 or not echo or not conn.in_flight:
-                        self._ring_completion(conn, token, result, _flags, now)
+                        self._ring_completion(conn, token, result, flags, now)
                         continue
                     # buffer-ring's common case, inline like OP_RECV's: copy the echo out
                     # of its ring buffer, give the buffer back, verify, record, send next.
-                    bid = _flags >> RING_BID_SHIFT
+                    bid = flags >> RING_BID_SHIFT
                     data = ring_bytes(bid, result)
                     ring_release(bid)
                     verdict = conn.codec.receive(data, result)
@@ -544,7 +544,7 @@ class LoadClient(SlotPool[_Conn]):
                         self._fail(conn, ErrorKind.VERIFY.value, now)
                         continue
                     if (
-                        not _flags & RING_MORE
+                        not flags & RING_MORE
                         and conn.token_base == token & ~OP_MASK
                         and conn.handle >= 0
                     ):

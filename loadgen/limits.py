@@ -1,8 +1,10 @@
-"""Whether this machine can hold a connection count at all, checked before a run starts.
+"""Whether this machine can hold a connection count, checked (and fitted) before a run starts.
 
-Two limits end a run that asks for too many connections, and both fail late and
-confusingly (EMFILE or EADDRNOTAVAIL thousands of connections in), so they are checked up
-front and refused with a message that names the limit and how to raise it:
+Three limits end a run that asks for too many connections, and all fail late and
+confusingly (EMFILE, EADDRNOTAVAIL or the OOM killer thousands of connections in), so they
+are checked up front. ``fit_run`` spreads what can be spread (more client processes, more
+built-in target processes, more loopback source addresses) and refuses the rest with a
+message that names the limit and how to raise it:
 
 * **File descriptors** (``RLIMIT_NOFILE``, Linux/Unix): every socket is a descriptor. The
   soft limit is raised to the hard limit here when the count needs it (any process may do
@@ -16,7 +18,11 @@ front and refused with a message that names the limit and how to raise it:
   multiply by source addresses times targets. Raise it with ``sysctl -w
   net.ipv4.ip_local_port_range="1024 65535"`` (root) or give more ``source`` addresses
   (127.0.0.0/8 is all loopback). Windows' dynamic range (``netsh int ipv4 show dynamicport
-  tcp``) is not read here, so only Linux counts are checked against ports.
+  tcp``) is not read here, so only Linux counts are checked against ports. A churn run
+  that closes with FIN also holds each closed port in TIME_WAIT (60 s; about 1 s where
+  ``tcp_tw_reuse`` applies, as it does to loopback by default); ``close: rst`` holds none.
+* **Memory**: an estimate from the costs measured at 50,000 connections here (README,
+  "Tens of thousands of connections") against MemAvailable.
 """
 
 from __future__ import annotations
@@ -158,9 +164,9 @@ CLOSED_CHURN_PER_PROCESS = 10_000
 #: Memory estimate per connection (bytes), measured here (README): the client's Python
 #: slot and codec; the kernel's two sockets of a loopback connection with their queues;
 #: a built-in target's per-connection state besides its 16 KiB buffer.
-CLIENT_SLOT_BYTES = 3 * 1024
-KERNEL_PER_CONNECTION_BYTES = 10 * 1024
-TARGET_SLOT_BYTES = 3 * 1024
+CLIENT_SLOT_BYTES = 5 * 1024  # RSS: 3.3 KiB idle, 4.1-4.2 KiB under traffic (zero-byte)
+KERNEL_PER_CONNECTION_BYTES = 13 * 1024  # 6.7-7.3 KiB idle, 11.2-12.5 KiB under traffic
+TARGET_SLOT_BYTES = 4 * 1024
 #: What one loadgen process (interpreter, numpy, pydantic, the engine) costs before sockets.
 PROCESS_BYTES = 80 * 1024 * 1024
 MEMINFO_FILE = "/proc/meminfo"
@@ -261,7 +267,9 @@ def _processes_for_descriptors(connections: int, hard: int, headroom: float = 1.
             f"RLIMIT_NOFILE's hard limit is {hard:,}: no room for sockets besides the "
             f"{RESERVED_FDS} descriptors a process keeps. {_NOFILE_HELP}"
         )
-    return max(1, math.ceil(connections * headroom / per_process))
+    if connections <= per_process:
+        return 1  # one process holds them all: no spread, no headroom needed
+    return math.ceil(connections * headroom / per_process)
 
 
 def churn_rate(scenario: Scenario, processes: int) -> float:

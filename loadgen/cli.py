@@ -146,27 +146,36 @@ def run(
         raise _fail(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
         raise _fail(f"--duration: {exc}", EXIT_USAGE) from None
-    from loadgen.limits import ConnectionLimitError, check_scenario
+    from loadgen.limits import ConnectionLimitError, fit_run
 
-    try:
-        check_scenario(scenario)
+    client_processes, builtin_processes = default_processes(scenario, processes, target_processes)
+    try:  # descriptors, ports, memory: spread over processes and sources, or refuse
+        fit = fit_run(
+            scenario,
+            client_processes,
+            builtin_processes,
+            processes_fixed=processes is not None,
+            target_processes_fixed=target_processes is not None,
+        )
     except ConnectionLimitError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
+    for notice in fit.notices:
+        errors.print(notice, highlight=False)
+    scenario = fit.scenario
 
     def live_view(read: Callable[[], Snapshot]) -> LiveView:
         # Plain log lines: every 5 s, or about ten per run for short runs (at least 1 s apart).
         every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
         return LiveView(scenario.name, read, console, line_interval_s=every_s)
 
-    client_processes, target_processes = default_processes(scenario, processes, target_processes)
     try:
         result = run_scenario(
             scenario,
             backend=backend,
             notice=lambda m: errors.print(m),
             live=None if quiet else live_view,
-            processes=client_processes,
-            target_processes=target_processes,
+            processes=fit.processes,
+            target_processes=fit.target_processes,
         )
     except BackendUnavailable as exc:
         raise _fail(str(exc), EXIT_USAGE) from None

@@ -99,6 +99,7 @@ class ClientConfig:
     message_sizes: Callable[[], int] | None = None  # echo: draws a size per request
     ring_buffers: int = 256  # buffer-ring: buffers in the ring (a power of two)
     register_buffers: bool = False  # buffered: register the buffers with the kernel
+    close_rst: bool = False  # close: rst: every close an abort (no TIME_WAIT)
 
 
 def ring_index_shift() -> int:
@@ -180,6 +181,7 @@ class LoadClient(SlotPool[_Conn]):
             config.connect_timeout_s,
             config.connection_phases,
             config.connections,
+            close_rst=config.close_rst,
         )
         self.config = config
         #: Open model: requests that were due while every connection was busy.

@@ -8,8 +8,9 @@ client does the same way:
   generation changes whenever a slot's socket is torn down and reopened, so a late
   completion of an operation on the old socket (a cancelled receive, say) is recognised
   and ignored (``token & ~OP_MASK != slot.token_base``);
-* opening (source address spread, target spread), closing, and failing a slot: an error
-  is counted by kind, the socket is dropped with RST (no TIME_WAIT), and the reconnect
+* opening (source address spread, target spread), closing (an orderly FIN, or RST for
+  ``close: rst``: no TIME_WAIT, so high-rate churn keeps its ports), and failing a slot: an
+  error is counted by kind, the socket is dropped with RST (no TIME_WAIT), and the reconnect
   backs off from 10 ms doubling to 1 s while connects keep failing, so a refused target
   does not spin the CPU;
 * the periodic scan (``tick``): the recorder's intervals, connection ramps, connect
@@ -96,8 +97,12 @@ class SlotPool(Generic[S]):
         connect_timeout_s: float,
         connection_phases: Sequence[tuple[float, int, int]],
         connections: int,
+        *,
+        close_rst: bool = False,
     ) -> None:
         self.engine = engine
+        #: ``close: rst``: every close is an abort (SO_LINGER 0), so no TIME_WAIT is left.
+        self._close_rst = close_rst
         self.recorder = recorder
         self.stop_requested = False
         self.loop_iterations = 0
@@ -152,7 +157,7 @@ class SlotPool(Generic[S]):
             self._connecting -= 1
         elif conn.state == OPEN:
             self._open_count -= 1
-        self.engine.close(conn.handle, abort=abort)
+        self.engine.close(conn.handle, abort=abort or self._close_rst)
         conn.handle = -1
         conn.state = IDLE
         self._on_close(conn)

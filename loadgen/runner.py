@@ -131,6 +131,7 @@ def client_config(
         message_sizes=scenario.message_size.sampler(random.Random(seed)),
         ring_buffers=scenario.ring_buffer_count,
         register_buffers=scenario.register_buffers,
+        close_rst=scenario.close == "rst",
     )
 
 

@@ -284,6 +284,10 @@ class Scenario(_Model):
     register_buffers: bool = False
     timeouts: Timeouts = Timeouts()
     source: str | list[str] | None = None
+    #: How the client ends a connection it retires (churn, a ramp down, the run's end):
+    #: fin (an orderly close; the closing side keeps the port in TIME_WAIT for 60 s) or
+    #: rst (SO_LINGER 0: an abort, no TIME_WAIT; for high-rate churn).
+    close: Literal["fin", "rst"] = "fin"
     thresholds: list[ThresholdSpec] = []
 
     @model_validator(mode="after")

@@ -140,6 +140,7 @@ class StreamClient(SlotPool[_Conn]):
             config.connect_timeout_s,
             config.connection_phases,
             config.connections,
+            close_rst=config.close_rst,
         )
         self.config = config
         self._idle_timeout_ns = int(config.request_timeout_s * 1e9)

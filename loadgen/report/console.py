@@ -95,9 +95,15 @@ def render_summary(result: RunResult, console: Console) -> None:
     overview = Table(show_header=False, box=None, pad_edge=False)
     overview.add_row("requests", f"{summary.requests:,}")
     overview.add_row("throughput", f"{summary.throughput_rps:,.0f} req/s")
-    overview.add_row(
-        "connections", f"{summary.connections:,} open at end, {summary.connects:,} connects"
-    )
+    connections = f"{summary.connections:,} open at end, {summary.connects:,} connects"
+    if summary.connects > summary.connections and summary.duration_s > 0:
+        # Churn (or reconnects): how fast connections were made and what a connect cost.
+        connect = summary.connect_latency_us
+        connections += (
+            f" ({summary.connects / summary.duration_s:,.0f}/s; connect p50 "
+            f"{_format_us(connect.p50)}, p99 {_format_us(connect.p99)})"
+        )
+    overview.add_row("connections", connections)
     overview.add_row("bytes", f"{summary.bytes_sent:,} sent, {summary.bytes_received:,} received")
     if summary.throughput_bytes_per_s is not None:  # stream runs
         overview.add_row(

@@ -40,6 +40,23 @@ def recv_modes(
         list[str] | None,
         typer.Option("--set", help="Override a scenario field: path.to.key=value (repeatable)."),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            "-p",
+            min=1,
+            help="Client processes per trial [as loadgen run: raised to fit the descriptor limit].",
+        ),
+    ] = None,
+    target_processes: Annotated[
+        int | None,
+        typer.Option(
+            "--target-processes",
+            min=1,
+            help="Processes of a builtin: target [the cores left, raised to fit].",
+        ),
+    ] = None,
 ) -> None:
     """Measure what receive modes cost in kernel and user memory per connection.
 
@@ -90,6 +107,8 @@ def recv_modes(
             window_s=_parse(parse_duration_s, window, "--window"),
             backend=backend,
             overrides=tuple(settings),
+            processes=processes,
+            target_processes=target_processes,
         )
     except (ScenarioError, StudyError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from loadgen import __version__
-from loadgen.limits import check_connections
+from loadgen.limits import Fit, fit_run
 from loadgen.study import metrics
 from loadgen.study.measure import RunFunction, run_trial, take_sample
 from loadgen.study.plan import StudyPlan
@@ -71,6 +71,33 @@ def study_notes(plan: StudyPlan) -> list[str]:
     return notes
 
 
+def fit_trials(plan: StudyPlan, count: int) -> Fit:
+    """How ``count`` connections run: the client and target processes (``--processes``,
+    ``--target-processes``, or as ``loadgen run`` chooses, raised to fit the descriptor
+    limit) and source addresses (spread over 127.0.0.x past one address's ports). The
+    largest mode's memory is checked. Raises ``limits.ConnectionLimitError``."""
+    from loadgen.runner import default_processes
+
+    mode = "buffered" if "buffered" in plan.modes else plan.modes[0]
+    scenario = plan.trial_scenario(count, mode)
+    processes, target_processes = default_processes(scenario, plan.processes, plan.target_processes)
+    return fit_run(
+        scenario,
+        processes,
+        target_processes,
+        processes_fixed=plan.processes is not None,
+        target_processes_fixed=plan.target_processes is not None,
+    )
+
+
+def fit_note(count: int, fit: Fit) -> str:
+    """One line of the study's notes: how a connection count ran."""
+    target = f", {fit.target_processes} target process(es)" if fit.scenario.builtin_target else ""
+    sources = fit.scenario.source_addresses()
+    spread = f", from {len(sources)} source address(es)" if sources else ""
+    return f"{count:,} connections: {fit.processes} client process(es){target}{spread}"
+
+
 def _metrics(reasons: dict[str, str]) -> list[MetricInfo]:
     return [
         metric.model_copy(update={"reason": reasons.get(metric.name)})
@@ -91,19 +118,21 @@ def run_study(
         from loadgen.runner import run as run_scenario
 
         run = run_scenario
-    check_connections(
-        max(plan.connections), len(plan.base.source_addresses()), len(plan.base.targets)
-    )
+    fits: dict[int, Fit] = {}
     for count in plan.connections:  # bad input fails before the first trial, not after
         for mode in plan.modes:
             plan.trial_scenario(count, mode)
+        fits[count] = fit_trials(plan, count)
+        if notice is not None:
+            for line in fits[count].notices:
+                notice(f"{count:,} connections: {line}")
     started = _now()
     trials: list[Trial] = []
     reasons: dict[str, str] = {}
     backend = plan.backend
     schedule = plan.trials()
     for number, (count, mode, repeat) in enumerate(schedule, 1):
-        trial, result, why = run_trial(plan, count, mode, repeat, run, notice)
+        trial, result, why = run_trial(plan, count, mode, repeat, run, notice, fits[count])
         backend = result.environment.backend  # what "auto" chose
         reasons.update(why)
         trials.append(trial)
@@ -130,7 +159,7 @@ def run_study(
             "cpu_count": os.cpu_count(),
         },
         plan=plan.describe(),
-        notes=study_notes(plan),
+        notes=study_notes(plan) + [fit_note(count, fits[count]) for count in plan.connections],
         metrics=_metrics(reasons),
         trials=trials,
         groups=group_trials(trials),

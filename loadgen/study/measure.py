@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from loadgen.limits import Fit
 from loadgen.result import RunResult
 from loadgen.scenario import Scenario
 from loadgen.stats.histogram import HdrHistogram
@@ -169,11 +170,25 @@ def run_trial(
     repeat: int,
     run: RunFunction,
     notice: Callable[[str], None] | None = None,
+    fit: Fit | None = None,
 ) -> tuple[Trial, RunResult, dict[str, str]]:
-    """Measure one cell once: (the trial, the run's own result, reasons per metric)."""
+    """Measure one cell once: (the trial, the run's own result, reasons per metric).
+
+    ``fit`` (``limits.fit_run`` of this count) gives the process counts and any source
+    addresses spread over; without it the trial runs in one process."""
     scenario: Scenario = plan.trial_scenario(connections, mode)
+    processes = target_processes = 1
+    if fit is not None:
+        processes, target_processes = fit.processes, fit.target_processes
+        scenario = scenario.model_copy(update={"source": fit.scenario.source})
     baseline_samples = quiet_samples()
-    result = run(scenario, backend=plan.backend, notice=notice)
+    result = run(
+        scenario,
+        backend=plan.backend,
+        notice=notice,
+        processes=processes,
+        target_processes=target_processes,
+    )
 
     idle_end = plan.idle_s(connections)
     run_end = idle_end + plan.traffic_s()

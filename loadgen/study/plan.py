@@ -102,6 +102,10 @@ class StudyPlan:
     window_s: float = 3.0
     backend: str = "auto"
     overrides: tuple[str, ...] = ()  # the --set settings already applied to ``base``
+    #: Client processes (None: as ``loadgen run`` chooses, raised to fit the descriptor
+    #: limit) and a built-in target's processes (None: likewise).
+    processes: int | None = None
+    target_processes: int | None = None
 
     def __post_init__(self) -> None:
         if self.repeat < 1:
@@ -178,6 +182,8 @@ class StudyPlan:
             "window_s": self.window_s,
             "backend": self.backend,
             "overrides": list(self.overrides),
+            "processes": self.processes,
+            "target_processes": self.target_processes,
             "phases": {
                 str(count): {"idle_s": self.idle_s(count), "traffic_s": self.traffic_s()}
                 for count in self.connections

@@ -26,10 +26,12 @@ def _past_hard_limit() -> int:
 def test_study_refuses_more_connections_than_descriptors(tmp_path: Path) -> None:
     count = _past_hard_limit()
     arguments = ["recv-modes", "--connections", f"100,{count}", "--modes", "buffered"]
+    arguments += ["--processes", "1"]  # one process asked for: the count cannot be spread
     result = CliRunner().invoke(app, [*arguments, "--repeat", "1", "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert "RLIMIT_NOFILE" in result.output and "hard" in result.output
     assert "ulimit -Hn" in result.output  # how to raise it
+    assert "--processes 2" in result.output  # or how to spread it
     assert list(tmp_path.iterdir()) == []  # refused before anything ran
 
 
@@ -39,9 +41,10 @@ def test_run_refuses_more_connections_than_descriptors(tmp_path: Path) -> None:
         pytest.skip("the hard limit is past a scenario's largest connection count (1,000,000)")
     scenario = tmp_path / "big.yaml"
     scenario.write_text(f"name: big\ntarget: builtin:echo\nconnections: {count}\nduration: 1s\n")
-    result = CliRunner().invoke(app, ["run", str(scenario), "-q", "--json", str(tmp_path / "r")])
+    arguments = ["run", str(scenario), "-q", "--json", str(tmp_path / "r"), "--processes", "1"]
+    result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2, result.output
-    assert "RLIMIT_NOFILE" in result.output
+    assert "RLIMIT_NOFILE" in result.output and "--processes 2" in result.output
     assert not (tmp_path / "r").exists()
 
 

@@ -119,7 +119,9 @@ def merge_memory(parts: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str,
         for key in PER_PROCESS_MEMORY & record.keys():
             values = [s.get(key) for s in samples]
             numbers = [v for v in values if isinstance(v, int)]
-            record[key] = sum(numbers) if len(numbers) == len(values) else None
+            # A sum over some of the processes (the others had ended) would read as a drop.
+            complete = len(numbers) == len(parts)
+            record[key] = sum(numbers) if complete else None
         record["processes"] = len(samples)
         merged.append(record)
     return merged

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from loadgen.merge import merge_memory
+from loadgen.report.memory import Counter, RunMemory
 from loadgen.runner import default_processes
 from loadgen.scenario import parse_scenario
 from loadgen.split import arrival_phase, split_counts, split_scenario, usable_processes
@@ -74,7 +75,9 @@ def test_memory_merge_adds_per_process_fields_only() -> None:
         "engine_posted_recv_bytes": 3,
         "processes": 2,
     }
-    assert second["processes"] == 1 and second["vm_rss_bytes"] == 30
+    # A sample only some processes took has no per-process sums (they would read as a drop).
+    assert second["processes"] == 1 and second["vm_rss_bytes"] is None
+    assert second["engine_posted_recv_bytes"] is None and second["sunreclaim_bytes"] == 102
 
 
 def test_default_processes_share_the_cores_with_a_builtin_target(
@@ -90,3 +93,20 @@ def test_default_processes_share_the_cores_with_a_builtin_target(
     assert default_processes(builtin, 6) == (6, 2 if scaled else 1)
     assert default_processes(builtin, 8) == (8, 1)
     assert default_processes(builtin, 2, 3) == (2, 3)
+
+
+def test_per_connection_memory_skips_samples_some_processes_lacked() -> None:
+    kernel = Counter("kernel", "kernel", [0, 0, 0], None)
+    posted = Counter("posted", "posted", [0, 3 * 65536 * 10, None], None)
+    memory = RunMemory(
+        time_s=[0.0, 1.0, 2.0],
+        kernel=kernel,
+        posted=posted,
+        rss=kernel,
+        components=[],
+        connections=[0, 30, 30],
+        os_kind="linux",
+    )
+    # The last sample has the most connections too, but only a merged sum of some
+    # processes: the one before it, which every process took, gives the figure.
+    assert memory.per_connection(posted) == (65536.0, 30)

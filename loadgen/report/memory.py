@@ -76,12 +76,15 @@ class RunMemory:
     connections: list[int | None]  # open connections around each sample (from intervals)
     os_kind: str  # "linux" or "windows"
 
-    @property
-    def peak_connection_index(self) -> int | None:
-        """The latest sample (after the first) with the most connections open, if known."""
+    def peak_connection_index(self, counter: Counter | None = None) -> int | None:
+        """The latest sample (after the first) with the most connections open, if known;
+        with ``counter``, only among the samples that have a value of it (a merged run's
+        last sample may lack the processes that had already ended)."""
         best: int | None = None
         for index, count in enumerate(self.connections):
             if index == 0 or count is None or count <= 0:
+                continue
+            if counter is not None and counter.values[index] is None:
                 continue
             if best is None or count >= (self.connections[best] or 0):
                 best = index
@@ -90,7 +93,7 @@ class RunMemory:
     def per_connection(self, counter: Counter) -> tuple[float | None, int | None]:
         """(bytes per connection, connections): growth from the first sample to the sample
         with the most connections, divided by them; (None, None) when not known."""
-        index = self.peak_connection_index
+        index = self.peak_connection_index(counter)
         if index is None:
             return None, None
         first, value = counter.values[0], counter.values[index]

@@ -96,7 +96,7 @@ class RespCodec:
         self._status = STATUS_OK  # of the reply being parsed
         self._bytes = 0  # data bytes of the reply being parsed
         self._repeat = b""  # one whole reply the server sends again and again (see header)
-        self._repeat_response: Response | None = None
+        self._repeat_response = _RESPONSES.get(STATUS_OK, 0)  # its response (unused while b"")
         self.last_error: str | None = None
 
     # --- the Codec protocol ---------------------------------------------------------

@@ -242,7 +242,7 @@ def parse_redis_benchmark(output: str, requests: int) -> ToolFigures:
         rps=float(row["rps"]),
         p50_us=float(row["p50_latency_ms"]) * 1000,
         p99_us=float(row["p99_latency_ms"]) * 1000,
-        errors=0,  # redis-benchmark stops at an error reply instead of counting it
+        errors=0,  # an error reply ends redis-benchmark (exit 1: the run fails) uncounted
     )
 
 

@@ -19,7 +19,19 @@ machine), and the ratios loadgen/asyncio and loadgen/raw-epoll of both, and writ
 JSON under benchmarks/results/ (format: benchmarks/results/README.md). Machines here are
 shared and noisy: compare ratios.
 
-    python benchmarks/echo.py [--rounds 5] [--seconds 3] [--connections 1000]
+Then the process sweep: ``loadgen run`` on an echo scenario against the same C server,
+closed loop, the same connections and message, with ``--processes P`` for every P from 1 to
+the number of allowed cores (``--max-processes``; 0 skips it), ``--allow-saturated`` (the
+generator is measured at full speed by design; loadgen's self-check verdict is recorded),
+one run per P per round. Nothing is pinned here (P processes need P cores, and the server
+shares them). Per P: round trips/s as loadgen reports them, round trips per CPU-second of
+the generator (loadgen's own ``generator.cpu_s``, summed over its processes) and of the
+whole process tree (``os.wait4``, start-up included), each as a ratio to P=1, and how busy
+the single-threaded C server was (its CPU time over the run's duration): near 100% the
+server, not loadgen, sets the rate, and the output says so.
+
+    python benchmarks/echo.py [--rounds 5] [--seconds 3] [--connections 1000] \\
+        [--max-processes CORES]
 """
 
 from __future__ import annotations
@@ -41,11 +53,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _peers import run_sampled
 from _results import spread, write_result
 
 HERE = Path(__file__).resolve().parent
 MESSAGE = b"m" * 64
 CLIENTS = ("loadgen-io_uring", "loadgen-epoll", "asyncio", "raw-epoll")
+#: The C server's core this busy (CPU time / run time) or more: it is what set the rate.
+SERVER_BOUND = 0.9
 
 
 # --- the clients (each runs in its own process: `echo.py --client NAME`) -----------------
@@ -143,6 +158,124 @@ def run_client(name: str, address: tuple[str, int], count: int, seconds: float) 
     return client_loadgen(name.removeprefix("loadgen-"), address, count, seconds)
 
 
+# --- the process sweep (loadgen run --processes P) ---------------------------------------
+
+SCENARIO = """\
+name: echo-processes
+description: written by benchmarks/echo.py (process sweep)
+target: {host}:{port}
+protocol: echo
+message_size: {size}B
+connections: {connections}
+duration: {seconds}s
+"""
+
+
+def sweep_run(
+    processes: int,
+    address: tuple[str, int],
+    server_pid: int,
+    args: argparse.Namespace,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """One ``loadgen run --processes P`` against the C server, with the server's CPU share."""
+    run_dir.mkdir(parents=True)
+    scenario = run_dir / "scenario.yaml"
+    scenario.write_text(
+        SCENARIO.format(
+            host=address[0],
+            port=address[1],
+            size=len(MESSAGE),
+            connections=args.connections,
+            seconds=args.seconds,
+        )
+    )
+    command = [sys.executable, "-m", "loadgen", "run", str(scenario), "--quiet"]
+    command += ["--json", str(run_dir / "result.json"), "--processes", str(processes)]
+    command += ["--allow-saturated"]
+    run = run_sampled(command, run_dir, None, server_pid, args.seconds, None)
+    if run.exit_code != 0:
+        raise SystemExit(f"loadgen exited {run.exit_code}; its output:\n{run.output[-3000:]}")
+    result = json.loads((run_dir / "result.json").read_text())
+    summary, generator = result["summary"], result["generator"]
+    if sum(summary["errors"].values()):
+        raise SystemExit(f"loadgen --processes {processes} saw errors: {summary['errors']}")
+    server_cpu_s = run.samples[-1].server_cpu_s - run.samples[0].server_cpu_s
+    return {
+        "processes": processes,
+        "command": command,
+        "requests": summary["requests"],
+        "duration_s": summary["duration_s"],
+        "trips_per_s": summary["throughput_rps"],
+        "generator_cpu_s": generator["cpu_s"],
+        "trips_per_cpu_s": summary["requests"] / generator["cpu_s"] if generator["cpu_s"] else None,
+        "process_cpu_s": round(run.cpu_s, 3),
+        "trips_per_cpu_s_process": summary["requests"] / run.cpu_s if run.cpu_s else None,
+        "server_cpu_s": round(server_cpu_s, 3),
+        "server_busy": server_cpu_s / summary["duration_s"] if summary["duration_s"] else None,
+        "saturated": not result["self_check"]["valid"],
+        "self_check_reasons": result["self_check"]["reasons"],
+    }
+
+
+SWEEP_METRICS = {
+    "trips_per_s": "round trips/s (as loadgen reports them)",
+    "trips_per_cpu_s": "round trips per generator CPU-second (loadgen's own, all processes)",
+    "trips_per_cpu_s_process": "round trips per CPU-second of the process tree (with start-up)",
+    "server_busy": "C echo server busy (its CPU time / run time; 100% = its one core)",
+}
+
+
+def summarize_sweep(sweep: list[dict[str, Any]], counts: list[int]) -> dict[str, Any]:
+    medians = {
+        str(p): {
+            key: spread([r[key] for r in sweep if r["processes"] == p and r[key] is not None])
+            for key in SWEEP_METRICS
+        }
+        for p in counts
+    }
+    base = medians[str(counts[0])]
+    ratios = {
+        str(p): {
+            key: medians[str(p)][key]["median"] / base[key]["median"]
+            if medians[str(p)][key]["median"] is not None and base[key]["median"]
+            else None
+            for key in ("trips_per_s", "trips_per_cpu_s", "trips_per_cpu_s_process")
+        }
+        for p in counts
+    }
+    print("\nprocess sweep: loadgen run --processes P (median, min-max; ratio to P=1)")
+    for key, label in SWEEP_METRICS.items():
+        print(f"  {label}:")
+        for p in counts:
+            cell = medians[str(p)][key]
+            if cell["median"] is None:
+                print(f"    P={p}  not measurable here")
+                continue
+            if key == "server_busy":
+                text = f"{cell['median']:.0%}   ({cell['min']:.0%}-{cell['max']:.0%})"
+            else:
+                text = f"{cell['median']:>10,.0f}   ({cell['min']:,.0f}-{cell['max']:,.0f})"
+                text += f"   {ratios[str(p)][key]:.2f}x"
+            print(f"    P={p}  {text}")
+    for p in counts:
+        busy = medians[str(p)]["server_busy"]["median"]
+        saturated = sum(1 for r in sweep if r["processes"] == p and r["saturated"])
+        runs = sum(1 for r in sweep if r["processes"] == p)
+        verdict = (
+            "the C server (one thread) was the limit"
+            if busy is not None and busy >= SERVER_BOUND
+            else "the C server was not the limit"
+        )
+        print(
+            f"  P={p}: {verdict} (busy {busy:.0%}, limit {SERVER_BOUND:.0%}); "
+            f"loadgen's self-check marked {saturated} of {runs} runs generator-bound"
+            if busy is not None
+            else f"  P={p}: the server's CPU share is not measurable here"
+        )
+    return {"metrics": SWEEP_METRICS, "medians": medians, "ratios_to_1": ratios}
+
+
 # --- the orchestration -------------------------------------------------------------------
 
 
@@ -169,6 +302,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--max-processes",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="process sweep: loadgen run --processes 1..N (default: the allowed cores; 0: skip)",
+    )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
     parser.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
@@ -185,6 +324,8 @@ def main() -> None:
         return
 
     clients = args.clients.split(",")
+    counts = list(range(1, args.max_processes + 1))
+    sweep: list[dict[str, Any]] = []
     started = datetime.now(UTC)
     load_at_start = list(os.getloadavg())
     runs: list[dict[str, Any]] = []
@@ -196,8 +337,14 @@ def main() -> None:
             print(f"server: {label_of_server} on {address[0]}:{address[1]}")
             print(
                 f"{args.connections} connections, 64 B, 1 in flight each, "
-                f"{args.seconds:g} s per run, {args.rounds} rounds"
+                f"{args.seconds:g} s per run, {args.rounds} rounds; load average "
+                + " ".join(f"{v:.2f}" for v in load_at_start)
             )
+            if counts:
+                print(
+                    f"process sweep: loadgen run --processes 1..{counts[-1]} --allow-saturated, "
+                    "not pinned"
+                )
             for round_number in range(args.rounds):
                 order = random.sample(clients, len(clients))
                 for name in order:
@@ -222,9 +369,17 @@ def main() -> None:
                     rates[name].append(report["trips"] / args.seconds)
                     per_cpu[name].append(report["trips"] / max(report["cpu_s"], 1e-9))
                     runs.append({"round": round_number + 1, "client": name, **report})
+                for processes in random.sample(counts, len(counts)):
+                    run_dir = Path(tmp) / f"round{round_number + 1}-processes{processes}"
+                    record = sweep_run(processes, address, server.pid, args, run_dir)
+                    sweep.append({"round": round_number + 1, **record})
+                this_sweep = {r["processes"]: r for r in sweep if r["round"] == round_number + 1}
                 print(
                     f"round {round_number + 1}: "
                     + ", ".join(f"{name} {rates[name][-1]:,.0f}" for name in clients)
+                    + "".join(
+                        f", --processes {p} {this_sweep[p]['trips_per_s']:,.0f}" for p in counts
+                    )
                 )
         finally:
             server.kill()
@@ -250,6 +405,7 @@ def main() -> None:
             for peer in (n for n in clients if not n.startswith("loadgen-")):
                 print(f"  {ours} / {peer}: {table[ours] / table[peer]:.2f}x")
                 found_ratios.setdefault(f"{ours}/{peer}", {})[key] = table[ours] / table[peer]
+    sweep_summary = summarize_sweep(sweep, counts) if counts else None
     path = write_result(
         "echo",
         {
@@ -269,6 +425,15 @@ def main() -> None:
             },
             "ratios": found_ratios,
             "runs": runs,
+            "process_sweep": None
+            if sweep_summary is None
+            else {
+                "processes": counts,
+                "pinning": "none: P client processes and the server share the machine's cores",
+                "server_bound_at": SERVER_BOUND,
+                **sweep_summary,
+                "runs": sweep,
+            },
         },
         args.results_dir,
         started,

@@ -46,24 +46,41 @@ import argparse
 import csv
 import http.client
 import importlib.util
-import json
 import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _results import spread, write_result
+from _peers import (
+    METRICS,
+    ToolFigures,
+    accepting,
+    child_env,
+    cores,
+    fmt,
+    free_port,
+    loadgen_has_processes_option,
+    loadgen_version,
+    metrics_of,
+    parse_loadgen,
+    pin,
+    print_summary,
+    ratios,
+    run_record,
+    run_sampled,
+    stop,
+    summarize,
+)
+from _results import write_result
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -79,13 +96,6 @@ NOT_HERE = {
     "tcpkali": "not packaged by Debian, PyPI or npm here",
     "wrk2": "not packaged by Debian here (wrk is)",
 }
-SAMPLE_S = 0.1
-#: /proc is scanned for new descendants of a client every this many samples.
-RESCAN_EVERY = 5
-#: A client gets this long past its run time (start-up, shutdown) before it is killed.
-GRACE_S = 60.0
-START_TIMEOUT_S = 15.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 LATENCY_NOTES = {
     "loadgen": "from just before the request is handed to the engine to the completion that "
@@ -95,54 +105,6 @@ LATENCY_NOTES = {
     "locust": "around the client call in a gevent greenlet (scheduling included), in ms; "
     "times under 100 ms are rounded to whole ms before percentiles (CSV stats)",
 }
-
-
-# --- /proc: CPU time of a process tree ---------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
-
-
-class TreeCpu:
-    """User + system CPU seconds of a process and its descendants (reaped ones included,
-    through their parents' cutime/cstime). New descendants are found by scanning /proc
-    (this kernel has no /proc/PID/task/TID/children)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pids = {pid}
-        self.root = pid
-        self._reads = 0
-
-    def _rescan(self) -> None:
-        children: dict[int, list[int]] = {}
-        for name in os.listdir("/proc"):
-            if name.isdigit() and (fields := _stat_fields(int(name))) is not None:
-                children.setdefault(int(fields[1]), []).append(int(name))
-        found, todo = set(), [self.root]
-        while todo:
-            pid = todo.pop()
-            found.add(pid)
-            todo.extend(children.get(pid, []))
-        self.pids = found
-
-    def read(self) -> float:
-        if self._reads % RESCAN_EVERY == 0:
-            self._rescan()
-        self._reads += 1
-        ticks = 0
-        for pid in self.pids:
-            fields = _stat_fields(pid)
-            if fields is not None:  # utime, stime, cutime, cstime are fields 14-17
-                ticks += sum(int(value) for value in fields[11:15])
-        return ticks / CLOCK_TICKS
-
-
-# --- the target --------------------------------------------------------------------------
 
 
 @dataclass
@@ -188,42 +150,6 @@ http {{
 """
 
 
-def _pin(core: int | None) -> Callable[[], None] | None:
-    if core is None:
-        return None
-    return lambda: os.sched_setaffinity(0, {core})
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _accepting(process: subprocess.Popen[bytes], port: int) -> bool:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.01)
-    return False
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def nginx_binary() -> str | None:
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
 
@@ -239,7 +165,7 @@ def nginx(workdir: Path, core: int | None, connections: int) -> Iterator[Target]
     version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
     conf = root / "nginx.conf"
     for _ in range(3):  # the free port can be taken before nginx binds it
-        port = _free_port()
+        port = free_port()
         conf.write_text(
             NGINX_CONF.format(
                 root=root,
@@ -254,16 +180,16 @@ def nginx(workdir: Path, core: int | None, connections: int) -> Iterator[Target]
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_pin(core),
+                preexec_fn=pin(core),
             )
         try:
-            if _accepting(process, port):
+            if accepting(process, port):
                 yield Target(
                     "nginx", f"{version}, 1 worker process", version, port, process.pid, core
                 )
                 return
         finally:
-            _stop(process)
+            stop(process)
     raise SystemExit(f"nginx did not start; its log:\n{(root / 'error.log').read_text()[-2000:]}")
 
 
@@ -271,7 +197,7 @@ def nginx(workdir: Path, core: int | None, connections: int) -> Iterator[Target]
 def builtin(core: int | None, why: str) -> Iterator[Target]:
     command = [sys.executable, "-m", "loadgen", "serve", "http"]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, env=_child_env(), preexec_fn=_pin(core)
+        command, stdout=subprocess.PIPE, text=True, env=child_env(), preexec_fn=pin(core)
     )
     try:
         assert process.stdout is not None
@@ -280,7 +206,7 @@ def builtin(core: int | None, why: str) -> Iterator[Target]:
         label = f"loadgen's built-in HTTP target, 1 process ({why})"
         yield Target("builtin", label, "loadgen serve http", port, process.pid, core)
     finally:
-        _stop(process)
+        stop(process)
 
 
 class NginxCounter:
@@ -310,33 +236,6 @@ class NginxCounter:
 # --- the clients -------------------------------------------------------------------------
 
 
-@dataclass
-class ToolFigures:
-    """What a client says about its own run (its own definitions)."""
-
-    requests: int
-    rps: float
-    p50_us: float | None
-    p99_us: float | None
-    errors: int
-    note: str = ""
-
-
-def _child_env() -> dict[str, str]:
-    """The children import loadgen from this checkout, whatever is installed."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def loadgen_has_processes_option() -> bool:
-    env = _child_env() | {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
-    helptext = subprocess.run(
-        [sys.executable, "-m", "loadgen", "run", "--help"], capture_output=True, text=True, env=env
-    ).stdout
-    return "--processes" in helptext
-
-
 def availability() -> dict[str, str | None]:
     """Each client: None when it can run here, else why not."""
     return {
@@ -349,7 +248,7 @@ def availability() -> dict[str, str | None]:
 
 
 def versions(available: list[str]) -> dict[str, str]:
-    found = {"loadgen": _loadgen_version()}
+    found = {"loadgen": loadgen_version()}
     if "wrk" in available:
         banner = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
         found["wrk"] = banner.split(" Copyright")[0].strip()  # "wrk debian/4.1.0-3+b2 [epoll]"
@@ -359,12 +258,6 @@ def versions(available: list[str]) -> dict[str, str]:
         ).stdout
         found["locust"] = banner.split(" from ")[0].strip()  # "locust 2.47.0"
     return found
-
-
-def _loadgen_version() -> str:
-    text = (ROOT / "loadgen" / "__init__.py").read_text()
-    match = re.search(r'__version__ = "([^"]+)"', text)
-    return f"loadgen {match[1] if match else '?'}"
 
 
 LOCUSTFILE = """\
@@ -463,61 +356,6 @@ def parse_locust(run_dir: Path) -> ToolFigures:
     )
 
 
-def parse_loadgen(run_dir: Path) -> ToolFigures:
-    result = json.loads((run_dir / "result.json").read_text())
-    summary = result["summary"]
-    return ToolFigures(
-        requests=summary["requests"],
-        rps=summary["throughput_rps"],
-        p50_us=summary["latency_us"]["p50"],
-        p99_us=summary["latency_us"]["p99"],
-        errors=sum(summary["errors"].values()),
-        note=f"backend {result['environment']['backend']}; stop: {result['stop_reason']}",
-    )
-
-
-# --- one run -----------------------------------------------------------------------------
-
-
-@dataclass
-class Sample:
-    t_s: float
-    requests: int | None  # counted by the server (None: the target cannot count)
-    accepts: int | None
-    client_cpu_s: float
-    server_cpu_s: float
-
-
-def steady_window(samples: list[Sample], seconds: float) -> dict[str, Any] | None:
-    """The figures between warm-up and wind-down, from the server's counts (see header)."""
-    counted = [s for s in samples if s.requests is not None]
-    moving = [i for i in range(1, len(counted)) if counted[i].requests > counted[i - 1].requests]  # type: ignore[operator]
-    if not moving:
-        return None
-    first, last = moving[0], moving[-1]
-    warm_up = min(1.0, 0.2 * seconds)
-    start = next(
-        (i for i in range(first, last) if counted[i].t_s >= counted[first].t_s + warm_up), None
-    )
-    end = last - 1
-    if start is None or end <= start:
-        return None
-    a, b = counted[start], counted[end]
-    span = b.t_s - a.t_s
-    requests = b.requests - a.requests  # type: ignore[operator]
-    client_cpu = b.client_cpu_s - a.client_cpu_s
-    return {
-        "from_s": round(a.t_s, 3),
-        "seconds": round(span, 3),
-        "requests": requests,
-        "rps": requests / span,
-        "client_cpu_s": round(client_cpu, 3),
-        "requests_per_cpu_s": requests / client_cpu if client_cpu > 0 else None,
-        "client_busy": client_cpu / span,
-        "server_busy": (b.server_cpu_s - a.server_cpu_s) / span,
-    }
-
-
 def run_client(
     name: str,
     target: Target,
@@ -529,176 +367,27 @@ def run_client(
 ) -> dict[str, Any]:
     run_dir.mkdir(parents=True)
     command = client_command(name, target, args, run_dir, processes_option)
-    server_cpu = TreeCpu(target.pid)
-    started = time.monotonic()
-    # A first sample before the client starts: wrk connects within milliseconds.
-    requests, accepts = counter.read() if counter else (None, None)
-    samples = [Sample(0.0, requests, accepts, 0.0, server_cpu.read())]
-    with (run_dir / "output.txt").open("w") as output:
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=_child_env(),
-            cwd=run_dir,
-            preexec_fn=_pin(client_core),
-        )
-    client_cpu = TreeCpu(child.pid)
-    while True:
-        # wait4, not Popen.poll: the child's rusage is only given to the call that reaps it.
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid:
-            break
-        now = time.monotonic() - started
-        requests, accepts = counter.read() if counter else (None, None)
-        samples.append(Sample(now, requests, accepts, client_cpu.read(), server_cpu.read()))
-        if now > args.seconds + GRACE_S:
-            child.kill()
-            pid, status, usage = os.wait4(child.pid, 0)
-            break
-        time.sleep(SAMPLE_S)
-    wall_s = time.monotonic() - started
-    child.returncode = exit_code = os.waitstatus_to_exitcode(status)
-    text = (run_dir / "output.txt").read_text(errors="replace")
-    failure = f"{name} exited {exit_code}; its output:\n{text[-3000:]}"
+    run = run_sampled(command, run_dir, counter, target.pid, args.seconds, client_core)
+    failure = f"{name} exited {run.exit_code}; its output:\n{run.output[-3000:]}"
     # wrk exits 0, loadgen 0 (or 3 once it marks a saturated generator; expected at full
     # closed-loop speed), locust 1 when any request failed (counted as errors below).
-    if exit_code not in {"loadgen": (0, 3), "wrk": (0,), "locust": (0, 1)}[name]:
+    if run.exit_code not in {"loadgen": (0, 3), "wrk": (0,), "locust": (0, 1)}[name]:
         raise SystemExit(failure)
     try:
         if name == "wrk":
-            tool = parse_wrk(text)
+            tool = parse_wrk(run.output)
         elif name == "locust":
             tool = parse_locust(run_dir)
         else:
             tool = parse_loadgen(run_dir)
-            if exit_code == 3:  # loadgen's own check: the generator was the limit
+            if run.exit_code == 3:  # loadgen's own check: the generator was the limit
                 tool.note += "; exit 3: loadgen marked the run invalid (its CPU was the limit)"
     except (OSError, ValueError, KeyError, StopIteration) as exc:
         raise SystemExit(f"could not read {name}'s figures ({exc}); {failure}") from exc
-    cpu_s = usage.ru_utime + usage.ru_stime
-    window = steady_window(samples, args.seconds) if counter else None
-    counted = [s for s in samples if s.accepts is not None]
-    return {
-        "client": name,
-        "command": command,
-        "exit_code": exit_code,
-        "tool": asdict(tool),
-        "process": {
-            "wall_s": round(wall_s, 3),
-            "cpu_s": round(cpu_s, 3),
-            "max_rss_kib": usage.ru_maxrss,
-            "requests_per_cpu_s": tool.requests / cpu_s if cpu_s > 0 else None,
-        },
-        "window": window,
-        # keep-alive check: connections the server accepted during the run (~N when every
-        # connection is kept for the whole run)
-        "connections_accepted": counted[-1].accepts - counted[0].accepts  # type: ignore[operator]
-        if len(counted) > 1
-        else None,
-    }
+    return run_record(name, run, tool, args.seconds)
 
 
 # --- the orchestration -------------------------------------------------------------------
-
-
-def cores() -> tuple[int | None, int | None, str]:
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2:
-        return None, None, f"not pinned: only {len(allowed)} core allowed here"
-    server, client = allowed[0], allowed[1]
-    note = (
-        f"server pinned to core {server}, each client to core {client} (sched_setaffinity), "
-        f"this script on core {server}; other processes on the machine are not kept off them"
-    )
-    return server, client, note
-
-
-METRICS = {
-    # key in medians and in each run's figures: what it is
-    "server_rps": "requests/s counted by the server (steady window)",
-    "tool_rps": "requests/s as each tool reports it (whole run)",
-    "requests_per_cpu_s": "requests per client CPU-second (steady window)",
-    "requests_per_cpu_s_process": "requests per client CPU-second (whole process, with start-up)",
-    "p50_us": "latency p50 in us as each tool reports it",
-    "p99_us": "latency p99 in us as each tool reports it",
-    "client_busy": "client core busy (steady window)",
-    "server_busy": "server core busy (steady window)",
-}
-
-
-def metrics_of(run: dict[str, Any]) -> dict[str, float | None]:
-    window = run["window"] or {}
-    return {
-        "server_rps": window.get("rps"),
-        "tool_rps": run["tool"]["rps"],
-        "requests_per_cpu_s": window.get("requests_per_cpu_s"),
-        "requests_per_cpu_s_process": run["process"]["requests_per_cpu_s"],
-        "p50_us": run["tool"]["p50_us"],
-        "p99_us": run["tool"]["p99_us"],
-        "client_busy": window.get("client_busy"),
-        "server_busy": window.get("server_busy"),
-    }
-
-
-def summarize(runs: list[dict[str, Any]], clients: list[str]) -> dict[str, dict[str, Any]]:
-    medians: dict[str, dict[str, Any]] = {}
-    for name in clients:
-        values: dict[str, list[float]] = {key: [] for key in METRICS}
-        for run in (r for r in runs if r["client"] == name):
-            for key, value in metrics_of(run).items():
-                if value is not None:
-                    values[key].append(value)
-        medians[name] = {key: spread(v) for key, v in values.items()}
-    return medians
-
-
-def ratios(medians: dict[str, dict[str, Any]], clients: list[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for peer in (c for c in clients if c != "loadgen"):
-        entry: dict[str, Any] = {"target_rps": TARGETS.get(peer)}
-        for key in ("server_rps", "tool_rps", "requests_per_cpu_s", "requests_per_cpu_s_process"):
-            ours, theirs = medians["loadgen"][key]["median"], medians[peer][key]["median"]
-            entry[key] = ours / theirs if ours is not None and theirs else None
-        found[f"loadgen/{peer}"] = entry
-    return found
-
-
-def _fmt(value: float | None, key: str) -> str:
-    if value is None:
-        return "not measurable here"
-    if key.endswith("_busy"):
-        return f"{value:.0%}"
-    return f"{value:,.0f}"
-
-
-def print_summary(
-    medians: dict[str, dict[str, Any]], found_ratios: dict[str, dict[str, Any]], clients: list[str]
-) -> None:
-    for key, label in METRICS.items():
-        print(f"\n{label} (median, min-max):")
-        for name in clients:
-            cell = medians[name][key]
-            line = f"  {name:8} {_fmt(cell['median'], key):>20}"
-            if cell["median"] is not None:
-                line += f"   ({_fmt(cell['min'], key)}-{_fmt(cell['max'], key)})"
-            print(line)
-    print("\nratios of medians:")
-    for pair, entry in found_ratios.items():
-        parts = []
-        for key, label in (
-            ("server_rps", "req/s counted by server"),
-            ("tool_rps", "req/s tool-reported"),
-            ("requests_per_cpu_s", "req per CPU-s"),
-        ):
-            value = entry[key]
-            parts.append(f"{label} {value:.2f}x" if value is not None else f"{label} n/a")
-        target = f" (target >= {entry['target_rps']:g}x req/s)" if entry["target_rps"] else ""
-        print(f"  {pair}: " + ", ".join(parts) + target)
-    print("\nlatency is measured differently by each tool:")
-    for name in clients:
-        print(f"  {name}: {LATENCY_NOTES[name]}")
 
 
 def main() -> None:
@@ -781,13 +470,13 @@ def main() -> None:
                 key = "server_rps" if counter else "tool_rps"
                 print(
                     f"round {round_number} ({' '.join(order)}): "
-                    + ", ".join(f"{n} {_fmt(this_round[n][key], key)}" for n in clients)
+                    + ", ".join(f"{n} {fmt(this_round[n][key], key)}" for n in clients)
                     + " req/s"
                 )
     os.sched_setaffinity(0, own_cores)
     medians = summarize(runs, clients)
-    found_ratios = ratios(medians, clients)
-    print_summary(medians, found_ratios, clients)
+    found_ratios = ratios(medians, clients, TARGETS)
+    print_summary(medians, found_ratios, clients, LATENCY_NOTES)
     path = write_result(
         "http_peers",
         {

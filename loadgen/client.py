@@ -68,7 +68,7 @@ from loadgen.pool import (
     Slot,
     SlotPool,
 )
-from loadgen.protocols.base import KIND_PROTOCOL, Codec, ProtocolError
+from loadgen.protocols.base import KIND_PROTOCOL, Codec, ProtocolError, Response
 from loadgen.protocols.echo import EchoCodec, Verdict
 from loadgen.stats.recorder import Recorder
 
@@ -345,18 +345,27 @@ class LoadClient(SlotPool[_Conn]):
         except ProtocolError as exc:
             self._fail(conn, exc.kind, now_ns)
             return
-        while (response := codec.next_response()) is not None:
+        # Every response in this chunk answers a request sent at conn.sent_ns; pipelined ones
+        # are mostly the same (interned) response, so its status is judged once per run of it.
+        latency = now_ns - conn.sent_ns
+        pending = recorder.pending_latency
+        corrected = recorder.pending_corrected if self._arrivals is not None else None
+        next_response = codec.next_response
+        last: Response | None = None
+        kind: str | None = None
+        while (response := next_response()) is not None:
             if conn.expect <= 0:
                 self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
                 return
             conn.expect -= 1
-            kind = codec.status_kind(response.status)
+            if response is not last:
+                last, kind = response, codec.status_kind(response.status)
             if kind is not None:
                 recorder.error(kind)
                 continue
-            recorder.pending_latency.append(now_ns - conn.sent_ns)
-            if self._arrivals is not None:
-                recorder.pending_corrected.append(now_ns - conn.intended_ns)
+            pending.append(latency)
+            if corrected is not None:
+                corrected.append(now_ns - conn.intended_ns)
         if conn.expect > 0:
             if not data or codec.closing:  # the server ended it with responses still owed
                 self._fail(conn, ErrorKind.EOF.value, now_ns)

@@ -53,7 +53,8 @@ def _peer_present(name: str) -> bool:
     )
     if not present and os.environ.get("CI"):
         pytest.fail(
-            f"{name} is missing under CI: .ci/run installs it (wrk, nginx: apt; locust: pip)"
+            f"{name} is missing under CI: .ci/run installs it (wrk, nginx, redis-server with "
+            "redis-benchmark from redis-tools: apt; locust: pip)"
         )
     return present
 
@@ -61,7 +62,7 @@ def _peer_present(name: str) -> bool:
 @linux_only
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler for the echo server")
 def test_echo_benchmark_runs_every_client_and_writes_its_result(tmp_path: Path) -> None:
-    args = ["--rounds", "1", "--seconds", "0.5", "--connections", "50"]
+    args = ["--rounds", "1", "--seconds", "0.5", "--connections", "50", "--max-processes", "2"]
     out, document = _run("echo.py", args, tmp_path)
     assert "server: C epoll echo server" in out
     clients = ["loadgen-io_uring", "loadgen-epoll", "asyncio", "raw-epoll"]
@@ -78,6 +79,18 @@ def test_echo_benchmark_runs_every_client_and_writes_its_result(tmp_path: Path) 
     assert set(document["ratios"]) == {
         f"{ours}/{peer}" for ours in clients[:2] for peer in clients[2:]
     }
+    # the process sweep: loadgen run --processes 1 and 2 against the same C server
+    sweep = document["process_sweep"]
+    assert sweep["processes"] == [1, 2]
+    assert sorted(run["processes"] for run in sweep["runs"]) == [1, 2]
+    for run in sweep["runs"]:
+        assert run["requests"] > 0 and run["generator_cpu_s"] > 0, run
+        assert run["server_cpu_s"] >= 0 and isinstance(run["saturated"], bool)
+        assert f"--processes {run['processes']}" in " ".join(run["command"])
+    assert sweep["ratios_to_1"]["1"]["trips_per_s"] == 1.0
+    assert sweep["ratios_to_1"]["2"]["trips_per_s"] > 0
+    assert "process sweep: loadgen run --processes P" in out
+    assert re.search(r"^  P=2: the C server (was|\(one thread\) was) ", out, re.MULTILINE), out
 
 
 @linux_only
@@ -131,3 +144,40 @@ def test_http_peers_falls_back_to_the_builtin_target_and_says_so(tmp_path: Path)
     assert run["tool"]["requests"] > 0 and run["window"] is None
     assert document["medians"]["loadgen"]["server_rps"]["median"] is None
     assert document["medians"]["loadgen"]["tool_rps"]["median"] > 0
+
+
+@linux_only
+def test_redis_peers_runs_both_clients_on_each_case(tmp_path: Path) -> None:
+    if not _peer_present("redis-server"):
+        pytest.skip("redis-server not found: install the Debian package 'redis-server'")
+    expected = ["loadgen"] + (["redis-benchmark"] if _peer_present("redis-benchmark") else [])
+    args = ["--rounds", "1", "--seconds", "2", "--connections", "4", "--pipelines", "1,4"]
+    out, document = _run("redis_peers.py", args, tmp_path)
+
+    assert out.startswith("server: Redis server v=")
+    assert document["clients"] == expected
+    assert set(document["skipped"]) == {"redis-benchmark"} - set(expected)
+    assert document["config"]["command"] == ["SET", "key:__rand_int__", "xxx"]
+    assert set(document["cases"]) == {"SET -P 1", "SET -P 4"}
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert document["pinning"]["server_core"] != document["pinning"]["client_core"]
+    for case in document["cases"]:
+        runs = {run["client"]: run for run in document["runs"] if run["case"] == case}
+        assert sorted(runs) == sorted(expected), case
+        for name, run in runs.items():
+            assert run["tool"]["requests"] > 0 and run["tool"]["errors"] == 0, (name, run)
+            if name == "loadgen":  # redis-server counted its commands over the steady window
+                # (redis-benchmark's run is a request count: on a busy machine it can end
+                # before a steady window forms, and its window is then null)
+                assert run["window"] is not None and run["window"]["requests"] > 0, run
+            assert run["tool"]["p50_us"] > 0 and run["tool"]["p99_us"] > 0, (name, run)
+            assert run["connections_accepted"] >= 4, (name, run)
+        assert isinstance(runs["loadgen"]["saturated"], bool)
+        assert "--allow-saturated" in runs["loadgen"]["command"]
+        assert set(document["ratios"][case]) == {f"loadgen/{peer}" for peer in expected[1:]}
+        for peer in expected[1:]:
+            assert document["ratios"][case][f"loadgen/{peer}"]["tool_rps"] > 0
+            assert document["ratios"][case][f"loadgen/{peer}"]["target_rps"] == 0.7
+        for name in expected:
+            assert set(document["medians"][case][name]) == set(document["metrics"])
+    assert out.count("loadgen/redis-benchmark:") == (2 if len(expected) == 2 else 0)

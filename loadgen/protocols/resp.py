@@ -20,6 +20,14 @@ in the reply without the framing: the text of simple strings, errors and integer
 length of bulk strings (``GET`` of a 1,000-byte value gives 1,000). The text of the most
 recent error reply is kept in ``last_error`` for reports.
 
+A load test sends one command over and over, so the server answers with the same bytes
+over and over (``+OK\\r\\n`` for SET, ``$3\\r\\nxxx\\r\\n`` for GET): once a chunk that
+began between replies held whole, equal, error-free replies and nothing else, those bytes
+are kept, and a later chunk that is exactly k copies of them is answered with k copies of
+the same response after one comparison, without going through the state machine (per reply,
+about 3.5x less codec time for one reply per chunk and 12x less for 16, measured here with
+``+OK``). Anything else takes the general path.
+
 Only RESP2 is spoken: a RESP3 type byte (``_ , # % ~ = ( ! > |``) can only come after a
 ``HELLO 3`` we never send, so it is a protocol error like any other unknown byte.
 """
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from itertools import repeat
 
 from loadgen.protocols.base import ProtocolError, Response, ResponseCache
 
@@ -71,6 +80,8 @@ class RespCodec:
         "_buffer",
         "_bytes",
         "_queue",
+        "_repeat",
+        "_repeat_response",
         "_request",
         "_stack",
         "_status",
@@ -84,6 +95,8 @@ class RespCodec:
         self._stack: list[int] = []  # elements still expected by each open array
         self._status = STATUS_OK  # of the reply being parsed
         self._bytes = 0  # data bytes of the reply being parsed
+        self._repeat = b""  # one whole reply the server sends again and again (see header)
+        self._repeat_response = _RESPONSES.get(STATUS_OK, 0)  # its response (unused while b"")
         self.last_error: str | None = None
 
     # --- the Codec protocol ---------------------------------------------------------
@@ -100,10 +113,31 @@ class RespCodec:
                 raise ProtocolError("server closed the connection in the middle of a reply", "eof")
             return
         buffer = self._buffer
+        if buffer or self._stack:  # in the middle of a reply
+            buffer += data
+            consumed = self._parse(buffer)
+            if consumed:
+                del buffer[:consumed]
+            return
+        queue = self._queue
+        size = len(self._repeat)
+        if size:
+            count, rest = divmod(len(data), size)
+            if not rest and data == self._repeat * count:  # the same reply, count times
+                queue.extend(repeat(self._repeat_response, count))
+                return
+        queued = len(queue)
         buffer += data
         consumed = self._parse(buffer)
         if consumed:
             del buffer[:consumed]
+        replies = len(queue) - queued
+        if replies and not buffer and not self._stack and len(data) % replies == 0:
+            response = queue[-1]
+            size = len(data) // replies
+            if response.status == STATUS_OK and data == bytes(data[-size:]) * replies:
+                self._repeat = bytes(data[-size:])
+                self._repeat_response = response
 
     def next_response(self) -> Response | None:
         queue = self._queue

@@ -156,3 +156,28 @@ def test_encode_command_refuses() -> None:
 def test_it_is_a_codec() -> None:
     codec: Codec = RespCodec()
     assert codec.next_response() is None
+
+
+def test_repeated_replies_take_the_shortcut_and_anything_else_does_not() -> None:
+    codec = RespCodec(("SET", "k", "v"))
+    assert feed(codec, [b"+OK\r\n+OK\r\n"]) == [(0, 2)] * 2  # learns the reply +OK
+    # k copies of it: answered without the state machine (the buffer is never used)
+    assert feed(codec, [b"+OK\r\n" * 16, b"+OK\r\n"]) == [(0, 2)] * 17
+    assert not codec._buffer
+    # not copies of it: the general path, which still sees errors and split replies
+    assert feed(codec, [b"+OK\r\n-ERR full\r\n"]) == [(0, 2), (1, 8)]
+    assert codec.last_error == "ERR full"
+    assert feed(codec, [b"+O", b"K\r\n+OK\r", b"\n"]) == [(0, 2)] * 2
+    assert feed(codec, [b"+OK\r\n+OK"]) == [(0, 2)]  # a half reply waits for its end
+    assert feed(codec, [b"\r\n" + b"+OK\r\n" * 3]) == [(0, 2)] * 4
+    # an error reply is never learnt: each one is parsed (and counted) again
+    errors = RespCodec(("SET", "k", "v"))
+    assert feed(errors, [b"-ERR x\r\n", b"-ERR x\r\n-ERR x\r\n"]) == [(1, 5)] * 3
+    assert errors._repeat == b""
+    # a bulk reply is learnt too (GET)
+    get = RespCodec(("GET", "k"))
+    assert feed(get, [b"$3\r\nxxx\r\n", b"$3\r\nxxx\r\n" * 4]) == [(0, 3)] * 5
+    assert get._repeat == b"$3\r\nxxx\r\n"
+    with pytest.raises(ProtocolError):  # eof mid-reply is still seen after the shortcut
+        get.receive_data(memoryview(bytearray(b"$3\r\nx")))
+        get.receive_data(b"")

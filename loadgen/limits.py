@@ -19,7 +19,7 @@ message that names the limit and how to raise it:
   net.ipv4.ip_local_port_range="1024 65535"`` (root) or give more ``source`` addresses
   (127.0.0.0/8 is all loopback). Windows' dynamic range (``netsh int ipv4 show dynamicport
   tcp``) is not read here, so only Linux counts are checked against ports. A churn run
-  that closes with FIN also holds each closed port in TIME_WAIT (60 s; about 1 s where
+  that closes with FIN also holds each closed port in TIME_WAIT (60 s; about 2 s where
   ``tcp_tw_reuse`` applies, as it does to loopback by default); ``close: rst`` holds none.
 * **Memory**: an estimate from the costs measured at 50,000 connections here (README,
   "Tens of thousands of connections") against MemAvailable.

@@ -11,11 +11,12 @@ Shards start at one shared instant, so their intervals align by index. Merging:
   lasts as long as the longest one of that index;
 * the generator's CPU seconds and loop iterations add (so ``cpu_percent`` is of one core
   and can pass 100 with several processes); the worst loop lag is kept;
-* memory samples (one a second per shard) are merged by sample number: the kernel's
-  system-wide counters (SUnreclaim, slab, TCP buffer pages, slab caches, Windows' system
-  pool and pool tags) are taken from one shard, since every shard read the same machine;
+* memory samples (one a second per shard) are merged by the second they were taken in:
+  the kernel's system-wide counters (SUnreclaim, slab, TCP buffer pages, slab caches,
+  Windows' system pool and pool tags) are taken from one shard, since every shard read the
+  same machine;
   per-process counters (``vm_*``, Windows' process pool quotas) and the bytes each engine
-  had posted add. ``processes`` says how many shards the sample covers;
+  had posted add, each shard at its latest recent sample (``merge_memory``);
 * thresholds are evaluated again on the merged summary, and the generator's self-check
   (``loadgen.selfcheck``) again on the merged numbers, against every process's core; a
   process that was its own bottleneck makes the whole run invalid (``merge_self_checks``).
@@ -110,21 +111,51 @@ def merge_intervals(parts: Sequence[Sequence[Interval]]) -> list[Interval]:
     return merged
 
 
+#: A process's memory sample stands for it this long (seconds) in a merged sample taken
+#: later: shards sample about once a second but a busy loop takes some late or skips one.
+MEMORY_SAMPLE_HOLD_S = 2.5
+
+
 def merge_memory(parts: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """Memory samples merged by sample number (see the module docstring)."""
+    """Memory samples of every shard merged on one time line (see the module docstring).
+
+    Shards sample about once a second from the shared start, each on its own clock, and a
+    busy one takes a sample late or skips one, so samples are grouped by the whole second
+    of their ``t_s``. A merged sample takes the system-wide readings (and ``t_s``) from one
+    shard's sample in that second, and adds the per-process ones over every shard, each at
+    its latest sample not older than ``MEMORY_SAMPLE_HOLD_S``; when some shard has none that
+    recent (not yet started, ended, or dead), the per-process sums are None, never a sum
+    of some processes, which would read as a drop. ``processes`` counts the shards that
+    sampled in that second.
+    """
+    by_second: dict[int, list[Mapping[str, Any]]] = {}
+    for samples in parts:
+        for sample in samples:
+            by_second.setdefault(round(float(sample.get("t_s", 0.0))), []).append(sample)
     merged: list[dict[str, Any]] = []
-    for number in range(max((len(p) for p in parts), default=0)):
-        samples = [p[number] for p in parts if number < len(p)]
-        record = dict(samples[0])  # the system-wide readings and the sample's time
+    for second in sorted(by_second):
+        record = dict(by_second[second][0])
+        now = float(record.get("t_s", second))
+        latest = [_latest_sample(samples, now) for samples in parts]
         for key in PER_PROCESS_MEMORY & record.keys():
-            values = [s.get(key) for s in samples]
+            values = [None if sample is None else sample.get(key) for sample in latest]
             numbers = [v for v in values if isinstance(v, int)]
-            # A sum over some of the processes (the others had ended) would read as a drop.
-            complete = len(numbers) == len(parts)
-            record[key] = sum(numbers) if complete else None
-        record["processes"] = len(samples)
+            record[key] = sum(numbers) if len(numbers) == len(parts) else None
+        record["processes"] = len(by_second[second])
         merged.append(record)
     return merged
+
+
+def _latest_sample(samples: Sequence[Mapping[str, Any]], now_s: float) -> Mapping[str, Any] | None:
+    """The last of ``samples`` taken by ``now_s`` (with a little slack for clock jitter
+    between shards) and not older than ``MEMORY_SAMPLE_HOLD_S``."""
+    found = None
+    for sample in samples:
+        t_s = float(sample.get("t_s", 0.0))
+        if t_s > now_s + 0.5:
+            break
+        found = sample if now_s - t_s <= MEMORY_SAMPLE_HOLD_S else None
+    return found
 
 
 def _latency(histogram: HdrHistogram | None) -> LatencySummary:

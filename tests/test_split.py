@@ -75,9 +75,14 @@ def test_memory_merge_adds_per_process_fields_only() -> None:
         "engine_posted_recv_bytes": 3,
         "processes": 2,
     }
-    # A sample only some processes took has no per-process sums (they would read as a drop).
-    assert second["processes"] == 1 and second["vm_rss_bytes"] is None
-    assert second["engine_posted_recv_bytes"] is None and second["sunreclaim_bytes"] == 102
+    # A second in which only one process sampled: the other's recent sample stands for it.
+    assert second["processes"] == 1 and second["sunreclaim_bytes"] == 102
+    assert second["vm_rss_bytes"] == 10 + 30 and second["engine_posted_recv_bytes"] == 1 + 3
+    # A process whose last sample is too old (ended, or dead) leaves no per-process sum:
+    # a sum of some processes would read as a drop.
+    later = [*b, {"t_s": 4.0, "sunreclaim_bytes": 103, "vm_rss_bytes": 31}]
+    last = merge_memory([a, later])[-1]
+    assert last["t_s"] == 4.0 and last["vm_rss_bytes"] is None
 
 
 def test_default_processes_share_the_cores_with_a_builtin_target(

@@ -9,25 +9,34 @@
   and both CPU clocks every 0.1 s until the client exits; ``steady_window`` then takes the
   figures between warm-up (20% of the run, at most 1 s, after the first request) and
   wind-down (the last sample before requests stop), the same ruler for every client.
+* One client run (``run_client_process``): the above, its exit code checked and its own
+  figures read; ``play_round`` runs each client once in a shuffled order.
+* The script around them: ``add_arguments`` and ``choose_clients`` (the options and checks
+  every peer benchmark has), ``Session`` (start time, load average, pinning of this script,
+  undone at the end; ``write`` writes the JSON result with the fields every one has).
 * Rounds: ``summarize`` gives each metric's median (min-max) over the rounds, ``ratios``
   loadgen/peer of the medians, ``print_summary`` prints both.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import random
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from _results import spread
+from _results import spread, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_S = 0.1
@@ -320,6 +329,151 @@ def run_record(name: str, run: Sampled, tool: ToolFigures, seconds: float) -> di
         if len(counted) > 1
         else None,
     }
+
+
+def run_client_process(
+    name: str,
+    command: list[str],
+    run_dir: Path,
+    counter: Counter | None,
+    server_pid: int,
+    seconds: float,
+    client_core: int | None,
+    exit_codes: Sequence[int],
+    parse: Callable[[Sampled], ToolFigures],
+) -> dict[str, Any]:
+    """One client's run as a JSON record: it must exit with one of ``exit_codes``, and
+    ``parse`` reads its figures (from its output or the files it wrote in ``run_dir``)."""
+    run = run_sampled(command, run_dir, counter, server_pid, seconds, client_core)
+    failure = f"{name} exited {run.exit_code}; its output:\n{run.output[-3000:]}"
+    if run.exit_code not in exit_codes:
+        raise SystemExit(failure)
+    try:
+        tool = parse(run)
+    except (OSError, ValueError, KeyError, StopIteration) as exc:
+        raise SystemExit(f"could not read {name}'s figures ({exc}); {failure}") from exc
+    return run_record(name, run, tool, seconds)
+
+
+def play_round(
+    clients: list[str],
+    run_one: Callable[[str], dict[str, Any]],
+    title: str,
+    key: str,
+    unit: str,
+    **fields: Any,
+) -> list[dict[str, Any]]:
+    """Each client once, in a shuffled order; each record gets ``fields`` and its position.
+    Prints ``title`` with the order and each client's ``key`` metric (in ``unit``)."""
+    order = random.sample(clients, len(clients))
+    played: dict[str, dict[str, Any]] = {}
+    for position, name in enumerate(order):
+        run = run_one(name)
+        run.update(**fields, position=position)
+        played[name] = run
+    print(
+        f"{title} ({' '.join(order)}): "
+        + ", ".join(f"{n} {fmt(metrics_of(played[n])[key], key)}" for n in clients)
+        + f" {unit}"
+    )
+    return list(played.values())
+
+
+# --- the script: options, clients, session ----------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser, clients: Sequence[str], seconds: str) -> None:
+    """The options every peer benchmark has (``seconds``: the help of --seconds)."""
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5, help=seconds)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--clients", default=",".join(clients))
+    parser.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
+
+
+def choose_clients(
+    parser: argparse.ArgumentParser,
+    requested_text: str,
+    known: Sequence[str],
+    missing: dict[str, str | None],
+) -> tuple[list[str], dict[str, str]]:
+    """(the clients that run, the skipped ones with why) of ``--clients``; ``missing`` is
+    each client's reason it cannot run here (None: it can)."""
+    requested = requested_text.split(",")
+    unknown = set(requested) - set(known)
+    if unknown:
+        parser.error(f"unknown clients {sorted(unknown)}; choose from {', '.join(known)}")
+    if "loadgen" not in requested:
+        parser.error("loadgen must be one of the clients (every ratio is loadgen/peer)")
+    skipped = {name: why for name in requested if (why := missing[name])}
+    return [name for name in requested if not missing[name]], skipped
+
+
+@dataclass
+class Session:
+    """One benchmark script's run: its clients, when it started, the load then, the cores."""
+
+    clients: list[str]
+    skipped: dict[str, str]
+    started: datetime
+    load_before: tuple[float, float, float]
+    server_core: int | None
+    client_core: int | None
+    pin_note: str
+
+    def load_text(self) -> str:
+        return " ".join(f"{v:.2f}" for v in self.load_before)
+
+    def write(
+        self,
+        benchmark: str,
+        args: argparse.Namespace,
+        config: dict[str, Any],
+        server: dict[str, Any],
+        latency_notes: dict[str, str],
+        versions: dict[str, str],
+        **figures: Any,
+    ) -> None:
+        """Write the JSON result (what every peer benchmark records, then ``figures``) and
+        print where; ``config`` adds to the common options."""
+        document = {
+            "config": {
+                "rounds": args.rounds,
+                "seconds": args.seconds,
+                "connections": args.connections,
+                **config,
+            },
+            "server": server,
+            "pinning": {
+                "server_core": self.server_core,
+                "client_core": self.client_core,
+                "note": self.pin_note,
+            },
+            "load_average_at_start": list(self.load_before),
+            "clients": self.clients,
+            "skipped": self.skipped,
+            "versions": versions,
+            "latency_notes": {name: latency_notes[name] for name in self.clients},
+            "metrics": METRICS,
+            **figures,
+        }
+        path = write_result(benchmark, document, args.results_dir, self.started)
+        print(f"\nresults: {path}")
+
+
+@contextmanager
+def session(clients: list[str], skipped: dict[str, str]) -> Iterator[Session]:
+    """This script pinned to the server's core (``cores``) until the block ends."""
+    started = datetime.now(UTC)
+    load_before = os.getloadavg()
+    server_core, client_core, pin_note = cores()
+    own_cores = os.sched_getaffinity(0)
+    if server_core is not None:
+        os.sched_setaffinity(0, {server_core})
+    try:
+        yield Session(clients, skipped, started, load_before, server_core, client_core, pin_note)
+    finally:
+        os.sched_setaffinity(0, own_cores)
 
 
 # --- rounds: medians, ratios -------------------------------------------------------------

@@ -46,8 +46,6 @@ import argparse
 import csv
 import http.client
 import importlib.util
-import os
-import random
 import re
 import shutil
 import subprocess
@@ -56,31 +54,30 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from _peers import (
-    METRICS,
+    Sampled,
     ToolFigures,
     accepting,
+    add_arguments,
     child_env,
-    cores,
-    fmt,
+    choose_clients,
     free_port,
     loadgen_has_processes_option,
     loadgen_version,
-    metrics_of,
     parse_loadgen,
     pin,
+    play_round,
     print_summary,
     ratios,
-    run_record,
-    run_sampled,
+    run_client_process,
+    session,
     stop,
     summarize,
 )
-from _results import write_result
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -367,24 +364,23 @@ def run_client(
 ) -> dict[str, Any]:
     run_dir.mkdir(parents=True)
     command = client_command(name, target, args, run_dir, processes_option)
-    run = run_sampled(command, run_dir, counter, target.pid, args.seconds, client_core)
-    failure = f"{name} exited {run.exit_code}; its output:\n{run.output[-3000:]}"
-    # wrk exits 0, loadgen 0 (or 3 once it marks a saturated generator; expected at full
-    # closed-loop speed), locust 1 when any request failed (counted as errors below).
-    if run.exit_code not in {"loadgen": (0, 3), "wrk": (0,), "locust": (0, 1)}[name]:
-        raise SystemExit(failure)
-    try:
+
+    def parse(run: Sampled) -> ToolFigures:
         if name == "wrk":
-            tool = parse_wrk(run.output)
-        elif name == "locust":
-            tool = parse_locust(run_dir)
-        else:
-            tool = parse_loadgen(run_dir)
-            if run.exit_code == 3:  # loadgen's own check: the generator was the limit
-                tool.note += "; exit 3: loadgen marked the run invalid (its CPU was the limit)"
-    except (OSError, ValueError, KeyError, StopIteration) as exc:
-        raise SystemExit(f"could not read {name}'s figures ({exc}); {failure}") from exc
-    return run_record(name, run, tool, args.seconds)
+            return parse_wrk(run.output)
+        if name == "locust":
+            return parse_locust(run_dir)
+        tool = parse_loadgen(run_dir)
+        if run.exit_code == 3:  # loadgen's own check: the generator was the limit
+            tool.note += "; exit 3: loadgen marked the run invalid (its CPU was the limit)"
+        return tool
+
+    # wrk exits 0, loadgen 0 (or 3 once it marks a saturated generator; expected at full
+    # closed-loop speed), locust 1 when any request failed (counted as errors).
+    exit_codes = {"loadgen": (0, 3), "wrk": (0,), "locust": (0, 1)}[name]
+    return run_client_process(
+        name, command, run_dir, counter, target.pid, args.seconds, client_core, exit_codes, parse
+    )
 
 
 # --- the orchestration -------------------------------------------------------------------
@@ -392,57 +388,41 @@ def run_client(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=5, help="per run (whole seconds: wrk)")
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--clients", default=",".join(CLIENTS))
+    add_arguments(parser, CLIENTS, seconds="per run (whole seconds: wrk)")
     parser.add_argument(
         "--server", choices=("auto", "nginx", "builtin"), default="auto",
         help="auto: nginx when installed, else loadgen's built-in HTTP target",
     )  # fmt: skip
-    parser.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
     args = parser.parse_args()
     if args.rounds < 1 or args.seconds < 1 or args.connections < 1:
         parser.error("--rounds, --seconds and --connections must be at least 1")
-    requested = args.clients.split(",")
-    unknown = set(requested) - set(CLIENTS)
-    if unknown:
-        parser.error(f"unknown clients {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
-    missing = availability()
-    skipped = {name: missing[name] for name in requested if missing[name]}
-    clients = [name for name in requested if not missing[name]]
-    if "loadgen" not in clients:
-        parser.error("loadgen must be one of the clients (every ratio is loadgen/peer)")
+    clients, skipped = choose_clients(parser, args.clients, CLIENTS, availability())
     use_nginx = args.server == "nginx" or (args.server == "auto" and nginx_binary() is not None)
     if use_nginx and nginx_binary() is None:
         parser.error("--server nginx: nginx not found (install the Debian package 'nginx')")
 
-    started = datetime.now(UTC)
-    load_before = os.getloadavg()
-    server_core, client_core, pin_note = cores()
-    own_cores = os.sched_getaffinity(0)
-    if server_core is not None:
-        os.sched_setaffinity(0, {server_core})
     processes_option = loadgen_has_processes_option()
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="http-peers-") as tmp:
+    with (
+        session(clients, skipped) as this,
+        tempfile.TemporaryDirectory(prefix="http-peers-") as tmp,
+    ):
         workdir = Path(tmp)
         why = "--server builtin" if args.server == "builtin" else "nginx not found"
         server_cm = (
-            nginx(workdir, server_core, args.connections)
+            nginx(workdir, this.server_core, args.connections)
             if use_nginx
-            else builtin(server_core, why)
+            else builtin(this.server_core, why)
         )
         with server_cm as target:
             counter = NginxCounter(target.port) if target.kind == "nginx" else None
             print(f"server: {target.label} on 127.0.0.1:{target.port}, GET {PATH}")
             if counter is None:
                 print("  (no nginx: server-side request counts are not measurable here)")
-            print(f"pinning: {pin_note}")
+            print(f"pinning: {this.pin_note}")
             print(
                 f"{args.connections} keep-alive connections, closed loop, one client process, "
-                f"{args.seconds} s per run, {args.rounds} rounds; load average "
-                + " ".join(f"{v:.2f}" for v in load_before)
+                f"{args.seconds} s per run, {args.rounds} rounds; load average {this.load_text()}"
             )
             print(
                 "loadgen: "
@@ -450,62 +430,44 @@ def main() -> None:
             )
             for name, reason in skipped.items():
                 print(f"skipped {name}: {reason}")
-            for round_number in range(1, args.rounds + 1):
-                order = random.sample(clients, len(clients))
-                for position, name in enumerate(order):
-                    run = run_client(
-                        name,
-                        target,
-                        counter,
-                        args,
-                        workdir / f"round{round_number}-{name}",
-                        processes_option,
-                        client_core,
-                    )
-                    run.update(round=round_number, position=position)
-                    runs.append(run)
-                this_round = {
-                    r["client"]: metrics_of(r) for r in runs if r["round"] == round_number
-                }
-                key = "server_rps" if counter else "tool_rps"
-                print(
-                    f"round {round_number} ({' '.join(order)}): "
-                    + ", ".join(f"{n} {fmt(this_round[n][key], key)}" for n in clients)
-                    + " req/s"
+
+            def play(round_number: int, name: str) -> dict[str, Any]:
+                run_dir = workdir / f"round{round_number}-{name}"
+                return run_client(
+                    name, target, counter, args, run_dir, processes_option, this.client_core
                 )
-    os.sched_setaffinity(0, own_cores)
+
+            for round_number in range(1, args.rounds + 1):
+                runs += play_round(
+                    clients,
+                    partial(play, round_number),
+                    f"round {round_number}",
+                    "server_rps" if counter else "tool_rps",
+                    "req/s",
+                    round=round_number,
+                )
     medians = summarize(runs, clients)
     found_ratios = ratios(medians, clients, TARGETS)
     print_summary(medians, found_ratios, clients, LATENCY_NOTES)
-    path = write_result(
+    config = {
+        "path": PATH,
+        "body_bytes": BODY_BYTES,
+        "model": "closed loop, keep-alive, one client process",
+        "loadgen_processes_option": processes_option,
+    }
+    server = {"kind": target.kind, "label": target.label, "version": target.version}
+    this.write(
         "http_peers",
-        {
-            "config": {
-                "rounds": args.rounds,
-                "seconds": args.seconds,
-                "connections": args.connections,
-                "path": PATH,
-                "body_bytes": BODY_BYTES,
-                "model": "closed loop, keep-alive, one client process",
-                "loadgen_processes_option": processes_option,
-            },
-            "server": {"kind": target.kind, "label": target.label, "version": target.version},
-            "pinning": {"server_core": server_core, "client_core": client_core, "note": pin_note},
-            "load_average_at_start": list(load_before),
-            "clients": clients,
-            "skipped": skipped,
-            "not_compared": NOT_HERE,
-            "versions": versions(clients),
-            "latency_notes": {name: LATENCY_NOTES[name] for name in clients},
-            "metrics": METRICS,
-            "medians": medians,
-            "ratios": found_ratios,
-            "runs": runs,
-        },
-        args.results_dir,
-        started,
+        args,
+        config,
+        server,
+        LATENCY_NOTES,
+        versions(clients),
+        not_compared=NOT_HERE,
+        medians=medians,
+        ratios=found_ratios,
+        runs=runs,
     )
-    print(f"\nresults: {path}")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,6 @@ import argparse
 import csv
 import io
 import json
-import os
-import random
 import shutil
 import socket
 import subprocess
@@ -51,29 +49,28 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from _peers import (
-    METRICS,
+    Sampled,
     ToolFigures,
     accepting,
-    cores,
-    fmt,
+    add_arguments,
+    choose_clients,
     free_port,
     loadgen_version,
-    metrics_of,
     parse_loadgen,
     pin,
+    play_round,
     print_summary,
     ratios,
-    run_record,
-    run_sampled,
+    run_client_process,
+    session,
     stop,
     summarize,
 )
-from _results import write_result
 
 CLIENTS = ("loadgen", "redis-benchmark")
 #: Issue 7's target for loadgen's requests/s against the peer.
@@ -271,23 +268,23 @@ def run_client(
 ) -> dict[str, Any]:
     run_dir.mkdir(parents=True)
     command = client_command(name, target, args, pipeline, requests, run_dir)
-    run = run_sampled(command, run_dir, counter, target.pid, args.seconds, client_core)
-    failure = f"{name} exited {run.exit_code}; its output:\n{run.output[-3000:]}"
-    if run.exit_code != 0:  # loadgen: --allow-saturated keeps a saturated run at 0
-        raise SystemExit(failure)
     saturated = None
-    try:
+
+    def parse(run: Sampled) -> ToolFigures:
+        nonlocal saturated
         if name == "redis-benchmark":
-            tool = parse_redis_benchmark(run.output, requests)
-        else:
-            tool = parse_loadgen(run_dir)
-            check = json.loads((run_dir / "result.json").read_text())["self_check"]
-            saturated = not check["valid"]
-            if saturated:  # loadgen's own check: the generator was the limit
-                tool.note += "; self-check: generator-bound (" + "; ".join(check["reasons"]) + ")"
-    except (OSError, ValueError, KeyError, StopIteration) as exc:
-        raise SystemExit(f"could not read {name}'s figures ({exc}); {failure}") from exc
-    record = run_record(name, run, tool, args.seconds)
+            return parse_redis_benchmark(run.output, requests)
+        tool = parse_loadgen(run_dir)
+        check = json.loads((run_dir / "result.json").read_text())["self_check"]
+        saturated = not check["valid"]
+        if saturated:  # loadgen's own check: the generator was the limit
+            tool.note += "; self-check: generator-bound (" + "; ".join(check["reasons"]) + ")"
+        return tool
+
+    # both exit 0 (loadgen: --allow-saturated keeps a saturated run at 0)
+    record = run_client_process(
+        name, command, run_dir, counter, target.pid, args.seconds, client_core, (0,), parse
+    )
     record["saturated"] = saturated
     return record
 
@@ -297,12 +294,8 @@ def run_client(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=5, help="per run")
-    parser.add_argument("--connections", type=int, default=50)
+    add_arguments(parser, CLIENTS, seconds="per run")
     parser.add_argument("--pipelines", default="1,16", help="one case per pipeline depth")
-    parser.add_argument("--clients", default=",".join(CLIENTS))
-    parser.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
     args = parser.parse_args()
     try:
         pipelines = [int(p) for p in args.pipelines.split(",")]
@@ -310,73 +303,54 @@ def main() -> None:
         parser.error(f"--pipelines: comma-separated whole numbers, not {args.pipelines!r}")
     if args.rounds < 1 or args.seconds < 1 or args.connections < 1 or min(pipelines) < 1:
         parser.error("--rounds, --seconds, --connections and --pipelines must be at least 1")
-    requested = args.clients.split(",")
-    unknown = set(requested) - set(CLIENTS)
-    if unknown:
-        parser.error(f"unknown clients {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
-    if "loadgen" not in requested:
-        parser.error("loadgen must be one of the clients (every ratio is loadgen/peer)")
+    clients, skipped = choose_clients(parser, args.clients, CLIENTS, availability())
     if redis_server_binary() is None:
         parser.error("redis-server not found: install the Debian package 'redis-server'")
-    missing = availability()
-    skipped = {name: missing[name] for name in requested if missing[name]}
-    clients = [name for name in requested if not missing[name]]
 
-    started = datetime.now(UTC)
-    load_before = os.getloadavg()
-    server_core, client_core, pin_note = cores()
-    own_cores = os.sched_getaffinity(0)
-    if server_core is not None:
-        os.sched_setaffinity(0, {server_core})
     runs: list[dict[str, Any]] = []
     cases: dict[str, dict[str, Any]] = {}
     with (
+        session(clients, skipped) as this,
         tempfile.TemporaryDirectory(prefix="redis-peers-") as tmp,
-        redis_server(Path(tmp), server_core) as target,
+        redis_server(Path(tmp), this.server_core) as target,
     ):
         counter = RedisCounter(target.port)
         print(f"server: {target.label} on 127.0.0.1:{target.port}")
-        print(f"pinning: {pin_note}")
+        print(f"pinning: {this.pin_note}")
         print(
             f"SET {KEY} ({VALUE_BYTES}-byte value), {args.connections} connections, closed "
             f"loop, one client process, {args.seconds} s per run, {args.rounds} rounds, "
-            "pipeline "
-            + " and ".join(map(str, pipelines))
-            + "; load average "
-            + " ".join(f"{v:.2f}" for v in load_before)
+            "pipeline " + " and ".join(map(str, pipelines)) + f"; load average {this.load_text()}"
         )
         print("loadgen: --processes 1 --allow-saturated (saturated runs are kept and counted)")
         for name, reason in skipped.items():
             print(f"skipped {name}: {reason}")
+
+        def play(pipeline: int, requests: int, round_number: int, name: str) -> dict[str, Any]:
+            run_dir = Path(tmp) / f"P{pipeline}-round{round_number}-{name}"
+            return run_client(
+                name, target, counter, args, pipeline, requests, run_dir, this.client_core
+            )
+
         for pipeline in pipelines:
             case = f"SET -P {pipeline}"
             requests = 0
             if "redis-benchmark" in clients:
-                rate = calibrate(target, args.connections, pipeline, client_core)
+                rate = calibrate(target, args.connections, pipeline, this.client_core)
                 requests = max(1000, round(rate * args.seconds))
                 print(f"{case}: redis-benchmark -n {requests} (calibrated {rate:,.0f} req/s)")
             cases[case] = {"pipeline": pipeline, "redis_benchmark_requests": requests}
             for round_number in range(1, args.rounds + 1):
-                order = random.sample(clients, len(clients))
-                for position, name in enumerate(order):
-                    run_dir = Path(tmp) / f"P{pipeline}-round{round_number}-{name}"
-                    run = run_client(
-                        name, target, counter, args, pipeline, requests, run_dir, client_core
-                    )
-                    run.update(case=case, round=round_number, position=position)
-                    runs.append(run)
-                this_round = {
-                    r["client"]: metrics_of(r)
-                    for r in runs
-                    if r["round"] == round_number and r["case"] == case
-                }
-                print(
-                    f"{case} round {round_number} ({' '.join(order)}): "
-                    + ", ".join(f"{n} {fmt(this_round[n]['server_rps'], 'rps')}" for n in clients)
-                    + " commands/s counted by redis-server"
+                runs += play_round(
+                    clients,
+                    partial(play, pipeline, requests, round_number),
+                    f"{case} round {round_number}",
+                    "server_rps",
+                    "commands/s counted by redis-server",
+                    case=case,
+                    round=round_number,
                 )
         counter.close()
-    os.sched_setaffinity(0, own_cores)
     medians: dict[str, Any] = {}
     found_ratios: dict[str, Any] = {}
     for case in cases:
@@ -389,34 +363,23 @@ def main() -> None:
             f"  loadgen's self-check marked {flagged} of {args.rounds} runs generator-bound "
             "(kept: --allow-saturated)"
         )
-    path = write_result(
+    config = {
+        "command": ["SET", KEY, "x" * VALUE_BYTES],
+        "pipelines": pipelines,
+        "model": "closed loop, one client process",
+    }
+    this.write(
         "redis_peers",
-        {
-            "config": {
-                "rounds": args.rounds,
-                "seconds": args.seconds,
-                "connections": args.connections,
-                "command": ["SET", KEY, "x" * VALUE_BYTES],
-                "pipelines": pipelines,
-                "model": "closed loop, one client process",
-            },
-            "server": {"label": target.label, "version": target.version},
-            "pinning": {"server_core": server_core, "client_core": client_core, "note": pin_note},
-            "load_average_at_start": list(load_before),
-            "clients": clients,
-            "skipped": skipped,
-            "versions": versions(clients),
-            "latency_notes": {name: LATENCY_NOTES[name] for name in clients},
-            "metrics": METRICS,
-            "cases": cases,
-            "medians": medians,
-            "ratios": found_ratios,
-            "runs": runs,
-        },
-        args.results_dir,
-        started,
+        args,
+        config,
+        {"label": target.label, "version": target.version},
+        LATENCY_NOTES,
+        versions(clients),
+        cases=cases,
+        medians=medians,
+        ratios=found_ratios,
+        runs=runs,
     )
-    print(f"\nresults: {path}")
 
 
 if __name__ == "__main__":

@@ -80,42 +80,13 @@ How io_uring fits this engine, and the facts the code below relies on:
   socket reported more data queued (IORING_CQE_F_SOCK_NONEMPTY): a receive posted right
   after a request finds nothing yet, so its first attempt would be wasted kernel work.
 
-* **Provided-buffer ring (``setup_buffer_ring``, ``recv_ring``).** A third ring, shared
-  with the kernel like the SQ and CQ: an array of 16-byte ``io_uring_buf`` entries
-  (address, length, buffer id) whose u16 tail lives in the last two bytes of entry 0. We
-  fill entries and advance the tail; the kernel takes a buffer from the head only when a
-  receive has data to put somewhere, and says which one in the CQE (IORING_CQE_F_BUFFER,
-  id in the upper 16 bits). Registered with IORING_REGISTER_PBUF_RING (5.19) as buffer
-  group 0, so the SQE's buf_group field stays the zero every slot already holds. A RECV
-  with IOSQE_BUFFER_SELECT and IORING_RECV_MULTISHOT (6.0) stays armed: one CQE per chunk,
-  each with IORING_CQE_F_MORE while armed, so the per-socket work is one SQE per
-  connection instead of one per message. When the ring is empty as data arrives, the
-  receive ends with -ENOBUFS (the data stays in the socket buffer) and the caller re-arms it
-  after giving buffers back. Giving one back is one 14-byte ``pack_into`` of the entry
-  (never touching the tail beside it) and one u16 store of the tail, ordered by TSO as
-  for the SQ. **Memory consequence:** the receive memory is the ring's ``count * size``,
-  whatever the number of sockets: an idle connection holds no user buffer, only its armed
-  multishot receive, one kernel request (a pending RECV measured ~830 B, DESIGN.md
-  section 6; the multishot one was not measured apart). Data that
-  arrives faster than buffers come back waits in socket buffers (kernel memory), not in
-  ours. The buffers are *not* pinned: the kernel copies into them by address, in our task.
-  Multishot receive arrived in 6.0, so the ring is offered only when DEFER_TASKRUN (6.1)
-  was accepted. The buffers are an anonymous mmap and ``ring_bytes`` slices it (one
-  memcpy into a new bytes, ~120 ns for a small message: cheaper than a memoryview slice).
-
-* **Registered buffers (``register_buffers``, ``recv_fixed``).** One anonymous mmap
-  sliced into the per-connection buffers, registered with IORING_REGISTER_BUFFERS as
-  iovecs of whole buffers, each at most 1 GiB and at most 16,384 of them (the kernel's
-  limits). Registration pins every page at once (pin_user_pages, FOLL_LONGTERM) and adds
-  them to the process's ``pinned_vm``: **VmPin in /proc/self/status grows by the whole
-  region before any data moves**, which is the Linux counterpart of the pages Windows
-  locks for each posted overlapped receive. They count against RLIMIT_MEMLOCK unless the
-  process has CAP_IPC_LOCK (ENOMEM otherwise; the error says how to raise it), and stay
-  pinned until the ring is closed. Receives are IORING_OP_READ_FIXED with off 0 (a socket
-  accepts no other position) and ioprio 0 (for a read it is an I/O priority, not
-  POLL_FIRST). A buffer past the first iovec needs a non-zero buf_index, a field outside
-  the 40-byte head we pack: such slots are remembered and zeroed once submitted, because
-  CONNECT, ACCEPT and POLL_ADD refuse a stale one with EINVAL.
+* **Receive buffers the kernel fills**: the provided-buffer ring (``setup_buffer_ring``,
+  ``recv_ring``, multishot receives) and registered buffers (``register_buffers``,
+  ``recv_fixed``, READ_FIXED) are set up and accounted in ``uring_buffers.py``, whose header
+  explains them; this module packs their SQEs and reaps their CQEs. A registered buffer
+  past the first iovec needs a non-zero buf_index, a field outside the 40-byte head we
+  pack: such slots are remembered and zeroed once submitted, because CONNECT, ACCEPT and
+  POLL_ADD refuse a stale one with EINVAL.
 
 No locks anywhere: one thread drives a backend.
 """
@@ -126,7 +97,6 @@ import contextlib
 import ctypes
 import errno
 import itertools
-import mmap
 import os
 import socket
 import struct
@@ -137,6 +107,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
 from loadgen.engine import uring_abi as abi
+from loadgen.engine import uring_buffers
 from loadgen.engine.base import (
     DEFAULT_MAX_COMPLETIONS,
     FLAG_HANGUP,
@@ -148,6 +119,7 @@ from loadgen.engine.base import (
     FeatureUnavailable,
     posix_error_kind,
 )
+from loadgen.engine.uring_buffers import BufferRing
 
 __all__ = ["UringBackend"]
 
@@ -195,7 +167,6 @@ _RECV_MULTISHOT: Final = abi.IORING_RECV_MULTISHOT
 _CQE_F_BUFFER: Final = abi.IORING_CQE_F_BUFFER
 _CQE_F_MORE: Final = abi.IORING_CQE_F_MORE
 _BID_SHIFT: Final = abi.IORING_CQE_BUFFER_SHIFT
-_RING_BGID: Final = 0
 _BUF_INDEX: Final = abi.SQE_BUF_INDEX_OFFSET
 _U16: Final = struct.Struct("=H")
 
@@ -268,27 +239,6 @@ class _Sock:
         self.rprio = _POLL_FIRST  # ioprio of the next RECV (see _POLL_FIRST)
 
 
-def _register_failed(code: int, count: int, size: int) -> str:
-    """Why registering receive buffers failed, and what to do about it."""
-    total = count * size
-    head = f"io_uring: registering {count:,} receive buffers of {size:,} B ({total:,} B) failed"
-    if code == errno.ENOMEM:
-        try:
-            import resource
-
-            soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-            limit = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft:,} B"
-        except (ImportError, OSError):
-            limit = "unknown"
-        return (
-            f"{head}: ENOMEM. Registered buffers are pinned and count against "
-            f"RLIMIT_MEMLOCK (now {limit}) unless the process has CAP_IPC_LOCK: raise it "
-            "with `ulimit -l` (or memlock in /etc/security/limits.conf, LimitMEMLOCK= for a "
-            "systemd unit), or use fewer connections or a smaller receive_buffer"
-        )
-    return f"{head}: {errno.errorcode.get(code, code)} ({os.strerror(code)})"
-
-
 def _unknown(handle: int) -> ValueError:
     return ValueError(f"unknown socket handle {handle!r} (closed, or not made by this engine)")
 
@@ -340,17 +290,6 @@ class UringBackend:
     __slots__ = (
         "__weakref__",
         "_addrs",
-        "_br_base",
-        "_br_count",
-        "_br_held",
-        "_br_map",
-        "_br_mask",
-        "_br_out",
-        "_br_pack",
-        "_br_ring",
-        "_br_size",
-        "_br_tail",
-        "_br_tail_val",
         "_buf_bytes",
         "_bufs",
         "_conns",
@@ -373,6 +312,7 @@ class UringBackend:
         "_pack",
         "_posted_recv_bytes",
         "_regions",
+        "_ring",
         "_ring_fd",
         "_setup_flags",
         "_sq_entries",
@@ -446,19 +386,8 @@ class UringBackend:
         # READ_FIXED are as old as io_uring itself.
         self.supports_buffer_ring = bool(self._setup_flags & abi.IORING_SETUP_DEFER_TASKRUN)
         self.supports_fixed_buffers = True
-        # Provided-buffer ring (setup_buffer_ring): buffers mmap, ring mmap, u16 tail view,
-        # our copy of the tail, and which buffers are lent to the caller right now.
-        self._br_map: mmap.mmap | None = None
-        self._br_ring: mmap.mmap | None = None
-        self._br_tail: memoryview | None = None
-        self._br_tail_val = 0
-        self._br_count = 0
-        self._br_size = 0
-        self._br_mask = 0
-        self._br_base = 0
-        self._br_held = 0
-        self._br_out = bytearray()
-        self._br_pack = struct.Struct(abi.BUF_FORMAT).pack_into
+        # Provided-buffer ring (setup_buffer_ring; uring_buffers.py).
+        self._ring: BufferRing | None = None
         # Registered buffers (register_buffers): (address, size, buf_index) per buffer.
         self._fixed: list[tuple[int, int, int]] | None = None
         # (SQ index, byte offset) of slots whose buf_index was set: zeroed once submitted.
@@ -533,11 +462,7 @@ class UringBackend:
     # --- operations ----------------------------------------------------------------------
 
     def connect(self, handle: int, address: tuple[str, int], token: int) -> None:
-        st = self._sock(handle)
-        if st.wr >= 0:
-            raise _busy(handle, "write", st.wr)
-        if token >> 63 or token in self._ops:
-            raise _bad_token(token, self._ops)
+        st = self._claim(handle, token, write=True)
         sa = self._sockaddr(st.family, address)
         # CONNECT: addr = sockaddr pointer, off = its length.
         self._push(_OP_CONNECT, handle, sa[2], 0, token, off=sa[3])
@@ -545,17 +470,15 @@ class UringBackend:
         self._ops[token] = (st, _K_CONNECT, sa)
 
     def accept(self, listen_handle: int, token: int) -> None:
-        st = self._sock(listen_handle)
-        if st.rd >= 0:
-            raise _busy(listen_handle, "read", st.rd)
-        if token >> 63 or token in self._ops:
-            raise _bad_token(token, self._ops)
+        st = self._claim(listen_handle, token, write=False)
         # ACCEPT: addr/addr2 (peer address out-pointers) NULL, accept_flags in op_flags.
         self._push(_OP_ACCEPT, listen_handle, 0, _ACCEPT_FLAGS, token)
         st.rd = token
         self._ops[token] = (st, _K_ACCEPT, None)
 
-    # send / recv / recv_zero are the hot path: everything inline, one pack_into each.
+    # send / recv / recv_zero are the hot path: everything inline, one pack_into each. Their
+    # handle/busy/token checks repeat _claim's on purpose: a method call per operation is
+    # measurable there (benchmarks/echo.py); the colder operations call _claim.
 
     def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         try:
@@ -621,7 +544,7 @@ class UringBackend:
         st.rd = token
         self._ops[token] = (st, _K_POLL, None)
 
-    # --- provided-buffer ring and registered buffers (see the module docstring) --------
+    # --- provided-buffer ring and registered buffers (uring_buffers.py) ----------------
 
     def setup_buffer_ring(self, count: int, size: int) -> None:
         self._live()
@@ -629,67 +552,17 @@ class UringBackend:
             raise FeatureUnavailable(
                 "this kernel's io_uring has no multishot receive (needs Linux 6.1 or later)"
             )
-        if self._br_map is not None:
+        if self._ring is not None:
             raise RuntimeError("this engine already has a buffer ring")
-        if not 1 <= count <= abi.BUF_RING_MAX_ENTRIES or count & (count - 1):
-            raise ValueError(
-                f"a buffer ring holds a power of two of buffers, 1 to "
-                f"{abi.BUF_RING_MAX_ENTRIES:,}; got {count}"
-            )
-        if not 1 <= size < 1 << 32:
-            raise ValueError(f"ring buffer size must be 1 B to 4 GiB, got {size}")
-        buffers = mmap.mmap(-1, count * size)
-        ring = mmap.mmap(-1, max(count * abi.BUF_SIZE, mmap.PAGESIZE))  # page aligned
-        buffers_export = ctypes.c_char.from_buffer(buffers)
-        ring_export = ctypes.c_char.from_buffer(ring)
-        base = ctypes.addressof(buffers_export)
-        pack = self._br_pack
-        for bid in range(count):
-            pack(ring, bid << abi.BUF_SHIFT, base + bid * size, size, bid)
-        tail = memoryview(ring)[abi.BUF_RING_TAIL_OFFSET : abi.BUF_RING_TAIL_OFFSET + 2].cast("H")
-        tail[0] = count  # every buffer is the kernel's; published before registering
-        reg = bytearray(
-            struct.pack(abi.BUF_REG_FORMAT, ctypes.addressof(ring_export), count, 0, 0, 0, 0, 0)
-        )
-        reg_export = (ctypes.c_char * len(reg)).from_buffer(reg)
-        try:
-            abi.io_uring_register(
-                self._ring_fd, abi.IORING_REGISTER_PBUF_RING, ctypes.addressof(reg_export), 1
-            )
-        except OSError as exc:
-            del reg_export
-            tail.release()
-            del buffers_export, ring_export
-            buffers.close()
-            ring.close()
-            raise FeatureUnavailable(
-                f"io_uring: registering a buffer ring of {count} x {size} B failed: "
-                f"{os.strerror(exc.errno or 0)}"
-            ) from None
-        self._regions += [buffers, ring, buffers_export, ring_export, tail]
-        self._br_map = buffers
-        self._br_ring = ring
-        self._br_tail = tail
-        self._br_tail_val = count
-        self._br_count = count
-        self._br_size = size
-        self._br_mask = count - 1
-        self._br_base = base
-        self._br_held = 0
-        self._br_out = bytearray(count)
+        ring = BufferRing(self._ring_fd, count, size)
+        self._regions += ring.regions
+        self._ring = ring
 
     def recv_ring(
         self, handle: int, token: int, *, multishot: bool = True, max_bytes: int = 0
     ) -> None:
-        try:
-            st = self._conns[handle]
-        except KeyError:
-            raise _unknown(handle) from None
-        if st.rd >= 0:
-            raise _busy(handle, "read", st.rd)
-        if token >> 63 or token in self._ops:
-            raise _bad_token(token, self._ops)
-        if self._br_map is None:
+        st = self._claim(handle, token, write=False)
+        if self._ring is None:
             raise RuntimeError("recv_ring needs setup_buffer_ring first")
         if multishot:
             if max_bytes:
@@ -713,87 +586,28 @@ class UringBackend:
         self._ops[token] = (st, _K_RING, None)
 
     def ring_bytes(self, bid: int, nbytes: int) -> bytes:
-        size = self._br_size
-        if not 0 <= nbytes <= size:
-            raise ValueError(f"a ring buffer holds at most {size} bytes, asked for {nbytes}")
-        buffers = self._br_map
-        if buffers is None:
+        ring = self._ring
+        if ring is None:
             raise RuntimeError("ring_bytes needs setup_buffer_ring first")
-        start = bid * size
-        # Slicing an mmap is one memcpy into a new bytes (~120 ns for a small echo): cheaper
-        # than a memoryview slice, and bytes compare with memcmp.
-        return buffers[start : start + nbytes]
+        return ring.bytes(bid, nbytes)
 
     def release_ring_buffer(self, bid: int) -> None:
-        out = self._br_out
-        if not 0 <= bid < len(out) or not out[bid]:
-            raise ValueError(f"ring buffer {bid} is not lent out (released twice, or unknown)")
-        out[bid] = 0
-        tail = self._br_tail_val
-        size = self._br_size
-        # The entry first, then the tail: TSO keeps the stores in this order, and the kernel
-        # reads the tail with acquire semantics before it reads the entry.
-        self._br_pack(
-            self._br_ring,  # type: ignore[arg-type]  # set whenever a buffer is lent out
-            (tail & self._br_mask) << 4,
-            self._br_base + bid * size,
-            size,
-            bid,
-        )
-        tail = (tail + 1) & 0xFFFF
-        self._br_tail_val = tail
-        self._br_tail[0] = tail  # type: ignore[index]
-        self._br_held -= 1
+        ring = self._ring
+        if ring is None:
+            raise ValueError(f"ring buffer {bid} is not lent out (no buffer ring)")
+        ring.release(bid)
 
     def register_buffers(self, count: int, size: int) -> list[memoryview]:
         self._live()
         if self._fixed is not None:
             raise RuntimeError("this engine already has registered buffers")
-        if count < 1 or size < 1:
-            raise ValueError(f"need at least one buffer of at least 1 byte, got {count} x {size}")
-        limit = abi.IORING_MAX_REG_BUFFER_BYTES
-        if size > limit:
-            raise ValueError(
-                f"a registered buffer is at most 1 GiB (the kernel's limit), got {size}"
-            )
-        per_iovec = limit // size  # whole buffers per iovec of at most 1 GiB
-        iovecs = -(-count // per_iovec)
-        if iovecs > abi.IORING_MAX_REG_BUFFERS:
-            raise ValueError(
-                f"{count:,} buffers of {size:,} B need {iovecs:,} registered iovecs of 1 GiB; "
-                f"the kernel takes at most {abi.IORING_MAX_REG_BUFFERS:,}"
-            )
-        region = mmap.mmap(-1, count * size)
-        export = ctypes.c_char.from_buffer(region)
-        base = ctypes.addressof(export)
-        iov = bytearray(16 * iovecs)
-        for k in range(iovecs):
-            first = k * per_iovec
-            n = min(per_iovec, count - first)
-            struct.pack_into(abi.IOVEC_FORMAT, iov, 16 * k, base + first * size, n * size)
-        iov_export = (ctypes.c_char * len(iov)).from_buffer(iov)
-        try:
-            abi.io_uring_register(
-                self._ring_fd, abi.IORING_REGISTER_BUFFERS, ctypes.addressof(iov_export), iovecs
-            )
-        except OSError as exc:
-            del iov_export, export
-            region.close()
-            raise FeatureUnavailable(_register_failed(exc.errno or 0, count, size)) from None
-        self._regions += [region, export]
-        self._fixed = [(base + i * size, size, i // per_iovec) for i in range(count)]
-        whole = memoryview(region)
-        return [whole[i * size : (i + 1) * size] for i in range(count)]
+        fixed, views, regions = uring_buffers.register_buffers(self._ring_fd, count, size)
+        self._regions += regions
+        self._fixed = fixed
+        return views
 
     def recv_fixed(self, handle: int, index: int, token: int, nbytes: int = 0) -> None:
-        try:
-            st = self._conns[handle]
-        except KeyError:
-            raise _unknown(handle) from None
-        if st.rd >= 0:
-            raise _busy(handle, "read", st.rd)
-        if token >> 63 or token in self._ops:
-            raise _bad_token(token, self._ops)
+        st = self._claim(handle, token, write=False)
         fixed = self._fixed
         if fixed is None:
             raise RuntimeError("recv_fixed needs register_buffers first")
@@ -872,7 +686,8 @@ class UringBackend:
         return len(self._ops)
 
     def posted_recv_bytes(self) -> int:
-        return self._posted_recv_bytes + (self._br_count - self._br_held) * self._br_size
+        ring = self._ring
+        return self._posted_recv_bytes + (ring.posted_bytes() if ring is not None else 0)
 
     def shutdown(self) -> None:
         maps = self._maps
@@ -900,9 +715,7 @@ class UringBackend:
             # the registered buffers' pins. Drop our references (views handed out by
             # register_buffers keep their region mapped until they go too).
             self._regions.clear()
-            self._br_map = self._br_ring = self._br_tail = None
-            self._br_count = self._br_size = self._br_held = 0
-            self._br_out = bytearray()
+            self._ring = None
             self._fixed = None
             self._dirty.clear()
             self._maps = None
@@ -924,6 +737,20 @@ class UringBackend:
             return self._conns[handle]
         except KeyError:
             raise _unknown(handle) from None
+
+    def _claim(self, handle: int, token: int, *, write: bool) -> _Sock:
+        """The socket of a new operation, checked: a known handle, nothing pending on that
+        side (``write``: send/connect; else the receive side), and a new token < 2**63."""
+        try:
+            st = self._conns[handle]
+        except KeyError:
+            raise _unknown(handle) from None
+        pending = st.wr if write else st.rd
+        if pending >= 0:
+            raise _busy(handle, "write" if write else "read", pending)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        return st
 
     def _pin(self, buf: Buffer) -> tuple[object, object, int, int]:
         """Find (once per buffer object) the address of a writable buffer."""
@@ -1160,8 +987,9 @@ class UringBackend:
                 # The CQE goes out as it is: its flags are the contract's RING_* layout.
                 flags = cqe[2]
                 if flags & _CQE_F_BUFFER:
-                    self._br_out[flags >> _BID_SHIFT] = 1
-                    self._br_held += 1
+                    ring = self._ring  # set: recv_ring needs it
+                    ring.out[flags >> _BID_SHIFT] = 1  # type: ignore[union-attr]
+                    ring.held += 1  # type: ignore[union-attr]
                 if flags & _CQE_F_MORE:
                     self._ops[user_data] = op  # still armed: more CQEs for this token
                 else:

@@ -1,39 +1,27 @@
 """The self-contained HTML report: one file, no URL, readable with or without JavaScript.
 
 The page is ``assets/report.html`` with its placeholders filled: the tables are plain HTML
-(``html_tables``), the charts are drawn by ``assets/report.js`` with the vendored uPlot from a
-JSON block (``charts``). Both scripts and both stylesheets are inlined; a Content-Security-
-Policy of ``default-src 'none'`` makes the browser refuse any load from anywhere, so a report
-that works once works from disk, from a CI artifact, and offline.
+(``html_tables``), the charts are drawn by ``assets/report.js`` (on ``assets/charts.js``) with
+the vendored uPlot from a JSON block (``charts``). The scripts and stylesheets are inlined
+(``page``); a Content-Security-Policy of ``default-src 'none'`` makes the browser refuse any
+load from anywhere, so a report that works once works from disk, from a CI artifact, and
+offline.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from loadgen import __version__
 from loadgen.report import charts as chart_data
 from loadgen.report import html_tables as tables
-from loadgen.report.chartlib import chart_library
 from loadgen.report.charts import Chart
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import run_memory
+from loadgen.report.page import render_page, script_json
 from loadgen.report.series import interval_series
-
-_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-# Inside <script>, "</" could end the element early; JSON's \u escapes keep the data inert.
-_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
-
-
-def _asset(name: str) -> str:
-    return resources.files("loadgen.report").joinpath("assets", name).read_text("utf-8")
 
 
 def _figure(chart: Chart, titled: bool = False) -> str:
@@ -156,15 +144,10 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     return sections, charts
 
 
-def _script_json(data: Any) -> str:
-    return json.dumps(data, allow_nan=False, separators=(",", ":")).translate(_SCRIPT_UNSAFE)
-
-
 def render_html(runs: Sequence[LoadedRun], generated: datetime | None = None) -> str:
     """The whole report for one or more runs, as one HTML document."""
     if not runs:
         raise ValueError("a report needs at least one run")
-    library = chart_library()
     sections, charts = _sections(runs)
     names = list(dict.fromkeys(str(run.result.scenario.get("name", "run")) for run in runs))
     heading = f"loadgen report: {', '.join(names)}"
@@ -188,18 +171,10 @@ def render_html(runs: Sequence[LoadedRun], generated: datetime | None = None) ->
         "toc": "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in sections),
         "body": "\n".join(html for _, _, html in sections),
         "chart_count": str(len(charts)),
-        "data": _script_json({"charts": [chart.to_json() for chart in charts]}),
-        "uplot_css": library.stylesheet,
-        "uplot_js": library.script,
-        "report_css": _asset("report.css"),
-        "report_js": _asset("report.js"),
-        "chart_library": escape(f"{library.name} {library.version}"),
-        "chart_license_name": escape(library.license_name),
-        "chart_license": escape(library.license_text),
-        "version": escape(__version__),
+        "data": script_json({"charts": [chart.to_json() for chart in charts]}),
         "generated": escape(when),
     }
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], _asset("report.html"))
+    return render_page(values, "report.js")
 
 
 def write_html(runs: Sequence[LoadedRun], path: str | Path) -> Path:

@@ -1,8 +1,8 @@
 """The receive-mode study as one self-contained HTML page (``loadgen recv-modes``).
 
-The same frame as the run report (``assets/report.html``: inlined uPlot and stylesheet, a
+The same frame as the run report (``page``: inlined uPlot, stylesheet and chart drawing, a
 Content-Security-Policy of ``default-src 'none'``, no URL anywhere), with the study's own
-sections and script (``assets/study.js``: x is the connection count, one line per mode,
+sections and chart options (``assets/study.js``: x is the connection count, one line per mode,
 idle solid and under traffic dashed). Every number of the charts is also in a table, so the
 page reads without JavaScript.
 """
@@ -10,17 +10,14 @@ page reads without JavaScript.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from html import escape
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from loadgen import __version__
-from loadgen.report.chartlib import chart_library
 from loadgen.report.charts import run_colour
+from loadgen.report.page import render_page, script_json
 from loadgen.study.result import PHASES, Group, Spread, StudyResult
 from loadgen.study.text import (
     bytes_scale,
@@ -31,13 +28,7 @@ from loadgen.study.text import (
     with_spread,
 )
 
-_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
-_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 PHASE_LABELS = {"idle": "idle", "traffic": "under traffic"}
-
-
-def _asset(name: str) -> str:
-    return resources.files("loadgen.report").joinpath("assets", name).read_text("utf-8")
 
 
 def _median(spread: Spread) -> float | None:
@@ -316,7 +307,6 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
 
 
 def render_study_html(study: StudyResult, generated: datetime | None = None) -> str:
-    library = chart_library()
     sections, charts = _sections(study)
     env = study.environment
     heading = "loadgen receive-mode study"
@@ -333,20 +323,10 @@ def render_study_html(study: StudyResult, generated: datetime | None = None) -> 
         "toc": "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in sections),
         "body": "\n".join(html for _, _, html in sections),
         "chart_count": str(len(charts)),
-        "data": json.dumps({"charts": charts}, allow_nan=False, separators=(",", ":")).translate(
-            _SCRIPT_UNSAFE
-        ),
-        "uplot_css": library.stylesheet,
-        "uplot_js": library.script,
-        "report_css": _asset("report.css"),
-        "report_js": _asset("study.js"),
-        "chart_library": escape(f"{library.name} {library.version}"),
-        "chart_license_name": escape(library.license_name),
-        "chart_license": escape(library.license_text),
-        "version": escape(__version__),
+        "data": script_json({"charts": charts}),
         "generated": escape(when),
     }
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], _asset("report.html"))
+    return render_page(values, "study.js")
 
 
 def write_study_html(study: StudyResult, path: str | Path) -> Path:

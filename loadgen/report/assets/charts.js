@@ -1,0 +1,135 @@
+/* What the run report (report.js) and the receive-mode study (study.js) share; inlined before
+ * either page's script as window.loadgenCharts:
+ *   drawAll(options)   draws every chart spec in the JSON of #loadgen-data with uPlot, taking
+ *                      uPlot's options from the page's options(spec, width) (width, height and
+ *                      the draw hook are set here), and redraws at the new width on resize;
+ *   format.*           number formatters (latency in microseconds, rate, count, bytes, ...);
+ *   axis(fields)       an axis in the pages' style with the given fields added;
+ *   line(s, format, points) a series for a spec's line s.
+ * Marks progress on <html>: data-charts-drawn counts charts that have drawn at least once
+ * (uPlot's draw hook), data-js-errors collects any error (see the script in <head>); a chart
+ * that cannot be drawn says so in its place. */
+(function () {
+  "use strict";
+  var root = document.documentElement;
+  var HEIGHT = 320;
+  var drawnIds = {};
+  var drawnCount = 0;
+
+  function sig3(value) {
+    return String(Number(value.toPrecision(3)));
+  }
+  function fmtLatency(us) {
+    if (us == null || !isFinite(us)) return "\u2013";
+    if (us >= 1e6) return sig3(us / 1e6) + " s";
+    if (us >= 1e3) return sig3(us / 1e3) + " ms";
+    if (us >= 1) return sig3(us) + " \u00b5s";
+    return sig3(us * 1e3) + " ns";
+  }
+  function fmtRate(value) {
+    if (value == null || !isFinite(value)) return "\u2013";
+    if (Math.abs(value) >= 1e6) return sig3(value / 1e6) + "M";
+    if (Math.abs(value) >= 1e3) return sig3(value / 1e3) + "k";
+    return sig3(value);
+  }
+  function fmtCount(value) {
+    if (value == null || !isFinite(value)) return "\u2013";
+    return Math.round(value).toLocaleString("en-US");
+  }
+  function fmtBytes(value) {
+    if (value == null || !isFinite(value)) return "\u2013";
+    var size = Math.abs(value);
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    var unit = 0;
+    while (size >= 1024 && unit < units.length - 1) { size /= 1024; unit += 1; }
+    return (value < 0 ? "-" : "") + (unit === 0 ? String(Math.round(size)) : sig3(size)) +
+      " " + units[unit];
+  }
+  function fmtPercent(value) {
+    return value == null || !isFinite(value) ? "\u2013" : sig3(value) + "%";
+  }
+  function fmtSeconds(value) {
+    return value == null ? "\u2013" : sig3(value) + " s";
+  }
+
+  function axis(fields) {
+    var result = { labelSize: 26, stroke: "#5b6475", grid: { stroke: "#edf0f4" } };
+    Object.keys(fields).forEach(function (key) { result[key] = fields[key]; });
+    return result;
+  }
+
+  function line(s, format, points) {
+    return {
+      label: s.label,
+      stroke: s.colour,
+      width: 2,
+      dash: s.dash ? [7, 5] : undefined,
+      spanGaps: true,
+      points: points,
+      value: function (u, v) { return format(v); },
+    };
+  }
+
+  function countDraw(u) {
+    var id = u.root.parentNode.getAttribute("data-chart");
+    if (!drawnIds[id]) {
+      drawnIds[id] = true;
+      drawnCount += 1;
+      root.setAttribute("data-charts-drawn", String(drawnCount));
+    }
+  }
+
+  function drawAll(options) {
+    var payload = JSON.parse(document.getElementById("loadgen-data").textContent);
+    var plots = [];
+
+    function draw(spec) {
+      var holder = document.querySelector('[data-chart="' + spec.id + '"]');
+      if (!holder) throw new Error("no element for chart " + spec.id);
+      var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
+      var width = Math.max(320, holder.clientWidth || 900);
+      var opts = options(spec, width);
+      opts.width = width;
+      opts.height = HEIGHT;
+      opts.hooks = { draw: [countDraw] };
+      plots.push({ plot: new uPlot(opts, data, holder), holder: holder });
+    }
+
+    payload.charts.forEach(function (spec) {
+      try {
+        draw(spec);
+      } catch (error) {
+        window.loadgenNoteError("chart " + spec.id + ": " + (error && error.message));
+        var holder = document.querySelector('[data-chart="' + spec.id + '"]');
+        if (holder) {
+          holder.innerHTML = '<p class="chart-error">This chart could not be drawn.</p>';
+        }
+      }
+    });
+
+    var resizeTimer = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(function () {
+        plots.forEach(function (entry) {
+          entry.plot.setSize({ width: Math.max(320, entry.holder.clientWidth), height: HEIGHT });
+        });
+      }, 150);
+    });
+  }
+
+  window.loadgenCharts = {
+    drawAll: drawAll,
+    axis: axis,
+    line: line,
+    sig3: sig3,
+    format: {
+      latency: fmtLatency,
+      rate: fmtRate,
+      count: fmtCount,
+      bytes: fmtBytes,
+      percent: fmtPercent,
+      seconds: fmtSeconds,
+    },
+  };
+})();

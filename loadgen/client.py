@@ -541,7 +541,12 @@ class LoadClient(SlotPool[_Conn]):
                     received_bytes += result
                     if verdict is complete:
                         record_latency(now - conn.sent_ns)
-                        if plain_closed and conn.index < self._desired and self._sending:
+                        if (
+                            plain_closed
+                            and conn.index < self._desired
+                            and self._sending
+                            and not self._paused
+                        ):
                             message = conn.codec.next_request(None if sizes is None else sizes())
                             conn.request_len = len(message)
                             conn.sent = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from loadgen.engine import available_backends
 from loadgen.runner import run
 from loadgen.scenario import ScenarioError, parse_scenario
 
@@ -41,3 +42,33 @@ load:
 """
     with pytest.raises(ScenarioError, match=r"idle belongs to the closed model.*rate: 0/s"):
         parse_scenario(text, "open.yaml")
+
+
+RING = "buffer-ring"
+
+
+@pytest.mark.parametrize("receive", ["buffered", "zero-byte", RING])
+def test_an_idle_phase_between_traffic_stops_every_receive_mode(receive: str) -> None:
+    if receive == RING and available_backends(["io_uring"]).get("io_uring") is not None:
+        pytest.skip("buffer-ring needs the io_uring backend, not available here")
+    scenario = parse_scenario(
+        f"""
+name: traffic-idle-traffic
+target: builtin:echo
+receive: {receive}
+load:
+  connections: 20
+  phases:
+    - {{duration: 1s}}
+    - {{duration: 2s, idle: true}}
+    - {{duration: 1s}}
+"""
+    )
+    result = run(scenario, backend="io_uring" if receive == RING else "auto")
+    by_second = {round(i.start_s): i.requests for i in result.intervals}
+    assert by_second[0] > 20
+    # The requests in flight when the idle phase began are answered within its first
+    # second; its second one carries none, whatever the receive mode.
+    assert by_second[2] == 0
+    assert by_second[3] > 20
+    assert result.summary.errors == {}

@@ -22,6 +22,17 @@ READABLE_SCHEMAS = (1, 2)
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 
 
+def write_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file renamed over it, so a crash or
+    Ctrl-C mid-write never leaves a partial file where a good one was; returns the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
 @dataclass(frozen=True)
 class LatencySummary:
     """Latency statistics in microseconds (``None`` when nothing was recorded)."""
@@ -190,12 +201,7 @@ class RunResult:
 
     def write(self, path: str | Path) -> Path:
         """Write the JSON atomically (a partial file never replaces a good one)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(target.name + ".tmp")
-        temporary.write_text(self.to_json() + "\n", encoding="utf-8")
-        temporary.replace(target)
-        return target
+        return write_atomically(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:

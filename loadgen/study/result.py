@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from loadgen.result import write_atomically
+
 KIND = "loadgen.recv-modes"
 SCHEMA_VERSION = 1
 PHASES = ("idle", "traffic")
@@ -110,12 +112,7 @@ class StudyResult(_Frozen):
 
     def write(self, path: str | Path) -> Path:
         """Write the JSON atomically (a partial file never replaces a good one)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(target.name + ".tmp")
-        temporary.write_text(self.to_json() + "\n", encoding="utf-8")
-        temporary.replace(target)
-        return target
+        return write_atomically(path, self.to_json() + "\n")
 
 
 class StudyFileError(ValueError):

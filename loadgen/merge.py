@@ -13,13 +13,18 @@ Shards start at one shared instant, so their intervals align by index. Merging:
   and can pass 100 with several processes); the worst loop lag is kept;
 * memory samples (one a second per shard) are merged by the second they were taken in:
   the kernel's system-wide counters (SUnreclaim, slab, TCP buffer pages, slab caches,
-  Windows' system pool and pool tags) are taken from one shard, since every shard read the
-  same machine;
+  Windows' system pool and pool tags) are taken from one shard per machine, since every
+  shard of a machine read the same kernel, and add across machines (a distributed run's
+  hosts);
   per-process counters (``vm_*``, Windows' process pool quotas) and the bytes each engine
   had posted add, each shard at its latest recent sample (``merge_memory``);
 * thresholds are evaluated again on the merged summary, and the generator's self-check
   (``loadgen.selfcheck``) again on the merged numbers, against every process's core; a
   process that was its own bottleneck makes the whole run invalid (``merge_self_checks``).
+
+A part may itself be a merged result (a distributed run merges each host's merged result):
+its ``environment.processes`` counts its processes, and ``labels`` names the parts in the
+self-check's reasons ("host 2 of 3: ..." rather than "process 2 of 3: ...").
 """
 
 from __future__ import annotations
@@ -116,18 +121,23 @@ def merge_intervals(parts: Sequence[Sequence[Interval]]) -> list[Interval]:
 MEMORY_SAMPLE_HOLD_S = 2.5
 
 
-def merge_memory(parts: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+def merge_memory(
+    parts: Sequence[Sequence[Mapping[str, Any]]], machines: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """Memory samples of every shard merged on one time line (see the module docstring).
 
     Shards sample about once a second from the shared start, each on its own clock, and a
     busy one takes a sample late or skips one, so samples are grouped by the whole second
-    of their ``t_s``. A merged sample takes the system-wide readings (and ``t_s``) from one
-    shard's sample in that second, and adds the per-process ones over every shard, each at
-    its latest sample not older than ``MEMORY_SAMPLE_HOLD_S``; when some shard has none that
-    recent (not yet started, ended, or dead), the per-process sums are None, never a sum
-    of some processes, which would read as a drop. ``processes`` counts the shards that
-    sampled in that second.
+    of their ``t_s``. A merged sample takes ``t_s`` from one shard's sample in that second;
+    per-process readings add over every shard, each at its latest sample not older than
+    ``MEMORY_SAMPLE_HOLD_S``; system-wide readings come from one shard per machine
+    (``machines[i]`` names part i's; by default all parts share one) and add over the
+    machines, each at its latest recent sample. When some shard (or machine) has none that
+    recent (not yet started, ended, or dead), the sum is None, never a sum of some of them,
+    which would read as a drop. ``processes`` counts the shards that sampled in that second.
     """
+    machines = list(machines) if machines is not None else [""] * len(parts)
+    first_of_machine = [machines.index(machine) for machine in dict.fromkeys(machines)]
     by_second: dict[int, list[Mapping[str, Any]]] = {}
     for samples in parts:
         for sample in samples:
@@ -138,12 +148,22 @@ def merge_memory(parts: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str,
         now = float(record.get("t_s", second))
         latest = [_latest_sample(samples, now) for samples in parts]
         for key in PER_PROCESS_MEMORY & record.keys():
-            values = [None if sample is None else sample.get(key) for sample in latest]
-            numbers = [v for v in values if isinstance(v, int)]
-            record[key] = sum(numbers) if len(numbers) == len(parts) else None
+            record[key] = _sum_all([latest[i] for i in range(len(parts))], key)
+        if len(first_of_machine) > 1:
+            for key, value in list(record.items()):
+                if key in PER_PROCESS_MEMORY or key == "t_s" or not isinstance(value, int):
+                    continue
+                record[key] = _sum_all([latest[i] for i in first_of_machine], key)
         record["processes"] = len(by_second[second])
         merged.append(record)
     return merged
+
+
+def _sum_all(samples: Sequence[Mapping[str, Any] | None], key: str) -> int | None:
+    """The sum of ``key`` over ``samples``; None when any of them lacks it."""
+    values = [None if sample is None else sample.get(key) for sample in samples]
+    numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    return sum(numbers) if len(numbers) == len(samples) else None
 
 
 def _latest_sample(samples: Sequence[Mapping[str, Any]], now_s: float) -> Mapping[str, Any] | None:
@@ -173,12 +193,16 @@ def merge_results(
     *,
     stop_reason: str | None = None,
     processes: int | None = None,
+    labels: Sequence[str] | None = None,
+    machines: Sequence[str] | None = None,
 ) -> RunResult:
     """One result for the whole ``scenario`` from its shards' results.
 
     ``stop_reason`` overrides the shards' (a coordinator knows of a dead shard or a Ctrl-C);
     by default the first shard that did not complete gives it. ``processes`` is what the
-    environment records (default: the number of parts).
+    environment records (default: the parts' processes added). ``labels`` name the parts in
+    the self-check's reasons (default "process N of M"); ``machines`` tell which parts ran
+    on one machine (memory; default: all on this one).
     """
     if not parts:
         raise ValueError("nothing to merge: no shard produced a result")
@@ -227,14 +251,19 @@ def merge_results(
         loop_iterations=sum(part.generator.loop_iterations for part in parts),
         max_loop_lag_ms=max(part.generator.max_loop_lag_ms for part in parts),
         ring_enobufs=_optional_sum([part.generator.ring_enobufs for part in parts]),
+        start_late_ms=max(
+            (p.generator.start_late_ms for p in parts if p.generator.start_late_ms is not None),
+            default=None,
+        ),
     )
     intervals = merge_intervals([part.intervals for part in parts])
     if stop_reason is None:
         stop_reason = next(
             (p.stop_reason for p in parts if p.stop_reason != "completed"), "completed"
         )
+    total_processes = sum(part.environment.processes for part in parts)
     environment: Environment = replace(
-        parts[0].environment, processes=len(parts) if processes is None else processes
+        parts[0].environment, processes=total_processes if processes is None else processes
     )
     return RunResult(
         scenario=scenario.to_dict(),
@@ -246,14 +275,18 @@ def merge_results(
         stop_reason=stop_reason,
         histograms=histograms,
         intervals=intervals,
-        memory=merge_memory([part.memory for part in parts]),
+        memory=merge_memory([part.memory for part in parts], machines),
         thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
-        self_check=merge_self_checks(parts, summary, generator, intervals),
+        self_check=merge_self_checks(parts, summary, generator, intervals, labels),
     )
 
 
 def merge_self_checks(
-    parts: Sequence[RunResult], summary: Summary, generator: Generator, intervals: list[Interval]
+    parts: Sequence[RunResult],
+    summary: Summary,
+    generator: Generator,
+    intervals: list[Interval],
+    labels: Sequence[str] | None = None,
 ) -> SelfCheck | None:
     """The self-check of the merged run: the merged numbers judged against all the
     processes' cores (CPU adds up, the bound is 90% of one core per process), and invalid as
@@ -267,14 +300,15 @@ def merge_self_checks(
     full_s = max((i.duration_s for i in intervals), default=0.0)
     merged = check_self(
         summary,
-        processes=len(parts),
+        processes=sum(part.environment.processes for part in parts),
         cpu_percent=generator.cpu_percent,
         interval_cpu=[i.cpu_percent for i in intervals if i.duration_s >= full_s * 0.999],
     )
     reasons = list(merged.reasons)
-    for number, check in enumerate(checks, 1):
+    names = labels or [f"process {n} of {len(parts)}" for n in range(1, len(parts) + 1)]
+    for name, check in zip(names, checks, strict=True):
         if check is not None and not check.valid:
-            reasons += [f"process {number} of {len(parts)}: {reason}" for reason in check.reasons]
+            reasons += [f"{name}: {reason}" for reason in check.reasons]
     runnable = [
         c.runnable_percent for c in checks if c is not None and c.runnable_percent is not None
     ]
@@ -326,4 +360,6 @@ def result_from_intervals(
         intervals=list(intervals),
         memory=[],
         thresholds=[],
+        self_check=None,  # it did not live to check itself
+        environment=replace(like.environment, processes=1),
     )

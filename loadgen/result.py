@@ -17,8 +17,10 @@ from loadgen.thresholds import ThresholdVerdict
 
 #: 2 added ``self_check`` (was the generator itself the bottleneck?) and each interval's
 #: ``cpu_percent``; results of schema 1 still load (``self_check`` None: not checked).
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
+#: 3 added ``cluster`` (a distributed run's hosts, clock offsets and start skew) and the
+#: generator's ``start_late_ms``; older results load with both None.
+SCHEMA_VERSION = 3
+READABLE_SCHEMAS = (1, 2, 3)
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 
 
@@ -136,6 +138,46 @@ class Generator:
     #: buffer-ring runs: receives that ended because the ring was empty (ENOBUFS) and
     #: were armed again; a ring too small for the data in flight shows here. None otherwise.
     ring_enobufs: int | None = None
+    #: How long after the run's start instant the (latest) shard began, in ms: the
+    #: wake-up from the start barrier. None in results older than schema 3.
+    start_late_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ClusterHost:
+    """One host (one Dask worker with the ``loadgen`` resource) of a distributed run."""
+
+    index: int  # the host shard's number, 0-based
+    worker: str  # the Dask worker's address
+    hostname: str
+    processes: int  # client processes the host ran
+    weight: float  # its share of the load (the split's weight; shares add up to 1)
+    loadgen_version: str
+    #: This host's wall clock minus the scheduler's, ms (measured: the sample with the
+    #: shortest round trip to the scheduler); ``offset_uncertainty_ms`` is half that trip.
+    clock_offset_ms: float | None
+    offset_uncertainty_ms: float | None
+    #: How late the host's latest process began after the shared start instant, ms.
+    start_late_ms: float | None
+    lost: str | None = None  # why the host gave no result (None: it did)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A distributed run (``loadgen run --cluster``): where the load came from and how
+    closely the hosts started together."""
+
+    scheduler: str  # the Dask scheduler's address
+    hosts: list[ClusterHost]
+    #: Spread of the hosts' actual start times on the scheduler's clock, ms: the latest
+    #: host's lateness minus the earliest's (each clock offset corrected for); the offsets'
+    #: uncertainty bounds how exact that is.
+    start_skew_ms: float | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def lost_hosts(self) -> list[ClusterHost]:
+        return [host for host in self.hosts if host.lost is not None]
 
 
 @dataclass(frozen=True)
@@ -178,6 +220,8 @@ class RunResult:
     memory: list[dict[str, Any]] = field(default_factory=list)
     #: None in results written before loadgen checked itself (schema 1): "not checked".
     self_check: SelfCheck | None = None
+    #: A distributed run's hosts (``loadgen run --cluster``); None on one host.
+    cluster: Cluster | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -228,8 +272,16 @@ class RunResult:
             thresholds=[ThresholdVerdict(**item) for item in data.get("thresholds", [])],
             memory=list(data.get("memory", [])),
             self_check=SelfCheck(**data["self_check"]) if data.get("self_check") else None,
+            cluster=_cluster_from_dict(data.get("cluster")),
         )
 
     @classmethod
     def read(cls, path: str | Path) -> RunResult:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _cluster_from_dict(data: dict[str, Any] | None) -> Cluster | None:
+    if not data:
+        return None
+    hosts = [ClusterHost(**host) for host in data.get("hosts", [])]
+    return Cluster(**{**data, "hosts": hosts})

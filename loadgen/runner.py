@@ -340,6 +340,7 @@ def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
                 arrivals = shifted(arrivals, shift_ns, int(plan.duration * 1e9))
             client = LoadClient(engine, config, recorder, arrivals)
         sleep_until(start_ns)
+        late_ns = time.monotonic_ns() - start_ns  # the wake-up from the start barrier
         cpu_start = time.process_time()
         stop_reason = "completed"
         watching = ticking(spec, channel, client, recorder)
@@ -413,6 +414,7 @@ def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             loop_iterations=client.loop_iterations,
             max_loop_lag_ms=round(client.max_loop_lag_ns / 1e6, 3),
             ring_enobufs=client.ring_enobufs if scenario.receive == "buffer-ring" else None,
+            start_late_ms=round(late_ns / 1e6, 3),
         ),
         started_at=started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         partial=stop_reason != "completed",

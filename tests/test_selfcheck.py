@@ -165,7 +165,7 @@ def test_schema_1_results_still_load_as_not_checked(
     assert run.result.self_check is None and not run.result.invalid
     assert "not checked" in render_html([run])
     newer = tmp_path / "newer.json"
-    newer.write_text(json.dumps({**data, "schema_version": 3}))
+    newer.write_text(json.dumps({**data, "schema_version": 4}))
     outcome = runner.invoke(app, ["report", str(newer)])
     assert outcome.exit_code == 2 and "written by a newer loadgen" in outcome.output
 

@@ -69,6 +69,9 @@ class ShardSpec:
     arrival_phase: float = 0.0
     #: A start instant fixed in advance (CLOCK_MONOTONIC ns); None: ask the channel.
     start_ns: int | None = None
+    #: Open the connections the run starts with before reporting ready (a distributed
+    #: run's two-phase start: ready means connected), rather than at the start instant.
+    connect_before_start: bool = False
 
 
 class ShardChannel(Protocol):

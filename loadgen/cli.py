@@ -22,7 +22,9 @@ from loadgen.scenario import ScenarioError, load_scenario
 from loadgen.units import parse_duration_s
 
 if TYPE_CHECKING:
+    from loadgen.report.live import LiveView, Snapshot
     from loadgen.result import RunResult
+    from loadgen.scenario import Scenario
 
 app = typer.Typer(
     help="loadgen: network load generator on a completion-port engine.",
@@ -122,14 +124,31 @@ def run(
             help="Processes of a builtin: target (SO_REUSEPORT; Linux) [the cores left].",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="ADDRESS",
+            help="Run on a Dask cluster (tcp://SCHEDULER:8786): one host shard per worker "
+            "with the 'loadgen' resource; --processes is then per host [its cores]. "
+            "Needs pip install 'loadgen[distributed]'.",
+        ),
+    ] = None,
+    hosts: Annotated[
+        int | None,
+        typer.Option(
+            "--hosts",
+            min=1,
+            help="With --cluster: how many hosts (workers) to use; fewer there is an error "
+            "[all of them].",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario and write its JSON result.
 
     Exit 3 when the generator itself was the bottleneck (CPU, or an open-model schedule it
     could not keep); the result says why. 99 when a threshold failed.
     """
-    from loadgen.report.console import render_summary, render_validity
-    from loadgen.report.live import LiveView, Snapshot
     from loadgen.runner import default_processes
     from loadgen.runner import run as run_scenario
     from loadgen.shard import ShardError
@@ -146,8 +165,14 @@ def run(
         raise _fail(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
         raise _fail(f"--duration: {exc}", EXIT_USAGE) from None
+    if hosts is not None and cluster is None:
+        raise _fail("--hosts needs --cluster", EXIT_USAGE)
     from loadgen.limits import ConnectionLimitError, fit_run
 
+    if cluster is not None:
+        result = _run_on_cluster(scenario, cluster, hosts, processes, backend, quiet)
+        _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+        return
     client_processes, builtin_processes = default_processes(scenario, processes, target_processes)
     try:  # descriptors, ports, memory: spread over processes and sources, or refuse
         fit = fit_run(
@@ -162,18 +187,12 @@ def run(
     for notice in fit.notices:
         errors.print(notice, highlight=False)
     scenario = fit.scenario
-
-    def live_view(read: Callable[[], Snapshot]) -> LiveView:
-        # Plain log lines: every 5 s, or about ten per run for short runs (at least 1 s apart).
-        every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
-        return LiveView(scenario.name, read, console, line_interval_s=every_s)
-
     try:
         result = run_scenario(
             scenario,
             backend=backend,
             notice=lambda m: errors.print(m),
-            live=None if quiet else live_view,
+            live=None if quiet else _live_view(scenario),
             processes=fit.processes,
             target_processes=fit.target_processes,
         )
@@ -181,7 +200,63 @@ def run(
         raise _fail(str(exc), EXIT_USAGE) from None
     except (TargetError, ShardError) as exc:
         raise _fail(str(exc), EXIT_RUNTIME_FAILURE) from None
-    path = result.write(json_path or _default_result_path(scenario.name))
+    _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+
+
+def _live_view(scenario: Scenario) -> Callable[[Callable[[], Snapshot]], LiveView]:
+    from loadgen.report.live import LiveView
+
+    def live_view(read: Callable[[], Snapshot]) -> LiveView:
+        # Plain log lines: every 5 s, or about ten per run for short runs (at least 1 s apart).
+        every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
+        return LiveView(scenario.name, read, console, line_interval_s=every_s)
+
+    return live_view
+
+
+def _run_on_cluster(
+    scenario: Scenario,
+    address: str,
+    hosts: int | None,
+    processes: int | None,
+    backend: str,
+    quiet: bool,
+) -> RunResult:
+    """``run --cluster``: the distributed path (``loadgen.distributed.coordinator``)."""
+    from loadgen.distributed.coordinator import ClusterError, run_cluster
+    from loadgen.engine.base import FeatureUnavailable
+    from loadgen.shard import ShardError
+    from loadgen.targets.process import TargetError
+
+    try:
+        return run_cluster(
+            scenario,
+            address,
+            hosts=hosts,
+            processes=processes,
+            backend=backend,
+            notice=lambda m: errors.print(m, highlight=False),
+            live=None if quiet else _live_view(scenario),
+        )
+    except (ClusterError, FeatureUnavailable) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    except (TargetError, ShardError) as exc:
+        raise _fail(str(exc), EXIT_RUNTIME_FAILURE) from None
+
+
+def _finish_run(
+    result: RunResult,
+    json_path: Path | None,
+    html_path: Path | None,
+    hdr_log_path: Path | None,
+    quiet: bool,
+    allow_saturated: bool,
+) -> None:
+    """Write a run's result and outputs, show it, and exit with the run's code."""
+    from loadgen.report.console import render_summary, render_validity
+
+    scenario_name = str(result.scenario.get("name", "run"))
+    path = result.write(json_path or _default_result_path(scenario_name))
     if not quiet:
         render_summary(result, console)
     elif result.invalid:  # even a quiet CI log must say why the exit code is 3

@@ -16,6 +16,10 @@ would duplicate; and the only start method Windows has), then:
 3. **Merge.** Each shard's RunResult comes back over the same queue and ``merge`` adds them
    exactly (histograms add; intervals align by number).
 
+The start instant is decided by a ``StartGate``: on one host, "now plus a margin" as soon
+as every shard is ready (``LocalGate``); in a distributed run, the cluster's coordinator
+decides it for every host at once (``loadgen.distributed.host``).
+
 Failures: a shard that raises or dies (killed, crashed) is named in ``stop_reason``
 (``failed: shard 1 (pid 4242) died: killed by SIGKILL``) and the others are asked to stop;
 the result merges what every shard gave, the dead one's intervals included (it sent them in
@@ -36,7 +40,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from loadgen.merge import merge_results, result_from_intervals
 from loadgen.report.live import TickBoard
@@ -62,6 +66,36 @@ RESULT_GRACE_S = 30.0
 RESULT_GRACE_PER_CONNECTION_S = 4e-3
 #: How often the coordinator looks at its shards' health between messages.
 POLL_S = 0.2
+
+
+class StartGate(Protocol):
+    """Decides when this host's shards start, once all of them are ready."""
+
+    def everyone_ready(self, margin_ns: int) -> None:
+        """Every shard is ready; each needs ``margin_ns`` from the start being known to
+        the start itself (building clients). Called once."""
+
+    def start_ns(self) -> int | None:
+        """The start instant (CLOCK_MONOTONIC ns), or None while it is not decided yet."""
+
+    def stop_requested(self) -> bool:
+        """True when whoever decides the start wants the run stopped (now or later)."""
+
+
+class LocalGate:
+    """One host alone: start ``margin_ns`` after everyone is ready."""
+
+    def __init__(self) -> None:
+        self._start_ns: int | None = None
+
+    def everyone_ready(self, margin_ns: int) -> None:
+        self._start_ns = time.monotonic_ns() + margin_ns
+
+    def start_ns(self) -> int | None:
+        return self._start_ns
+
+    def stop_requested(self) -> bool:
+        return False
 
 
 def shard_specs(
@@ -136,9 +170,13 @@ def _sigint_stops(channel: ProcessChannel) -> Iterator[list[str]]:
 class _Coordinator:
     """The state of one multi-process run, driven by ``run``."""
 
-    def __init__(self, specs: Sequence[ShardSpec], board: TickBoard) -> None:
+    def __init__(
+        self, specs: Sequence[ShardSpec], board: TickBoard, gate: StartGate | None = None
+    ) -> None:
         self.specs = specs
         self.board = board
+        self.gate = gate or LocalGate()
+        self.reported_ready = False
         context = multiprocessing.get_context("spawn")
         self.channel = ProcessChannel(context)
         self.processes: list[BaseProcess] = [
@@ -193,13 +231,19 @@ class _Coordinator:
 
     def _start_when_ready(self, began: float, connections: int) -> bool:
         """Publish the start instant once every shard is ready; True when published."""
-        if len(self.ready) == len(self.specs):
-            margin = START_MARGIN_S + START_MARGIN_PER_CONNECTION_S * connections
-            self.channel.start(time.monotonic_ns() + int(margin * 1e9))
-            self.started = True
-        elif self.failures or self.channel.stopping.is_set():
+        if self.failures or self.channel.stopping.is_set() or self.gate.stop_requested():
+            self.channel.stop()
             self.channel.start(time.monotonic_ns())  # release the ready ones: they stop at once
             self.started = True
+        elif len(self.ready) == len(self.specs):
+            if not self.reported_ready:
+                margin = START_MARGIN_S + START_MARGIN_PER_CONNECTION_S * connections
+                self.gate.everyone_ready(int(margin * 1e9))
+                self.reported_ready = True
+            start_ns = self.gate.start_ns()
+            if start_ns is not None:
+                self.channel.start(start_ns)
+                self.started = True
         elif time.monotonic() - began > READY_TIMEOUT_S:
             for shard in range(len(self.specs)):
                 if shard not in self.ready:
@@ -228,6 +272,8 @@ class _Coordinator:
                     if not self.started and self._start_when_ready(began, connections):
                         deadline = time.monotonic() + duration_s + grace_s
                     self._check_health()
+                    if self.started and self.gate.stop_requested():
+                        self.channel.stop()
                     if deadline is not None and time.monotonic() > deadline:
                         for shard in range(len(self.specs)):
                             if shard not in self.results and shard not in self.failures:
@@ -260,16 +306,27 @@ class ShardOutcome:
     interrupted: list[str]  # the coordinator's own stop reason ("interrupted (SIGINT)")
 
 
-def run_shards(specs: Sequence[ShardSpec], board: TickBoard, duration_s: float) -> ShardOutcome:
-    """Run ``specs`` in one spawned process each, from one start instant; no merging."""
-    coordinator = _Coordinator(specs, board)
+def run_shards(
+    specs: Sequence[ShardSpec],
+    board: TickBoard,
+    duration_s: float,
+    gate: StartGate | None = None,
+) -> ShardOutcome:
+    """Run ``specs`` in one spawned process each, from one start instant (decided by
+    ``gate``: by default as soon as all are ready); no merging."""
+    coordinator = _Coordinator(specs, board, gate)
     interrupted = coordinator.run(duration_s)
     return ShardOutcome(dict(coordinator.results), dict(coordinator.failures), interrupted)
 
 
-def run_processes(specs: Sequence[ShardSpec], scenario: Scenario, board: TickBoard) -> RunResult:
+def run_processes(
+    specs: Sequence[ShardSpec],
+    scenario: Scenario,
+    board: TickBoard,
+    gate: StartGate | None = None,
+) -> RunResult:
     """Run ``specs`` in one spawned process each and merge their results (see above)."""
-    outcome = run_shards(specs, board, scenario.plan.duration)
+    outcome = run_shards(specs, board, scenario.plan.duration, gate)
     failures = [outcome.failures[s] for s in sorted(outcome.failures)]
     parts = [outcome.results[s] for s in sorted(outcome.results)]
     if not parts:

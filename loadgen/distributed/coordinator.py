@@ -1,0 +1,481 @@
+"""A run over a Dask cluster: one host shard per worker with the ``loadgen`` resource, one
+shared start, live ticks, one exact merge (``loadgen run SCENARIO --cluster ADDRESS``).
+
+Before any traffic (each refusal a ``ClusterError`` that says what to do):
+
+* the scheduler must answer; the workers that offer the ``loadgen`` resource are the hosts
+  (``dask worker ... --resources loadgen=1``), and there must be as many as ``--hosts`` asks;
+* every chosen worker must run this loadgen version (the versions are listed otherwise);
+* a ``builtin:`` target is started here on loopback, so every chosen worker must be on this
+  host (otherwise: serve it with ``loadgen serve`` on an address the hosts reach).
+
+Then the load is split: each host runs ``processes`` client processes (``--processes``, or
+one per core of that host), every process is one shard of the whole run, and the shards get
+equal shares, so a host's share (its ``weight``) is its processes over all. Each host's task
+(``bridge.run_host``) starts its process tree, whose shards open their connections and
+report ready; when every host is ready the coordinator names the start instant on the
+scheduler's clock (now plus the largest margin a host asked for plus ``START_SLACK_S``) and
+each host converts it with its own measured clock offset. Ticks arrive keyed by interval
+number since that start and feed the live view; at the end the hosts' results merge exactly
+(``merge.merge_results``) and thresholds are judged on the merged result.
+
+Faults: a worker that leaves the cluster (died, killed) or a host task that fails makes the
+run partial and is named (host, worker address, hostname, why); the others are stopped, and
+what the lost host had reported in its ticks is merged with the rest. Ctrl-C stops every
+host and the partial result is still returned.
+
+Security: the scheduler runs whatever pickled code its clients send; run it on a private
+network or with TLS (README, "Distributed runs").
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from types import FrameType
+from typing import Any
+
+from loadgen import __version__
+from loadgen.distributed.bridge import (
+    DistributedMissing,
+    HostOutcome,
+    RunNames,
+    identity,
+    import_distributed,
+    run_host,
+)
+from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
+from loadgen.distributed.host import HostJob
+from loadgen.merge import merge_results, result_from_intervals
+from loadgen.report.live import Snapshot, TickBoard
+from loadgen.result import Cluster, ClusterHost, RunResult
+from loadgen.scenario import Scenario
+from loadgen.shard import ShardError
+from loadgen.split import arrival_phase, split_scenario
+
+Notice = Callable[[str], None]
+LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
+
+#: The resource a worker offers to be a load host (``dask worker --resources loadgen=1``).
+RESOURCE = "loadgen"
+#: How long to wait for the scheduler to answer.
+CONNECT_TIMEOUT_S = 10.0
+#: How long hosts may take from the submission to ready (a fresh host process, its shard
+#: processes and their connections).
+READY_TIMEOUT_S = 120.0
+#: Added to the largest margin a host asked for: time for the start instant to reach every
+#: host (the bridges look for it every 0.2 s) and go down its pipes.
+START_SLACK_S = 0.5
+#: After the run's end, how long hosts may take to hand back their results (closing
+#: sockets: see ``workers.RESULT_GRACE_PER_CONNECTION_S``), plus a floor.
+RESULT_GRACE_S = 60.0
+RESULT_GRACE_PER_CONNECTION_S = 4e-3
+#: How often the coordinator reads the queue and looks at the workers.
+POLL_S = 0.1
+HEALTH_EVERY_S = 1.0
+
+
+class ClusterError(RuntimeError):
+    """A distributed run that cannot start (no scheduler, too few hosts, versions)."""
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """A worker that will be a host of the run."""
+
+    worker: str
+    hostname: str
+    loadgen_version: str
+    cpu_count: int
+
+
+def _import_distributed() -> Any:
+    try:
+        return import_distributed()
+    except DistributedMissing as exc:
+        raise ClusterError(str(exc)) from None
+
+
+def connect(address: str) -> Any:
+    """A Dask client of the scheduler at ``address``."""
+    distributed = _import_distributed()
+    try:
+        return distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def worker_addresses(client: Any) -> set[str]:
+    """The addresses of the workers the scheduler has now."""
+    return set(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def choose_hosts(client: Any, address: str, hosts: int | None) -> list[HostInfo]:
+    """The workers with the ``loadgen`` resource to run on, checked (see module docstring)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    offering = sorted(
+        worker
+        for worker, info in workers.items()
+        if (info.get("resources") or {}).get(RESOURCE, 0) >= 1
+    )
+    wanted = len(offering) if hosts is None else hosts
+    if not offering or len(offering) < wanted:
+        raise ClusterError(
+            f"the cluster at {address} has {len(offering)} worker(s) with the '{RESOURCE}' "
+            f"resource ({len(workers)} in all), {wanted or 1} needed: start "
+            f"`dask worker {address} --nworkers 1 --nthreads 1 --resources {RESOURCE}=1` "
+            "on each load host"
+        )
+    chosen = offering[:wanted]
+    identities = client.run(identity, workers=chosen)
+    versions = {worker: identities[worker]["loadgen_version"] for worker in chosen}
+    if any(version != __version__ for version in versions.values()):
+        listed = "; ".join(
+            f"{worker} ({identities[worker]['hostname']}): loadgen {version}"
+            for worker, version in versions.items()
+        )
+        raise ClusterError(
+            f"loadgen versions differ: this coordinator has {__version__}, the workers have "
+            f"{listed}; install one version everywhere"
+        )
+    return [
+        HostInfo(
+            worker=worker,
+            hostname=str(identities[worker]["hostname"]),
+            loadgen_version=str(versions[worker]),
+            cpu_count=int(identities[worker]["cpu_count"]),
+        )
+        for worker in chosen
+    ]
+
+
+def plan_jobs(
+    scenario: Scenario,
+    hosts: Sequence[HostInfo],
+    processes: int | None,
+    backend: str,
+    addresses: Sequence[tuple[str, int]],
+    seed: int | None,
+) -> list[HostJob]:
+    """Every host's job: its processes' shards of the whole run, equal shares each."""
+    from loadgen.shard import ShardSpec
+
+    counts = [processes or host.cpu_count for host in hosts]
+    total = sum(counts)
+    if total > scenario.plan.connections:
+        raise ClusterError(
+            f"{total} client processes over {len(hosts)} hosts but the scenario has "
+            f"{scenario.plan.connections} connections: give --processes fewer (or --hosts)"
+        )
+    weights = [1.0] * total
+    slices = split_scenario(scenario, weights) if total > 1 else [scenario]
+    jobs: list[HostJob] = []
+    first = 0
+    for index, count in enumerate(counts):
+        specs = tuple(
+            ShardSpec(
+                scenario=slices[number],
+                index=number,
+                count=total,
+                backend=backend,
+                addresses=tuple(addresses),
+                seed=None if seed is None else seed + number,
+                arrival_phase=arrival_phase(weights, number),
+                connect_before_start=True,
+            )
+            for number in range(first, first + count)
+        )
+        jobs.append(HostJob(index=index, scenario=scenario, specs=specs, backend=backend))
+        first += count
+    return jobs
+
+
+@contextmanager
+def _sigint_stops(reasons: list[str], stop: Callable[[], None]) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not reasons:
+            reasons.append(f"interrupted ({signal.Signals(signum).name})")
+        stop()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _ClusterRun:
+    """The state of one distributed run, driven by ``drive``."""
+
+    def __init__(
+        self,
+        client: Any,
+        hosts: Sequence[HostInfo],
+        jobs: Sequence[HostJob],
+        board: TickBoard,
+        notice: Notice | None,
+    ) -> None:
+        distributed = _import_distributed()
+        self.client = client
+        self.hosts = hosts
+        self.jobs = jobs
+        self.board = board
+        self.notice = notice
+        self.names = RunNames(uuid.uuid4().hex[:12])
+        self.up = distributed.Queue(self.names.up, client=client)
+        self.start_variable = distributed.Variable(self.names.start, client=client)
+        self.stop_event = distributed.Event(self.names.stop, client=client)
+        self.ready: dict[int, tuple[ClockOffset, float]] = {}  # host -> (offset, margin_s)
+        self.outcomes: dict[int, HostOutcome] = {}
+        self.lost: dict[int, str] = {}
+        self.interrupted: list[str] = []
+        self.started = False
+        self.futures: list[Any] = []
+        self.own_offset = measure_offset(lambda: float(client.run_on_scheduler(time.time)))
+
+    def describe(self, host: int) -> str:
+        info = self.hosts[host]
+        return f"host {host} ({info.hostname}, worker {info.worker})"
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _lose(self, host: int, why: str) -> None:
+        if host in self.lost or host in self.outcomes:
+            return
+        self.lost[host] = why
+        for spec in self.jobs[host].specs:
+            self.board.retire(spec.index)
+        self.stop()
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind, host = message[0], message[1]
+        if kind == "tick":
+            self.board.add(message[2])
+        elif kind == "ready":
+            self.ready[host] = (ClockOffset(message[2], message[3]), message[4])
+
+    def _drain(self) -> None:
+        for data in self.up.get(batch=True):
+            self._handle(pickle.loads(data))
+
+    def _collect(self) -> None:
+        for host, future in enumerate(self.futures):
+            if host in self.outcomes or host in self.lost or not future.done():
+                continue
+            if future.status == "finished":
+                self.outcomes[host] = future.result()
+                for spec in self.jobs[host].specs:
+                    self.board.retire(spec.index)
+            else:
+                error = future.exception()
+                self._lose(host, f"failed: {type(error).__name__}: {error}")
+
+    def _check_workers(self) -> None:
+        present = worker_addresses(self.client)
+        for host, info in enumerate(self.hosts):
+            if info.worker not in present:
+                self._lose(host, "its worker left the cluster (died or was killed)")
+
+    def _start(self) -> None:
+        margin_s = max(margin for _offset, margin in self.ready.values())
+        scheduler_now = time.time() - self.own_offset.offset_s
+        self.start_variable.set(scheduler_now + margin_s + START_SLACK_S)
+        self.started = True
+
+    def drive(self, duration_s: float) -> None:
+        for job, info in zip(self.jobs, self.hosts, strict=True):
+            self.futures.append(
+                self.client.submit(
+                    run_host,
+                    job,
+                    self.names.run_id,
+                    key=f"loadgen-host-{job.index}-{self.names.run_id}",
+                    workers=[info.worker],
+                    allow_other_workers=False,
+                    resources={RESOURCE: 1},
+                    pure=False,
+                    retries=0,
+                )
+            )
+        began = time.monotonic()
+        deadline: float | None = None
+        next_health = began
+        connections = max(job.scenario.plan.connections for job in self.jobs)
+        grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
+        with _sigint_stops(self.interrupted, self.stop):
+            while len(self.outcomes) + len(self.lost) < len(self.jobs):
+                self._drain()
+                self._collect()
+                now = time.monotonic()
+                if now >= next_health:
+                    self._check_workers()
+                    next_health = now + HEALTH_EVERY_S
+                if not self.started:
+                    if len(self.ready) == len(self.jobs) and not self.lost:
+                        self._start()
+                        deadline = now + duration_s + grace_s
+                    elif now - began > READY_TIMEOUT_S:
+                        for host in range(len(self.jobs)):
+                            if host not in self.ready:
+                                self._lose(host, f"not ready within {READY_TIMEOUT_S:.0f} s")
+                        break
+                if deadline is not None and now > deadline:
+                    for host in range(len(self.jobs)):
+                        self._lose(host, f"gave no result within {grace_s:.0f} s of the end")
+                    break
+                time.sleep(POLL_S)
+            self._drain()
+
+    def close(self) -> None:
+        self.stop()
+        pending = [f for f in self.futures if not f.done()]
+        if pending:
+            self.client.cancel(pending, force=True)
+        self.start_variable.delete()
+
+
+def run_cluster(
+    scenario: Scenario,
+    address: str,
+    *,
+    hosts: int | None = None,
+    processes: int | None = None,
+    backend: str = "auto",
+    notice: Notice | None = None,
+    live: LiveFactory | None = None,
+    seed: int | None = None,
+) -> RunResult:
+    """Run ``scenario`` on the Dask cluster at ``address`` and return the merged result."""
+    from loadgen.runner import phase_label
+    from loadgen.targets.process import builtin_target
+
+    with ExitStack() as stack:
+        client = connect(address)
+        stack.callback(client.close)
+        chosen = choose_hosts(client, address, hosts)
+        builtin = scenario.builtin_target
+        if builtin is not None:
+            here = socket.gethostname()
+            elsewhere = [host for host in chosen if host.hostname != here]
+            if elsewhere:
+                raise ClusterError(
+                    f"builtin:{builtin} listens on this host's loopback, which "
+                    f"{', '.join(h.hostname for h in elsewhere)} cannot reach: serve it with "
+                    f"`loadgen serve {builtin} --host 0.0.0.0 --port PORT` and target it by "
+                    "address"
+                )
+            addresses = [stack.enter_context(builtin_target(builtin, backend=backend))]
+        else:
+            addresses = scenario.target_addresses()
+        jobs = plan_jobs(scenario, chosen, processes, backend, addresses, seed)
+        shards = sum(len(job.specs) for job in jobs)
+        board = TickBoard(
+            shards, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
+        )
+        run = _ClusterRun(client, chosen, jobs, board, notice)
+        stack.callback(run.close)
+        with live(board.snapshot) if live else nullcontext():
+            run.drive(scenario.plan.duration)
+        return _merge(run, scenario, address)
+    raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
+
+
+def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
+    """The hosts' results (and what lost hosts had ticked) as one result, with ``cluster``."""
+    parts: list[RunResult] = []
+    labels: list[str] = []
+    machines: list[str] = []
+    count = len(run.jobs)
+    like = next(iter(run.outcomes.values())).result if run.outcomes else None
+    for host, job in enumerate(run.jobs):
+        info = run.hosts[host]
+        if host in run.outcomes:
+            parts.append(run.outcomes[host].result)
+            labels.append(f"host {host + 1} of {count} ({info.hostname})")
+            machines.append(info.hostname)
+            continue
+        if like is None:
+            continue
+        for spec in job.specs:
+            intervals = run.board.intervals[spec.index]
+            if intervals:
+                parts.append(result_from_intervals(intervals, like, run.lost[host]))
+                labels.append(f"host {host + 1} of {count} ({info.hostname}), lost")
+                machines.append(info.hostname)
+    lost = [f"{run.describe(h)} lost: {why}" for h, why in sorted(run.lost.items())]
+    if not parts:
+        raise ShardError(
+            "no host produced a result: " + "; ".join(lost or run.interrupted or ["no hosts"])
+        )
+    if run.interrupted:
+        stop_reason: str | None = run.interrupted[0]
+    elif lost:
+        stop_reason = "failed: " + "; ".join(lost)
+    else:
+        stop_reason = None
+    processes = sum(len(job.specs) for job in run.jobs)
+    result = merge_results(
+        parts,
+        scenario,
+        stop_reason=stop_reason,
+        processes=processes,
+        labels=labels,
+        machines=machines,
+    )
+    cluster = _cluster(run, address, processes)
+    for warning in cluster.warnings:
+        if run.notice is not None:
+            run.notice(f"warning: {warning}")
+    return replace(result, scenario=scenario.to_dict(), cluster=cluster)
+
+
+def _cluster(run: _ClusterRun, address: str, processes: int) -> Cluster:
+    hosts: list[ClusterHost] = []
+    warnings: list[str] = []
+    for host, job in enumerate(run.jobs):
+        info = run.hosts[host]
+        outcome = run.outcomes.get(host)
+        offset = outcome.offset if outcome is not None else run.ready.get(host, (None, 0))[0]
+        late = outcome.result.generator.start_late_ms if outcome is not None else None
+        if offset is not None and abs(offset.offset_s) > WARN_OFFSET_S:
+            warnings.append(
+                f"{run.describe(host)}: its clock is {offset.offset_s * 1e3:+.1f} ms off the "
+                "scheduler's (corrected for the start; its timestamps differ by as much)"
+            )
+        if offset is not None and offset.uncertainty_s > WARN_OFFSET_S:
+            warnings.append(
+                f"{run.describe(host)}: its clock offset is only known to "
+                f"±{offset.uncertainty_s * 1e3:.1f} ms (slow round trips to the scheduler): "
+                "its start may be off by as much"
+            )
+        hosts.append(
+            ClusterHost(
+                index=host,
+                worker=info.worker,
+                hostname=info.hostname,
+                processes=len(job.specs),
+                weight=round(len(job.specs) / processes, 6),
+                loadgen_version=info.loadgen_version,
+                clock_offset_ms=None if offset is None else round(offset.offset_s * 1e3, 3),
+                offset_uncertainty_ms=(
+                    None if offset is None else round(offset.uncertainty_s * 1e3, 3)
+                ),
+                start_late_ms=late,
+                lost=run.lost.get(host),
+            )
+        )
+    lateness = [host.start_late_ms for host in hosts if host.start_late_ms is not None]
+    skew = round(max(lateness) - min(lateness), 3) if lateness else None
+    return Cluster(scheduler=address, hosts=hosts, start_skew_ms=skew, warnings=warnings)

@@ -160,6 +160,10 @@ class ClusterHost:
     #: How late the host's latest process began after the shared start instant, ms.
     start_late_ms: float | None
     lost: str | None = None  # why the host gave no result (None: it did)
+    #: What the host measured: from its result, or for a lost host from the intervals it
+    #: reported before it was lost.
+    requests: int | None = None
+    errors: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -31,6 +30,7 @@ from loadgen.stats.histogram import HdrHistogram
 from loadgen.targets.process import builtin_target
 from loadgen.targets.scaled import reuse_port_supported
 from loadgen.workers import run_shards, shard_specs
+from tests.hdr_values import values_of
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
 needs_reuse_port = pytest.mark.skipif(
@@ -40,16 +40,6 @@ needs_reuse_port = pytest.mark.skipif(
 
 def _scenario(text: str) -> Scenario:
     return parse_scenario("name: p\ntarget: builtin:echo\n" + text)
-
-
-def _values_of(histogram: HdrHistogram) -> np.ndarray:
-    """Every value a histogram holds, each at its bucket's lowest equivalent value, with the
-    exact min and max in place of the first and last (they lie in those buckets)."""
-    nonzero = np.flatnonzero(histogram.counts)
-    low, _ = histogram._index_edges(nonzero.astype(np.int64))
-    values = np.repeat(low, histogram.counts[nonzero])
-    values[0], values[-1] = histogram.min, histogram.max
-    return values
 
 
 def test_two_processes_merge_exactly() -> None:
@@ -71,7 +61,7 @@ def test_two_processes_merge_exactly() -> None:
     # One histogram fed every shard's values has exactly the merged percentiles.
     fed = HdrHistogram()
     for shard in shards:
-        fed.record_many(_values_of(shard.histogram("latency")))
+        fed.record_many(values_of(shard.histogram("latency")))
     assert fed == merged.histogram("latency")
     assert LatencySummary.from_histogram(fed) == summary.latency_us
 

@@ -53,7 +53,7 @@ from loadgen.distributed.bridge import (
 )
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
-from loadgen.merge import merge_results, result_from_intervals
+from loadgen.merge import add_counts, merge_results, result_from_intervals
 from loadgen.report.live import Snapshot, TickBoard
 from loadgen.result import Cluster, ClusterHost, RunResult
 from loadgen.scenario import Scenario
@@ -346,6 +346,14 @@ class _ClusterRun:
         self.start_variable.delete()
 
 
+@dataclass(frozen=True)
+class ClusterOutcome:
+    """A distributed run's merged result and each host's own (hosts that gave one)."""
+
+    result: RunResult
+    host_results: dict[int, RunResult]
+
+
 def run_cluster(
     scenario: Scenario,
     address: str,
@@ -358,6 +366,30 @@ def run_cluster(
     seed: int | None = None,
 ) -> RunResult:
     """Run ``scenario`` on the Dask cluster at ``address`` and return the merged result."""
+    return run_cluster_hosts(
+        scenario,
+        address,
+        hosts=hosts,
+        processes=processes,
+        backend=backend,
+        notice=notice,
+        live=live,
+        seed=seed,
+    ).result
+
+
+def run_cluster_hosts(
+    scenario: Scenario,
+    address: str,
+    *,
+    hosts: int | None = None,
+    processes: int | None = None,
+    backend: str = "auto",
+    notice: Notice | None = None,
+    live: LiveFactory | None = None,
+    seed: int | None = None,
+) -> ClusterOutcome:
+    """``run_cluster``, with every host's own result beside the merged one."""
     from loadgen.runner import phase_label
     from loadgen.targets.process import builtin_target
 
@@ -388,7 +420,8 @@ def run_cluster(
         stack.callback(run.close)
         with live(board.snapshot) if live else nullcontext():
             run.drive(scenario.plan.duration)
-        return _merge(run, scenario, address)
+        hosts_results = {host: outcome.result for host, outcome in run.outcomes.items()}
+        return ClusterOutcome(_merge(run, scenario, address), hosts_results)
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
 
 
@@ -449,6 +482,12 @@ def _cluster(run: _ClusterRun, address: str, processes: int) -> Cluster:
         outcome = run.outcomes.get(host)
         offset = outcome.offset if outcome is not None else run.ready.get(host, (None, 0))[0]
         late = outcome.result.generator.start_late_ms if outcome is not None else None
+        if outcome is not None:
+            requests, errors = outcome.result.summary.requests, outcome.result.summary.errors
+        else:  # what it reported before it was lost
+            ticked = [i for spec in job.specs for i in run.board.intervals[spec.index]]
+            requests = sum(i.requests for i in ticked)
+            errors = add_counts([i.errors for i in ticked])
         if offset is not None and abs(offset.offset_s) > WARN_OFFSET_S:
             warnings.append(
                 f"{run.describe(host)}: its clock is {offset.offset_s * 1e3:+.1f} ms off the "
@@ -474,6 +513,8 @@ def _cluster(run: _ClusterRun, address: str, processes: int) -> Cluster:
                 ),
                 start_late_ms=late,
                 lost=run.lost.get(host),
+                requests=requests,
+                errors=errors,
             )
         )
     lateness = [host.start_late_ms for host in hosts if host.start_late_ms is not None]

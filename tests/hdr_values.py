@@ -1,0 +1,17 @@
+"""The values an HdrHistogram holds, for tests that feed one histogram every value."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from loadgen.stats.histogram import HdrHistogram
+
+
+def values_of(histogram: HdrHistogram) -> np.ndarray:
+    """Every value a histogram holds, each at its bucket's lowest equivalent value, with the
+    exact min and max in place of the first and last (they lie in those buckets)."""
+    nonzero = np.flatnonzero(histogram.counts)
+    low, _ = histogram._index_edges(nonzero.astype(np.int64))
+    values = np.repeat(low, histogram.counts[nonzero])
+    values[0], values[-1] = histogram.min, histogram.max
+    return values

@@ -1,0 +1,236 @@
+"""Distributed runs on a real Dask LocalCluster of worker processes (each offering the
+``loadgen`` resource), against the built-in echo target.
+
+Every run here is the real path: the coordinator submits one task per worker, each task
+starts a host process, which spawns its shard processes; so a run costs a few seconds of
+interpreter start-ups besides its own duration. Few tests, each checking several things.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from loadgen.cli import app
+from loadgen.report.live import Snapshot
+from loadgen.result import LatencySummary, RunResult
+from loadgen.scenario import Scenario, parse_scenario
+from loadgen.stats.histogram import HdrHistogram
+from tests.hdr_values import values_of
+
+distributed = pytest.importorskip(
+    "distributed", reason="the 'distributed' extra is not installed (the test extra has it)"
+)
+from loadgen.distributed.coordinator import (  # noqa: E402 (after the importorskip)
+    ClusterError,
+    run_cluster,
+    run_cluster_hosts,
+)
+
+WORKERS = 3
+
+
+def _scenario(text: str) -> Scenario:
+    return parse_scenario("name: dist\ntarget: builtin:echo\n" + text)
+
+
+@contextmanager
+def _cluster(workers: int, resource: int = 1) -> Iterator[tuple[Any, Any]]:
+    cluster = distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        resources={"loadgen": resource} if resource else None,
+        dashboard_address=None,
+        worker_dashboard_address=None,  # (a restarted worker would look for a port)
+        silence_logs=40,  # logging.ERROR: a killed worker is expected in one test
+    )
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield cluster, client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[Any, Any]]:
+    with _cluster(WORKERS) as pair:
+        yield pair
+
+
+def test_three_hosts_merge_exactly(cluster: tuple[Any, Any]) -> None:
+    local, _client = cluster
+    scenario = _scenario(
+        "message_size: 128B\n"
+        "load: {model: closed, connections: 30, think_time: 2ms, phases: [{duration: 3s}]}\n"
+        "thresholds:\n  - p99 < 10s\n  - requests > 100\n"
+    )
+    outcome = run_cluster_hosts(scenario, local.scheduler_address, processes=1)
+    result, hosts = outcome.result, outcome.host_results
+    summary = result.summary
+    assert result.stop_reason == "completed" and not result.partial
+    assert sorted(hosts) == [0, 1, 2]
+    assert all(host.summary.requests > 0 for host in hosts.values())
+    assert summary.errors == {}
+    # The merged request count is the sum of the hosts', so is every interval's.
+    assert summary.requests == sum(host.summary.requests for host in hosts.values())
+    assert summary.requests == sum(i.requests for i in result.intervals)
+    assert summary.connections == 30 and summary.connects == 30
+    # Percentiles of the merge are those of one histogram fed every host's values.
+    fed = HdrHistogram()
+    for host in hosts.values():
+        fed.record_many(values_of(host.histogram("latency")))
+    assert fed == result.histogram("latency")
+    assert LatencySummary.from_histogram(fed) == summary.latency_us
+    # Thresholds were judged on the merged result.
+    verdicts = {verdict.metric: verdict for verdict in result.thresholds}
+    assert verdicts["p99"].passed and verdicts["requests"].passed
+    assert verdicts["requests"].value == summary.requests
+    # The cluster: every host, its share, offset and lateness; the start skew, small.
+    assert result.cluster is not None
+    assert result.cluster.scheduler == local.scheduler_address
+    assert [host.index for host in result.cluster.hosts] == [0, 1, 2]
+    assert [host.requests for host in result.cluster.hosts] == [
+        hosts[n].summary.requests for n in range(3)
+    ]
+    for host in result.cluster.hosts:
+        assert host.lost is None and host.processes == 1
+        assert host.weight == pytest.approx(1 / 3, abs=1e-5)
+        assert host.clock_offset_ms is not None and host.offset_uncertainty_ms is not None
+        # One machine, one clock: the estimate is within its own error bound (+1 ms slack).
+        assert abs(host.clock_offset_ms) <= host.offset_uncertainty_ms + 1.0
+        assert host.start_late_ms is not None and host.start_late_ms >= 0
+    assert result.cluster.start_skew_ms is not None
+    assert 0 <= result.cluster.start_skew_ms < 250  # generous: a loaded 2-core machine
+    assert result.environment.processes == 3
+    assert result.generator.start_late_ms == max(h.start_late_ms or 0 for h in result.cluster.hosts)
+    # The JSON keeps it all.
+    again = RunResult.from_dict(json.loads(result.to_json()))
+    assert again.cluster == result.cluster
+
+
+def test_cli_run_on_a_cluster_writes_the_merged_result(
+    cluster: tuple[Any, Any], tmp_path: Path
+) -> None:
+    local, _client = cluster
+    out = tmp_path / "run.json"
+    outcome = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"),
+            "--cluster",
+            local.scheduler_address,
+            "--hosts",
+            "2",
+            "--processes",
+            "1",
+            "--duration",
+            "2s",
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    data = json.loads(out.read_text())
+    assert data["schema_version"] == 3
+    assert [host["processes"] for host in data["cluster"]["hosts"]] == [1, 1]
+    assert data["summary"]["requests"] == sum(h["requests"] for h in data["cluster"]["hosts"])
+
+
+def test_too_few_loadgen_workers_is_refused_before_traffic(cluster: tuple[Any, Any]) -> None:
+    local, _client = cluster
+    scenario = _scenario("connections: 10\nduration: 1s\n")
+    with pytest.raises(ClusterError) as raised:
+        run_cluster(scenario, local.scheduler_address, hosts=WORKERS + 1, processes=1)
+    message = str(raised.value)
+    assert f"has {WORKERS} worker(s) with the 'loadgen' resource" in message
+    assert "--resources loadgen=1" in message
+
+
+def test_mismatched_versions_are_refused_with_the_versions_listed(
+    cluster: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local, client = cluster
+    # This coordinator claims another version; the workers report their real one.
+    monkeypatch.setattr("loadgen.distributed.coordinator.__version__", "0.0.0-other")
+    with pytest.raises(ClusterError) as raised:
+        run_cluster(_scenario("connections: 10\nduration: 1s\n"), local.scheduler_address)
+    message = str(raised.value)
+    assert "this coordinator has 0.0.0-other" in message
+    from loadgen import __version__
+
+    for worker in client.scheduler_info(n_workers=-1)["workers"]:
+        assert f"{worker} (" in message
+    assert f"loadgen {__version__}" in message
+
+
+def test_an_unreachable_scheduler_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(
+        ClusterError, match=f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"
+    ):
+        run_cluster(_scenario("connections: 10\nduration: 1s\n"), f"tcp://127.0.0.1:{port}")
+
+
+def _kill_when_running(pid: int, after_s: float) -> Callable[[Callable[[], Snapshot]], Any]:
+    """A live-view hook that SIGKILLs ``pid`` once the run is ``after_s`` in."""
+
+    @contextmanager
+    def watch(read: Callable[[], Snapshot]) -> Iterator[None]:
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(0.05):
+                snapshot = read()
+                if snapshot.elapsed_s >= after_s and snapshot.requests > 0:
+                    os.kill(pid, signal.SIGKILL)
+                    return
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    return watch
+
+
+def test_a_killed_worker_gives_a_partial_result_naming_it() -> None:
+    with _cluster(WORKERS) as (local, client):
+        victim = sorted(client.scheduler_info(n_workers=-1)["workers"])[1]  # host 1
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        scenario = _scenario(
+            "load: {model: closed, connections: 30, think_time: 2ms, phases: [{duration: 6s}]}\n"
+        )
+        result = run_cluster(
+            scenario, local.scheduler_address, processes=1, live=_kill_when_running(pid, 2.5)
+        )
+    assert result.partial
+    assert result.stop_reason.startswith("failed: host 1 (")
+    assert victim in result.stop_reason and "left the cluster" in result.stop_reason
+    assert result.cluster is not None
+    lost = result.cluster.lost_hosts
+    assert [host.index for host in lost] == [1] and lost[0].worker == victim
+    assert lost[0].requests is not None and lost[0].requests > 0  # its ticks were kept
+    # What every host measured (the lost one: what it had reported) is in the merge.
+    assert result.summary.requests == sum(h.requests or 0 for h in result.cluster.hosts)
+    survivors = [host for host in result.cluster.hosts if host.lost is None]
+    assert len(survivors) == 2 and all((h.requests or 0) > 0 for h in survivors)

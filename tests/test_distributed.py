@@ -234,3 +234,64 @@ def test_a_killed_worker_gives_a_partial_result_naming_it() -> None:
     assert result.summary.requests == sum(h.requests or 0 for h in result.cluster.hosts)
     survivors = [host for host in result.cluster.hosts if host.lost is None]
     assert len(survivors) == 2 and all((h.requests or 0) > 0 for h in survivors)
+
+
+def test_a_receive_feature_a_host_lacks_is_refused_before_traffic(
+    cluster: tuple[Any, Any],
+) -> None:
+    local, _client = cluster
+    scenario = _scenario("connections: 10\nduration: 1s\nreceive: buffer-ring\n")
+    with pytest.raises(ClusterError) as raised:
+        run_cluster(scenario, local.scheduler_address, backend="epoll", processes=1)
+    message = str(raised.value)
+    assert message.startswith("hosts cannot run this scenario: tcp://")
+    assert message.count("receive: buffer-ring needs the io_uring backend") == WORKERS
+
+
+def _shard_processes(worker_pid: int) -> list[Any]:
+    """The shard processes under a worker: worker -> host process -> spawned shards."""
+    import psutil
+
+    return [
+        child
+        for child in psutil.Process(worker_pid).children(recursive=True)
+        if "spawn_main" in " ".join(child.cmdline())
+    ]
+
+
+def test_a_failed_shard_on_one_host_names_the_host_and_the_shard(
+    cluster: tuple[Any, Any],
+) -> None:
+    local, client = cluster
+    worker = sorted(client.scheduler_info(n_workers=-1)["workers"])[2]  # host 2
+    worker_pid = client.run(os.getpid, workers=[worker])[worker]
+
+    @contextmanager
+    def kill_a_shard(read: Callable[[], Snapshot]) -> Iterator[None]:
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(0.05):
+                if read().elapsed_s >= 1.5:
+                    shards = _shard_processes(worker_pid)
+                    assert len(shards) == 2, shards
+                    shards[0].kill()
+                    return
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    scenario = _scenario(
+        "load: {model: closed, connections: 30, think_time: 2ms, phases: [{duration: 5s}]}\n"
+    )
+    result = run_cluster(scenario, local.scheduler_address, hosts=3, processes=2, live=kill_a_shard)
+    assert result.partial and result.stop_reason.startswith("failed: host 2 (")
+    assert worker in result.stop_reason and "died: killed by SIGKILL" in result.stop_reason
+    assert result.cluster is not None and not result.cluster.lost_hosts
+    assert result.summary.duration_s < 4.5  # the other hosts were stopped too
+    assert result.summary.requests == sum(h.requests or 0 for h in result.cluster.hosts)

@@ -37,6 +37,7 @@ from loadgen.distributed.clock import ClockOffset, measure_offset, remote_to_mon
 from loadgen.distributed.frames import read_frame, write_frame
 from loadgen.distributed.host import HostJob
 from loadgen.result import RunResult
+from loadgen.scenario import Scenario
 
 #: How often the relay looks at the stop event and the start variable.
 POLL_S = 0.2
@@ -106,6 +107,27 @@ def identity() -> dict[str, Any]:
         "cpu_count": os.cpu_count() or 1,
         "os": os_description(),
     }
+
+
+def check_host(scenario: Scenario, backend: str) -> str | None:
+    """Why this host cannot run ``scenario`` on ``backend`` (None: it can). Run on every
+    worker before a run, so that a missing backend or receive feature is refused before
+    any traffic, as on one host."""
+    from loadgen.engine import BackendUnavailable, select_backend
+    from loadgen.engine.base import FeatureUnavailable
+    from loadgen.runner import check_receive_features
+
+    try:
+        engine = select_backend(backend)
+    except BackendUnavailable as exc:
+        return str(exc)
+    try:
+        check_receive_features(scenario, engine)
+    except FeatureUnavailable as exc:
+        return str(exc)
+    finally:
+        engine.shutdown()
+    return None
 
 
 def run_host(job: HostJob, run_id: str) -> HostOutcome:

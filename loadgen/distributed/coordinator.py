@@ -47,6 +47,7 @@ from loadgen.distributed.bridge import (
     DistributedMissing,
     HostOutcome,
     RunNames,
+    check_host,
     identity,
     import_distributed,
     run_host,
@@ -117,8 +118,12 @@ def worker_addresses(client: Any) -> set[str]:
     return set(client.scheduler_info(n_workers=-1)["workers"])
 
 
-def choose_hosts(client: Any, address: str, hosts: int | None) -> list[HostInfo]:
-    """The workers with the ``loadgen`` resource to run on, checked (see module docstring)."""
+def choose_hosts(
+    client: Any, address: str, hosts: int | None, scenario: Scenario, backend: str
+) -> list[HostInfo]:
+    """The workers with the ``loadgen`` resource to run on, checked (see module docstring):
+    enough of them, one loadgen version, and on each the backend and receive features the
+    scenario asks for."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
     offering = sorted(
         worker
@@ -145,6 +150,10 @@ def choose_hosts(client: Any, address: str, hosts: int | None) -> list[HostInfo]
             f"loadgen versions differ: this coordinator has {__version__}, the workers have "
             f"{listed}; install one version everywhere"
         )
+    problems = client.run(check_host, scenario, backend, workers=chosen)
+    refused = [f"{worker}: {problem}" for worker, problem in problems.items() if problem]
+    if refused:
+        raise ClusterError("hosts cannot run this scenario: " + "; ".join(sorted(refused)))
     return [
         HostInfo(
             worker=worker,
@@ -275,9 +284,11 @@ class _ClusterRun:
             if host in self.outcomes or host in self.lost or not future.done():
                 continue
             if future.status == "finished":
-                self.outcomes[host] = future.result()
+                outcome = self.outcomes[host] = future.result()
                 for spec in self.jobs[host].specs:
                     self.board.retire(spec.index)
+                if outcome.result.stop_reason.startswith("failed"):
+                    self.stop()  # as one host's failed shard stops that host's others
             else:
                 error = future.exception()
                 self._lose(host, f"failed: {type(error).__name__}: {error}")
@@ -396,7 +407,7 @@ def run_cluster_hosts(
     with ExitStack() as stack:
         client = connect(address)
         stack.callback(client.close)
-        chosen = choose_hosts(client, address, hosts)
+        chosen = choose_hosts(client, address, hosts, scenario, backend)
         builtin = scenario.builtin_target
         if builtin is not None:
             here = socket.gethostname()
@@ -430,13 +441,12 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
     parts: list[RunResult] = []
     labels: list[str] = []
     machines: list[str] = []
-    count = len(run.jobs)
     like = next(iter(run.outcomes.values())).result if run.outcomes else None
     for host, job in enumerate(run.jobs):
         info = run.hosts[host]
         if host in run.outcomes:
             parts.append(run.outcomes[host].result)
-            labels.append(f"host {host + 1} of {count} ({info.hostname})")
+            labels.append(run.describe(host))
             machines.append(info.hostname)
             continue
         if like is None:
@@ -445,9 +455,14 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
             intervals = run.board.intervals[spec.index]
             if intervals:
                 parts.append(result_from_intervals(intervals, like, run.lost[host]))
-                labels.append(f"host {host + 1} of {count} ({info.hostname}), lost")
+                labels.append(f"{run.describe(host)}, lost")
                 machines.append(info.hostname)
     lost = [f"{run.describe(h)} lost: {why}" for h, why in sorted(run.lost.items())]
+    lost += [  # hosts that gave a result but lost a shard of their own
+        f"{run.describe(h)}: {outcome.result.stop_reason.removeprefix('failed: ')}"
+        for h, outcome in sorted(run.outcomes.items())
+        if outcome.result.stop_reason.startswith("failed")
+    ]
     if not parts:
         raise ShardError(
             "no host produced a result: " + "; ".join(lost or run.interrupted or ["no hosts"])

@@ -295,3 +295,40 @@ def test_a_failed_shard_on_one_host_names_the_host_and_the_shard(
     assert result.cluster is not None and not result.cluster.lost_hosts
     assert result.summary.duration_s < 4.5  # the other hosts were stopped too
     assert result.summary.requests == sum(h.requests or 0 for h in result.cluster.hosts)
+
+
+def test_a_tls_cluster_runs_with_the_client_certificate_in_dask_config() -> None:
+    import dask
+    from distributed.security import Security
+
+    security = Security.temporary()  # a throw-away CA and certificate, in memory
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        resources={"loadgen": 1},
+        security=security,
+        protocol="tls://",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+        silence_logs=40,
+    )
+    scenario = _scenario(
+        "load: {model: closed, connections: 10, think_time: 5ms, phases: [{duration: 2s}]}\n"
+    )
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://")
+        with pytest.raises(ClusterError, match="for tls:// give this client its certificate"):
+            run_cluster(scenario, address, processes=1)
+        tls = {
+            "distributed.comm.tls.ca-file": security.tls_ca_file,
+            "distributed.comm.tls.client.cert": security.tls_client_cert,
+            "distributed.comm.tls.client.key": security.tls_client_key,
+        }
+        with dask.config.set(tls):
+            result = run_cluster(scenario, address, processes=1)
+    finally:
+        cluster.close()
+    assert result.stop_reason == "completed" and result.summary.requests > 0
+    assert result.cluster is not None and result.cluster.scheduler == address

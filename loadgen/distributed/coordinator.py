@@ -111,6 +111,12 @@ def connect(address: str) -> Any:
         return distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # distributed's words for a TLS set-up missing
+        raise ClusterError(
+            f"cannot connect to the Dask scheduler at {address}: {exc}; for tls:// give this "
+            "client its certificate in Dask's configuration, e.g. DASK_DISTRIBUTED__COMM__TLS__"
+            "CA_FILE, ..._CLIENT__CERT and ..._CLIENT__KEY (README: Distributed runs)"
+        ) from None
 
 
 def worker_addresses(client: Any) -> set[str]:

@@ -113,6 +113,12 @@ def render_cluster(cluster: Cluster, console: Console) -> None:
         )
     console.print(hosts)
     console.print(cluster_text.start_skew(cluster), highlight=False)
+    render_cluster_problems(cluster, console)
+
+
+def render_cluster_problems(cluster: Cluster, console: Console) -> None:
+    """Each lost host (red, with its reason) and each cluster warning, one line each: the
+    part of the cluster block a quiet log should still show."""
     for lost in cluster_text.lost_hosts(cluster):
         console.print(Text(lost, style="bold red"))
     for warning in cluster.warnings:

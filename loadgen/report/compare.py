@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from loadgen.report import cluster as cluster_text
 from loadgen.report.loading import LoadedRun
-from loadgen.result import LatencySummary, Summary
+from loadgen.result import Cluster, LatencySummary, Summary
 from loadgen.stats.significance import bootstrap_ci, mann_whitney_u, relative_change
 from loadgen.thresholds import ThresholdVerdict
 
@@ -114,6 +115,8 @@ class Comparison:
     #: Runs (either side) whose generator was the bottleneck: (label, reasons). Their numbers
     #: measure the generator, so the comparison is shown but not trusted (``run`` exits 3).
     invalid_runs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Distributed runs (either side): (label, cluster), for the hosts tables and lost hosts.
+    clusters: tuple[tuple[str, Cluster], ...] = ()
 
     @property
     def regressed(self) -> bool:
@@ -179,6 +182,11 @@ def compare_runs(
             (run.label, tuple(run.result.self_check.reasons))
             for run in [*baseline, *current]
             if run.result.self_check is not None and not run.result.self_check.valid
+        ),
+        clusters=tuple(
+            (run.label, run.result.cluster)
+            for run in [*baseline, *current]
+            if run.result.cluster is not None
         ),
     )
 
@@ -298,7 +306,8 @@ def _differences(runs: Sequence[LoadedRun], sections: Sequence[dict[str, Any]]) 
 
 
 def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
-    """What a reader must know before trusting the comparison: differing inputs, partial runs."""
+    """What a reader must know before trusting the comparison: differing inputs, partial
+    runs, distributed runs that lost hosts or warned (clocks far apart), invalid runs."""
     warnings = []
     scenario = _differences(runs, [run.result.scenario for run in runs])
     if scenario:
@@ -313,6 +322,7 @@ def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
                 "recv_mode": run.result.environment.recv_mode,
                 "processes": run.result.environment.processes,
                 "loadgen_version": run.result.environment.loadgen_version,
+                "hosts": len(run.result.cluster.hosts) if run.result.cluster else 1,
             }
             for run in runs
         ],
@@ -324,6 +334,17 @@ def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
         for run in runs
         if run.result.partial
     ]
+    for run in runs:
+        cluster = run.result.cluster
+        if cluster is not None and (cluster.lost_hosts or cluster.warnings):
+            lost = len(cluster.lost_hosts)
+            warnings.append(
+                InputWarning(
+                    f"{run.label} ran on {cluster_text.overview(cluster)}"
+                    + ("" if lost else " with warnings"),
+                    (*cluster_text.lost_hosts(cluster), *cluster.warnings),
+                )
+            )
     for run in runs:
         check = run.result.self_check
         if check is not None and not check.valid:

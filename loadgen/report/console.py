@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
+from rich.text import Text
 
+from loadgen.report import cluster as cluster_text
 from loadgen.report.formatting import format_bytes
 from loadgen.report.loading import from_result
 from loadgen.report.memory import run_memory
-from loadgen.result import LatencySummary, RunResult
+from loadgen.result import Cluster, LatencySummary, RunResult
 
 _LATENCY_COLUMNS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
 
@@ -84,6 +86,45 @@ def render_validity(result: RunResult, console: Console) -> None:
         console.print(f"  - {reason}", highlight=False, markup=False)
 
 
+def render_cluster(cluster: Cluster, console: Console) -> None:
+    """The hosts of a distributed run: one row each, lost hosts in red, then the start skew
+    and every warning."""
+    console.print(f"[bold]cluster[/] {cluster_text.overview(cluster)}", highlight=False)
+    hosts = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
+    # Narrow enough for 80 columns: the reason a host was lost goes on its own line below.
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"),
+        ("hostname", "left"),
+        ("worker", "left"),
+        ("proc", "right"),
+        ("share", "right"),
+        ("offset ms", "right"),
+        ("late ms", "right"),
+        ("", "left"),
+    )
+    for column, justify in columns:
+        hosts.add_column(column, justify=justify, overflow="fold", no_wrap=column != "hostname")
+    for row in cluster_text.host_rows(cluster):
+        cells = [row.index, row.hostname, row.worker, row.processes, row.share]
+        cells += [row.clock_offset, row.start_late, "ok" if row.lost is None else "LOST"]
+        # Text cells: a host name is shown as is, never read as markup.
+        hosts.add_row(
+            *(Text(cell) for cell in cells), style="bold red" if row.lost is not None else None
+        )
+    console.print(hosts)
+    console.print(cluster_text.start_skew(cluster), highlight=False)
+    render_cluster_problems(cluster, console)
+
+
+def render_cluster_problems(cluster: Cluster, console: Console) -> None:
+    """Each lost host (red, with its reason) and each cluster warning, one line each: the
+    part of the cluster block a quiet log should still show."""
+    for lost in cluster_text.lost_hosts(cluster):
+        console.print(Text(lost, style="bold red"))
+    for warning in cluster.warnings:
+        console.print(Text.assemble(("warning", "bold yellow"), ": ", warning))
+
+
 def render_summary(result: RunResult, console: Console) -> None:
     summary = result.summary
     env = result.environment
@@ -114,14 +155,19 @@ def render_summary(result: RunResult, console: Console) -> None:
     errors = ", ".join(f"{kind} {count:,}" for kind, count in summary.errors.items())
     overview.add_row("errors", f"[red]{errors}[/]" if errors else "none")
     generator = result.generator
-    overview.add_row(
-        "generator",
-        f"{generator.cpu_percent:.0f}% CPU, max loop lag {generator.max_loop_lag_ms:.1f} ms",
+    generator_text = (
+        f"{generator.cpu_percent:.0f}% CPU, max loop lag {generator.max_loop_lag_ms:.1f} ms"
     )
+    if generator.start_late_ms is not None and (env.processes > 1 or result.cluster):
+        # Several shards share one start instant: how late the last of them woke up.
+        generator_text += f", last start {cluster_text.format_ms(generator.start_late_ms)} ms late"
+    overview.add_row("generator", generator_text)
     memory = memory_line(result)
     if memory is not None:
         overview.add_row("memory", memory)
     console.print(overview)
+    if result.cluster is not None:
+        render_cluster(result.cluster, console)
     latency = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
     for column in ("latency", "count", *_LATENCY_COLUMNS):
         latency.add_column(column.replace("_", "."), justify="right", no_wrap=True)

@@ -75,7 +75,10 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
                 if open_model
                 else "."
             ),
-            tables.invalid_banner(runs) + tables.summary_table(runs) + tables.latency_tables(runs),
+            tables.invalid_banner(runs)
+            + tables.lost_hosts_banner(runs)
+            + tables.summary_table(runs)
+            + tables.latency_tables(runs),
         )
     ]
     thresholds = tables.thresholds_section(runs)
@@ -141,7 +144,20 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
             tables.environment_table(runs) + tables.scenario_details(runs),
         )
     )
+    cluster = tables.cluster_section(runs)
+    if cluster:
+        sections.append(_section("cluster", "Cluster", _CLUSTER_LEAD, cluster))
     return sections, charts
+
+
+_CLUSTER_LEAD = (
+    "Where the load came from: a distributed run's hosts, each a Dask worker that ran its "
+    "share of the load in its own client processes, all starting at one shared instant. "
+    "Clock offset: the host's wall clock minus the scheduler's, from the sample with the "
+    "shortest round trip, ± half that round trip. Start late: how long after the "
+    "shared instant the host's last process began. Start skew: the spread of the hosts' "
+    "actual starts on the scheduler's clock. A dash: not measured (a host lost first)."
+)
 
 
 def render_html(runs: Sequence[LoadedRun], generated: datetime | None = None) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
 
+from loadgen.report import cluster as cluster_text
 from loadgen.report.formatting import (
     MISSING,
     format_bytes,
@@ -23,7 +24,7 @@ from loadgen.report.formatting import (
 )
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import Counter, RunMemory
-from loadgen.result import LatencySummary
+from loadgen.result import Cluster, LatencySummary
 
 _LATENCY_COLUMNS = (
     ("min", "min"),
@@ -221,15 +222,31 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
             ("message size", lambda r: _size(r.result.scenario.get("message_size"))),
             ("bytes sent", lambda r: format_bytes(r.result.summary.bytes_sent)),
             ("bytes received", lambda r: format_bytes(r.result.summary.bytes_received)),
-            (
-                "generator",
-                lambda r: (
-                    f"{r.result.generator.cpu_percent:.0f}% CPU, max loop lag "
-                    f"{r.result.generator.max_loop_lag_ms:.1f} ms"
-                ),
-            ),
+            ("generator", _generator),
+            *([("hosts", _hosts)] if any(run.result.cluster for run in runs) else []),
         ],
     )
+
+
+def _generator(run: LoadedRun) -> str:
+    generator = run.result.generator
+    text = f"{generator.cpu_percent:.0f}% CPU, max loop lag {generator.max_loop_lag_ms:.1f} ms"
+    several = run.result.environment.processes > 1 or run.result.cluster is not None
+    if generator.start_late_ms is not None and several:
+        # Several shards share one start instant: how late the last of them woke up.
+        text += f", last start {cluster_text.format_ms(generator.start_late_ms)} ms late"
+    return text
+
+
+def _hosts(run: LoadedRun) -> str:
+    """A distributed run's host count (lost ones flagged); "1" for a run on one host."""
+    cluster = run.result.cluster
+    if cluster is None:
+        return "1"
+    lost = len(cluster.lost_hosts)
+    if lost:
+        return _badge(f"{len(cluster.hosts)}, {lost} lost", "bad")
+    return format_count(len(cluster.hosts))
 
 
 def _size(value: Any) -> str:
@@ -322,10 +339,98 @@ def environment_table(runs: Sequence[LoadedRun]) -> str:
             ("loadgen", env("loadgen_version")),
             ("processes", env("processes")),
             ("CPUs", env("cpu_count")),
-            ("host", env("hostname")),
+            ("host", _host),
             ("source", lambda run: escape(run.source or "this run")),
         ],
     )
+
+
+def _host(run: LoadedRun) -> str:
+    cluster = run.result.cluster
+    if cluster is None:
+        return escape(run.result.environment.hostname)
+    return f'<a href="#cluster">{escape(cluster_text.overview(cluster))}</a>'
+
+
+def lost_hosts_banner(runs: Sequence[LoadedRun]) -> str:
+    """A warning box per distributed run that lost hosts, naming each; empty otherwise."""
+    parts = []
+    for run in runs:
+        cluster = run.result.cluster
+        if cluster is None or not cluster.lost_hosts:
+            continue
+        lost = "".join(f"<li>{escape(text)}</li>" for text in cluster_text.lost_hosts(cluster))
+        parts.append(
+            f'<div class="invalid lost-hosts" role="alert"><strong>Hosts lost: '
+            f"{escape(run.label)}</strong><p>{len(cluster.lost_hosts)} of "
+            f"{len(cluster.hosts)} hosts gave no result; see Cluster.</p><ul>{lost}</ul></div>"
+        )
+    return "".join(parts)
+
+
+_CLUSTER_HEADER = (
+    "#",
+    "hostname",
+    "worker",
+    "processes",
+    "load share",
+    "clock offset (ms)",
+    "start late (ms)",
+    "status",
+)
+
+
+def _cluster_table(cluster: Cluster) -> str:
+    head = "".join(_cell(escape(h), "th") for h in _CLUSTER_HEADER)
+    rows = []
+    for row in cluster_text.host_rows(cluster):
+        lost = row.lost is not None
+        status = _badge(row.status, "bad") if lost else _badge("reported", "good")
+        cells = [
+            _cell(escape(row.index), "th"),
+            _cell(escape(row.hostname)),
+            _cell(f"<code>{escape(row.worker)}</code>"),
+            *(
+                _cell(escape(text), css="num")
+                for text in (row.processes, row.share, row.clock_offset, row.start_late)
+            ),
+            _cell(status),
+        ]
+        klass = ' class="lost"' if lost else ""
+        rows.append(f"<tr{klass}>{''.join(cells)}</tr>")
+    return (
+        f'<table class="grid cluster"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def cluster_section(runs: Sequence[LoadedRun]) -> str:
+    """Each distributed run's hosts, start skew and warnings; empty when no run has a
+    cluster. In a report of several runs, one titled table per run that has one."""
+    parts = []
+    single = [run.label for run in runs if run.result.cluster is None]
+    for run in runs:
+        cluster = run.result.cluster
+        if cluster is None:
+            continue
+        title = f"<h3>{escape(run.label)}</h3>" if len(runs) > 1 else ""
+        facts = (
+            f'<p class="cluster-facts">{escape(cluster_text.overview(cluster))}; '
+            f"{escape(cluster_text.start_skew(cluster))}.</p>"
+        )
+        warnings = "".join(
+            f'<li><span class="badge warn">warning</span> {escape(w)}</li>'
+            for w in cluster.warnings
+        )
+        warning_list = f'<ul class="cluster-warnings">{warnings}</ul>' if warnings else ""
+        parts.append(title + facts + warning_list + _cluster_table(cluster))
+    if not parts:
+        return ""
+    if single:
+        parts.append(
+            f'<p class="note">On one host (not distributed): {escape(", ".join(single))}.</p>'
+        )
+    return "".join(parts)
 
 
 def scenario_details(runs: Sequence[LoadedRun]) -> str:

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loadgen.report import cluster as cluster_text
 from loadgen.report.compare import Comparison, MetricComparison, Verdict
 from loadgen.report.formatting import (
     format_change,
@@ -13,6 +14,7 @@ from loadgen.report.formatting import (
     format_metric,
     format_threshold_value,
 )
+from loadgen.result import Cluster
 from loadgen.thresholds import ThresholdVerdict
 
 
@@ -111,9 +113,41 @@ def validity_check(label: str, reasons: Sequence[str]) -> Check:
     )
 
 
+def cluster_check(label: str, cluster: Cluster) -> Check:
+    """A distributed run: failed when a host gave no result (its share of the load is
+    missing from the numbers), naming each lost host; the output lists every host, the
+    start skew and the cluster's warnings either way."""
+    lost = sorted(cluster.lost_hosts, key=lambda host: host.index)
+    details = [
+        f"run: {label}",
+        f"cluster: {cluster_text.overview(cluster)}",
+        *(
+            cluster_text.host_sentence(host)
+            for host in sorted(cluster.hosts, key=lambda h: h.index)
+        ),
+        cluster_text.start_skew(cluster),
+        *(f"warning: {warning}" for warning in cluster.warnings),
+    ]
+    return Check(
+        classname="loadgen.cluster",
+        name=f"{label}: every host reported",
+        outcome="failed" if lost else "passed",
+        message=(
+            f"{label}: {len(lost)} of {len(cluster.hosts)} hosts lost: "
+            + "; ".join(f"host {host.index} ({host.hostname}): {host.lost}" for host in lost)
+            if lost
+            else f"{label}: all {len(cluster.hosts)} hosts reported"
+        ),
+        details="\n".join(details),
+        kind="lost-host",
+    )
+
+
 def comparison_junit(comparison: Comparison) -> str:
-    """One testcase per invalid run, per metric, then per threshold of each current run."""
+    """One testcase per invalid run, per distributed run (failed when it lost a host), per
+    metric, then per threshold of each current run."""
     checks = [validity_check(label, reasons) for label, reasons in comparison.invalid_runs]
+    checks += [cluster_check(label, cluster) for label, cluster in comparison.clusters]
     checks += [_metric_check(m) for m in comparison.metrics]
     checks += [_threshold_check(label, v) for label, v in comparison.thresholds]
     return junit_xml("loadgen compare", checks)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from loadgen.report import cluster as cluster_text
 from loadgen.report.compare import Comparison, MetricComparison, Verdict, format_percent
 from loadgen.report.formatting import (
     MISSING,
@@ -10,6 +13,7 @@ from loadgen.report.formatting import (
     format_metric,
     format_threshold_value,
 )
+from loadgen.result import Cluster
 
 _VERDICT_CELLS = {
     Verdict.REGRESSION: "❌ **regression**",
@@ -42,6 +46,31 @@ def _row(metric: MetricComparison, tested: bool) -> str:
         cells += [p, format_interval(metric.ci)]
     cells.append(f"{_VERDICT_CELLS[metric.verdict]}: {metric.reason}")
     return "| " + " | ".join(_escape(c) for c in cells) + " |"
+
+
+def cluster_markdown(clusters: Sequence[tuple[str, Cluster]]) -> list[str]:
+    """The hosts of each distributed run: a row per host, lost ones marked, then each run's
+    start skew."""
+    lines = [
+        "**Cluster hosts**",
+        "",
+        "| run | host | hostname | processes | share | clock offset (ms) | start late (ms) "
+        "| status |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for label, cluster in clusters:
+        for row in cluster_text.host_rows(cluster):
+            status = "✅ ok" if row.lost is None else f"❌ **lost**: {row.lost}"
+            cells = [label, row.index, row.hostname, row.processes, row.share]
+            cells += [row.clock_offset, row.start_late, status]
+            lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+    lines.append("")
+    lines += [
+        f"- {_escape(label)}: {_escape(cluster_text.overview(cluster))}; "
+        f"{_escape(cluster_text.start_skew(cluster))}"
+        for label, cluster in clusters
+    ]
+    return lines
 
 
 def comparison_markdown(comparison: Comparison) -> str:
@@ -77,6 +106,8 @@ def comparison_markdown(comparison: Comparison) -> str:
                 "✅ pass" if verdict.passed else "❌ **fail**",
             ]
             lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+    if comparison.clusters:
+        lines += ["", *cluster_markdown(comparison.clusters)]
     if comparison.warnings:
         lines += ["", "**Warnings**", ""]
         for warning in comparison.warnings:

@@ -253,14 +253,21 @@ def _finish_run(
     allow_saturated: bool,
 ) -> None:
     """Write a run's result and outputs, show it, and exit with the run's code."""
-    from loadgen.report.console import render_summary, render_validity
+    from loadgen.report.console import (
+        render_cluster_problems,
+        render_summary,
+        render_validity,
+    )
 
     scenario_name = str(result.scenario.get("name", "run"))
     path = result.write(json_path or _default_result_path(scenario_name))
     if not quiet:
         render_summary(result, console)
-    elif result.invalid:  # even a quiet CI log must say why the exit code is 3
-        render_validity(result, errors)
+    else:  # even a quiet CI log must say why the exit code is 3, and which hosts were lost
+        if result.invalid:
+            render_validity(result, errors)
+        if result.cluster is not None:
+            render_cluster_problems(result.cluster, errors)
     console.print(f"result: {path}", highlight=False, soft_wrap=True)
     _write_run_outputs(result, path, html_path, hdr_log_path)
     if result.stop_reason.startswith("interrupted"):

@@ -272,6 +272,8 @@ class _ClusterRun:
         self.lost[host] = why
         for spec in self.jobs[host].specs:
             self.board.retire(spec.index)
+        if self.notice is not None:
+            self.notice(f"{self.describe(host)} lost: {why}; stopping the other hosts")
         self.stop()
 
     def _handle(self, message: tuple[Any, ...]) -> None:
@@ -488,10 +490,7 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
         labels=labels,
         machines=machines,
     )
-    cluster = _cluster(run, address, processes)
-    for warning in cluster.warnings:
-        if run.notice is not None:
-            run.notice(f"warning: {warning}")
+    cluster = _cluster(run, address, processes)  # its warnings: shown with the result
     return replace(result, scenario=scenario.to_dict(), cluster=cluster)
 
 

@@ -45,7 +45,7 @@ def _cluster(version: str) -> Cluster:
             ClusterHost(1, "tcp://10.0.0.12:40331", "node-b", 2, 0.4, version, 14.2, 0.31, 1.25),
             ClusterHost(
                 2, "tcp://10.0.0.13:40331", "node-<c>", 1, 0.2, version, None, None, None,
-                lost=LOST_REASON,
+                lost=LOST_REASON, requests=4120,
             ),
         ],
         start_skew_ms=1.8,
@@ -92,7 +92,7 @@ def test_console_summary_shows_hosts_lost_host_and_warnings(
     assert "start skew 1.80 ms (clock offsets known to ± 0.31 ms)" in text
     assert (
         f"host 2 (node-<c>, tcp://10.0.0.13:40331) lost: {LOST_REASON}; its 20% share of "
-        "the load is missing from these numbers" in " ".join(text.split())
+        "the load counts only what it reported before (4,120 requests)" in " ".join(text.split())
     )
     assert f"warning: {WARNING}" in text
     # the lost host's row is red, the others are not

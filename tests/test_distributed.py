@@ -335,3 +335,33 @@ def test_a_tls_cluster_runs_with_the_client_certificate_in_dask_config() -> None
         cluster.close()
     assert result.stop_reason == "completed" and result.summary.requests > 0
     assert result.cluster is not None and result.cluster.scheduler == address
+
+
+def test_ctrl_c_stops_every_host_and_writes_the_partial_result(
+    cluster: tuple[Any, Any], tmp_path: Path
+) -> None:
+    import re
+    import subprocess
+    import sys
+
+    local, _client = cluster
+    out = tmp_path / "partial.json"
+    quickstart = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
+    command = [sys.executable, "-m", "loadgen", "run", str(quickstart), "-d", "20s", "-p", "1"]
+    command += ["--cluster", local.scheduler_address, "--json", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    seen: list[str] = []
+    for line in process.stdout:  # the plain live lines: interrupt once traffic flows
+        seen.append(line)
+        match = re.search(r"\] phase 1/1: ([\d,]+) requests", line)
+        if match and int(match.group(1).replace(",", "")) > 0:
+            process.send_signal(signal.SIGINT)
+            break
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, "".join(seen) + rest
+    data = json.loads(out.read_text())
+    assert data["partial"] is True and data["stop_reason"] == "interrupted (SIGINT)"
+    assert data["summary"]["requests"] > 0 and data["summary"]["duration_s"] < 15
+    assert all(host["lost"] is None for host in data["cluster"]["hosts"])
+    assert data["summary"]["requests"] == sum(h["requests"] for h in data["cluster"]["hosts"])

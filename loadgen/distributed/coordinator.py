@@ -213,7 +213,9 @@ def plan_jobs(
 
 
 @contextmanager
-def _sigint_stops(reasons: list[str], stop: Callable[[], None]) -> Iterator[None]:
+def _sigint_stops(reasons: list[str]) -> Iterator[None]:
+    """Ctrl-C appends the reason; the drive loop then stops the hosts (a Dask call is no
+    thing to make inside a signal handler, which may interrupt another Dask call)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -221,7 +223,6 @@ def _sigint_stops(reasons: list[str], stop: Callable[[], None]) -> Iterator[None
     def handler(signum: int, frame: FrameType | None) -> None:
         if not reasons:
             reasons.append(f"interrupted ({signal.Signals(signum).name})")
-        stop()
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -256,6 +257,7 @@ class _ClusterRun:
         self.lost: dict[int, str] = {}
         self.interrupted: list[str] = []
         self.started = False
+        self.stopping = False
         self.futures: list[Any] = []
         self.own_offset = measure_offset(lambda: float(client.run_on_scheduler(time.time)))
 
@@ -264,7 +266,9 @@ class _ClusterRun:
         return f"host {host} ({info.hostname}, worker {info.worker})"
 
     def stop(self) -> None:
-        self.stop_event.set()
+        if not self.stopping:
+            self.stop_event.set()
+            self.stopping = True
 
     def _lose(self, host: int, why: str) -> None:
         if host in self.lost or host in self.outcomes:
@@ -333,8 +337,10 @@ class _ClusterRun:
         next_health = began
         connections = max(job.scenario.plan.connections for job in self.jobs)
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
-        with _sigint_stops(self.interrupted, self.stop):
+        with _sigint_stops(self.interrupted):
             while len(self.outcomes) + len(self.lost) < len(self.jobs):
+                if self.interrupted and not self.stopping:
+                    self.stop()
                 self._drain()
                 self._collect()
                 now = time.monotonic()
@@ -342,7 +348,7 @@ class _ClusterRun:
                     self._check_workers()
                     next_health = now + HEALTH_EVERY_S
                 if not self.started:
-                    if len(self.ready) == len(self.jobs) and not self.lost:
+                    if len(self.ready) == len(self.jobs) and not self.stopping:
                         self._start()
                         deadline = now + duration_s + grace_s
                     elif now - began > READY_TIMEOUT_S:

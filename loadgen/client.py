@@ -19,6 +19,11 @@ Idle phases (closed model, ``idle_windows``): connections open and post their re
 send nothing until the phase ends (checked each tick): the receive-mode study measures the
 memory of idle connections this way, then of the same connections under traffic.
 
+Connected before the start (``SlotPool.preconnect``): the slots wait parked, as in an idle
+phase, with their receive posted; ``run`` lets them go at its start (closed model: they
+send at once; open model: they are free for the first due request), unless the run starts
+with an idle phase, which then holds them as usual.
+
 Connection slots (token layout, reconnects with backoff, timeouts, ramps) come from
 ``loadgen.pool``; protocols other than echo come in as sans-IO codecs
 (``loadgen.protocols.base.Codec``: HTTP/1.1, Redis), with ``pipeline`` requests per exchange.
@@ -58,6 +63,7 @@ from loadgen.pool import (
     BATCH,
     GENERATION_BITS,
     OP_BITS,
+    OP_CONNECT,
     OP_MASK,
     OP_RECV,
     OP_RECV_RING,
@@ -253,6 +259,50 @@ class LoadClient(SlotPool[_Conn]):
                     self._ready(conn, now_ns)
         self._paused = paused
 
+    # --- before the start (SlotPool.preconnect) ----------------------------------------
+    def _hold(self) -> None:
+        self._paused = True  # a slot that connects parks, as in an idle phase
+
+    def _release(self, now_ns: int) -> None:
+        self._paused = self._idle_at(0.0)
+        if self._paused:
+            return  # the run starts idle: the parked slots go when that phase ends (_tick)
+        parked, self._parked = self._parked, []
+        for conn in parked:
+            if conn.state == OPEN and not conn.in_flight:
+                self._ready(conn, now_ns)
+
+    def rebase(self, start_ns: int) -> None:
+        shift = start_ns - self._start_ns
+        super().rebase(start_ns)
+        if self._next_arrival_ns < 1 << 62:
+            self._next_arrival_ns += shift  # pulled as an offset from the provisional start
+
+    def _complete(self, conn: _Conn, token: int, result: int, flags: int, now_ns: int) -> None:
+        op = token & OP_MASK
+        if op == OP_CONNECT:
+            self._on_connect(conn, result, now_ns)
+        elif op == OP_RECV_RING:
+            self._ring_completion(conn, token, result, flags, now_ns)
+        elif result < 0:
+            self._error(conn, result, now_ns)
+        elif op == OP_RECV:
+            buf = conn.recv_buf
+            assert buf is not None
+            if result == 0:
+                self._eof(conn, now_ns)
+            elif self._received(conn, buf, result, now_ns):
+                self._recv(conn.handle, buf, token)
+        elif op == OP_RECV_ZERO:
+            if self._drain(conn, now_ns):
+                self.engine.recv_zero(conn.handle, token)
+        else:  # OP_SEND: as in run (nothing is sent before the start)
+            self.recorder.bytes_sent += result
+            conn.sent += result
+            if conn.sent < conn.request_len:
+                rest = memoryview(conn.request)[conn.sent : conn.request_len]
+                self.engine.send(conn.handle, rest, token)
+
     def _send_next(self, conn: _Conn, intended_ns: int = 0) -> None:
         if self._echo:
             sizes = self.config.message_sizes
@@ -429,6 +479,7 @@ class LoadClient(SlotPool[_Conn]):
         sizes = self.config.message_sizes
         timers = self._timers
         next_tick = monotonic_ns()
+        self._begin(next_tick)
         self._tick(next_tick)
         woke = next_tick  # when the last wait() returned
         while not self.stop_requested:

@@ -17,6 +17,11 @@ client does the same way:
   timeouts, the client's own stall timeout (``_stalled``), and reconnects, at most
   ``MAX_CONNECTS_IN_FLIGHT`` at once; and a memory sample at most every
   ``MEMORY_SAMPLE_NS`` (``stats.memory``: 0.7-1.3 ms a read with slabinfo, ~0.1% of a core);
+* opening before the start (``preconnect``, ``ShardSpec.connect_before_start``): the slots
+  the run starts with (the desired count at elapsed 0) connect once each, before the start
+  instant, with their receive posted and nothing sent; the client holds them and lets them
+  send when ``run`` begins. ``rebase`` then moves the run's clock (recorder, ramps, memory
+  samples, arrivals) to the start instant the coordinator gives;
 * ending a run: close every socket and reap what the kernel still owes (ring buffers lent
   by those last completions go back to the ring).
 """
@@ -118,6 +123,8 @@ class SlotPool(Generic[S]):
         self._start_ns = recorder.start_ns
         self._desired = connections
         self._next_memory_ns = self._start_ns  # the first tick samples at once
+        #: Connected before the start (``preconnect``) and held: nothing sent until ``run``.
+        self._held = False
 
     # --- hooks for the client ------------------------------------------------------
     def _on_open(self, conn: S) -> None:
@@ -129,6 +136,90 @@ class SlotPool(Generic[S]):
     def _stalled(self, conn: S, now_ns: int) -> bool:
         """True when an open ``conn`` waited too long for its peer (counted as timeout)."""
         return False
+
+    def _complete(self, conn: S, token: int, result: int, flags: int, now_ns: int) -> None:
+        """One completion outside ``run`` (``preconnect``): the slow path, same handling."""
+        raise NotImplementedError
+
+    def _hold(self) -> None:
+        """From now until ``_release``, a slot that connects sends nothing (``_held`` is set
+        too, for clients that look at it)."""
+
+    def _release(self, now_ns: int) -> None:
+        """The start: the held slots begin their exchanges."""
+        raise NotImplementedError
+
+    # --- before the start ----------------------------------------------------------
+    @property
+    def initial_connections(self) -> int:
+        """The slots the run starts with: the desired count at elapsed 0 (a ramp's first
+        count, 0 for a ramp from zero)."""
+        if self._connection_phases:
+            return connections_at(self._connection_phases, 0.0)
+        return min(self._desired, len(self._conns))
+
+    def preconnect(self) -> None:
+        """Connect the slots the run starts with before the start instant, and wait until
+        each is open or has failed, at most the connect timeout in all.
+
+        Each slot gets one attempt here, at most ``MAX_CONNECTS_IN_FLIGHT`` at once (a slot
+        whose turn has not come when the time is up connects at the start, as without
+        preconnecting). An open slot has its receive posted and sends nothing until ``run``
+        begins; a failed one is counted by kind and retries in the run after its backoff,
+        as usual; one still connecting at the end is timed out as the run's tick would, or
+        left to finish in the run if its own connect timeout has not passed. Connect
+        latencies go into the recorder as usual: they are this run's connects (flushed by
+        the run's first tick; the errors land in interval 0).
+        """
+        conns = self._conns
+        count = self.initial_connections
+        timeout = self._connect_timeout_ns
+        now = time.monotonic_ns()
+        end = now + timeout
+        self._hold()
+        self._held = True
+        turn = 0
+        while not self.stop_requested:
+            while turn < count and self._connecting < MAX_CONNECTS_IN_FLIGHT:
+                if conns[turn].state == IDLE:
+                    self._open(conns[turn], now)
+                turn += 1
+            if (turn >= count and not self._connecting) or now >= end:
+                break
+            now = self._reap_before_start(max(0.0, (end - now) / 1e9))
+        # io_uring hands queued operations to the kernel in wait(): the receives the last
+        # connects posted are submitted here, so they are posted before ready, as on any open.
+        now = self._reap_before_start(0.0)
+        for conn in conns:
+            if conn.state == CONNECTING and now - conn.connect_started_ns >= timeout:
+                self._fail(conn, ErrorKind.TIMEOUT.value, now)
+
+    def _reap_before_start(self, timeout_s: float) -> int:
+        """One wait for completions before the start, each handled by ``_complete``;
+        returns the time they are handled at."""
+        engine = self.engine
+        conns = self._conns
+        index_shift = OP_BITS + GENERATION_BITS
+        completions = engine.wait(timeout_s, BATCH)
+        now = time.monotonic_ns()
+        for token, result, flags in completions:
+            conn = conns[token >> index_shift]
+            if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
+                if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
+                    engine.release_ring_buffer(flags >> RING_BID_SHIFT)
+                continue
+            self._complete(conn, token, result, flags, now)
+        return now
+
+    def rebase(self, start_ns: int) -> None:
+        """Start the run's clock at ``start_ns`` (the recorder was made before it was known)."""
+        self.recorder.start_ns = self._start_ns = self._next_memory_ns = start_ns
+
+    def _begin(self, now_ns: int) -> None:
+        """At the top of ``run``: held slots (``preconnect``) start now."""
+        if self._held:
+            self._held = False
+            self._release(now_ns)
 
     # --- slot life -----------------------------------------------------------------
     def _open(self, conn: S, now_ns: int) -> None:

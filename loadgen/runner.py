@@ -312,7 +312,8 @@ def builtin_processes(wanted: int, notice: Notice | None) -> int:
 
 def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
     """Run one shard (``loadgen.shard.run_shard``): its slice of the scenario, from the
-    start instant the channel gives, on this process's own engine."""
+    start instant the channel gives, on this process's own engine (with
+    ``spec.connect_before_start``, its first connections opened before ``ready``)."""
     from loadgen.shard import first_gap_ns, shifted, sleep_until, ticking
 
     scenario, seed = spec.scenario, spec.seed
@@ -326,34 +327,54 @@ def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         addresses = list(spec.addresses)
         config = client_config(scenario, addresses, seed)
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
-        start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
-        started_at += timedelta(microseconds=(start_ns - time.monotonic_ns()) / 1000)
-        recorder = Recorder(start_ns)
         options = scenario.protocol_options
-        client: LoadClient | StreamClient
-        if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
-            client = StreamClient(engine, config, options, recorder)
-        else:
+
+        def make_client(recorder: Recorder) -> LoadClient | StreamClient:
+            if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
+                return StreamClient(engine, config, options, recorder)
             arrivals = arrival_schedule(scenario, seed)
             shift_ns = int(spec.arrival_phase * first_gap_ns(scenario))
             if arrivals is not None and shift_ns:
                 arrivals = shifted(arrivals, shift_ns, int(plan.duration * 1e9))
-            client = LoadClient(engine, config, recorder, arrivals)
+            return LoadClient(engine, config, recorder, arrivals)
+
+        stop_reason = "completed"
+        early: list[str] = []  # Ctrl-C while connecting before the start
+        if spec.connect_before_start:
+            # Connected before reporting ready: the recorder's start is provisional until
+            # the start instant is known (connect latencies and errors of these connects
+            # count for the run; the errors land in interval 0).
+            recorder = Recorder(time.monotonic_ns())
+            client = make_client(recorder)
+            with _sigint_stops(client) as early:
+                try:
+                    client.preconnect()
+                except Exception as exc:  # reported as the run's failure, after ready
+                    stop_reason = f"failed: {type(exc).__name__}: {exc}"
+            started_at = datetime.now(UTC)
+            start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
+            started_at += timedelta(microseconds=(start_ns - time.monotonic_ns()) / 1000)
+            client.rebase(start_ns)
+        else:
+            start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
+            started_at += timedelta(microseconds=(start_ns - time.monotonic_ns()) / 1000)
+            recorder = Recorder(start_ns)
+            client = make_client(recorder)
         sleep_until(start_ns)
         late_ns = time.monotonic_ns() - start_ns  # the wake-up from the start barrier
         cpu_start = time.process_time()
-        stop_reason = "completed"
         watching = ticking(spec, channel, client, recorder)
         cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
         with _sigint_stops(client) as interrupted, watching, cpu:
             try:
-                client.run(start_ns + int(plan.duration * 1e9))
+                if stop_reason == "completed" and not early:
+                    client.run(start_ns + int(plan.duration * 1e9))
             except Exception as exc:  # keep what was measured, then report the failure
                 stop_reason = f"failed: {type(exc).__name__}: {exc}"
         end_ns = time.monotonic_ns()
         cpu_s = time.process_time() - cpu_start
-        if interrupted:
-            stop_reason = interrupted[0]
+        if early or interrupted:
+            stop_reason = (early or interrupted)[0]
         elif client.stop_requested and stop_reason == "completed":
             stop_reason = "stopped by the coordinator"
         in_flight = client.in_flight

@@ -19,7 +19,15 @@ coordinator:
   in the parent, another shard failed, the parent died).
 
 Connections are opened at the start instant by every shard, exactly as a one-process run
-opens them at its start: the connects are part of the run (connect latency, ramps).
+opens them at its start: the connects are part of the run (connect latency, ramps). With
+``connect_before_start`` a shard first opens the connections the run starts with (the
+desired count at elapsed 0: ``connections``, a ramp's first count, none for a ramp from 0)
+and waits until each is open or has failed, at most the connect timeout
+(``SlotPool.preconnect``); only then does it call ``ready``, so ready means connected. They
+send nothing and have their receives posted until the start instant, where the run's
+timeline (intervals, phases, arrivals, ramps, memory samples) begins as without it. Their
+connect latencies and errors still count for the run (``summary.connects``, the
+connect-latency histogram; their errors in interval 0).
 """
 
 from __future__ import annotations

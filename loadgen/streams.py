@@ -28,6 +28,10 @@ most ``DRAIN_READS`` reads per completion, so one fast stream cannot starve the 
 buffers, or, when paced, posts one-shot ring receives of at most a segment at their due
 times (a multishot receive would read as fast as data comes, defeating the pacing).
 
+Connected before the start (``SlotPool.preconnect``): a slot's receive is armed when it
+connects, but its header (and so its transfer, its time and its pacing) waits for the start
+of ``run``.
+
 Errors end the connection and are counted by kind: ``verify`` (payload that differs from
 the pattern, or a trailer saying the server found a mismatch), ``eof`` (the server closed
 early), ``protocol`` (a malformed trailer, bytes after it, or a server that counted
@@ -50,6 +54,7 @@ from loadgen.pool import (
     GENERATION_BITS,
     MAX_CONNECTS_IN_FLIGHT,
     OP_BITS,
+    OP_CONNECT,
     OP_MASK,
     OP_RECV,
     OP_RECV_RING,
@@ -182,6 +187,7 @@ class StreamClient(SlotPool[_Conn]):
         )
         self._retired = 0
         self._timers: list[tuple[int, int, int, int]] = []  # (due, index, token_base, kind)
+        self._parked: list[_Conn] = []  # connected before the start: the header waits
 
     # --- slot hooks --------------------------------------------------------------------
     def _on_close(self, conn: _Conn) -> None:
@@ -199,9 +205,42 @@ class StreamClient(SlotPool[_Conn]):
         conn.started_ns = conn.progress_ns = now_ns
         conn.sent = conn.send_end = conn.received = conn.trailer_got = 0
         conn.head_left = HEADER_BYTES
-        conn.sending = True
-        self.engine.send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
+        conn.sending = True  # the header's send (held before the start: nothing else goes)
+        if self._held:
+            self._parked.append(conn)
+        else:
+            self.engine.send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
         self._arm_receive(conn, now_ns)
+
+    # --- before the start (SlotPool.preconnect) ----------------------------------------
+    def _release(self, now_ns: int) -> None:
+        """The start: each parked connection's transfer begins (its time, its pacing)."""
+        parked, self._parked = self._parked, []
+        for conn in parked:
+            if conn.state == OPEN:
+                conn.started_ns = conn.progress_ns = now_ns
+                self.engine.send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
+
+    def _complete(self, conn: _Conn, token: int, result: int, flags: int, now_ns: int) -> None:
+        op = token & OP_MASK
+        if op == OP_CONNECT:
+            self._on_connect(conn, result, now_ns)
+        elif op == OP_RECV_RING:
+            self._ring_completion(conn, result, flags, now_ns)
+        elif result < 0:
+            self._error(conn, result, now_ns)
+        elif op == OP_SEND:
+            self._sent(conn, result, now_ns)
+        elif op == OP_RECV_ZERO:
+            self._drain(conn, now_ns)
+        elif result == 0:
+            self._fail(conn, ErrorKind.EOF.value, now_ns)
+        else:  # OP_RECV with bytes, as in run
+            buf = conn.recv_buf
+            assert buf is not None
+            data = bytes(buf[:result]) if self._copy_out else cast("bytearray", buf)
+            if self._consume(conn, data, result, now_ns):
+                self._arm_receive(conn, now_ns)
 
     def _finish(self, conn: _Conn, now_ns: int) -> None:
         """The transfer is complete: record its time, close, and open the next one."""
@@ -394,6 +433,7 @@ class StreamClient(SlotPool[_Conn]):
         timers = self._timers
         everyone = len(conns)
         next_tick = monotonic_ns()
+        self._begin(next_tick)
         self._tick(next_tick)
         while not self.stop_requested and self._retired < everyone:
             now = monotonic_ns()

@@ -365,3 +365,18 @@ def test_ctrl_c_stops_every_host_and_writes_the_partial_result(
     assert data["summary"]["requests"] > 0 and data["summary"]["duration_s"] < 15
     assert all(host["lost"] is None for host in data["cluster"]["hosts"])
     assert data["summary"]["requests"] == sum(h["requests"] for h in data["cluster"]["hosts"])
+
+
+def test_hosts_are_ready_with_their_connections_open(cluster: tuple[Any, Any]) -> None:
+    """The two-phase start: shards connect before they report ready, so an open-model
+    schedule finds its connections open from its first request (without the pre-connect,
+    requests due in the first milliseconds wait for a connection: waited_for_connection)."""
+    local, _client = cluster
+    scenario = _scenario(
+        "load: {model: open, connections: 30, phases: [{duration: 2s, rate: 300}]}\n"
+    )
+    result = run_cluster(scenario, local.scheduler_address, processes=1)
+    assert result.stop_reason == "completed"
+    assert result.summary.waited_for_connection == 0 and result.summary.unsent == 0
+    assert result.summary.connects == 30 and result.summary.errors == {}
+    assert abs(result.summary.requests - 600) <= 3

@@ -335,7 +335,7 @@ class _ClusterRun:
         began = time.monotonic()
         deadline: float | None = None
         next_health = began
-        connections = max(job.scenario.plan.connections for job in self.jobs)
+        connections = max(spec.scenario.plan.connections for j in self.jobs for spec in j.specs)
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
         with _sigint_stops(self.interrupted):
             while len(self.outcomes) + len(self.lost) < len(self.jobs):
@@ -347,7 +347,7 @@ class _ClusterRun:
                 if now >= next_health:
                     self._check_workers()
                     next_health = now + HEALTH_EVERY_S
-                if not self.started:
+                if not self.started and deadline is None:
                     if len(self.ready) == len(self.jobs) and not self.stopping:
                         self._start()
                         deadline = now + duration_s + grace_s
@@ -355,7 +355,7 @@ class _ClusterRun:
                         for host in range(len(self.jobs)):
                             if host not in self.ready:
                                 self._lose(host, f"not ready within {READY_TIMEOUT_S:.0f} s")
-                        break
+                        deadline = now + RESULT_GRACE_S  # the ready ones stop and report
                 if deadline is not None and now > deadline:
                     for host in range(len(self.jobs)):
                         self._lose(host, f"gave no result within {grace_s:.0f} s of the end")

@@ -188,8 +188,10 @@ def test_an_unreachable_scheduler_is_a_clear_error() -> None:
         run_cluster(_scenario("connections: 10\nduration: 1s\n"), f"tcp://127.0.0.1:{port}")
 
 
-def _kill_when_running(pid: int, after_s: float) -> Callable[[Callable[[], Snapshot]], Any]:
-    """A live-view hook that SIGKILLs ``pid`` once the run is ``after_s`` in."""
+def _when_running(
+    after_s: float, act: Callable[[], None]
+) -> Callable[[Callable[[], Snapshot]], Any]:
+    """A live-view hook that calls ``act`` once the run is ``after_s`` in, with traffic."""
 
     @contextmanager
     def watch(read: Callable[[], Snapshot]) -> Iterator[None]:
@@ -199,7 +201,7 @@ def _kill_when_running(pid: int, after_s: float) -> Callable[[Callable[[], Snaps
             while not done.wait(0.05):
                 snapshot = read()
                 if snapshot.elapsed_s >= after_s and snapshot.requests > 0:
-                    os.kill(pid, signal.SIGKILL)
+                    act()
                     return
 
         thread = threading.Thread(target=loop, daemon=True)
@@ -224,7 +226,10 @@ def test_a_killed_worker_gives_a_partial_result_naming_it() -> None:
             "load: {model: closed, connections: 30, think_time: 2ms, phases: [{duration: 6s}]}\n"
         )
         result = run_cluster(
-            scenario, local.scheduler_address, processes=1, live=_kill_when_running(pid, 2.5)
+            scenario,
+            local.scheduler_address,
+            processes=1,
+            live=_when_running(2.5, lambda: os.kill(pid, signal.SIGKILL)),
         )
     assert result.partial
     assert result.stop_reason.startswith("failed: host 1 (")
@@ -269,30 +274,21 @@ def test_a_failed_shard_on_one_host_names_the_host_and_the_shard(
     worker = sorted(client.scheduler_info(n_workers=-1)["workers"])[2]  # host 2
     worker_pid = client.run(os.getpid, workers=[worker])[worker]
 
-    @contextmanager
-    def kill_a_shard(read: Callable[[], Snapshot]) -> Iterator[None]:
-        done = threading.Event()
-
-        def loop() -> None:
-            while not done.wait(0.05):
-                if read().elapsed_s >= 1.5:
-                    shards = _shard_processes(worker_pid)
-                    assert len(shards) == 2, shards
-                    shards[0].kill()
-                    return
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
+    def kill_a_shard() -> None:
+        shards = _shard_processes(worker_pid)
+        assert len(shards) == 2, shards
+        shards[0].kill()
 
     scenario = _scenario(
         "load: {model: closed, connections: 30, think_time: 2ms, phases: [{duration: 5s}]}\n"
     )
-    result = run_cluster(scenario, local.scheduler_address, hosts=3, processes=2, live=kill_a_shard)
+    result = run_cluster(
+        scenario,
+        local.scheduler_address,
+        hosts=3,
+        processes=2,
+        live=_when_running(1.5, kill_a_shard),
+    )
     assert result.partial and result.stop_reason.startswith("failed: host 2 (")
     assert worker in result.stop_reason and "died: killed by SIGKILL" in result.stop_reason
     assert result.cluster is not None and not result.cluster.lost_hosts

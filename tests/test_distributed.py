@@ -296,6 +296,7 @@ def test_a_failed_shard_on_one_host_names_the_host_and_the_shard(
     assert result.summary.requests == sum(h.requests or 0 for h in result.cluster.hosts)
 
 
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # a worker's dashboard
 def test_a_tls_cluster_runs_with_the_client_certificate_in_dask_config() -> None:
     import dask
     from distributed.security import Security

@@ -4,11 +4,15 @@ The LocalCluster tests (tests/test_distributed.py) run every worker on this host
 Here each worker lives in its own network namespace (its own interfaces, addresses, routes,
 loopback and socket tables), joined to this one by a veth pair, as separate machines on one
 switch would be: the scheduler, the workers and the echo target talk over 10.77.x.x
-addresses, the load crosses the veths, and nothing may assume loopback. (One kernel and one
-clock still: offsets come out near zero; delay emulation, tc netem, is not in this kernel.)
+addresses, the load crosses the veths, and nothing may assume loopback. The last worker also
+runs in a time namespace whose CLOCK_MONOTONIC is an hour ahead (`unshare --time
+--monotonic`), as another machine's monotonic clock is unrelated to ours: the start instant
+must reach it through the wall clock and its measured offset, never as a monotonic reading.
+(One kernel and one wall clock still: offsets come out near zero; delay emulation, tc netem,
+is not in this kernel.)
 
-Needs root (CAP_NET_ADMIN) and iproute2; where `ip netns add` is refused the test skips
-and says so.
+Needs root (CAP_NET_ADMIN), iproute2 and util-linux's unshare with time namespaces (Linux
+5.6+); where they are refused the test skips and says so.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from loadgen.distributed.coordinator import run_cluster_hosts
 
 HOSTS = 2
 SUBNET = "10.77"
+#: The last worker's CLOCK_MONOTONIC runs this far ahead of ours (a time namespace).
+MONOTONIC_SHIFT_S = 3600
+MONOTONIC_AHEAD = ["unshare", "--time", "--monotonic", str(MONOTONIC_SHIFT_S), "--fork"]
 
 
 def _ip(*arguments: str) -> None:
@@ -49,6 +56,15 @@ def _namespaces_available() -> str | None:
     if made.returncode != 0:
         return f"`ip netns add` was refused: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    shifted = subprocess.run(
+        [*MONOTONIC_AHEAD, sys.executable, "-c", "import time; print(time.monotonic())"],
+        capture_output=True,
+        text=True,
+    )
+    if shifted.returncode != 0:
+        return f"`unshare --time` was refused: {shifted.stderr.strip()}"
+    if float(shifted.stdout) < time.monotonic() + MONOTONIC_SHIFT_S / 2:
+        return "`unshare --time --monotonic` did not move CLOCK_MONOTONIC"
     return None
 
 
@@ -115,6 +131,8 @@ def cluster(namespaces: list[str]) -> Iterator[str]:
             worker = [sys.executable, "-m", "distributed.cli.dask_worker", address]
             worker += ["--nworkers", "1", "--nthreads", "1", "--resources", "loadgen=1"]
             worker += ["--host", f"{SUBNET}.{n}.2", "--no-dashboard"]
+            if n == len(namespaces):
+                worker = [*MONOTONIC_AHEAD, *worker]
             processes.append(
                 subprocess.Popen(
                     ["ip", "netns", "exec", name, *worker],
@@ -140,6 +158,12 @@ def cluster(namespaces: list[str]) -> Iterator[str]:
 
 
 def test_hosts_in_their_own_network_namespaces_load_a_target_over_veth(cluster: str) -> None:
+    import distributed
+
+    with distributed.Client(cluster, timeout=30, set_as_default=False) as client:
+        clocks = client.run(time.monotonic)
+    ahead = sorted(clocks.values())[-1] - time.monotonic()
+    assert ahead > MONOTONIC_SHIFT_S / 2, clocks  # one worker's monotonic clock is far ahead
     with builtin_target("echo", host="0.0.0.0") as (_host, port):
         scenario = parse_scenario(
             f"name: netns\ntarget: {SUBNET}.1.1:{port}\nmessage_size: 256B\n"
@@ -159,4 +183,7 @@ def test_hosts_in_their_own_network_namespaces_load_a_target_over_veth(cluster: 
     for host in result.cluster.hosts:
         assert host.clock_offset_ms is not None and host.offset_uncertainty_ms is not None
         assert abs(host.clock_offset_ms) <= host.offset_uncertainty_ms + 1.0  # one clock
+    # Both began within moments of the shared instant, the one an hour ahead on CLOCK_MONOTONIC
+    # too (a start handed over as a monotonic reading would have had it wait an hour).
+    assert all(h.start_late_ms is not None and h.start_late_ms < 250 for h in result.cluster.hosts)
     assert result.cluster.start_skew_ms is not None and result.cluster.start_skew_ms < 250

@@ -181,3 +181,22 @@ def test_redis_peers_runs_both_clients_on_each_case(tmp_path: Path) -> None:
         for name in expected:
             assert set(document["medians"][case][name]) == set(document["metrics"])
     assert out.count("loadgen/redis-benchmark:") == (2 if len(expected) == 2 else 0)
+
+
+@linux_only
+def test_cluster_benchmark_runs_both_ways_and_writes_its_result(tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="the 'distributed' extra is not installed")
+    stdout, document = _run(
+        "cluster.py", ["--rounds", "1", "--seconds", "1", "--hosts", "2"], tmp_path
+    )
+    runs = {run["variant"]: run for run in document["runs"]}
+    assert sorted(runs) == ["cluster", "local"]
+    for run in runs.values():
+        assert run["requests"] > 0 and run["errors"] == 0 and run["processes"] == 2
+    assert runs["cluster"]["start_skew_ms"] is not None and runs["local"]["start_skew_ms"] is None
+    assert set(document["ratios"]) == {
+        "cluster/local rps",
+        "cluster/local p99_us",
+        "cluster/local wall_s",
+    }
+    assert "cluster/local rps:" in stdout

@@ -91,7 +91,9 @@ def run(
     ] = None,
     json_path: Annotated[
         Path | None,
-        typer.Option("--json", help="Where to write the JSON result [reports/NAME-TIME.json]."),
+        typer.Option(
+            "--json", help="Where to write the JSON result (default: reports/NAME-TIME.json)."
+        ),
     ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No live view and no summary table.")
@@ -113,7 +115,7 @@ def run(
             "-p",
             min=1,
             help="Client processes, the load split among them; 1 runs in this process "
-            "[one per core; with a builtin: target, the cores are shared with it].",
+            "(default: one per core; with a builtin: target, the cores are shared with it).",
         ),
     ] = None,
     target_processes: Annotated[
@@ -121,7 +123,7 @@ def run(
         typer.Option(
             "--target-processes",
             min=1,
-            help="Processes of a builtin: target (SO_REUSEPORT; Linux) [the cores left].",
+            help="Processes of a builtin: target (SO_REUSEPORT; Linux) (default: the cores left).",
         ),
     ] = None,
     cluster: Annotated[
@@ -130,8 +132,8 @@ def run(
             "--cluster",
             metavar="ADDRESS",
             help="Run on a Dask cluster (tcp://SCHEDULER:8786): one host shard per worker "
-            "with the 'loadgen' resource; --processes is then per host [its cores]. "
-            "Needs pip install 'loadgen[distributed]'.",
+            "with the 'loadgen' resource; --processes is then per host (default: its cores). "
+            "Needs pip install 'loadgen\\[distributed]'.",
         ),
     ] = None,
     hosts: Annotated[
@@ -139,8 +141,8 @@ def run(
         typer.Option(
             "--hosts",
             min=1,
-            help="With --cluster: how many hosts (workers) to use; fewer there is an error "
-            "[all of them].",
+            help="With --cluster: how many hosts (workers) to use, by default all; "
+            "fewer there is an error.",
         ),
     ] = None,
 ) -> None:
@@ -305,7 +307,7 @@ def report(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Where to write the HTML [the first RUN.json as .html]."
+            "--output", "-o", help="Where to write the HTML (default: the first RUN.json as .html)."
         ),
     ] = None,
 ) -> None:

@@ -115,8 +115,8 @@ def validity_check(label: str, reasons: Sequence[str]) -> Check:
 
 def cluster_check(label: str, cluster: Cluster) -> Check:
     """A distributed run: failed when a host gave no result (its share of the load counts
-    only what it reported before it was lost), naming each lost host; the output lists every host, the
-    start skew and the cluster's warnings either way."""
+    only what it reported before it was lost), naming each lost host; the output lists every
+    host, the start skew and the cluster's warnings either way."""
     lost = sorted(cluster.lost_hosts, key=lambda host: host.index)
     details = [
         f"run: {label}",

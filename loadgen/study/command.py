@@ -13,14 +13,16 @@ from rich.console import Console
 def recv_modes(
     scenario_file: Annotated[
         Path | None,
-        typer.Argument(help="Scenario whose target and protocol to use [builtin:echo]."),
+        typer.Argument(help="Scenario whose target and protocol to use (default: builtin:echo)."),
     ] = None,
     connections: Annotated[
         str, typer.Option("--connections", "-c", help="Connection counts, comma-separated.")
     ] = "1000,5000,10000",
     modes: Annotated[
         str | None,
-        typer.Option("--modes", "-m", help="Receive modes, comma-separated [every one known]."),
+        typer.Option(
+            "--modes", "-m", help="Receive modes, comma-separated (default: every one known)."
+        ),
     ] = None,
     repeat: Annotated[int, typer.Option("--repeat", "-r", help="Trials per cell.")] = 3,
     buffer: Annotated[
@@ -46,7 +48,8 @@ def recv_modes(
             "--processes",
             "-p",
             min=1,
-            help="Client processes per trial [as loadgen run: raised to fit the descriptor limit].",
+            help="Client processes per trial (default: as loadgen run, raised to fit the "
+            "descriptor limit).",
         ),
     ] = None,
     target_processes: Annotated[
@@ -54,7 +57,7 @@ def recv_modes(
         typer.Option(
             "--target-processes",
             min=1,
-            help="Processes of a builtin: target [the cores left, raised to fit].",
+            help="Processes of a builtin: target (default: the cores left, raised to fit).",
         ),
     ] = None,
 ) -> None:

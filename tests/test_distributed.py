@@ -377,3 +377,22 @@ def test_hosts_are_ready_with_their_connections_open(cluster: tuple[Any, Any]) -
     assert result.summary.waited_for_connection == 0 and result.summary.unsent == 0
     assert result.summary.connects == 30 and result.summary.errors == {}
     assert abs(result.summary.requests - 600) <= 3
+
+
+def _lower_descriptor_limit(limit: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))  # this worker process only
+
+
+def test_more_connections_than_a_host_can_hold_is_refused_before_traffic() -> None:
+    with _cluster(1) as (local, client):
+        client.run(_lower_descriptor_limit, 512)  # the worker's host processes inherit it
+        scenario = _scenario(
+            "load: {model: closed, connections: 2000, think_time: 1s, phases: [{duration: 2s}]}\n"
+        )
+        with pytest.raises(ClusterError) as raised:
+            run_cluster(scenario, local.scheduler_address, processes=1)
+    message = str(raised.value)
+    assert message.startswith("hosts cannot run this scenario: tcp://127.0.0.1:")
+    assert "2,000 connections need about" in message and "512 (hard)" in message

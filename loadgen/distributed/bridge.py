@@ -37,7 +37,6 @@ from loadgen.distributed.clock import ClockOffset, measure_offset, remote_to_mon
 from loadgen.distributed.frames import read_frame, write_frame
 from loadgen.distributed.host import HostJob
 from loadgen.result import RunResult
-from loadgen.scenario import Scenario
 
 #: How often the relay looks at the stop event and the start variable.
 POLL_S = 0.2
@@ -109,24 +108,42 @@ def identity() -> dict[str, Any]:
     }
 
 
-def check_host(scenario: Scenario, backend: str) -> str | None:
-    """Why this host cannot run ``scenario`` on ``backend`` (None: it can). Run on every
-    worker before a run, so that a missing backend or receive feature is refused before
-    any traffic, as on one host."""
+def check_host(jobs: dict[str, HostJob], dask_worker: Any = None) -> str | None:
+    """Why this worker's host cannot run its job (None: it can); ``Client.run`` on every
+    worker before a run (it passes ``dask_worker``), so that a missing backend or receive
+    feature, or too many connections for the host's limits, is refused before any traffic,
+    as on one host. Automatic fitting (more processes, 127.0.0.x sources) is not done here."""
     from loadgen.engine import BackendUnavailable, select_backend
     from loadgen.engine.base import FeatureUnavailable
+    from loadgen.limits import (
+        ConnectionLimitError,
+        check_descriptors,
+        check_ports,
+        peak_connections,
+    )
     from loadgen.runner import check_receive_features
 
+    job = jobs[dask_worker.address]
     try:
-        engine = select_backend(backend)
+        engine = select_backend(job.backend)
     except BackendUnavailable as exc:
         return str(exc)
     try:
-        check_receive_features(scenario, engine)
+        check_receive_features(job.scenario, engine)
     except FeatureUnavailable as exc:
         return str(exc)
     finally:
         engine.shutdown()
+    try:
+        for spec in job.specs:
+            check_descriptors(peak_connections(spec.scenario), raise_soft=False)
+        check_ports(
+            sum(peak_connections(spec.scenario) for spec in job.specs),
+            len(job.scenario.source_addresses()),
+            len(job.scenario.targets),
+        )
+    except ConnectionLimitError as exc:
+        return str(exc)
     return None
 
 

@@ -5,7 +5,9 @@ Before any traffic (each refusal a ``ClusterError`` that says what to do):
 
 * the scheduler must answer; the workers that offer the ``loadgen`` resource are the hosts
   (``dask worker ... --resources loadgen=1``), and there must be as many as ``--hosts`` asks;
-* every chosen worker must run this loadgen version (the versions are listed otherwise);
+* every chosen worker must run this loadgen version (the versions are listed otherwise),
+  and have the backend and receive features the scenario asks for, and room for its
+  shards' connections (descriptors per process, local ports per host);
 * a ``builtin:`` target is started here on loopback, so every chosen worker must be on this
   host (otherwise: serve it with ``loadgen serve`` on an address the hosts reach).
 
@@ -124,12 +126,9 @@ def worker_addresses(client: Any) -> set[str]:
     return set(client.scheduler_info(n_workers=-1)["workers"])
 
 
-def choose_hosts(
-    client: Any, address: str, hosts: int | None, scenario: Scenario, backend: str
-) -> list[HostInfo]:
+def choose_hosts(client: Any, address: str, hosts: int | None) -> list[HostInfo]:
     """The workers with the ``loadgen`` resource to run on, checked (see module docstring):
-    enough of them, one loadgen version, and on each the backend and receive features the
-    scenario asks for."""
+    enough of them, and one loadgen version."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
     offering = sorted(
         worker
@@ -156,10 +155,6 @@ def choose_hosts(
             f"loadgen versions differ: this coordinator has {__version__}, the workers have "
             f"{listed}; install one version everywhere"
         )
-    problems = client.run(check_host, scenario, backend, workers=chosen)
-    refused = [f"{worker}: {problem}" for worker, problem in problems.items() if problem]
-    if refused:
-        raise ClusterError("hosts cannot run this scenario: " + "; ".join(sorted(refused)))
     return [
         HostInfo(
             worker=worker,
@@ -210,6 +205,17 @@ def plan_jobs(
         jobs.append(HostJob(index=index, scenario=scenario, specs=specs, backend=backend))
         first += count
     return jobs
+
+
+def check_hosts(client: Any, hosts: Sequence[HostInfo], jobs: Sequence[HostJob]) -> None:
+    """Refuse, before any traffic, what a host cannot run: its backend or a receive feature
+    missing there, or its shards' connections past its descriptor limit or ports
+    (``bridge.check_host`` on each worker)."""
+    by_worker = {host.worker: job for host, job in zip(hosts, jobs, strict=True)}
+    problems = client.run(check_host, by_worker, workers=list(by_worker))
+    refused = [f"{worker}: {problem}" for worker, problem in problems.items() if problem]
+    if refused:
+        raise ClusterError("hosts cannot run this scenario: " + "; ".join(sorted(refused)))
 
 
 @contextmanager
@@ -421,7 +427,7 @@ def run_cluster_hosts(
     with ExitStack() as stack:
         client = connect(address)
         stack.callback(client.close)
-        chosen = choose_hosts(client, address, hosts, scenario, backend)
+        chosen = choose_hosts(client, address, hosts)
         builtin = scenario.builtin_target
         if builtin is not None:
             here = socket.gethostname()
@@ -437,6 +443,7 @@ def run_cluster_hosts(
         else:
             addresses = scenario.target_addresses()
         jobs = plan_jobs(scenario, chosen, processes, backend, addresses, seed)
+        check_hosts(client, chosen, jobs)
         shards = sum(len(job.specs) for job in jobs)
         board = TickBoard(
             shards, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)

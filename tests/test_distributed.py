@@ -215,9 +215,6 @@ def _when_running(
     return watch
 
 
-# The nanny restarts the killed worker, which asks for the default dashboard port whatever
-# the cluster was given (distributed 2026.8.0); harmless here.
-@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_a_killed_worker_gives_a_partial_result_naming_it() -> None:
     with _cluster(WORKERS) as (local, client):
         victim = sorted(client.scheduler_info(n_workers=-1)["workers"])[1]  # host 1
@@ -296,7 +293,6 @@ def test_a_failed_shard_on_one_host_names_the_host_and_the_shard(
     assert result.summary.requests == sum(h.requests or 0 for h in result.cluster.hosts)
 
 
-@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # a worker's dashboard
 def test_a_tls_cluster_runs_with_the_client_certificate_in_dask_config() -> None:
     import dask
     from distributed.security import Security

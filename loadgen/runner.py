@@ -18,22 +18,20 @@ from __future__ import annotations
 import os
 import platform
 import random
-import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from loadgen import __version__
 from loadgen.client import ClientConfig, LoadClient
 from loadgen.engine import Backend, select_backend
 from loadgen.engine.base import FeatureUnavailable
+from loadgen.interrupts import sigint_recorded
 from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
 from loadgen.protocols.resp import RespCodec
@@ -74,23 +72,13 @@ def raise_fd_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
 
 
-@contextmanager
-def _sigint_stops(client: LoadClient | StreamClient) -> Iterator[list[str]]:
-    """While running, the first Ctrl-C asks the loop to stop; the run then ends normally."""
-    reasons: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield reasons
-        return
+def _stopper(client: LoadClient | StreamClient) -> Callable[[], None]:
+    """Ctrl-C's action on a running client: its loop stops, and the run ends normally."""
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        reasons.append(f"interrupted ({signal.Signals(signum).name})")
+    def stop() -> None:
         client.stop_requested = True
 
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield reasons
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    return stop
 
 
 def client_config(
@@ -346,7 +334,7 @@ def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             # count for the run; the errors land in interval 0).
             recorder = Recorder(time.monotonic_ns())
             client = make_client(recorder)
-            with _sigint_stops(client) as early:
+            with sigint_recorded(_stopper(client)) as early:
                 try:
                     client.preconnect()
                 except Exception as exc:  # reported as the run's failure, after ready
@@ -365,7 +353,7 @@ def measure(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         cpu_start = time.process_time()
         watching = ticking(spec, channel, client, recorder)
         cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
-        with _sigint_stops(client) as interrupted, watching, cpu:
+        with sigint_recorded(_stopper(client)) as interrupted, watching, cpu:
             try:
                 if stop_reason == "completed" and not early:
                     client.run(start_ns + int(plan.duration * 1e9))

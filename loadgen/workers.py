@@ -39,9 +39,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from types import FrameType
 from typing import Any, Protocol
 
+from loadgen.interrupts import sigint_recorded
 from loadgen.merge import merge_results, result_from_intervals
 from loadgen.report.live import TickBoard
 from loadgen.result import RunResult
@@ -148,25 +148,6 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-@contextmanager
-def _sigint_stops(channel: ProcessChannel) -> Iterator[list[str]]:
-    reasons: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield reasons
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not reasons:
-            reasons.append(f"interrupted ({signal.Signals(signum).name})")
-        channel.stop()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield reasons
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class _Coordinator:
     """The state of one multi-process run, driven by ``run``."""
 
@@ -264,7 +245,7 @@ class _Coordinator:
         connections = max(spec.scenario.plan.connections for spec in self.specs)
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
         deadline: float | None = None
-        with _sigint_stops(self.channel) as interrupted:
+        with sigint_recorded(self.channel.stop) as interrupted:
             try:
                 while len(self.results) + len(self.failures) < len(self.specs):
                     with suppress(queue.Empty):

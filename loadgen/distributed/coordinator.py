@@ -33,15 +33,12 @@ network or with TLS (README, "Distributed runs").
 from __future__ import annotations
 
 import pickle
-import signal
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, replace
-from types import FrameType
 from typing import Any
 
 from loadgen import __version__
@@ -56,6 +53,7 @@ from loadgen.distributed.bridge import (
 )
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
+from loadgen.interrupts import sigint_recorded
 from loadgen.merge import add_counts, merge_results, result_from_intervals
 from loadgen.report.live import Snapshot, TickBoard
 from loadgen.result import Cluster, ClusterHost, RunResult
@@ -218,25 +216,6 @@ def check_hosts(client: Any, hosts: Sequence[HostInfo], jobs: Sequence[HostJob])
         raise ClusterError("hosts cannot run this scenario: " + "; ".join(sorted(refused)))
 
 
-@contextmanager
-def _sigint_stops(reasons: list[str]) -> Iterator[None]:
-    """Ctrl-C appends the reason; the drive loop then stops the hosts (a Dask call is no
-    thing to make inside a signal handler, which may interrupt another Dask call)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if not reasons:
-            reasons.append(f"interrupted ({signal.Signals(signum).name})")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class _ClusterRun:
     """The state of one distributed run, driven by ``drive``."""
 
@@ -343,7 +322,8 @@ class _ClusterRun:
         next_health = began
         connections = max(spec.scenario.plan.connections for j in self.jobs for spec in j.specs)
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
-        with _sigint_stops(self.interrupted):
+        # Ctrl-C only records (no Dask call inside a signal handler); the loop stops the hosts.
+        with sigint_recorded() as self.interrupted:
             while len(self.outcomes) + len(self.lost) < len(self.jobs):
                 if self.interrupted and not self.stopping:
                     self.stop()

@@ -107,15 +107,26 @@ def _import_distributed() -> Any:
 def connect(address: str) -> Any:
     """A Dask client of the scheduler at ``address``."""
     distributed = _import_distributed()
+    tls_help = (
+        "for tls:// give this client its certificate in Dask's configuration, e.g. "
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._CLIENT__CERT and ..._CLIENT__KEY "
+        "(README: Distributed runs)"
+    )
+    if address.startswith("tls://"):
+        # Asked before connecting: a Client that fails on a missing TLS set-up leaves its
+        # event-loop thread behind, which can keep the next Client from starting.
+        client_tls = distributed.Security().get_connection_args("client")
+        if client_tls.get("ssl_context") is None:
+            raise ClusterError(
+                f"cannot connect to the Dask scheduler at {address}: no TLS set-up; {tls_help}"
+            )
     try:
         return distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     except (TypeError, ValueError) as exc:  # distributed's words for a TLS set-up missing
         raise ClusterError(
-            f"cannot connect to the Dask scheduler at {address}: {exc}; for tls:// give this "
-            "client its certificate in Dask's configuration, e.g. DASK_DISTRIBUTED__COMM__TLS__"
-            "CA_FILE, ..._CLIENT__CERT and ..._CLIENT__KEY (README: Distributed runs)"
+            f"cannot connect to the Dask scheduler at {address}: {exc}; {tls_help}"
         ) from None
 
 

@@ -13,5 +13,7 @@ def values_of(histogram: HdrHistogram) -> np.ndarray:
     nonzero = np.flatnonzero(histogram.counts)
     low, _ = histogram._index_edges(nonzero.astype(np.int64))
     values = np.repeat(low, histogram.counts[nonzero])
+    # Other values of the lowest bucket would sit at its low edge, below the exact min.
+    values = np.clip(values, histogram.min, histogram.max)
     values[0], values[-1] = histogram.min, histogram.max
     return values

@@ -1,7 +1,7 @@
 """loadgen: a network load generator on a completion-port engine.
 
 The package is usable as a library without its CLI: build a ``Scenario``, call
-``loadgen.runner.run``, get a ``RunResult``.
+``loadgen.run.api.run``, get a ``RunResult``.
 """
 
 __version__ = "0.1.0"

@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 WINDOWS_TESTS = [
     "tests/engine",
     "tests/stats/test_memory_windows.py",
-    "tests/test_iocp_e2e.py",
+    "tests/engine/test_iocp_e2e.py",
     "tests/study/test_recv_modes_windows.py",  # the receive-mode study completes on IOCP
-    "tests/test_streams.py",
-    "tests/test_receive_features.py",
+    "tests/load/test_streams.py",
+    "tests/load/test_receive_features.py",
 ]
 #: Provisioning from a cold cache takes ~2 minutes; a warm run ~1 minute.
 TIMEOUT_S = 1500
@@ -49,7 +49,7 @@ def test_windows_suite_under_wine() -> None:
     iocp_cases = re.findall(r"^(tests/engine/test_contract\.py::\S+\[iocp\]) (\w+)", output, re.M)
     assert len(iocp_cases) >= 11, tail
     assert {outcome for _, outcome in iocp_cases} == {"PASSED"}, iocp_cases
-    e2e = re.findall(r"^tests/test_iocp_e2e\.py::\S+ (\w+)", output, re.M)
+    e2e = re.findall(r"^tests/engine/test_iocp_e2e\.py::\S+ (\w+)", output, re.M)
     assert e2e == ["PASSED", "PASSED"], tail
     study = re.findall(r"^tests/study/test_recv_modes_windows\.py::\S+ (\w+)", output, re.M)
     assert study == ["PASSED"], tail

@@ -36,7 +36,7 @@ from typing import IO, Any
 from loadgen.distributed.clock import ClockOffset, measure_offset, remote_to_monotonic_ns
 from loadgen.distributed.frames import read_frame, write_frame
 from loadgen.distributed.host import HostJob
-from loadgen.result import RunResult
+from loadgen.result.model import RunResult
 
 #: How often the relay looks at the stop event and the start variable.
 POLL_S = 0.2
@@ -97,7 +97,7 @@ def identity() -> dict[str, Any]:
     import socket
 
     from loadgen import __version__
-    from loadgen.runner import os_description
+    from loadgen.run.environment import os_description
 
     return {
         "loadgen_version": __version__,
@@ -115,13 +115,13 @@ def check_host(jobs: dict[str, HostJob], dask_worker: Any = None) -> str | None:
     as on one host. Automatic fitting (more processes, 127.0.0.x sources) is not done here."""
     from loadgen.engine import BackendUnavailable, select_backend
     from loadgen.engine.base import FeatureUnavailable
-    from loadgen.limits import (
+    from loadgen.run.limits import (
         ConnectionLimitError,
         check_descriptors,
         check_ports,
         peak_connections,
     )
-    from loadgen.runner import check_receive_features
+    from loadgen.run.wiring import check_receive_features
 
     job = jobs[dask_worker.address]
     try:
@@ -227,7 +227,7 @@ def _ended(process: subprocess.Popen[bytes], stderr: IO[bytes]) -> str:
         code = process.wait(EXIT_GRACE_S)
     except subprocess.TimeoutExpired:
         code = None
-    from loadgen.workers import describe_exit
+    from loadgen.run.processes import describe_exit
 
     return f"the host process {describe_exit(code)} without a result{_stderr_tail(stderr)}"
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from loadgen import __version__
+from loadgen.config.scenario import Scenario
 from loadgen.distributed.bridge import (
     DistributedMissing,
     HostOutcome,
@@ -53,13 +54,12 @@ from loadgen.distributed.bridge import (
 )
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
-from loadgen.interrupts import sigint_recorded
-from loadgen.merge import add_counts, merge_results, result_from_intervals
-from loadgen.report.live import Snapshot, TickBoard
-from loadgen.result import Cluster, ClusterHost, RunResult
-from loadgen.scenario import Scenario
-from loadgen.shard import ShardError
-from loadgen.split import arrival_phase, split_scenario
+from loadgen.result.model import Cluster, ClusterHost, RunResult
+from loadgen.run.interrupts import sigint_recorded
+from loadgen.run.merge import add_counts, merge_results, result_from_intervals
+from loadgen.run.progress import Snapshot, TickBoard
+from loadgen.run.shard import ShardError
+from loadgen.run.split import arrival_phase, split_scenario
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
@@ -184,7 +184,7 @@ def plan_jobs(
     seed: int | None,
 ) -> list[HostJob]:
     """Every host's job: its processes' shards of the whole run, equal shares each."""
-    from loadgen.shard import ShardSpec
+    from loadgen.run.shard import ShardSpec
 
     counts = [processes or host.cpu_count for host in hosts]
     total = sum(counts)
@@ -412,7 +412,7 @@ def run_cluster_hosts(
     seed: int | None = None,
 ) -> ClusterOutcome:
     """``run_cluster``, with every host's own result beside the merged one."""
-    from loadgen.runner import phase_label
+    from loadgen.run.progress import phase_label
     from loadgen.targets.process import builtin_target
 
     with ExitStack() as stack:

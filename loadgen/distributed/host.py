@@ -3,7 +3,7 @@
 A Dask worker's task (``loadgen.distributed.bridge``) starts ``python -m
 loadgen.distributed.host`` as a child process, so the generator never runs in the worker's
 own threads (it would hold the GIL from Dask's heartbeats and share its CPU with them). This
-process runs the multi-process path of one host (``loadgen.workers.run_processes``: one
+process runs the multi-process path of one host (``loadgen.run.processes.run_processes``: one
 spawned shard process per core, their own start barrier, ticks, merge) with two
 differences:
 
@@ -33,10 +33,10 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import IO
 
+from loadgen.config.scenario import Scenario
 from loadgen.distributed.frames import read_frame, write_frame
-from loadgen.report.live import Tick, TickBoard
-from loadgen.scenario import Scenario
-from loadgen.shard import ShardSpec
+from loadgen.run.progress import Tick, TickBoard
+from loadgen.run.shard import ShardSpec
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def send(out: IO[bytes], lock: threading.Lock, message: object) -> None:
 
 def run_job(job: HostJob, frames_in: IO[bytes], out: IO[bytes]) -> None:
     from loadgen.engine import select_backend
-    from loadgen.workers import run_processes
+    from loadgen.run.processes import run_processes
 
     lock = threading.Lock()
     gate = RemoteGate(out, lock)

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 #: Error kinds a codec reports (beside the engine's ``ErrorKind`` values, which they extend).
+#: Bytes a codec reads: a receive buffer (or a view of it) as the engine filled it.
+Buffer = bytearray | memoryview
+
 KIND_PROTOCOL = "protocol"  # the peer sent bytes that are not the protocol
 KIND_EOF = "eof"  # the peer closed in the middle of a response
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from enum import IntEnum
 
-from loadgen.engine.base import Buffer
+from loadgen.protocols.base import Buffer
 
 HEADER = struct.Struct("<QII")
 HEADER_BYTES = HEADER.size  # 16

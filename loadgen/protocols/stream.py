@@ -52,7 +52,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from loadgen.engine.base import Buffer
+from loadgen.protocols.base import Buffer
 
 HEADER: Final = struct.Struct("<2sBBIQ")
 TRAILER: Final = HEADER  # the same layout, a different magic and meaning

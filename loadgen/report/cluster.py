@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadgen.report.formatting import MISSING, format_percent_value
-from loadgen.result import Cluster, ClusterHost
+from loadgen.result.model import Cluster, ClusterHost
 
 NOT_MEASURED = "not measured"
 

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.report import cluster as cluster_text
 from loadgen.report.loading import LoadedRun
-from loadgen.result import Cluster, LatencySummary, Summary
+from loadgen.result.model import Cluster, LatencySummary, Summary
 from loadgen.stats.significance import bootstrap_ci, mann_whitney_u, relative_change
-from loadgen.thresholds import ThresholdVerdict
 
 DEFAULT_TOLERANCE = 0.10  # 10 %: run-to-run noise on shared machines is a few percent
 ALPHA = 0.05  # the usual 5 % false-alarm rate per metric

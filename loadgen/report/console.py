@@ -11,7 +11,7 @@ from loadgen.report import cluster as cluster_text
 from loadgen.report.formatting import format_bytes
 from loadgen.report.loading import from_result
 from loadgen.report.memory import run_memory
-from loadgen.result import Cluster, LatencySummary, RunResult
+from loadgen.result.model import Cluster, LatencySummary, RunResult
 
 _LATENCY_COLUMNS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
 

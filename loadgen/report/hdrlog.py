@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loadgen import __version__
-from loadgen.result import Interval, RunResult
+from loadgen.result.model import Interval, RunResult
 from loadgen.stats.histogram import HdrHistogram
 
 LOG_FORMAT_VERSION = "1.3"

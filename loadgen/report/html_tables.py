@@ -24,7 +24,7 @@ from loadgen.report.formatting import (
 )
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import Counter, RunMemory
-from loadgen.result import Cluster, LatencySummary
+from loadgen.result.model import Cluster, LatencySummary
 
 _LATENCY_COLUMNS = (
     ("min", "min"),

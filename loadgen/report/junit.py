@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.report import cluster as cluster_text
 from loadgen.report.compare import Comparison, MetricComparison, Verdict
 from loadgen.report.formatting import (
@@ -14,8 +15,7 @@ from loadgen.report.formatting import (
     format_metric,
     format_threshold_value,
 )
-from loadgen.result import Cluster
-from loadgen.thresholds import ThresholdVerdict
+from loadgen.result.model import Cluster
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _threshold_check(label: str, verdict: ThresholdVerdict) -> Check:
     observed = format_threshold_value(verdict.metric, verdict.value)
     outcome = "passed" if verdict.passed else "failed"
     return Check(
-        classname="loadgen.thresholds",
+        classname="loadgen.config.thresholds",
         name=f"{label}: {verdict.expression}",
         outcome=outcome,
         message=f"{verdict.expression}: {outcome} (observed {observed})",

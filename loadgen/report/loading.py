@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadgen.result import SCHEMA_VERSION, RunResult
+from loadgen.result.model import SCHEMA_VERSION, RunResult
 
 #: Keys every loadgen result has had since schema 1; a JSON object without them is not one.
 _REQUIRED_KEYS = ("schema_version", "scenario", "environment", "summary", "histograms")

@@ -13,7 +13,7 @@ from loadgen.report.formatting import (
     format_metric,
     format_threshold_value,
 )
-from loadgen.result import Cluster
+from loadgen.result.model import Cluster
 
 _VERDICT_CELLS = {
     Verdict.REGRESSION: "❌ **regression**",

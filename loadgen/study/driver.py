@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from loadgen import __version__
-from loadgen.limits import Fit, fit_run
+from loadgen.run.limits import Fit, fit_run
 from loadgen.study import metrics
 from loadgen.study.measure import RunFunction, run_trial, take_sample
 from loadgen.study.plan import StudyPlan
@@ -76,7 +76,7 @@ def fit_trials(plan: StudyPlan, count: int) -> Fit:
     ``--target-processes``, or as ``loadgen run`` chooses, raised to fit the descriptor
     limit) and source addresses (spread over 127.0.0.x past one address's ports). The
     largest mode's memory is checked. Raises ``limits.ConnectionLimitError``."""
-    from loadgen.runner import default_processes
+    from loadgen.run.api import default_processes
 
     mode = "buffered" if "buffered" in plan.modes else plan.modes[0]
     scenario = plan.trial_scenario(count, mode)
@@ -115,7 +115,7 @@ def run_study(
     """Every trial of ``plan`` in order; refuses a count this machine cannot hold first
     (``limits.ConnectionLimitError``)."""
     if run is None:
-        from loadgen.runner import run as run_scenario
+        from loadgen.run.api import run as run_scenario
 
         run = run_scenario
     fits: dict[int, Fit] = {}
@@ -168,6 +168,6 @@ def run_study(
 
 
 def _os() -> str:
-    from loadgen.runner import os_description
+    from loadgen.run.environment import os_description
 
     return os_description()

@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from loadgen.limits import Fit
-from loadgen.result import RunResult
-from loadgen.scenario import Scenario
+from loadgen.config.scenario import Scenario
+from loadgen.result.model import RunResult
+from loadgen.run.limits import Fit
 from loadgen.stats.histogram import HdrHistogram
 from loadgen.stats.memory import sample_memory
 from loadgen.study import metrics

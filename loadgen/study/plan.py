@@ -25,8 +25,8 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from loadgen.scenario import Scenario, ScenarioError, parse_scenario
-from loadgen.units import parse_count
+from loadgen.config.scenario import Scenario, ScenarioError, parse_scenario
+from loadgen.config.units import parse_count
 
 DEFAULT_CONNECTIONS = (1000, 5000, 10000)
 DEFAULT_SCENARIO = """

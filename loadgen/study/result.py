@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from loadgen.result import write_atomically
+from loadgen.result.files import write_atomically
 
 KIND = "loadgen.recv-modes"
 SCHEMA_VERSION = 1

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from loadgen.scenario import parse_address
+from loadgen.config.scenario import parse_address
 
 #: A cold interpreter that imports numpy and rich takes ~1 s; Wine takes several.
 START_TIMEOUT_S = 60.0

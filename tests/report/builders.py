@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.report.loading import LoadedRun, from_result
-from loadgen.result import Environment, Generator, LatencySummary, RunResult, Summary
+from loadgen.result.model import Environment, Generator, LatencySummary, RunResult, Summary
 from loadgen.stats.histogram import HdrHistogram
-from loadgen.thresholds import ThresholdVerdict
 
 #: 2,000 latencies spread evenly over 100..1,000 µs: scaling them scales every percentile.
 BASE_LATENCY_US = np.linspace(100.0, 1000.0, 2000)

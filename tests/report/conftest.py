@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.result import RunResult
-from loadgen.runner import run
-from loadgen.scenario import parse_scenario
+from loadgen.config.scenario import parse_scenario
+from loadgen.result.model import RunResult
+from loadgen.run.api import run
 
 from ..bad_targets import free_port
 

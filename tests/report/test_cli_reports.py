@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadgen.cli import EXIT_RUNTIME_FAILURE, EXIT_THRESHOLDS_FAILED, EXIT_USAGE, app
-from loadgen.thresholds import ThresholdVerdict
+from loadgen.cli.app import app
+from loadgen.cli.common import EXIT_RUNTIME_FAILURE, EXIT_THRESHOLDS_FAILED, EXIT_USAGE
+from loadgen.config.thresholds import ThresholdVerdict
 
 from .builders import make_result, write_runs
 from .conftest import RunFile

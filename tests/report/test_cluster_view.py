@@ -20,11 +20,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from loadgen.cli import app
+from loadgen.cli.app import app
 from loadgen.report.console import render_summary
 from loadgen.report.html import render_html
 from loadgen.report.loading import load_run
-from loadgen.result import Cluster, ClusterHost, RunResult
+from loadgen.result.model import Cluster, ClusterHost, RunResult
 
 from . import chromium
 from .conftest import RunFile

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.report.compare import (
     ALPHA,
     Comparison,
@@ -17,7 +18,6 @@ from loadgen.report.compare import (
 )
 from loadgen.report.junit import comparison_junit
 from loadgen.report.markdown import comparison_markdown
-from loadgen.thresholds import ThresholdVerdict
 
 from .builders import loaded, make_result
 
@@ -196,7 +196,7 @@ def test_current_runs_thresholds_are_checks_too() -> None:
     )
     assert not comparison.regressed and comparison.thresholds_failed and comparison.failed
     root = ET.fromstring(comparison_junit(comparison))
-    cases = root.findall(".//testcase[@classname='loadgen.thresholds']")
+    cases = root.findall(".//testcase[@classname='loadgen.config.thresholds']")
     assert [c.get("name") for c in cases] == ["b: p99 < 5ms", "b: error_rate < 1%"]
     failure = cases[1].find("failure")
     assert failure is not None and failure.get("type") == "threshold"

@@ -11,7 +11,7 @@ from hdrh.histogram import HdrHistogram as RefHistogram
 from hdrh.log import HistogramLogReader
 
 from loadgen.report.hdrlog import start_time_s, write_hdr_log
-from loadgen.result import RunResult
+from loadgen.result.model import RunResult
 from loadgen.stats.histogram import HdrHistogram
 
 from .conftest import RunFile

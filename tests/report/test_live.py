@@ -10,7 +10,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from loadgen.report.live import LiveView, Snapshot, plain_line
+from loadgen.report.live import LiveView, plain_line
+from loadgen.run.progress import Snapshot
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
 SNAPSHOT = Snapshot(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from loadgen.config.scenario import ScenarioError, parse_scenario
 from loadgen.engine import available_backends
-from loadgen.runner import run
-from loadgen.scenario import ScenarioError, parse_scenario
+from loadgen.run.api import run
 
 IDLE_THEN_TRAFFIC = """
 name: idle-then-traffic

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadgen.cli import app
-from loadgen.limits import ConnectionLimitError, check_ports, nofile_limits
+from loadgen.cli.app import app
+from loadgen.run.limits import ConnectionLimitError, check_ports, nofile_limits
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_NOFILE and /proc")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadgen.cli import app
+from loadgen.cli.app import app
 from loadgen.study.result import StudyFileError, StudyResult, read_study
 
 from ..report import chromium
@@ -177,7 +177,7 @@ def test_html_is_self_contained_and_draws_in_chromium(
 def test_html_says_not_measurable_and_still_draws(study: StudyResult, tmp_path: Path) -> None:
     """A study whose kernel counters could not be read (as under Wine): the page names the
     reason, draws only what was measured, and still loads without errors."""
-    from loadgen.report.study_html import write_study_html
+    from loadgen.study.page import write_study_html
     from loadgen.study.summary import group_trials
 
     reason = "not measurable here: Wine has no kernel pool"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadgen.cli import app
+from loadgen.cli.app import app
 from loadgen.engine import available_backends
 from loadgen.study.result import read_study
 

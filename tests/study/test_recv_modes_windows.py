@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadgen.cli import app
+from loadgen.cli.app import app
 from loadgen.engine import win32
 from loadgen.study.result import read_study
 

@@ -1,0 +1,130 @@
+"""``loadgen serve echo|http|stream``: run a built-in target until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Annotated, Protocol
+
+import typer
+
+from loadgen.cli.common import EXIT_USAGE, BackendOption, errors, fail
+from loadgen.engine import Backend, BackendUnavailable, select_backend
+
+serve_app = typer.Typer(help="Run a built-in target server.", no_args_is_help=True)
+
+StopOption = Annotated[
+    bool, typer.Option(hidden=True, help="Stop when stdin closes (for a parent process).")
+]
+HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
+PortOption = Annotated[int, typer.Option(help="Port (0 picks a free one).")]
+ServeProcessesOption = Annotated[
+    int,
+    typer.Option(
+        "--processes",
+        min=1,
+        help="Processes accepting on the one port (SO_REUSEPORT; Linux only, else 1).",
+    ),
+]
+
+
+@serve_app.command("echo")
+def serve_echo(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 0,
+    backend: BackendOption = "auto",
+    stop_on_stdin_eof: StopOption = False,
+    processes: ServeProcessesOption = 1,
+) -> None:
+    """Serve echo on the engine; prints `listening on HOST:PORT`."""
+    from loadgen.targets.echo import EchoServer
+
+    _serve_builtin(EchoServer, host, port, backend, stop_on_stdin_eof, processes, "echo")
+
+
+@serve_app.command("http")
+def serve_http(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 0,
+    backend: BackendOption = "auto",
+    stop_on_stdin_eof: StopOption = False,
+    processes: ServeProcessesOption = 1,
+) -> None:
+    """Serve HTTP/1.1 on the engine (/status/N, /bytes/N, /chunked/N, /delay/MS, /close);
+    prints `listening on HOST:PORT`."""
+    from loadgen.targets.http import HttpServer
+
+    _serve_builtin(HttpServer, host, port, backend, stop_on_stdin_eof, processes, "http")
+
+
+@serve_app.command("stream")
+def serve_stream(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 0,
+    backend: BackendOption = "auto",
+    stop_on_stdin_eof: StopOption = False,
+    processes: ServeProcessesOption = 1,
+) -> None:
+    """Serve the stream patterns (push, pull, pushpull, duplex) on the engine; prints
+    `listening on HOST:PORT`."""
+    from loadgen.targets.stream import StreamServer
+
+    _serve_builtin(StreamServer, host, port, backend, stop_on_stdin_eof, processes, "stream")
+
+
+class _BuiltinServer(Protocol):
+    address: tuple[str, int]
+
+    def serve(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _serve_builtin(
+    make: Callable[[Backend, str, int], _BuiltinServer],
+    host: str,
+    port: int,
+    backend: str,
+    stop_on_stdin_eof: bool,
+    processes: int = 1,
+    name: str = "",
+) -> None:
+    """Run a built-in target until Ctrl-C (or stdin's end, for a parent process)."""
+    from loadgen.run.environment import raise_fd_limit
+    from loadgen.targets.scaled import WINDOWS_NOTE, ScaledServer, reuse_port_supported
+
+    if processes > 1 and not reuse_port_supported():
+        errors.print(WINDOWS_NOTE, highlight=False)
+    elif processes > 1:
+        make = lambda engine, host, port: ScaledServer(name, engine, host, port, processes)  # noqa: E731
+
+    try:
+        engine = select_backend(backend, notice=lambda m: errors.print(m))
+    except BackendUnavailable as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    raise_fd_limit(1 << 20)
+    try:
+        server = make(engine, host, port)
+    except OSError as exc:
+        engine.shutdown()
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
+    if stop_on_stdin_eof:
+        # The parent owns our life: Ctrl-C in its terminal is its to handle, not ours.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+        def watch_stdin() -> None:
+            sys.stdin.read()
+            server.stop()
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+    else:
+        # Ctrl-C asks the loop to stop (it looks every tick) instead of raising inside it.
+        signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+    host_text = f"[{server.address[0]}]" if ":" in server.address[0] else server.address[0]
+    print(f"listening on {host_text}:{server.address[1]}", flush=True)
+    try:
+        server.serve()
+    finally:
+        engine.shutdown()

@@ -1,0 +1,323 @@
+"""Connection slots shared by the load clients (request/response and stream).
+
+A client owns a fixed list of slots; each slot holds at most one socket at a time and is
+reopened after a failure, a churn or a finished transfer. This module keeps what every
+client does the same way:
+
+* the token layout ``((slot_index << GENERATION_BITS) | generation) << OP_BITS | op``: the
+  generation changes whenever a slot's socket is torn down and reopened, so a late
+  completion of an operation on the old socket (a cancelled receive, say) is recognised
+  and ignored (``token & ~OP_MASK != slot.token_base``);
+* opening (source address spread, target spread), closing (an orderly FIN, or RST for
+  ``close: rst``: no TIME_WAIT, so high-rate churn keeps its ports), and failing a slot: an
+  error is counted by kind, the socket is dropped with RST (no TIME_WAIT), and the reconnect
+  backs off from 10 ms doubling to 1 s while connects keep failing, so a refused target
+  does not spin the CPU;
+* the periodic scan (``tick``): the recorder's intervals, connection ramps, connect
+  timeouts, the client's own stall timeout (``_stalled``), and reconnects, at most
+  ``MAX_CONNECTS_IN_FLIGHT`` at once; and a memory sample at most every
+  ``MEMORY_SAMPLE_NS`` (``stats.memory``: 0.7-1.3 ms a read with slabinfo, ~0.1% of a core);
+* opening before the start (``preconnect``, ``ShardSpec.connect_before_start``): the slots
+  the run starts with (the desired count at elapsed 0) connect once each, before the start
+  instant, with their receive posted and nothing sent; the client holds them and lets them
+  send when ``run`` begins. ``rebase`` then moves the run's clock (recorder, ramps, memory
+  samples, arrivals) to the start instant the coordinator gives;
+* ending a run: close every socket and reap what the kernel still owes (ring buffers lent
+  by those last completions go back to the ring).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from loadgen.config.schedule import connections_at
+from loadgen.engine import Backend
+from loadgen.engine.base import RING_BID_SHIFT, RING_BUFFER, ErrorKind
+from loadgen.load.recorder import Recorder
+from loadgen.stats.memory import sample_memory
+
+OP_BITS = 3
+GENERATION_BITS = 16
+OP_MASK = (1 << OP_BITS) - 1
+_GEN_MASK = (1 << GENERATION_BITS) - 1
+OP_CONNECT, OP_SEND, OP_RECV, OP_RECV_ZERO, OP_RECV_RING = 0, 1, 2, 3, 4
+
+# Slot states.
+IDLE, CONNECTING, OPEN, RETIRED = 0, 1, 2, 3
+
+#: How often timeouts, reconnects, ramps and the recorder are looked at. 100 ms keeps the
+#: scan of every slot cheap (10 per second) with timeouts accurate to a tenth of a second.
+TICK_NS = 100_000_000
+#: Connects in flight at once: more would overflow a 4,096 listen backlog into SYN retries
+#: (a one-second stall that would be reported as the server's connect latency).
+MAX_CONNECTS_IN_FLIGHT = 1024
+#: How often the tick samples kernel and process memory into the result.
+MEMORY_SAMPLE_NS = 1_000_000_000
+#: Reconnect backoff after consecutive failed connects: 10 ms doubling to 1 s.
+BACKOFF_MIN_NS = 10_000_000
+BACKOFF_MAX_NS = 1_000_000_000
+#: Completions handled per loop iteration (see base.DEFAULT_MAX_COMPLETIONS).
+BATCH = 512
+
+
+class Slot:
+    """One connection slot's life; clients subclass it with their per-exchange state."""
+
+    __slots__ = (
+        "connect_started_ns",
+        "failures",
+        "generation",
+        "handle",
+        "index",
+        "retry_at_ns",
+        "state",
+        "token_base",
+    )
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.handle = -1
+        self.state = IDLE
+        self.generation = 0
+        self.token_base = 0
+        self.failures = 0  # consecutive failed connects (the backoff's exponent)
+        self.retry_at_ns = 0
+        self.connect_started_ns = 0
+
+
+S = TypeVar("S", bound=Slot)
+
+
+class SlotPool(Generic[S]):
+    """Opening, closing, failing and scanning slots; the client drives its own loop."""
+
+    def __init__(
+        self,
+        engine: Backend,
+        recorder: Recorder,
+        addresses: Sequence[tuple[str, int]],
+        sources: Sequence[str],
+        connect_timeout_s: float,
+        connection_phases: Sequence[tuple[float, int, int]],
+        connections: int,
+        *,
+        close_rst: bool = False,
+    ) -> None:
+        self.engine = engine
+        #: ``close: rst``: every close is an abort (SO_LINGER 0), so no TIME_WAIT is left.
+        self._close_rst = close_rst
+        self.recorder = recorder
+        self.stop_requested = False
+        self.loop_iterations = 0
+        self.max_loop_lag_ns = 0
+        self._conns: list[S] = []
+        self._addresses = addresses
+        self._sources = sources
+        self._connect_timeout_ns = int(connect_timeout_s * 1e9)
+        self._connection_phases = connection_phases
+        self._connecting = 0
+        self._open_count = 0
+        self._sending = True
+        self._start_ns = recorder.start_ns
+        self._desired = connections
+        self._next_memory_ns = self._start_ns  # the first tick samples at once
+        #: Connected before the start (``preconnect``) and held: nothing sent until ``run``.
+        self._held = False
+
+    # --- hooks for the client ------------------------------------------------------
+    def _on_open(self, conn: S) -> None:
+        """A fresh socket was made for ``conn`` (reset per-socket state here)."""
+
+    def _on_close(self, conn: S) -> None:
+        """``conn``'s socket was closed (forget the exchange in flight here)."""
+
+    def _stalled(self, conn: S, now_ns: int) -> bool:
+        """True when an open ``conn`` waited too long for its peer (counted as timeout)."""
+        return False
+
+    def _complete(self, conn: S, token: int, result: int, flags: int, now_ns: int) -> None:
+        """One completion outside ``run`` (``preconnect``): the slow path, same handling."""
+        raise NotImplementedError
+
+    def _hold(self) -> None:
+        """From now until ``_release``, a slot that connects sends nothing (``_held`` is set
+        too, for clients that look at it)."""
+
+    def _release(self, now_ns: int) -> None:
+        """The start: the held slots begin their exchanges."""
+        raise NotImplementedError
+
+    # --- before the start ----------------------------------------------------------
+    @property
+    def initial_connections(self) -> int:
+        """The slots the run starts with: the desired count at elapsed 0 (a ramp's first
+        count, 0 for a ramp from zero)."""
+        if self._connection_phases:
+            return connections_at(self._connection_phases, 0.0)
+        return min(self._desired, len(self._conns))
+
+    def preconnect(self) -> None:
+        """Connect the slots the run starts with before the start instant, and wait until
+        each is open or has failed, at most the connect timeout in all.
+
+        Each slot gets one attempt here, at most ``MAX_CONNECTS_IN_FLIGHT`` at once (a slot
+        whose turn has not come when the time is up connects at the start, as without
+        preconnecting). An open slot has its receive posted and sends nothing until ``run``
+        begins; a failed one is counted by kind and retries in the run after its backoff,
+        as usual; one still connecting at the end is timed out as the run's tick would, or
+        left to finish in the run if its own connect timeout has not passed. Connect
+        latencies go into the recorder as usual: they are this run's connects (flushed by
+        the run's first tick; the errors land in interval 0).
+        """
+        conns = self._conns
+        count = self.initial_connections
+        timeout = self._connect_timeout_ns
+        now = time.monotonic_ns()
+        end = now + timeout
+        self._hold()
+        self._held = True
+        turn = 0
+        while not self.stop_requested:
+            while turn < count and self._connecting < MAX_CONNECTS_IN_FLIGHT:
+                if conns[turn].state == IDLE:
+                    self._open(conns[turn], now)
+                turn += 1
+            if (turn >= count and not self._connecting) or now >= end:
+                break
+            now = self._reap_before_start(max(0.0, (end - now) / 1e9))
+        # io_uring hands queued operations to the kernel in wait(): the receives the last
+        # connects posted are submitted here, so they are posted before ready, as on any open.
+        now = self._reap_before_start(0.0)
+        for conn in conns:
+            if conn.state == CONNECTING and now - conn.connect_started_ns >= timeout:
+                self._fail(conn, ErrorKind.TIMEOUT.value, now)
+
+    def _reap_before_start(self, timeout_s: float) -> int:
+        """One wait for completions before the start, each handled by ``_complete``;
+        returns the time they are handled at."""
+        engine = self.engine
+        conns = self._conns
+        index_shift = OP_BITS + GENERATION_BITS
+        completions = engine.wait(timeout_s, BATCH)
+        now = time.monotonic_ns()
+        for token, result, flags in completions:
+            conn = conns[token >> index_shift]
+            if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
+                if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
+                    engine.release_ring_buffer(flags >> RING_BID_SHIFT)
+                continue
+            self._complete(conn, token, result, flags, now)
+        return now
+
+    def rebase(self, start_ns: int) -> None:
+        """Start the run's clock at ``start_ns`` (the recorder was made before it was known)."""
+        self.recorder.start_ns = self._start_ns = self._next_memory_ns = start_ns
+
+    def _begin(self, now_ns: int) -> None:
+        """At the top of ``run``: held slots (``preconnect``) start now."""
+        if self._held:
+            self._held = False
+            self._release(now_ns)
+
+    # --- slot life -----------------------------------------------------------------
+    def _open(self, conn: S, now_ns: int) -> None:
+        conn.generation = (conn.generation + 1) & _GEN_MASK
+        conn.token_base = ((conn.index << GENERATION_BITS) | conn.generation) << OP_BITS
+        conn.handle = handle = self.engine.tcp_socket()
+        conn.state = CONNECTING
+        conn.connect_started_ns = now_ns
+        self._connecting += 1
+        self._on_open(conn)
+        if self._sources:
+            self.engine.bind(handle, (self._sources[conn.index % len(self._sources)], 0))
+        address = self._addresses[conn.index % len(self._addresses)]
+        self.engine.connect(handle, address, conn.token_base | OP_CONNECT)
+
+    def _connected(self, conn: S, now_ns: int) -> None:
+        """Bookkeeping of a connect that succeeded; the client then starts its exchange."""
+        self._connecting -= 1
+        self._open_count += 1
+        conn.failures = 0
+        conn.state = OPEN
+        self.recorder.pending_connect.append(now_ns - conn.connect_started_ns)
+
+    def _close(self, conn: S, *, abort: bool) -> None:
+        if conn.state == CONNECTING:
+            self._connecting -= 1
+        elif conn.state == OPEN:
+            self._open_count -= 1
+        self.engine.close(conn.handle, abort=abort or self._close_rst)
+        conn.handle = -1
+        conn.state = IDLE
+        self._on_close(conn)
+
+    def _fail(self, conn: S, kind: str, now_ns: int) -> None:
+        """Count an error, drop the socket (RST: no TIME_WAIT), schedule a reconnect."""
+        self.recorder.error(kind)
+        conn.failures = conn.failures + 1 if conn.state == CONNECTING else 0
+        self._close(conn, abort=True)
+        backoff = 0
+        if conn.failures:
+            backoff = min(BACKOFF_MIN_NS << (conn.failures - 1), BACKOFF_MAX_NS)
+        conn.retry_at_ns = now_ns + backoff
+
+    def _error(self, conn: S, result: int, now_ns: int) -> None:
+        """An operation completed with ``result`` = -code: fail with the code's kind."""
+        self._fail(conn, self.engine.error_kind(-result).value, now_ns)
+
+    def _tick(self, now_ns: int) -> None:
+        """Intervals, memory samples, ramps, timeouts and reconnects (every TICK_NS)."""
+        self.recorder.tick(now_ns, self._open_count)
+        if now_ns >= self._next_memory_ns:
+            self._next_memory_ns = now_ns + MEMORY_SAMPLE_NS
+            self._sample_memory(now_ns)
+        if self._connection_phases:
+            elapsed_s = (now_ns - self._start_ns) / 1e9
+            self._desired = connections_at(self._connection_phases, elapsed_s)
+        desired = self._desired
+        connect_timeout = self._connect_timeout_ns
+        for conn in self._conns:
+            state = conn.state
+            if state == OPEN:
+                if self._stalled(conn, now_ns):
+                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
+            elif state == CONNECTING:
+                if now_ns - conn.connect_started_ns > connect_timeout:
+                    self._fail(conn, ErrorKind.TIMEOUT.value, now_ns)
+            elif (
+                state == IDLE
+                and self._sending
+                and conn.index < desired
+                and conn.retry_at_ns <= now_ns
+                and self._connecting < MAX_CONNECTS_IN_FLIGHT
+            ):
+                self._open(conn, now_ns)
+
+    def _sample_memory(self, now_ns: int) -> None:
+        """Append one memory sample (seconds since start, the sampler's fields) to the result."""
+        posted = self.engine.posted_recv_bytes()
+        record: dict[str, object] = {"t_s": round((now_ns - self._start_ns) / 1e9, 3)}
+        record.update(sample_memory(posted).as_dict())
+        del record["engine_posted_bytes"]  # the result names it for what it is
+        record["engine_posted_recv_bytes"] = posted
+        self.recorder.memory.append(record)
+
+    # --- ending --------------------------------------------------------------------
+    @property
+    def open_connections(self) -> int:
+        return self._open_count
+
+    def close_all(self, grace_s: float = 1.0) -> None:
+        """Close every socket and reap what the kernel still owes (bounded by ``grace_s``)."""
+        self._sending = False
+        for conn in self._conns:
+            if conn.handle >= 0:
+                self._close(conn, abort=False)
+        deadline = time.monotonic() + grace_s
+        engine = self.engine
+        while engine.pending() and time.monotonic() < deadline:
+            for token, _result, flags in engine.wait(0.05, BATCH):
+                if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
+                    engine.release_ring_buffer(flags >> RING_BID_SHIFT)  # back to the ring

@@ -1,0 +1,122 @@
+"""Recorder: what the hot loop counts, turned into histograms and per-interval slices.
+
+The hot loop only appends integers to ``array('q')`` buffers and bumps plain ints (about
+30 ns each); ``tick()``, called a few times a second, moves the buffered values into HDR
+histograms with one vectorised ``record_many`` and closes each 1-second interval.
+
+Histograms (all nanoseconds):
+
+* ``latency``: from each request's actual send to its whole response (service time);
+* ``latency_corrected``: open model only, from each request's *intended* send time;
+* ``connect_latency``: from connect submitted to connect completed;
+* ``schedule_lag``: open model only, how late each request left against its schedule.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from typing import Any
+
+from loadgen.result.model import Interval
+from loadgen.stats.histogram import HdrHistogram
+
+
+class Recorder:
+    """Latency, connect latency, errors and bytes for one run (one process)."""
+
+    def __init__(self, start_ns: int, interval_s: float = 1.0) -> None:
+        self.start_ns = start_ns
+        self.interval_ns = int(interval_s * 1e9)
+        self.latency = HdrHistogram()
+        self.latency_corrected = HdrHistogram()
+        self.connect_latency = HdrHistogram()
+        self.schedule_lag = HdrHistogram()
+        self.errors: Counter[str] = Counter()
+        self.connects = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        #: Hot-loop buffers (nanoseconds). Cleared in place by ``flush``, so the hot loop
+        #: may hold their bound ``append`` methods.
+        self.pending_latency: array[int] = array("q")
+        self.pending_corrected: array[int] = array("q")
+        self.pending_connect: array[int] = array("q")
+        self.pending_schedule_lag: array[int] = array("q")
+        self.intervals: list[Interval] = []
+        self._interval = HdrHistogram()
+        self._interval_corrected = HdrHistogram()
+        self._interval_index = 0
+        self._interval_errors: Counter[str] = Counter()
+        self._interval_base = (0, 0)  # bytes sent and received when the interval began
+        #: The last closed interval at a glance, for the live view (read from its thread):
+        #: (requests per second, p50 ns, p99 ns), None before the first second ends.
+        self.last_interval: tuple[float, int | None, int | None] | None = None
+        self._connections: int | None = None  # open connections, as of the last tick
+        #: Memory samples taken by the client's tick (``stats.memory``), for the result.
+        self.memory: list[dict[str, Any]] = []
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] += 1
+        self._interval_errors[kind] += 1
+
+    def flush(self) -> None:
+        """Move buffered values into the histograms."""
+        for pending, histogram in (
+            (self.pending_latency, self._interval),
+            (self.pending_corrected, self._interval_corrected),
+            (self.pending_connect, self.connect_latency),
+            (self.pending_schedule_lag, self.schedule_lag),
+        ):
+            if pending:
+                histogram.record_many(pending)
+                del pending[:]
+        self.connects = self.connect_latency.total_count
+
+    def tick(self, now_ns: int, connections: int | None = None) -> None:
+        """Flush, and close every interval that has ended by ``now_ns``. ``connections``
+        (open right now) is what an interval closing here reports."""
+        self.flush()
+        if connections is not None:
+            self._connections = connections
+        while now_ns - self.start_ns >= (self._interval_index + 1) * self.interval_ns:
+            self._close_interval(self.interval_ns)
+
+    def finish(self, end_ns: int) -> None:
+        """Flush and close the last (possibly short) interval."""
+        self.tick(end_ns)
+        remainder = end_ns - self.start_ns - self._interval_index * self.interval_ns
+        if remainder > 0 and (self._interval.total_count or self._interval_errors):
+            self._close_interval(remainder)
+
+    @property
+    def requests(self) -> int:
+        """Responses recorded so far (closed intervals, the open one, the buffer)."""
+        return self.latency.total_count + self._interval.total_count + len(self.pending_latency)
+
+    def _close_interval(self, length_ns: int) -> None:
+        sent, received = self._interval_base
+        corrected = self._interval_corrected
+        self.intervals.append(
+            Interval(
+                index=self._interval_index,
+                start_s=self._interval_index * self.interval_ns / 1e9,
+                duration_s=length_ns / 1e9,
+                requests=self._interval.total_count,
+                errors=dict(self._interval_errors),
+                bytes_sent=self.bytes_sent - sent,
+                bytes_received=self.bytes_received - received,
+                latency=self._interval.to_dict(),
+                latency_corrected=corrected.to_dict() if corrected.total_count else None,
+                connections=self._connections,
+            )
+        )
+        interval = self._interval
+        p50, p99 = interval.percentiles([50, 99]) if interval.total_count else (None, None)
+        self.last_interval = (interval.total_count / (length_ns / 1e9), p50, p99)
+        self.latency.merge(self._interval)
+        self.latency_corrected.merge(corrected)
+        self._interval.reset()
+        corrected.reset()
+        self._interval_errors.clear()
+        self._interval_base = (self.bytes_sent, self.bytes_received)
+        self._interval_index += 1

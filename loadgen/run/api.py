@@ -1,0 +1,132 @@
+"""Wires a scenario, an engine, a load client (request/response or stream) and a recorder
+into a RunResult.
+
+``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
+are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still
+returned, marked ``partial``. Only a failure of loadgen itself (no backend, a built-in
+target that cannot start, no shard process that produced anything) raises, and so does a
+receive feature the chosen backend lacks (``receive: buffer-ring`` or ``register_buffers``
+off io_uring): ``FeatureUnavailable``, before the target starts, naming the backend.
+
+``run()`` starts the built-in target (if any), splits the scenario into shards, runs them
+(in this process for one, as spawned processes for more: ``loadgen.run.processes``) and
+merges their results. One shard's run is ``loadgen.run.measure.run_shard``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import replace
+
+from loadgen.config.scenario import Scenario
+from loadgen.engine import select_backend
+from loadgen.result.model import RunResult
+from loadgen.run.measure import run_shard
+from loadgen.run.processes import run_processes, shard_specs
+from loadgen.run.progress import Snapshot, TickBoard, phase_label
+from loadgen.run.shard import LocalChannel
+from loadgen.run.split import usable_processes
+from loadgen.run.wiring import check_receive_features
+from loadgen.targets.process import builtin_target
+
+Notice = Callable[[str], None]
+LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
+
+
+def run(
+    scenario: Scenario,
+    *,
+    backend: str = "auto",
+    notice: Notice | None = None,
+    seed: int | None = None,
+    live: LiveFactory | None = None,
+    processes: int = 1,
+    target_processes: int = 1,
+) -> RunResult:
+    """Run a scenario to its end (or to Ctrl-C) and return its result.
+
+    ``live``, when given, is entered around the run with a function that reads the run's
+    numbers at any moment (from another thread): the CLI's live view.
+
+    ``processes`` > 1 splits the load over that many shard processes (``loadgen.run.processes``)
+    and merges their results; 1 runs the one shard in this process. ``target_processes``
+    is how many processes a built-in target serves on (SO_REUSEPORT; 1 on Windows).
+    """
+    engine = select_backend(backend, notice=notice)
+    engine_name = engine.name
+    try:
+        check_receive_features(scenario, engine)
+    finally:
+        engine.shutdown()  # each shard makes its own; this one resolved "auto" (and told why)
+    usable = usable_processes(scenario, processes)
+    if usable < processes and notice is not None:
+        notice(f"{usable} processes, not {processes}: the scenario has {usable} connections")
+    processes = usable
+    with ExitStack() as stack:
+        builtin = scenario.builtin_target
+        if builtin is not None:
+            target_processes = builtin_processes(target_processes, notice)
+        addresses = (
+            [
+                stack.enter_context(
+                    builtin_target(builtin, backend=engine_name, processes=target_processes)
+                )
+            ]
+            if builtin is not None
+            else scenario.target_addresses()
+        )
+        specs = shard_specs(scenario, processes, engine_name, addresses, seed)
+        board = TickBoard(
+            processes, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
+        )
+        watching = live(board.snapshot) if live else nullcontext()
+        with watching:
+            if processes == 1:
+                channel = LocalChannel(board.add if live else None)
+                result = run_shard(specs[0], channel)
+                board.retire(0)
+            else:
+                result = run_processes(specs, scenario, board)
+    if processes == 1:  # the one slice is the whole scenario: keep its own spelling
+        result = replace(result, scenario=scenario.to_dict())
+    if builtin is not None:
+        result = replace(
+            result, environment=replace(result.environment, target_processes=target_processes)
+        )
+    return result
+
+
+def default_processes(
+    scenario: Scenario, processes: int | None, target_processes: int | None = None
+) -> tuple[int, int]:
+    """(client processes, built-in target processes) for ``loadgen run``.
+
+    Against a network target every core runs a client process. A built-in target shares
+    this machine's cores with the client: each side does about the same work per request
+    (a receive and a send; measured here: ~13 µs of CPU each per 64 B echo on a busy VM),
+    so the cores are split evenly between the two rather than oversubscribed (on 2 cores:
+    one client process and one target process; README has the measurements).
+    ``--processes N`` sets the client's count; the target then gets the cores left (at
+    least one) unless ``--target-processes`` says otherwise.
+    """
+    cores = os.cpu_count() or 1
+    if scenario.builtin_target is None:
+        return (processes or cores), 1
+    from loadgen.targets.scaled import reuse_port_supported
+
+    client = processes or max(1, cores // 2)
+    left = max(1, cores - client) if reuse_port_supported() else 1  # Windows: one, silently
+    return client, target_processes or left
+
+
+def builtin_processes(wanted: int, notice: Notice | None) -> int:
+    """How many processes a built-in target can have here (1 where SO_REUSEPORT is not)."""
+    from loadgen.targets.scaled import WINDOWS_NOTE, reuse_port_supported
+
+    if wanted > 1 and not reuse_port_supported():
+        if notice is not None:
+            notice(WINDOWS_NOTE)
+        return 1
+    return max(1, wanted)

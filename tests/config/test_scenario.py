@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import pytest
+
+from loadgen.config.scenario import ScenarioError, load_scenario, parse_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+BASE = """\
+name: t
+target: builtin:echo
+connections: 10
+duration: 2s
+"""
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])
+def test_every_example_scenario_is_valid(path: Path) -> None:
+    load_scenario(path)
+
+
+def test_quickstart_resolves_units() -> None:
+    quickstart = load_scenario(
+        Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
+    )
+    assert quickstart.plan.model == "closed"
+    assert quickstart.plan.connections == 100
+    assert quickstart.plan.think_time == 0.01
+    assert quickstart.plan.duration == 5.0
+    assert quickstart.message_size.fixed == 64
+    assert quickstart.receive == "buffered"
+    assert quickstart.builtin_target == "echo"
+
+
+def _error(text: str, overrides: tuple[str, ...] = ()) -> str:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml", overrides)
+    return str(caught.value)
+
+
+def test_typo_names_file_line_field_and_suggests() -> None:
+    message = _error(BASE + "mesage_size: 64B\n")
+    assert message == "s.yaml:5: mesage_size: unknown key; did you mean 'message_size'?"
+
+
+def test_nested_typo() -> None:
+    message = _error(BASE + "timeouts:\n  connect: 1s\n  requst: 2s\n")
+    assert message == "s.yaml:7: timeouts.requst: unknown key; did you mean 'request'?"
+
+
+def test_bad_unit_names_line_and_expected_units() -> None:
+    message = _error(BASE.replace("2s", "2 fortnights"))
+    assert message.startswith("s.yaml:4: duration: expected a duration such as 10s")
+
+
+def test_missing_field() -> None:
+    assert _error(BASE.replace("connections: 10\n", "")) == (
+        "s.yaml:1: give either load (model, connections, phases) or the shorthand "
+        "connections and duration; missing: connections"
+    )
+    assert _error(BASE.replace("name: t\n", "")) == "s.yaml:1: name: required field is missing"
+
+
+def test_bad_target() -> None:
+    assert _error(BASE.replace("builtin:echo", "builtin:nope")).startswith(
+        "s.yaml:2: target: unknown built-in target 'nope'"
+    )
+    assert "expected HOST:PORT" in _error(BASE.replace("builtin:echo", "localhost"))
+
+
+def test_overrides_apply_and_are_named_in_errors() -> None:
+    scenario = parse_scenario(BASE, "s.yaml", ["connections=1000", "timeouts.request=250ms"])
+    assert scenario.connections == 1000
+    assert scenario.timeouts.request == 0.25
+    assert _error(BASE, ("receive=sometimes",)).startswith("--set receive: receive: Input should")
+
+
+def test_not_yaml() -> None:
+    assert _error("name: [unclosed\n").startswith("s.yaml:2: not valid YAML")
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(tmp_path / "missing.yaml")
+
+
+def test_with_duration_scales_phases() -> None:
+    scenario = parse_scenario(
+        "name: t\ntarget: builtin:echo\nload:\n  model: open\n  connections: 5\n"
+        "  phases: [{duration: 10s, rate: 1/s}, {duration: 30s, rate: 1/s}]\n"
+    )
+    shorter = scenario.with_duration(4.0)
+    assert [p.duration for p in shorter.plan.phases] == [1.0, 3.0]
+    assert parse_scenario(BASE).with_duration(0.5).plan.duration == 0.5
+
+
+def test_size_distributions() -> None:
+    uniform = parse_scenario(BASE + "message_size: {uniform: [64B, 1KiB]}\n")
+    assert uniform.message_size.largest == 1024
+    assert parse_scenario(BASE + "message_size: 2KiB\n").message_size.fixed == 2048
+    assert "did you mean 'uniform'" in _error(BASE + "message_size: {unifrom: [1KiB, 2KiB]}\n")
+    assert "same length" in _error(BASE + "message_size: {choice: [64B], weights: [1, 2]}\n")
+    assert "greater than or equal to 16" in _error(BASE + "message_size: 8B\n")

@@ -1,0 +1,250 @@
+"""Open and closed load models, end to end against real servers.
+
+Expected numbers are derived from the scenario's own parameters (rates, durations, stall
+length), never hard-coded results; tolerances allow for a shared, noisy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from loadgen.config.scenario import parse_scenario
+from loadgen.config.schedule import RatePhase, arrival_offsets_ns, connections_at, expected_arrivals
+from loadgen.result.model import RunResult
+from loadgen.run.api import run
+from tests.bad_targets import bad_target
+
+
+def _run(text: str) -> RunResult:
+    return run(parse_scenario("name: models\n" + text), backend="auto", seed=7)
+
+
+# --- the schedule (pure) -----------------------------------------------------------------
+
+
+def test_constant_schedule_is_evenly_spaced() -> None:
+    offsets = list(arrival_offsets_ns([RatePhase(2.0, 500, 500)]))
+    assert len(offsets) == 1000
+    assert {b - a for a, b in itertools.pairwise(offsets)} <= {
+        1_999_999,
+        2_000_000,
+        2_000_001,
+    }
+
+
+def test_ramp_schedule_follows_the_integral() -> None:
+    # 0 -> 1,000/s over 2 s: N(t) = 250 t^2, so 250 arrivals in the first second.
+    offsets = list(arrival_offsets_ns([RatePhase(2.0, 0, 1000)]))
+    assert len(offsets) == 1000
+    assert sum(1 for t in offsets if t < 1e9) == 250
+    assert offsets == sorted(offsets)
+
+
+def test_poisson_schedule_count_and_spread() -> None:
+    phases = [RatePhase(20.0, 1000, 1000, poisson=True)]
+    offsets = list(arrival_offsets_ns(phases, seed=3))
+    mean = expected_arrivals(phases)
+    assert abs(len(offsets) - mean) < 5 * math.sqrt(mean)  # 5 sigma of a Poisson count
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    # Exponential gaps: the standard deviation equals the mean (a constant rate would be 0).
+    mean_gap = sum(gaps) / len(gaps)
+    sd = math.sqrt(sum((g - mean_gap) ** 2 for g in gaps) / len(gaps))
+    assert 0.9 < sd / mean_gap < 1.1
+
+
+def test_phases_chain() -> None:
+    offsets = list(arrival_offsets_ns([RatePhase(1.0, 100, 100), RatePhase(1.0, 300, 300)]))
+    assert len(offsets) == 400
+    assert sum(1 for t in offsets if t >= 1e9) == 300
+
+
+def test_connection_ramp() -> None:
+    phases = [(10.0, 10, 1000), (5.0, 1000, 1000)]
+    assert connections_at(phases, 0) == 10
+    assert connections_at(phases, 5) == 505
+    assert connections_at(phases, 12) == 1000
+    assert connections_at(phases, 99) == 1000
+
+
+# --- open model ----------------------------------------------------------------------------
+
+
+def test_open_model_constant_rate() -> None:
+    rate, seconds = 1000, 2.0
+    result = _run(
+        f"target: builtin:echo\nload:\n  model: open\n  connections: 20\n"
+        f"  phases: [{{duration: {seconds}s, rate: {rate}/s}}]\n"
+    )
+    summary = result.summary
+    assert summary.errors == {}
+    assert abs(summary.requests - rate * seconds) <= 0.03 * rate * seconds
+    assert summary.unsent is not None and summary.unsent <= 0.02 * rate * seconds
+    corrected, raw = summary.latency_corrected_us, summary.latency_us
+    assert corrected is not None and corrected.count == summary.requests
+    assert corrected.p50 is not None and raw.p50 is not None
+    assert corrected.p50 >= raw.p50  # the intended time is never after the actual send
+    assert result.histogram("latency_corrected").total_count == summary.requests
+    assert summary.schedule_lag_us is not None and summary.schedule_lag_us.count > 0
+
+
+def test_open_model_ramp_fills_intervals_by_the_integral() -> None:
+    result = _run(
+        "target: builtin:echo\nload:\n  model: open\n  connections: 20\n"
+        "  phases: [{duration: 2s, rate: 0/s to 1000/s}]\n"
+    )
+    per_second = [interval.requests for interval in result.intervals]
+    assert abs(per_second[0] - 250) <= 30 and abs(per_second[1] - 750) <= 60, per_second
+
+
+@pytest.fixture
+def stoppable_echo() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "serve", "echo", "--backend", "epoll"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    port = int(server.stdout.readline().strip().rsplit(":", 1)[1])
+    yield server, port
+    server.send_signal(signal.SIGCONT)
+    server.send_signal(signal.SIGINT)
+    server.wait(10)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="stalls the target with SIGSTOP")
+def test_corrected_latency_shows_a_stall_that_raw_latency_hides(
+    stoppable_echo: tuple[subprocess.Popen[str], int],
+) -> None:
+    """A target frozen for S seconds during a T-second run at rate R.
+
+    Requests due during the stall wait for it to end, so a request due at t into the
+    stall is answered about S - t late: the fraction of requests later than x is
+    (S - x) / T, and the corrected percentile p is S - (1 - p) T for p > 1 - S/T.
+    Only the few requests already sent when it froze (at most one per connection) see the
+    stall in their raw latency.
+    """
+    server, port = stoppable_echo
+    rate, total_s, stall_s, stall_at_s, connections = 500, 6.0, 1.5, 2.0, 5
+
+    def freeze() -> None:
+        time.sleep(stall_at_s)
+        server.send_signal(signal.SIGSTOP)
+        time.sleep(stall_s)
+        server.send_signal(signal.SIGCONT)
+
+    threading.Thread(target=freeze, daemon=True).start()
+    result = _run(
+        f"target: 127.0.0.1:{port}\ntimeouts: {{request: 10s}}\nload:\n  model: open\n"
+        f"  connections: {connections}\n  phases: [{{duration: {total_s}s, rate: {rate}/s}}]\n"
+    )
+    summary = result.summary
+    assert summary.errors == {}
+    corrected = result.histogram("latency_corrected")
+    raw = result.histogram("latency")
+
+    def expected_s(p: float) -> float:
+        return stall_s - (1 - p) * total_s
+
+    for p in (0.90, 0.95, 0.99):
+        observed = corrected.value_at_percentile(p * 100) / 1e9
+        # The process start and the stall timing shift by up to a few hundred ms here.
+        assert abs(observed - expected_s(p)) < 0.25 * stall_s, (p, observed, expected_s(p))
+    assert corrected.max / 1e9 == pytest.approx(stall_s, abs=0.3)
+    delayed_fraction = 1 - corrected.percentiles([100 * (1 - stall_s / total_s)])[0] / 1e9
+    assert delayed_fraction > 0  # sanity: the boundary percentile is below the stall
+    assert corrected.value_at_percentile(50) / 1e9 < 0.05  # most requests never saw it
+    # Raw latency: at most `connections` requests were in flight when it froze.
+    assert connections / summary.requests < 0.01
+    assert raw.value_at_percentile(99) / 1e9 < 0.1
+    assert raw.max / 1e9 > 0.5 * stall_s  # ...and those few did see it
+    assert summary.waited_for_connection is not None
+    assert summary.waited_for_connection > 0.5 * rate * stall_s
+
+
+# --- closed model --------------------------------------------------------------------------
+
+
+def test_closed_connection_ramp() -> None:
+    result = _run(
+        "target: builtin:echo\nload:\n  connections: 40\n"
+        "  phases: [{duration: 1s, connections: 4 to 40}, {duration: 1s}]\n"
+    )
+    assert result.summary.errors == {}
+    assert result.summary.connections == 40
+    assert result.summary.connects == 40
+    per_second = [interval.connections for interval in result.intervals]
+    assert per_second[0] is not None and 4 <= per_second[0] < 40  # mid-ramp after 1 s
+    assert per_second[-1] == 40
+
+
+def test_think_time_paces_each_connection() -> None:
+    connections, think_s, seconds = 10, 0.1, 2.0
+    result = _run(
+        f"target: builtin:echo\nload:\n  connections: {connections}\n  think_time: {think_s}s\n"
+        f"  phases: [{{duration: {seconds}s}}]\n"
+    )
+    expected = connections * seconds / think_s
+    assert 0.75 * expected <= result.summary.requests <= 1.1 * expected
+
+
+@pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
+def test_churn_opens_a_connection_per_request(recv_mode: str) -> None:
+    result = _run(
+        f"target: builtin:echo\nreceive: {recv_mode}\nload:\n  connections: 5\n"
+        "  requests_per_connection: 1\n  phases: [{duration: 1s}]\n"
+    )
+    summary = result.summary
+    assert summary.errors == {}
+    assert summary.requests > 50
+    assert abs(summary.connects - summary.requests) <= 5  # one connect per request
+    assert summary.connect_latency_us.count == summary.connects
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="127.0.0.2+ are loopback only on Linux")
+def test_source_addresses_are_spread() -> None:
+    peers: list[str] = []
+    with bad_target("echo", peers) as (host, port):
+        result = _run(
+            f"target: {host}:{port}\nconnections: 6\nduration: 500ms\nsource: 127.0.0.2-127.0.0.4\n"
+        )
+    assert result.summary.errors == {}
+    assert sorted(set(peers)) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    assert len(peers) == 6
+
+
+def test_target_list_spreads_connections() -> None:
+    first: list[str] = []
+    second: list[str] = []
+    with bad_target("echo", first) as a, bad_target("echo", second) as b:
+        result = _run(
+            f"target: ['{a[0]}:{a[1]}', '{b[0]}:{b[1]}']\nconnections: 6\nduration: 500ms\n"
+        )
+    assert result.summary.errors == {}
+    assert len(first) == len(second) == 3
+
+
+# --- thresholds ----------------------------------------------------------------------------
+
+
+def test_thresholds_are_evaluated() -> None:
+    result = _run(
+        "target: builtin:echo\nconnections: 5\nduration: 500ms\n"
+        "thresholds: ['p99 < 10s', 'error_rate < 1%', 'p50 < 1ns', 'throughput > 1/s']\n"
+    )
+    verdicts = {v.expression: v.passed for v in result.thresholds}
+    assert verdicts == {
+        "p99 < 10s": True,
+        "error_rate < 1%": True,
+        "p50 < 1ns": False,
+        "throughput > 1/s": True,
+    }
+    assert not result.thresholds_passed

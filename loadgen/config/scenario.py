@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from loadgen.config.receive import ReceiveMode
 from loadgen.config.thresholds import Threshold
 from loadgen.config.units import (
     parse_byte_rate_per_s,
@@ -275,7 +276,7 @@ class Scenario(_Model):
     message_size: Annotated[SizeDistribution, BeforeValidator(_size_shorthand)] = SizeDistribution(
         fixed=64
     )
-    receive: Literal["buffered", "zero-byte", "buffer-ring"] = "buffered"
+    receive: ReceiveMode = ReceiveMode.BUFFERED
     #: buffered: each connection's buffer; buffer-ring: each buffer of the shared ring.
     receive_buffer: SizeBytes = Field(default=64 * 1024, ge=1, le=64 * 1024 * 1024)
     #: buffer-ring: buffers in the ring, shared by every connection (default 256).
@@ -345,12 +346,12 @@ class Scenario(_Model):
 
     def receive_options(self) -> dict[str, int | bool]:
         """The receive mode's settings, as a result records them."""
-        if self.receive == "buffered":
+        if self.receive == ReceiveMode.BUFFERED:
             return {
                 "receive_buffer": self.receive_buffer,
                 "register_buffers": self.register_buffers,
             }
-        if self.receive == "buffer-ring":
+        if self.receive == ReceiveMode.BUFFER_RING:
             count = self.ring_buffer_count
             return {
                 "ring_buffers": count,
@@ -467,10 +468,10 @@ def _check_target(scenario: Scenario) -> tuple[str, str] | None:
 
 def check_receive(scenario: Scenario) -> tuple[str, str] | None:
     """(field, problem) for receive settings that do not go together, else None."""
-    if scenario.register_buffers and scenario.receive != "buffered":
+    if scenario.register_buffers and scenario.receive != ReceiveMode.BUFFERED:
         why = (
             "it posts no buffer"
-            if scenario.receive == "zero-byte"
+            if scenario.receive == ReceiveMode.ZERO_BYTE
             else "its buffers are the engine's shared ring"
         )
         return "register_buffers", (

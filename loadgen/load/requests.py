@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadgen.config.receive import ReceiveMode
 from loadgen.engine import Backend
 from loadgen.engine.base import RING_BID_SHIFT, RING_BUFFER, RING_MORE, Buffer, ErrorKind
 from loadgen.load.pool import (
@@ -87,7 +88,7 @@ class ClientConfig:
     addresses: Sequence[tuple[str, int]]  # connection i goes to addresses[i % len]
     connections: int  # the pool: the most connections any phase asks for
     message_size: int  # echo: the largest message
-    recv_mode: str  # "buffered" | "zero-byte" | "buffer-ring"
+    recv_mode: ReceiveMode
     receive_buffer: int  # buffered: per connection; buffer-ring: per ring buffer
     connect_timeout_s: float
     request_timeout_s: float
@@ -120,10 +121,10 @@ def prepare_receive_buffers(
     posts a buffered receive ``(handle, buffer, token)``, for the receive mode in
     ``config``: plain ``engine.recv``, or ``recv_fixed`` into registered buffers, or a ring
     set up for ``buffer-ring``."""
-    if config.recv_mode == "buffer-ring":
+    if config.recv_mode == ReceiveMode.BUFFER_RING:
         engine.setup_buffer_ring(config.ring_buffers, config.receive_buffer)
         return None, engine.recv
-    if config.recv_mode != "buffered":
+    if config.recv_mode != ReceiveMode.BUFFERED:
         return None, engine.recv
     if not config.register_buffers:
         return [bytearray(config.receive_buffer) for _ in range(config.connections)], engine.recv
@@ -200,8 +201,8 @@ class LoadClient(SlotPool[_Conn]):
             self._make_conn(i, None if buffers is None else buffers[i])
             for i in range(config.connections)
         ]
-        self._buffered = config.recv_mode == "buffered"
-        self._ring = config.recv_mode == "buffer-ring"
+        self._buffered = config.recv_mode == ReceiveMode.BUFFERED
+        self._ring = config.recv_mode == ReceiveMode.BUFFER_RING
         self._scratch = bytearray(SCRATCH_BYTES)
         self._request_timeout_ns = int(config.request_timeout_s * 1e9)
         self._think_ns = int(config.think_time_s * 1e9)

@@ -46,6 +46,7 @@ import heapq
 import time
 from typing import TYPE_CHECKING, cast
 
+from loadgen.config.receive import ReceiveMode
 from loadgen.engine import Backend
 from loadgen.engine.base import RING_BID_SHIFT, RING_BUFFER, RING_MORE, Buffer, ErrorKind
 from loadgen.load.pool import (
@@ -160,8 +161,8 @@ class StreamClient(SlotPool[_Conn]):
         #: Nanoseconds per payload byte when paced (0: as fast as it goes).
         self._ns_per_byte = 1e9 / spec.rate if spec.rate else 0.0
         self._transfers_limit = transfers_per_connection
-        self._buffered = config.recv_mode == "buffered"
-        self._ring = config.recv_mode == "buffer-ring"
+        self._buffered = config.recv_mode == ReceiveMode.BUFFERED
+        self._ring = config.recv_mode == ReceiveMode.BUFFER_RING
         #: buffer-ring: receives that ended because the ring was empty (then re-armed).
         self.ring_enobufs = 0
         read_bytes = config.receive_buffer

@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import Scenario
 
 #: Descriptors a process keeps besides its sockets: stdio, the engine's ring or epoll fd,
@@ -440,9 +441,9 @@ def estimate_memory(scenario: Scenario, processes: int, target_processes: int) -
     peak = peak_connections(scenario)
     per_connection = CLIENT_SLOT_BYTES + KERNEL_PER_CONNECTION_BYTES
     shared = 0
-    if scenario.receive == "buffered":
+    if scenario.receive == ReceiveMode.BUFFERED:
         per_connection += scenario.receive_buffer
-    elif scenario.receive == "buffer-ring":
+    elif scenario.receive == ReceiveMode.BUFFER_RING:
         shared = processes * scenario.ring_buffer_count * scenario.receive_buffer
     if target_processes:
         from loadgen.targets.echo import SERVER_BUFFER_BYTES
@@ -464,7 +465,7 @@ def check_memory(
     mib = 1024 * 1024
     buffer = (
         f"a {scenario.receive_buffer // 1024} KiB receive buffer each (buffered), "
-        if scenario.receive == "buffered"
+        if scenario.receive == ReceiveMode.BUFFERED
         else ""
     )
     raise ConnectionLimitError(

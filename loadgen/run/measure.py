@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from loadgen import __version__
+from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import StreamSpec
 from loadgen.engine import select_backend
 from loadgen.load.recorder import Recorder
@@ -183,7 +184,9 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             cpu_percent=cpu_percent,
             loop_iterations=client.loop_iterations,
             max_loop_lag_ms=round(client.max_loop_lag_ns / 1e6, 3),
-            ring_enobufs=client.ring_enobufs if scenario.receive == "buffer-ring" else None,
+            ring_enobufs=client.ring_enobufs
+            if scenario.receive == ReceiveMode.BUFFER_RING
+            else None,
             start_late_ms=round(late_ns / 1e6, 3),
         ),
         started_at=started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),

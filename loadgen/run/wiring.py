@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
+from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import HttpSpec, RedisSpec, Scenario, check_receive
 from loadgen.config.schedule import RatePhase, arrival_offsets_ns
 from loadgen.engine import Backend
@@ -65,7 +66,7 @@ def check_receive_features(scenario: Scenario, engine: Backend) -> None:
     problem = check_receive(scenario)
     if problem:
         raise FeatureUnavailable(f"{problem[0]}: {problem[1]}")
-    if scenario.receive == "buffer-ring" and not engine.supports_buffer_ring:
+    if scenario.receive == ReceiveMode.BUFFER_RING and not engine.supports_buffer_ring:
         raise FeatureUnavailable(
             f"receive: buffer-ring needs the io_uring backend (Linux 6.1 or later): the "
             f"{engine.name} backend has no provided-buffer ring; run with --backend io_uring "

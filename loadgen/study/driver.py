@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from loadgen import __version__
+from loadgen.config.receive import ReceiveMode
 from loadgen.run.limits import Fit, fit_run
 from loadgen.study import metrics
 from loadgen.study.measure import RunFunction, run_trial, take_sample
@@ -78,7 +79,7 @@ def fit_trials(plan: StudyPlan, count: int) -> Fit:
     largest mode's memory is checked. Raises ``limits.ConnectionLimitError``."""
     from loadgen.run.api import default_processes
 
-    mode = "buffered" if "buffered" in plan.modes else plan.modes[0]
+    mode = ReceiveMode.BUFFERED if ReceiveMode.BUFFERED in plan.modes else plan.modes[0]
     scenario = plan.trial_scenario(count, mode)
     processes, target_processes = default_processes(scenario, plan.processes, plan.target_processes)
     return fit_run(

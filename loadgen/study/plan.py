@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import ValidationError
 
+from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import Scenario, ScenarioError, parse_scenario
 from loadgen.config.units import parse_count
 
@@ -45,9 +46,8 @@ class StudyError(ValueError):
 
 
 def accepted_modes() -> tuple[str, ...]:
-    """The receive modes a scenario accepts (``Scenario.receive``'s choices), in order."""
-    annotation = Scenario.model_fields["receive"].annotation
-    return tuple(str(mode) for mode in get_args(annotation))
+    """The receive modes a scenario accepts, in order."""
+    return tuple(mode.value for mode in ReceiveMode)
 
 
 def parse_connection_counts(text: str) -> tuple[int, ...]:

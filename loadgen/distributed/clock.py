@@ -50,5 +50,5 @@ def remote_to_monotonic_ns(remote_time_s: float, offset: ClockOffset) -> int:
     clock (``offset`` measured by ``measure_offset``)."""
     local_wall_s = remote_time_s + offset.offset_s
     # Read both clocks back to back; the difference between them is what converts.
-    now_wall, now_monotonic = time.time(), time.monotonic_ns()
+    now_wall, now_monotonic = time.time(), time.perf_counter_ns()
     return now_monotonic + int((local_wall_s - now_wall) * 1e9)

@@ -174,7 +174,7 @@ class SlotPool(Generic[S]):
         conns = self._conns
         count = self.initial_connections
         timeout = self._connect_timeout_ns
-        now = time.monotonic_ns()
+        now = time.perf_counter_ns()
         end = now + timeout
         self._hold()
         self._held = True
@@ -201,7 +201,7 @@ class SlotPool(Generic[S]):
         conns = self._conns
         index_shift = OP_BITS + GENERATION_BITS
         completions = engine.wait(timeout_s, BATCH)
-        now = time.monotonic_ns()
+        now = time.perf_counter_ns()
         for token, result, flags in completions:
             conn = conns[token >> index_shift]
             if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:

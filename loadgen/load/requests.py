@@ -314,7 +314,7 @@ class LoadClient(SlotPool[_Conn]):
             conn.expect = self.config.pipeline
         conn.sent = 0
         conn.in_flight = True
-        conn.sent_ns = sent_ns = time.monotonic_ns()
+        conn.sent_ns = sent_ns = time.perf_counter_ns()
         if intended_ns:
             conn.intended_ns = intended_ns
             self.recorder.pending_schedule_lag.append(sent_ns - intended_ns)
@@ -469,7 +469,7 @@ class LoadClient(SlotPool[_Conn]):
         engine_send = engine.send
         ring_bytes = engine.ring_bytes
         ring_release = engine.release_ring_buffer
-        monotonic_ns = time.monotonic_ns
+        perf_counter_ns = time.perf_counter_ns
         recorder = self.recorder
         record_latency = recorder.pending_latency.append  # flushed in place: stays valid
         complete, incomplete = Verdict.COMPLETE, Verdict.INCOMPLETE
@@ -479,19 +479,19 @@ class LoadClient(SlotPool[_Conn]):
         echo = self._echo
         sizes = self.config.message_sizes
         timers = self._timers
-        next_tick = monotonic_ns()
+        next_tick = perf_counter_ns()
         self._begin(next_tick)
         self._tick(next_tick)
         woke = next_tick  # when the last wait() returned
         while not self.stop_requested:
-            now = monotonic_ns()
+            now = perf_counter_ns()
             # Loop lag: how long completions could sit unhandled because this thread was
             # busy (with the previous batch, or with a tick), and how late ticks ran.
             lag = now - woke
             if now >= next_tick:
                 lag = max(lag, now - next_tick)
                 self._tick(now)
-                tick_end = monotonic_ns()
+                tick_end = perf_counter_ns()
                 lag = max(lag, tick_end - now)
                 next_tick = now + TICK_NS
                 now = tick_end
@@ -510,7 +510,7 @@ class LoadClient(SlotPool[_Conn]):
                     wake_ns = min(wake_ns, self._next_arrival_ns)
             completions = wait(max(0.0, (wake_ns - now) / 1e9), BATCH)
             self.loop_iterations += 1
-            woke = now = monotonic_ns()
+            woke = now = perf_counter_ns()
             if not completions:
                 continue
             sent_bytes = received_bytes = 0
@@ -550,7 +550,7 @@ class LoadClient(SlotPool[_Conn]):
                                 )
                                 conn.request_len = len(message)
                                 conn.sent = 0
-                                conn.sent_ns = monotonic_ns()
+                                conn.sent_ns = perf_counter_ns()
                                 engine_send(conn.handle, message, token - OP_RECV + OP_SEND)
                             else:
                                 if open_model:
@@ -602,7 +602,7 @@ class LoadClient(SlotPool[_Conn]):
                             message = conn.codec.next_request(None if sizes is None else sizes())
                             conn.request_len = len(message)
                             conn.sent = 0
-                            conn.sent_ns = monotonic_ns()
+                            conn.sent_ns = perf_counter_ns()
                             engine_send(conn.handle, message, token - OP_RECV_RING + OP_SEND)
                         else:
                             if open_model:
@@ -671,7 +671,7 @@ class LoadClient(SlotPool[_Conn]):
                     # EAGAIN (a syscall); anything newer completes the next zero-byte receive.
                     return True
                 # The echo of a request sent during this drain can arrive within it.
-                now_ns = time.monotonic_ns()
+                now_ns = time.perf_counter_ns()
                 continue
             if n == 0:
                 self._eof(conn, now_ns)

@@ -413,7 +413,7 @@ class StreamClient(SlotPool[_Conn]):
             if n > 0:
                 if not self._consume(conn, scratch, n, now_ns):
                     return
-                now_ns = time.monotonic_ns()
+                now_ns = time.perf_counter_ns()
             elif n == 0:
                 self._fail(conn, ErrorKind.EOF.value, now_ns)
                 return
@@ -429,15 +429,15 @@ class StreamClient(SlotPool[_Conn]):
         engine = self.engine
         conns = self._conns
         wait = engine.wait
-        monotonic_ns = time.monotonic_ns
+        perf_counter_ns = time.perf_counter_ns
         index_shift = OP_BITS + GENERATION_BITS
         timers = self._timers
         everyone = len(conns)
-        next_tick = monotonic_ns()
+        next_tick = perf_counter_ns()
         self._begin(next_tick)
         self._tick(next_tick)
         while not self.stop_requested and self._retired < everyone:
-            now = monotonic_ns()
+            now = perf_counter_ns()
             if now >= deadline_ns:
                 break
             if now >= next_tick:
@@ -455,7 +455,7 @@ class StreamClient(SlotPool[_Conn]):
             self.loop_iterations += 1
             if not completions:
                 continue
-            now = monotonic_ns()
+            now = perf_counter_ns()
             for token, result, flags in completions:
                 conn = conns[token >> index_shift]
                 if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:

@@ -94,7 +94,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             # Connected before reporting ready: the recorder's start is provisional until
             # the start instant is known (connect latencies and errors of these connects
             # count for the run; the errors land in interval 0).
-            recorder = Recorder(time.monotonic_ns())
+            recorder = Recorder(time.perf_counter_ns())
             client = make_client(recorder)
             with sigint_recorded(_stopper(client)) as early:
                 try:
@@ -103,15 +103,15 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
                     stop_reason = f"failed: {type(exc).__name__}: {exc}"
             started_at = datetime.now(UTC)
             start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
-            started_at += timedelta(microseconds=(start_ns - time.monotonic_ns()) / 1000)
+            started_at += timedelta(microseconds=(start_ns - time.perf_counter_ns()) / 1000)
             client.rebase(start_ns)
         else:
             start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
-            started_at += timedelta(microseconds=(start_ns - time.monotonic_ns()) / 1000)
+            started_at += timedelta(microseconds=(start_ns - time.perf_counter_ns()) / 1000)
             recorder = Recorder(start_ns)
             client = make_client(recorder)
         sleep_until(start_ns)
-        late_ns = time.monotonic_ns() - start_ns  # the wake-up from the start barrier
+        late_ns = time.perf_counter_ns() - start_ns  # the wake-up from the start barrier
         cpu_start = time.process_time()
         watching = ticking(spec, channel, client, recorder)
         cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
@@ -121,7 +121,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
                     client.run(start_ns + int(plan.duration * 1e9))
             except Exception as exc:  # keep what was measured, then report the failure
                 stop_reason = f"failed: {type(exc).__name__}: {exc}"
-        end_ns = time.monotonic_ns()
+        end_ns = time.perf_counter_ns()
         cpu_s = time.process_time() - cpu_start
         if early or interrupted:
             stop_reason = (early or interrupted)[0]

@@ -90,7 +90,7 @@ class LocalGate:
         self._start_ns: int | None = None
 
     def everyone_ready(self, margin_ns: int) -> None:
-        self._start_ns = time.monotonic_ns() + margin_ns
+        self._start_ns = time.perf_counter_ns() + margin_ns
 
     def start_ns(self) -> int | None:
         return self._start_ns
@@ -215,7 +215,7 @@ class _Coordinator:
         """Publish the start instant once every shard is ready; True when published."""
         if self.failures or self.channel.stopping.is_set() or self.gate.stop_requested():
             self.channel.stop()
-            self.channel.start(time.monotonic_ns())  # release the ready ones: they stop at once
+            self.channel.start(time.perf_counter_ns())  # release the ready ones: they stop at once
             self.started = True
         elif len(self.ready) == len(self.specs):
             if not self.reported_ready:

@@ -8,7 +8,8 @@ coordinator:
 
 * ``ready(shard)``: the shard is set up (engine made, codecs built, descriptor limit raised)
   and waits for the start instant, which every shard of the run shares. It is a
-  CLOCK_MONOTONIC reading (``time.monotonic_ns``): one clock for every process of a host
+  ``time.perf_counter_ns`` reading (CLOCK_MONOTONIC on Linux, QueryPerformanceCounter on
+  Windows; the one clock every measurement uses): one clock for every process of a host
   (Linux: CLOCK_MONOTONIC is system-wide; Windows: QueryPerformanceCounter is too), so
   shards on one host start together to within their wake-up latency. A channel across
   hosts has to translate from a shared wall clock.
@@ -104,7 +105,7 @@ class LocalChannel:
         self.stop = threading.Event()
 
     def ready(self, shard: int) -> int:
-        return time.monotonic_ns()
+        return time.perf_counter_ns()
 
     def tick(self, tick: Tick) -> None:
         if self._on_tick is not None:
@@ -138,7 +139,7 @@ class ProcessChannel:
         parent = multiprocessing.parent_process()
         while not self.started.wait(0.2):
             if self.stopping.is_set() or (parent is not None and not parent.is_alive()):
-                return time.monotonic_ns()  # start at once; the tick thread stops it
+                return time.perf_counter_ns()  # start at once; the tick thread stops it
         return int(self.start_value.value)
 
     def tick(self, tick: Tick) -> None:
@@ -165,7 +166,7 @@ class ProcessChannel:
 
 def sleep_until(instant_ns: int) -> None:
     """Sleep to a CLOCK_MONOTONIC instant (returns at once if it has passed)."""
-    while (left := instant_ns - time.monotonic_ns()) > 0:
+    while (left := instant_ns - time.perf_counter_ns()) > 0:
         time.sleep(left / 1e9)
 
 
@@ -182,7 +183,7 @@ def make_tick(
     closed = recorder.intervals[sent:]  # appended by the engine's thread: a stable prefix
     tick = Tick(
         shard=shard,
-        elapsed_s=(time.monotonic_ns() - recorder.start_ns) / 1e9,
+        elapsed_s=(time.perf_counter_ns() - recorder.start_ns) / 1e9,
         requests=recorder.requests,
         errors=errors,
         open_connections=client.open_connections,

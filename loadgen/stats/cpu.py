@@ -60,12 +60,12 @@ class CpuSampler:
 
     def sample(self) -> None:
         self.samples.append(
-            (time.monotonic_ns(), time.process_time(), read_runnable_ns(self._path))
+            (time.perf_counter_ns(), time.process_time(), read_runnable_ns(self._path))
         )
 
     def _loop(self) -> None:
         while True:
-            now = time.monotonic_ns()
+            now = time.perf_counter_ns()
             elapsed = now - self.start_ns
             next_edge = self.start_ns + (elapsed // self.period_ns + 1) * self.period_ns
             if self._stop.wait((next_edge - now) / 1e9):

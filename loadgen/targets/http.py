@@ -191,7 +191,7 @@ class HttpServer:
         while not self._stopping:
             timeout_s = tick_s
             if timers:
-                timeout_s = min(tick_s, max(0.0, (timers[0][0] - time.monotonic_ns()) / 1e9))
+                timeout_s = min(tick_s, max(0.0, (timers[0][0] - time.perf_counter_ns()) / 1e9))
             for token, result, _ in engine.wait(timeout_s):
                 op = token & 3
                 conn_id = token >> 2
@@ -211,7 +211,7 @@ class HttpServer:
                 else:
                     self._sent(conn_id, conn, result)
             if timers:
-                now = time.monotonic_ns()
+                now = time.perf_counter_ns()
                 while timers and timers[0][0] <= now:
                     due, conn_id = heapq.heappop(timers)
                     conn = conns.get(conn_id)
@@ -237,7 +237,7 @@ class HttpServer:
             bad = f"bad request: {exc}"
         else:
             bad = ""
-        now = time.monotonic_ns()
+        now = time.perf_counter_ns()
         for method, url, keep_alive in conn.requests:
             self.requests += 1
             key = (method, url, keep_alive)
@@ -262,7 +262,7 @@ class HttpServer:
         if conn.sending is not None:
             return
         answers = conn.answers
-        now = time.monotonic_ns()
+        now = time.perf_counter_ns()
         ready = 0
         while ready < len(answers) and answers[ready][0] <= now:
             ready += 1

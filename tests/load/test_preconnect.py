@@ -78,18 +78,18 @@ class WatchingChannel:
         self.port = port
         self.hold_s = hold_s
         self.lead_s = lead_s
-        self.made_ns = time.monotonic_ns()
+        self.made_ns = time.perf_counter_ns()
         self.ready_after_s: float | None = None
         self.established: int | None = None
         self.bytes_sent: int | None = None
         self.start_ns = 0
 
     def ready(self, shard: int) -> int:
-        self.ready_after_s = (time.monotonic_ns() - self.made_ns) / 1e9
+        self.ready_after_s = (time.perf_counter_ns() - self.made_ns) / 1e9
         self.established = established_to(self.port)
         self.bytes_sent = bytes_sent_to(self.port)
         time.sleep(self.hold_s)
-        self.start_ns = time.monotonic_ns() + int(self.lead_s * 1e9)
+        self.start_ns = time.perf_counter_ns() + int(self.lead_s * 1e9)
         return self.start_ns
 
     def tick(self, tick: Tick) -> None:

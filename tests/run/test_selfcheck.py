@@ -221,7 +221,7 @@ def test_runnable_share_sees_a_busy_loop_and_a_sleeping_one() -> None:
     results: dict[str, tuple[float | None, float | None]] = {}
 
     def measure(name: str, work: Any) -> None:
-        sampler = CpuSampler(time.monotonic_ns(), period_s=0.25)
+        sampler = CpuSampler(time.perf_counter_ns(), period_s=0.25)
         with sampler:
             work(1.0)
         results[name] = sampler.shares(0.0, 1.0)

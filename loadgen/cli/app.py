@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from loadgen import __version__
-from loadgen.cli import compare, doctor, report, run, study, validate
+from loadgen.cli import capacity, compare, doctor, report, run, study, validate
 from loadgen.cli.serve import serve_app
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run.run)
+app.command("capacity")(capacity.capacity)
 app.command("report")(report.report)
 app.command("compare", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     compare.compare

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from loadgen.cli.common import (
     errors,
     fail,
 )
+
+if TYPE_CHECKING:
+    from loadgen.report.compare import Comparison
 
 
 def _split_sides(tokens: list[str]) -> tuple[list[Path], list[Path]]:
@@ -61,12 +64,15 @@ def compare(
     or a current run failed one of its own thresholds; exit 3 (before 99) when a run on either
     side is invalid (its generator was the bottleneck), unless --allow-saturated.
 
+    Capacity results (loadgen capacity) compare with capacity results: the gate is then the
+    capacity found (exit 99 when it dropped beyond --tolerance).
+
     The markdown table is also appended to $GITHUB_STEP_SUMMARY when that is set.
     """
     from loadgen.report.compare import compare_runs, parse_tolerance
     from loadgen.report.compare_console import render_comparison
     from loadgen.report.junit import comparison_junit
-    from loadgen.report.loading import ResultFileError, load_runs
+    from loadgen.report.loading import ResultFileError, is_capacity, load_runs, read_json
     from loadgen.report.markdown import comparison_markdown
 
     baseline_files, current_files = _split_sides(list(ctx.args))
@@ -74,11 +80,18 @@ def compare(
         limit = parse_tolerance(tolerance)
     except ValueError as exc:
         raise fail(f"--tolerance: {exc}", EXIT_USAGE) from None
+    files = [*baseline_files, *current_files]
     try:
-        runs = load_runs([*baseline_files, *current_files])
+        capacity = [path for path in files if is_capacity(read_json(path))]
+        if capacity:
+            comparison = _compare_capacity(baseline_files, current_files, files, capacity, limit)
+        else:
+            runs = load_runs(files)
+            comparison = compare_runs(
+                runs[: len(baseline_files)], runs[len(baseline_files) :], limit
+            )
     except ResultFileError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    comparison = compare_runs(runs[: len(baseline_files)], runs[len(baseline_files) :], limit)
     for warning in comparison.warnings:
         errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, markup=True)
         for detail in warning.details:
@@ -101,3 +114,28 @@ def compare(
         raise typer.Exit(EXIT_INVALID_RUN)
     if comparison.failed:
         raise typer.Exit(EXIT_THRESHOLDS_FAILED)
+
+
+def _compare_capacity(
+    baseline: list[Path],
+    current: list[Path],
+    files: list[Path],
+    capacity: list[Path],
+    tolerance: float,
+) -> Comparison:
+    """Capacity results against capacity results; a run result among them is refused."""
+    from loadgen.capacity.compare import compare_capacity_files
+    from loadgen.report.loading import ResultFileError
+
+    if len(capacity) != len(files):
+        runs = ", ".join(str(path) for path in files if path not in capacity)
+        raise fail(
+            f"compare: capacity results compare with capacity results only; {runs} is a run result",
+            EXIT_USAGE,
+        )
+    try:
+        return compare_capacity_files(baseline, current, tolerance)
+    except ValueError as exc:
+        if isinstance(exc, ResultFileError):
+            raise
+        raise fail(f"compare: {exc}", EXIT_USAGE) from None

@@ -3,6 +3,10 @@
 A report reads both the typed ``RunResult`` and the raw JSON: keys that later issues add
 (``thresholds``, ``memory``, a ``latency_corrected`` histogram, per-interval ``connections``)
 are drawn when present, so an older reader never has to drop them to parse the rest.
+
+A capacity search's result (``kind: loadgen.capacity``) embeds every step's whole result
+under ``steps[i].result``: ``load_runs(paths, steps=[3])`` reads step 3 of it as a run (the
+steps are numbered from 1, as the search prints them).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from loadgen.result.model import SCHEMA_VERSION, RunResult
 
 #: Keys every loadgen result has had since schema 1; a JSON object without them is not one.
 _REQUIRED_KEYS = ("schema_version", "scenario", "environment", "summary", "histograms")
+#: A capacity search's result: steps, each with a run's whole result (``loadgen.capacity``).
+CAPACITY_KIND = "loadgen.capacity"
 
 
 class ResultFileError(ValueError):
@@ -49,8 +55,8 @@ def from_result(result: RunResult, label: str | None = None, source: str = "") -
     )
 
 
-def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
-    """Read one result file; ``ResultFileError`` for anything that is not a usable result."""
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A result file's JSON object; ``ResultFileError`` when it is not one."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -58,12 +64,51 @@ def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
         raise ResultFileError(file, "not a loadgen result (not UTF-8 text)") from None
     except OSError as exc:
         raise ResultFileError(file, f"cannot read: {exc.strerror or exc}") from None
-    result, raw = _check(_decode(text, file), file)
+    return _decode(text, file)
+
+
+def is_capacity(data: dict[str, Any]) -> bool:
+    return data.get("kind") == CAPACITY_KIND
+
+
+def load_run(path: str | Path, label: str | None = None, step: int | None = None) -> LoadedRun:
+    """Read one result file (with ``step``: that step of a capacity result);
+    ``ResultFileError`` for anything that is not a usable result."""
+    file = Path(path)
+    data = read_json(file)
+    if is_capacity(data):
+        steps = data.get("steps")
+        count = len(steps) if isinstance(steps, list) else 0
+        if step is None:
+            raise ResultFileError(
+                file,
+                f"a capacity search of {count} steps, not one run: pick steps with --step N "
+                f"(1-{count}), or render the whole search with `loadgen report {file}` alone",
+            )
+        if not isinstance(steps, list) or not 1 <= step <= count:
+            raise ResultFileError(file, f"no step {step}: the search has steps 1-{count}")
+        item = steps[step - 1]
+        if not isinstance(item, dict) or not isinstance(item.get("result"), dict):
+            raise ResultFileError(file, f"malformed capacity result: step {step} has no result")
+        result, raw = _check(item["result"], f"{file} step {step}")
+        return LoadedRun(
+            label=label or f"{file.stem} step {step}",
+            source=f"{file} (step {step})",
+            result=result,
+            raw=raw,
+        )
+    result, raw = _check(data, file)
     return LoadedRun(label=label or file.stem, source=str(file), result=result, raw=raw)
 
 
-def load_runs(paths: list[Path]) -> list[LoadedRun]:
-    """Read several files, labelled by file name (made unique when names repeat)."""
+def load_steps(path: Path, steps: list[int], label: str) -> list[LoadedRun]:
+    """Steps of a capacity result, each labelled ``LABEL step N``."""
+    return [load_run(path, f"{label} step {step}", step) for step in steps]
+
+
+def load_runs(paths: list[Path], steps: list[int] | None = None) -> list[LoadedRun]:
+    """Read several files, labelled by file name (made unique when names repeat); from a
+    capacity result, each of ``steps``."""
     stems = [p.stem for p in paths]
     labels = [
         stem if stems.count(stem) == 1 else f"{stem} ({p.parent.name or p.parent})"
@@ -74,7 +119,13 @@ def load_runs(paths: list[Path]) -> list[LoadedRun]:
     for label in labels:
         seen[label] = seen.get(label, 0) + 1
         unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
-    return [load_run(p, label) for p, label in zip(paths, unique, strict=True)]
+    runs: list[LoadedRun] = []
+    for path, label in zip(paths, unique, strict=True):
+        if steps and is_capacity(read_json(path)):
+            runs += load_steps(path, steps, label)
+        else:
+            runs.append(load_run(path, label))
+    return runs
 
 
 def _decode(text: str, source: str | Path) -> dict[str, Any]:

@@ -5,7 +5,9 @@
  *                      the draw hook are set here), and redraws at the new width on resize;
  *   format.*           number formatters (latency in microseconds, rate, count, bytes, ...);
  *   axis(fields)       an axis in the pages' style with the given fields added;
- *   line(s, format, points) a series for a spec's line s.
+ *   line(s, format, points) a series for a spec's line s;
+ *   decades            axis splits at the powers of ten (log axes: latency, percentile);
+ *   format.percentile  an x of the percentile axis, 1 / (1 - p), as "99.9%".
  * Marks progress on <html>: data-charts-drawn counts charts that have drawn at least once
  * (uPlot's draw hook), data-js-errors collects any error (see the script in <head>); a chart
  * that cannot be drawn says so in its place. */
@@ -50,6 +52,22 @@
   }
   function fmtSeconds(value) {
     return value == null ? "\u2013" : sig3(value) + " s";
+  }
+  /* x on the spectrum axis is 1 / (1 - p): 10 is 90%, 100 is 99%, 1000 is 99.9%. */
+  function fmtPercentile(x) {
+    if (x == null || !isFinite(x)) return "\u2013";
+    if (x <= 1) return "0%";
+    var digits = Math.max(0, Math.ceil(Math.log10(x) - 1e-9) - 2);
+    return (100 * (1 - 1 / x)).toFixed(digits) + "%";
+  }
+
+  function decades(u, axisIndex, min, max) {
+    var splits = [];
+    for (var e = Math.floor(Math.log10(min)); Math.pow(10, e) <= max * 1.000001; e++) {
+      var v = Math.pow(10, e);
+      if (v >= min * 0.999999) splits.push(v);
+    }
+    return splits;
   }
 
   function axis(fields) {
@@ -122,6 +140,7 @@
     drawAll: drawAll,
     axis: axis,
     line: line,
+    decades: decades,
     sig3: sig3,
     format: {
       latency: fmtLatency,
@@ -130,6 +149,7 @@
       bytes: fmtBytes,
       percent: fmtPercent,
       seconds: fmtSeconds,
+      percentile: fmtPercentile,
     },
   };
 })();

@@ -45,7 +45,13 @@ def local_runner(backend: str, processes: int, fixed: bool, notice: Notice) -> R
         fit = fit_run(scenario, wanted, processes_fixed=fixed or processes_now is not None)
         for message in fit.notices:
             say(message)
-        return run(fit.scenario, backend=backend, notice=say, processes=fit.processes)
+        return run(
+            fit.scenario,
+            backend=backend,
+            notice=say,
+            processes=fit.processes,
+            connect_before_start=True,  # the pool is open before the schedule starts
+        )
 
     return run_one
 

@@ -44,6 +44,7 @@ def run(
     live: LiveFactory | None = None,
     processes: int = 1,
     target_processes: int = 1,
+    connect_before_start: bool = False,
 ) -> RunResult:
     """Run a scenario to its end (or to Ctrl-C) and return its result.
 
@@ -53,6 +54,10 @@ def run(
     ``processes`` > 1 splits the load over that many shard processes (``loadgen.run.processes``)
     and merges their results; 1 runs the one shard in this process. ``target_processes``
     is how many processes a built-in target serves on (SO_REUSEPORT; 1 on Windows).
+
+    ``connect_before_start`` opens the connections the run starts with before its start
+    instant (``loadgen.run.shard``), so an open-model schedule does not begin with requests
+    waiting for connections still being opened (a capacity search's steps do this).
     """
     engine = select_backend(backend, notice=notice)
     engine_name = engine.name
@@ -77,7 +82,14 @@ def run(
             if builtin is not None
             else scenario.target_addresses()
         )
-        specs = shard_specs(scenario, processes, engine_name, addresses, seed)
+        specs = shard_specs(
+            scenario,
+            processes,
+            engine_name,
+            addresses,
+            seed,
+            connect_before_start=connect_before_start,
+        )
         board = TickBoard(
             processes, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
         )

@@ -16,7 +16,7 @@ import pytest
 
 from loadgen.capacity.model import Settings, Status, Step, StepVerdict, Vary, Window
 from loadgen.capacity.proof import judge_proof
-from loadgen.capacity.search import MAX_PROOF_ROUNDS, search
+from loadgen.capacity.search import MAX_PROOF_ROUNDS, SATURATED_RETRIES, search
 from loadgen.config.thresholds import Threshold, ThresholdVerdict
 from loadgen.result.model import LatencySummary
 from tests.report.builders import make_result
@@ -151,11 +151,12 @@ def test_below_start_after_every_shrink_fails() -> None:
     assert "even 10 req/s breaks the SLOs" in outcome.message
 
 
-def test_a_saturated_generator_stops_the_search_after_one_retry() -> None:
+def test_a_saturated_generator_stops_the_search_after_its_retries() -> None:
     model = Model(knee(1e9), saturates_at=1600.0)
     outcome = search(model, settings(), SLOS)
     assert outcome.status is Status.GENERATOR_LIMITED
-    assert [s.offered for s in model.steps] == [100, 200, 400, 800, 1600, 1600]
+    assert SATURATED_RETRIES == 2
+    assert [s.offered for s in model.steps] == [100, 200, 400, 800, 1600, 1600, 1600]
     assert outcome.capacity == 800  # what the target sustained: never the generator's limit
     assert outcome.message.startswith("the target sustained at least 800 req/s; this generator")
     assert "add processes or hosts" in outcome.message

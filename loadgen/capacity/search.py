@@ -37,7 +37,7 @@ GROWTH = 2.0
 #: A start that already breaks is halved at most this often (down to start / 64).
 MAX_SHRINK = 6
 #: Confirm / above rounds of the proof (each up to 2 x confirm steps) before giving up.
-MAX_PROOF_ROUNDS = 4
+MAX_PROOF_ROUNDS = 6
 #: A step whose generator was the bottleneck is run again this often before that ends the
 #: search: on a busy shared machine the generator is starved for seconds at a time (measured
 #: on the 2-core VM at a load average of 15-20: schedule lag p99 of 40-100 ms at 100-400/s,

@@ -3,19 +3,21 @@ FIFO worker, ``serve http --capacity``: an M/D/1 queue under Poisson arrivals), 
 target faster than one generator process; and the search's outputs through ``report``,
 ``compare`` and headless Chromium.
 
-Steps are short (1 s warm-up + 2 s measured) so a search takes ~30-40 s. Why the model test
-looks as it does (measured on the shared 2-core VM, load average 10-24):
+Steps are short (1 s warm-up + 2-3 s measured) so a search takes ~30-45 s. Why the model
+test looks as it does (measured on the shared 2-core VM, load average 10-24):
 
-* Latency SLOs at the median: a 2 s window of an M/D/1 queue near its capacity is noisy in
-  its tail, and a busy machine stalls either process for 10-150 ms now and then, which
-  moves a window's p99 but not its median.
+* Latency SLOs at the median: a short window of an M/D/1 queue near its capacity is noisy
+  in its tail, and a busy machine stalls either process for 10-150 ms now and then, which
+  moves a window's p99 but not its median. Windows of 3 s: a one-second stall is a third
+  of one, not half.
 * ``raw_`` latency (from the actual send): the generator's own lateness in sending on a
   busy machine (0.5-1 ms at the median) is outside the queueing model.
 * Bounds of 5 and 8 service times: there the capacity curve is flat (an overhead of 0.5 ms,
   a quarter of the service time, moves it ~1%), and the answer cannot pass the queue's
-  saturation. Simulated searches (this strategy on a simulated M/D/1 with 2 s windows and
-  1-2 ms of overhead) land within 10% of Erlang's formula in 299 of 300 (5 service times)
-  and 297 of 300 (8) runs.
+  saturation. Simulated searches (this strategy on a simulated M/D/1 with 2-3 s windows,
+  1-2 ms of overhead and a 10 ms stall in one second of ten) land within 10% of Erlang's
+  formula in 91-100% of runs (5 service times) and 98-100% (8); on this machine, six real
+  searches at load averages of 9-13 landed at -9.3%, -5.4% (5) and +4.2%, -0.2% (8).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ pytestmark = pytest.mark.slow
 
 runner = CliRunner()
 SHORT = ["--warmup", "1s", "--step-duration", "2s", "-p", "1"]
+MODEL_STEPS = ["--warmup", "1s", "--step-duration", "3s", "-p", "1", "--start", "200/s"]
 SERVICE_S = 0.002  # --capacity 500/s
 
 
@@ -82,9 +85,8 @@ def model_searches(folder: Path) -> dict[str, tuple[Path, Result]]:
         for key, (slo, _, _) in MODEL_SLOS.items():
             out = folder / f"{key.replace(' ', '-')}.json"
             result = capacity(
-                str(scenario), "--slo", slo, "--slo", "error_rate < 1%", "--start", "100/s",
-                "--confirm", "0", *SHORT, "--json", str(out),
-                "--html", str(out.with_suffix(".html")),
+                str(scenario), "--slo", slo, "--slo", "error_rate < 1%", "--confirm", "0",
+                *MODEL_STEPS, "--json", str(out), "--html", str(out.with_suffix(".html")),
             )  # fmt: skip
             searches[key] = (out, result)
     return searches
@@ -105,14 +107,14 @@ def test_the_search_finds_the_queueing_theory_capacity(
     assert abs(outcome.capacity / expected - 1) <= 0.10, (outcome.capacity, expected, cli.output)
     # the bracket: the load above the answer broke the SLO, within the precision
     assert outcome.breaking is not None and outcome.breaking <= outcome.capacity * 1.05 + 1
-    assert [s.phase for s in found.steps][:3] == ["grow"] * 3
+    assert [s.phase for s in found.steps][:2] == ["grow"] * 2
     # every step's verdict is its window's: the SLO's value decides pass or fail
     for step in found.steps:
         if step.verdict in (StepVerdict.PASS, StepVerdict.FAIL):
             held = all(verdict.passed for verdict in step.verdicts)
             assert held == step.passed or "connections of the pool" in step.note
     # the console table has a row per step and the answer
-    assert cli.output.count(" grow ") >= 3 and "capacity: unconfirmed: " in cli.output
+    assert cli.output.count(" grow ") >= 2 and "capacity: unconfirmed: " in cli.output
     assert f"(SLO {slo})" in cli.output
 
 
@@ -132,8 +134,10 @@ def test_the_proof_repeats_the_answer_and_breaks_above_it(folder: Path) -> None:
     outcome, steps = found.outcome, found.steps
     assert outcome.status in (Status.PROVEN, Status.NOT_PROVEN), outcome.message
     assert outcome.capacity is not None
-    confirms = [s for s in steps if s.phase == "confirm" and s.offered == outcome.capacity]
-    aboves = [s for s in steps if s.phase == "above"]
+    # (a step the generator could not offer is tried again: not counted)
+    offered = [s for s in steps if s.verdict is not StepVerdict.SATURATED]
+    confirms = [s for s in offered if s.phase == "confirm" and s.offered == outcome.capacity]
+    aboves = [s for s in offered if s.phase == "above"]
     if outcome.status is Status.PROVEN:
         # every confirm step at the answer held; at the load above the SLO broke in most
         # steps, and its values there were all worse than at the answer
@@ -168,7 +172,11 @@ def test_a_target_that_never_breaks_before_max_says_so(
     out, cli = roomy
     found = measured(read(out))
     assert found.outcome.status is Status.ABOVE_MAX
-    assert [s.offered for s in found.steps] == [50, 100, 200]
+    assert [s.offered for s in found.steps if s.verdict is not StepVerdict.SATURATED] == [
+        50,
+        100,
+        200,
+    ]
     assert "never broke the SLOs up to --max 200 req/s" in cli.output
     # the gate: 200/s sustained is less than the 1k/s expected
     assert cli.exit_code == 99, cli.output

@@ -94,6 +94,7 @@ def hockey_chart(result: CapacityResult) -> dict[str, Any] | None:
                     "colour": _SLO_COLOUR,
                     "values": [limit_us] * len(loads),
                     "dash": True,
+                    "points": False,
                 }
             )
     failed = [
@@ -138,7 +139,15 @@ def achieved_chart(result: CapacityResult) -> dict[str, Any] | None:
         {"label": "achieved", "colour": "#0072b2", "values": achieved},
     ]
     if result.settings.vary is Vary.RATE:
-        series.append({"label": "offered", "colour": "#7f7f7f", "values": loads, "dash": True})
+        series.append(
+            {
+                "label": "offered",
+                "colour": "#7f7f7f",
+                "values": loads,
+                "dash": True,
+                "points": False,
+            }
+        )
     return {
         "id": "achieved",
         "title": "Achieved against offered load",

@@ -12,6 +12,21 @@ from pathlib import Path
 
 #: A cold interpreter importing numpy takes ~1 s; a loaded machine, several.
 START_TIMEOUT_S = 60.0
+PRESSURE_FILE = "/proc/pressure/cpu"
+
+
+def cpu_pressure() -> float | None:
+    """The share of the last minute in which some task here waited for a CPU (Linux PSI
+    ``some avg60``, percent); None where the kernel does not say."""
+    try:
+        with open(PRESSURE_FILE, encoding="ascii") as pressure:
+            first = pressure.readline()
+    except OSError:
+        return None
+    for field in first.split():
+        if field.startswith("avg60="):
+            return float(field.removeprefix("avg60="))
+    return None
 
 
 @contextmanager

@@ -2,7 +2,8 @@
  * loadgenCharts.drawAll (assets/charts.js, inlined before this script). x is the offered
  * load (x_kind "rate" or "connections", linear) or the percentile (x_kind "percentile", a
  * log scale of 1 / (1 - p)). A spec's "marker" ({x, label, colour}) is drawn as a dashed
- * vertical line: the capacity found. A series with "points_only" draws its points alone. */
+ * vertical line: the capacity found. A series with "points_only" draws its points alone;
+ * one with "points": false (a bound) its line alone. */
 (function () {
   "use strict";
   var charts = window.loadgenCharts;
@@ -63,7 +64,8 @@
     var percentileAxis = spec.x_kind === "percentile";
     var series = [{ label: X_LABELS[spec.x_kind] || "x", value: function (u, v) { return xFmt(v); } }];
     spec.series.forEach(function (s) {
-      var line = charts.line(s, fmt, { show: true, size: s.points_only ? 9 : 5, fill: s.colour });
+      var points = { show: s.points !== false, size: s.points_only ? 9 : 5, fill: s.colour };
+      var line = charts.line(s, fmt, points);
       if (s.points_only) {
         line.paths = function () { return null; };
       }

@@ -93,12 +93,13 @@ class StepTable:
             return
         p50 = format_us(drain.latency_p50_us)
         bound = format_us(drain.bound_us)
+        probes = f"{drain.probes} probe{'s' if drain.probes != 1 else ''}"
         if drain.drained:
-            text = f"drained in {drain.seconds:.1f} s ({drain.probes} probes: p50 {p50} <= {bound})"
+            text = f"drained in {drain.seconds:.1f} s ({probes}: p50 {p50} <= {bound})"
         else:
             text = (
-                f"[yellow]not drained[/] after {drain.seconds:.1f} s ({drain.probes} probes: p50 "
-                f"{p50} > {bound}); going on"
+                f"[yellow]not drained[/] after {drain.seconds:.1f} s ({probes}: p50 {p50} > "
+                f"{bound}); going on"
             )
         self.console.print(f"[dim]{'':>4}  {text}[/]", highlight=False, soft_wrap=True)
 

@@ -291,6 +291,8 @@ class Stepper:
         while True:
             probes += 1
             probe = self._probe(reference.offered)
+            if probe.stop_reason.startswith("interrupted"):
+                raise KeyboardInterrupt  # Ctrl-C during a probe ends the search, as between steps
             p50_us = _honest_p50_us(probe)
             waited = time.perf_counter() - began
             if p50_us is not None and p50_us <= bound_us:

@@ -171,3 +171,24 @@ def test_a_pool_the_target_held_is_the_targets_verdict() -> None:
     assert step.verdict is StepVerdict.FAIL
     assert step.note.startswith("all 40 connections of the pool were busy: the target held them")
     assert "broke p50 < 10ms (observed 60 ms)" in step.note
+
+
+def test_a_step_that_left_a_queue_is_drained_and_ctrl_c_there_stops() -> None:
+    """After a step whose last second's median was far above the first passing step's, a
+    probe at that step's load runs; a probe Ctrl-C interrupted ends the search."""
+    valid = SelfCheck(True, [], 20.0, 90.0)
+    reference = replace(_pool_bound(3.0, 4.0, 40), self_check=valid)
+    queued = replace(_pool_bound(30.0, 60.0, 40), self_check=valid)
+    drained_probe = replace(_pool_bound(3.0, 4.5, 40), self_check=valid)
+    runner = Scripted(reference, queued, drained_probe, queued, make_result(partial=True))
+    stepper = _stepper(runner, [])
+    first = stepper.measure(400.0, "grow")
+    assert first.passed and first.drain is None  # the reference: nothing to drain
+    second = stepper.measure(800.0, "grow")
+    assert second.verdict is StepVerdict.FAIL and second.drain is not None
+    assert second.drain.probes == 1 and second.drain.drained
+    assert second.drain.bound_us == pytest.approx(6000.0)  # max(1.5 x 4 ms, 4 ms + 1 ms)
+    probe = runner.asked[2]
+    assert probe.plan.phases[0].rate == (400.0, 400.0)  # the first passing step's load
+    with pytest.raises(KeyboardInterrupt):
+        stepper.measure(800.0, "bisect")

@@ -165,11 +165,17 @@ def test_cli_capacity_on_a_cluster_runs_every_step_there(
             "--warmup", "1s", "--step-duration", "1s", "--confirm", "0", "--json", str(out),
         ],
     )  # fmt: skip
-    assert outcome.exit_code == 0, outcome.output
     data = json.loads(out.read_text())
     assert data["kind"] == "loadgen.capacity"
-    assert data["outcome"]["status"] == "above max", data["outcome"]["message"]
-    assert [step["offered"] for step in data["steps"]] == [100, 200]
+    # On a machine this busy the generator may not keep even 100/s on schedule: then the
+    # search says so (exit 3), and every step it ran still ran on the cluster.
+    status = data["outcome"]["status"]
+    assert (status, outcome.exit_code) in (("above max", 0), ("generator limited", 3)), (
+        outcome.output
+    )
+    if status == "above max":
+        assert [step["offered"] for step in data["steps"]] == [100, 200]
+    assert data["steps"]
     for step in data["steps"]:
         hosts = step["result"]["cluster"]["hosts"]
         assert [host["processes"] for host in hosts] == [1, 1]

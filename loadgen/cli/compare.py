@@ -15,6 +15,7 @@ from loadgen.cli.common import (
     EXIT_USAGE,
     AllowSaturatedOption,
     console,
+    describe_write_error,
     errors,
     fail,
 )
@@ -68,6 +69,7 @@ def compare(
     from loadgen.report.junit import comparison_junit
     from loadgen.report.loading import ResultFileError, load_runs
     from loadgen.report.markdown import comparison_markdown
+    from loadgen.result.files import write_atomically
 
     baseline_files, current_files = _split_sides(list(ctx.args))
     try:
@@ -87,16 +89,18 @@ def compare(
     markdown = comparison_markdown(comparison)
     outputs = [(junit_path, comparison_junit(comparison)), (markdown_path, markdown)]
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-    try:
-        for target, text in outputs:
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
-        if summary_file:
+    for target, text in outputs:
+        if target is not None:
+            try:
+                write_atomically(target, text)
+            except OSError as exc:
+                raise fail(describe_write_error(target, exc), EXIT_RUNTIME_FAILURE) from None
+    if summary_file:
+        try:
             with open(summary_file, "a", encoding="utf-8") as summary:
                 summary.write(markdown + "\n")
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        except OSError as exc:
+            raise fail(describe_write_error(summary_file, exc), EXIT_RUNTIME_FAILURE) from None
     if comparison.invalid_runs and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)
     if comparison.failed:

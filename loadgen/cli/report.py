@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from loadgen.cli.common import EXIT_RUNTIME_FAILURE, EXIT_USAGE, console, fail
+from loadgen.cli.common import (
+    EXIT_RUNTIME_FAILURE,
+    EXIT_USAGE,
+    console,
+    describe_write_error,
+    fail,
+)
 
 
 def report(
@@ -31,5 +37,5 @@ def report(
     try:
         write_html(runs, target)
     except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        raise fail(describe_write_error(target, exc), EXIT_RUNTIME_FAILURE) from None
     console.print(f"report: {target}", highlight=False, soft_wrap=True)

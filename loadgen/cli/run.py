@@ -3,6 +3,7 @@ write and show its result, exit with the run's code."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,22 +12,26 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from loadgen.cli.common import (
-    EXIT_INTERRUPTED,
     EXIT_INVALID_RUN,
     EXIT_RUNTIME_FAILURE,
     EXIT_THRESHOLDS_FAILED,
     EXIT_USAGE,
+    STDOUT_PATH,
     AllowSaturatedOption,
     BackendOption,
-    console,
+    describe_write_error,
     errors,
     fail,
+    keep_result,
+    screen_for,
 )
 from loadgen.config.scenario import ScenarioError, load_scenario
 from loadgen.config.units import parse_duration_s
 from loadgen.engine import BackendUnavailable
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from loadgen.config.scenario import Scenario
     from loadgen.report.live import LiveView
     from loadgen.result.model import RunResult
@@ -58,7 +63,9 @@ def run(
     json_path: Annotated[
         Path | None,
         typer.Option(
-            "--json", help="Where to write the JSON result (default: reports/NAME-TIME.json)."
+            "--json",
+            help="Where to write the JSON result (default: reports/NAME-TIME.json); "
+            "- for standard output (everything else then goes to stderr).",
         ),
     ] = None,
     quiet: Annotated[
@@ -122,6 +129,7 @@ def run(
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
 
+    screen = screen_for(json_path)
     settings = list(overrides or [])
     if recv_mode is not None:
         settings.append(f"receive={recv_mode}")
@@ -138,8 +146,8 @@ def run(
     from loadgen.run.limits import ConnectionLimitError, fit_run
 
     if cluster is not None:
-        result = _run_on_cluster(scenario, cluster, hosts, processes, backend, quiet)
-        _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+        result = _run_on_cluster(scenario, cluster, hosts, processes, backend, quiet, screen)
+        _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated, screen)
         return
     client_processes, builtin_processes = default_processes(scenario, processes, target_processes)
     try:  # descriptors, ports, memory: spread over processes and sources, or refuse
@@ -160,7 +168,7 @@ def run(
             scenario,
             backend=backend,
             notice=lambda m: errors.print(m),
-            live=None if quiet else _live_view(scenario),
+            live=None if quiet else _live_view(scenario, screen),
             processes=fit.processes,
             target_processes=fit.target_processes,
         )
@@ -168,16 +176,16 @@ def run(
         raise fail(str(exc), EXIT_USAGE) from None
     except (TargetError, ShardError) as exc:
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
-    _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+    _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated, screen)
 
 
-def _live_view(scenario: Scenario) -> Callable[[Callable[[], Snapshot]], LiveView]:
+def _live_view(scenario: Scenario, screen: Console) -> Callable[[Callable[[], Snapshot]], LiveView]:
     from loadgen.report.live import LiveView
 
     def live_view(read: Callable[[], Snapshot]) -> LiveView:
         # Plain log lines: every 5 s, or about ten per run for short runs (at least 1 s apart).
         every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
-        return LiveView(scenario.name, read, console, line_interval_s=every_s)
+        return LiveView(scenario.name, read, screen, line_interval_s=every_s)
 
     return live_view
 
@@ -189,6 +197,7 @@ def _run_on_cluster(
     processes: int | None,
     backend: str,
     quiet: bool,
+    screen: Console,
 ) -> RunResult:
     """``run --cluster``: the distributed path (``loadgen.distributed.coordinator``)."""
     from loadgen.distributed.coordinator import ClusterError, run_cluster
@@ -204,7 +213,7 @@ def _run_on_cluster(
             processes=processes,
             backend=backend,
             notice=lambda m: errors.print(m, highlight=False),
-            live=None if quiet else _live_view(scenario),
+            live=None if quiet else _live_view(scenario, screen),
         )
     except (ClusterError, FeatureUnavailable) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
@@ -219,28 +228,33 @@ def _finish_run(
     hdr_log_path: Path | None,
     quiet: bool,
     allow_saturated: bool,
+    screen: Console,
 ) -> None:
-    """Write a run's result and outputs, show it, and exit with the run's code."""
+    """Write a run's result and outputs, show it on ``screen``, and exit with the run's
+    code."""
     from loadgen.report.console import (
         render_cluster_problems,
         render_summary,
         render_validity,
     )
+    from loadgen.run.interrupts import interrupted_exit_code
 
     scenario_name = str(result.scenario.get("name", "run"))
-    path = result.write(json_path or _default_result_path(scenario_name))
+    default_path = _default_result_path(scenario_name)
+    path, written = _write_result(result, json_path or default_path, default_path.name)
     if not quiet:
-        render_summary(result, console)
+        render_summary(result, screen)
     else:  # even a quiet CI log must say why the exit code is 3, and which hosts were lost
         if result.invalid:
             render_validity(result, errors)
         if result.cluster is not None:
             render_cluster_problems(result.cluster, errors)
-    console.print(f"result: {path}", highlight=False, soft_wrap=True)
-    _write_run_outputs(result, path, html_path, hdr_log_path)
-    if result.stop_reason.startswith("interrupted"):
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if result.stop_reason.startswith("failed"):
+    screen.print(f"result: {path}", highlight=False, soft_wrap=True)
+    outputs_written = _write_run_outputs(result, path, html_path, hdr_log_path, screen)
+    interrupted = interrupted_exit_code(result.stop_reason)
+    if interrupted is not None:
+        raise typer.Exit(interrupted)
+    if result.stop_reason.startswith("failed") or not (written and outputs_written):
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if result.invalid and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)
@@ -248,20 +262,51 @@ def _finish_run(
         raise typer.Exit(EXIT_THRESHOLDS_FAILED)
 
 
+def _write_result(result: RunResult, json_path: Path, fallback_name: str) -> tuple[str, bool]:
+    """Write the JSON result to ``json_path`` (``-``: standard output); (where it is, True).
+    A path that cannot be written is said so, and the result kept in a file of its own
+    elsewhere (``result.files.keep_elsewhere``): (that file, False). Nothing is lost."""
+    from loadgen.result.files import OutputError
+
+    text = result.to_json() + "\n"
+    if str(json_path) == STDOUT_PATH:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return "standard output", True
+    try:
+        return str(result.write(json_path)), True
+    except OutputError as exc:
+        return keep_result(exc, fallback_name, text), False
+
+
 def _write_run_outputs(
-    result: RunResult, json_path: Path, html_path: Path | None, hdr_log_path: Path | None
-) -> None:
-    """The optional outputs of ``run``, written after its JSON."""
+    result: RunResult,
+    json_path: str,
+    html_path: Path | None,
+    hdr_log_path: Path | None,
+    screen: Console,
+) -> bool:
+    """The optional outputs of ``run``, written after its JSON; False when one could not be
+    written (said so, naming its path; the others are still tried)."""
     from loadgen.report.hdrlog import write_hdr_log
     from loadgen.report.html import write_html
     from loadgen.report.loading import from_result
 
-    try:
-        if html_path is not None:
-            write_html([from_result(result, source=str(json_path))], html_path)
-            console.print(f"report: {html_path}", highlight=False, soft_wrap=True)
-        if hdr_log_path is not None:
+    written = True
+    if html_path is not None:
+        try:
+            write_html([from_result(result, source=json_path)], html_path)
+            screen.print(f"report: {html_path}", highlight=False, soft_wrap=True)
+        except OSError as exc:
+            errors.print(f"[red]error:[/] {describe_write_error(html_path, exc)}", highlight=False)
+            written = False
+    if hdr_log_path is not None:
+        try:
             write_hdr_log(result, hdr_log_path)
-            console.print(f"hdr log: {hdr_log_path}", highlight=False, soft_wrap=True)
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+            screen.print(f"hdr log: {hdr_log_path}", highlight=False, soft_wrap=True)
+        except OSError as exc:
+            errors.print(
+                f"[red]error:[/] {describe_write_error(hdr_log_path, exc)}", highlight=False
+            )
+            written = False
+    return written

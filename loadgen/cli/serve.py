@@ -111,8 +111,12 @@ def _serve_builtin(
         engine.shutdown()
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
     if stop_on_stdin_eof:
-        # The parent owns our life: Ctrl-C in its terminal is its to handle, not ours.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # The parent owns our life: Ctrl-C in its terminal, or a SIGTERM or SIGHUP sent to
+        # its whole process group (``timeout``, a closed terminal), is its to handle: it
+        # keeps measuring its partial result against us, then closes our stdin.
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
 
         def watch_stdin() -> None:
             sys.stdin.read()
@@ -120,8 +124,11 @@ def _serve_builtin(
 
         threading.Thread(target=watch_stdin, daemon=True).start()
     else:
-        # Ctrl-C asks the loop to stop (it looks every tick) instead of raising inside it.
-        signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+        # Ctrl-C (or SIGTERM, SIGHUP) asks the loop to stop (it looks every tick) instead of
+        # raising inside it or ending the process where it stands.
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), lambda signum, frame: server.stop())
     host_text = f"[{server.address[0]}]" if ":" in server.address[0] else server.address[0]
     print(f"listening on {host_text}:{server.address[1]}", flush=True)
     try:

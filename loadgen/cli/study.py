@@ -67,10 +67,12 @@ def recv_modes(
     opened and held idle, then under traffic (closed loop), then closed (the counters must
     come back). Writes recv-modes-TIME.json and .html into --out.
     """
-    from loadgen.cli.common import EXIT_INTERRUPTED, EXIT_RUNTIME_FAILURE, EXIT_USAGE, console
+    from loadgen.cli.common import EXIT_RUNTIME_FAILURE, EXIT_USAGE, console, keep_result
     from loadgen.config.scenario import ScenarioError, load_scenario
     from loadgen.config.units import parse_duration_s, parse_size_bytes
     from loadgen.engine import BackendUnavailable
+    from loadgen.result.files import OutputError
+    from loadgen.run.interrupts import interrupted_exit_code
     from loadgen.run.limits import ConnectionLimitError
     from loadgen.study.console import render_study
     from loadgen.study.driver import run_study
@@ -132,17 +134,29 @@ def recv_modes(
     except TargetError as exc:
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    json_target = out / f"recv-modes-{stamp}.json"
     try:
-        json_path = study.write(out / f"recv-modes-{stamp}.json")
-        html_path = write_study_html(study, out / f"recv-modes-{stamp}.html")
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        json_path: Path = study.write(json_target)
+    except OutputError as exc:  # keep what hours of measuring gave, and say where
+        json_path = Path(keep_result(exc, json_target.name, study.to_json() + "\n"))
+        written = False
+    else:
+        written = True
+    html_target = out / f"recv-modes-{stamp}.html"
+    try:
+        write_study_html(study, html_target)
+    except OutputError as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        written = False
     render_study(study, console)
     console.print(f"result: {json_path}", highlight=False, soft_wrap=True)
-    console.print(f"report: {html_path}", highlight=False, soft_wrap=True)
-    if any(trial.stop_reason.startswith("interrupted") for trial in study.trials):
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if any(trial.stop_reason.startswith("failed") for trial in study.trials):
+    if written:
+        console.print(f"report: {html_target}", highlight=False, soft_wrap=True)
+    for trial in study.trials:
+        interrupted = interrupted_exit_code(trial.stop_reason)
+        if interrupted is not None:
+            raise typer.Exit(interrupted)
+    if not written or any(trial.stop_reason.startswith("failed") for trial in study.trials):
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
 
 

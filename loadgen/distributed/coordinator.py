@@ -23,8 +23,8 @@ number since that start and feed the live view; at the end the hosts' results me
 
 Faults: a worker that leaves the cluster (died, killed) or a host task that fails makes the
 run partial and is named (host, worker address, hostname, why); the others are stopped, and
-what the lost host had reported in its ticks is merged with the rest. Ctrl-C stops every
-host and the partial result is still returned.
+what the lost host had reported in its ticks is merged with the rest, even when no host is
+left. Ctrl-C (or SIGTERM, SIGHUP) stops every host and the partial result is still returned.
 
 Security: the scheduler runs whatever pickled code its clients send; run it on a private
 network or with TLS (README, "Distributed runs").
@@ -55,7 +55,7 @@ from loadgen.distributed.bridge import (
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
 from loadgen.result.model import Cluster, ClusterHost, RunResult
-from loadgen.run.interrupts import sigint_recorded
+from loadgen.run.interrupts import interrupts_recorded
 from loadgen.run.merge import add_counts, merge_results, result_from_intervals
 from loadgen.run.progress import Snapshot, TickBoard
 from loadgen.run.shard import ShardError
@@ -333,8 +333,8 @@ class _ClusterRun:
         next_health = began
         connections = max(spec.scenario.plan.connections for j in self.jobs for spec in j.specs)
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
-        # Ctrl-C only records (no Dask call inside a signal handler); the loop stops the hosts.
-        with sigint_recorded() as self.interrupted:
+        # A stop signal only records (no Dask call in a signal handler); the loop stops hosts.
+        with interrupts_recorded() as self.interrupted:
             while len(self.outcomes) + len(self.lost) < len(self.jobs):
                 if self.interrupted and not self.stopping:
                     self.stop()

@@ -22,6 +22,7 @@ from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import run_memory
 from loadgen.report.page import render_page, script_json
 from loadgen.report.series import interval_series
+from loadgen.result.files import write_atomically
 
 
 def _figure(chart: Chart, titled: bool = False) -> str:
@@ -194,7 +195,4 @@ def render_html(runs: Sequence[LoadedRun], generated: datetime | None = None) ->
 
 
 def write_html(runs: Sequence[LoadedRun], path: str | Path) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(runs), encoding="utf-8")
-    return target
+    return write_atomically(path, render_html(runs))

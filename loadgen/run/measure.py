@@ -35,7 +35,7 @@ from loadgen.result.model import (
     Summary,
 )
 from loadgen.run.environment import os_description, raise_fd_limit
-from loadgen.run.interrupts import sigint_recorded
+from loadgen.run.interrupts import interrupts_recorded
 from loadgen.run.selfcheck import check as self_check
 from loadgen.run.shard import ProcessChannel, ShardChannel, ShardSpec, sleep_until, ticking
 from loadgen.run.wiring import (
@@ -50,7 +50,8 @@ from loadgen.stats.histogram import HdrHistogram
 
 
 def _stopper(client: LoadClient | StreamClient) -> Callable[[], None]:
-    """Ctrl-C's action on a running client: its loop stops, and the run ends normally."""
+    """A stop signal's action (Ctrl-C, SIGTERM, SIGHUP) on a running client: its loop
+    stops, and the run ends normally."""
 
     def stop() -> None:
         client.stop_requested = True
@@ -96,7 +97,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             # count for the run; the errors land in interval 0).
             recorder = Recorder(time.perf_counter_ns())
             client = make_client(recorder)
-            with sigint_recorded(_stopper(client)) as early:
+            with interrupts_recorded(_stopper(client)) as early:
                 try:
                     client.preconnect()
                 except Exception as exc:  # reported as the run's failure, after ready
@@ -115,7 +116,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         cpu_start = time.process_time()
         watching = ticking(spec, channel, client, recorder)
         cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
-        with sigint_recorded(_stopper(client)) as interrupted, watching, cpu:
+        with interrupts_recorded(_stopper(client)) as interrupted, watching, cpu:
             try:
                 if stop_reason == "completed" and not early:
                     client.run(start_ns + int(plan.duration * 1e9))

@@ -135,12 +135,13 @@ def run(
         settings.append(f"receive={recv_mode}")
     try:
         scenario = load_scenario(scenario_file, settings)
-        if duration is not None:
-            scenario = scenario.with_duration(parse_duration_s(duration))
     except ScenarioError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except ValueError as exc:
-        raise fail(f"--duration: {exc}", EXIT_USAGE) from None
+    if duration is not None:
+        try:
+            scenario = scenario.with_duration(parse_duration_s(duration))
+        except ValueError as exc:
+            raise fail(f"--duration: {exc}", EXIT_USAGE) from None
     if hosts is not None and cluster is None:
         raise fail("--hosts needs --cluster", EXIT_USAGE)
     from loadgen.run.limits import ConnectionLimitError, fit_run

@@ -15,11 +15,9 @@ import difflib
 import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from loadgen.config.document import Located, apply_overrides, load_document, shown_value
+from loadgen.config.document import ScenarioError as ScenarioError
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.thresholds import Threshold
 from loadgen.config.units import (
@@ -53,14 +53,11 @@ DEFAULT_RING_BUFFERS = 256
 #: io_uring's provided-buffer rings hold a power of two of entries below 65,536.
 MAX_RING_BUFFERS = 32768
 BUILTIN_TARGETS = ("echo", "http", "stream")
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; ``str()`` is one line per problem, ready to print."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
+#: Longest message of one problem: a validator's message may echo the value it refused.
+MAX_MESSAGE_CHARS = 300
+#: Problems listed for one scenario; a generated list of thousands of bad items says no
+#: more after the first few.
+MAX_PROBLEMS = 20
 
 
 class _Model(BaseModel):
@@ -481,33 +478,7 @@ def check_receive(scenario: Scenario) -> tuple[str, str] | None:
     return None
 
 
-# --- YAML with line numbers -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Located:
-    """Where each node of the document starts, by path of keys and indexes."""
-
-    lines: dict[tuple[str | int, ...], int]
-
-    def line_of(self, path: tuple[str | int, ...]) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
-
-
-def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[Any, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            _index_lines(value_node, (*path, key), out)
-            out[(*path, key)] = key_node.start_mark.line + 1  # a field's line is its key's
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, (*path, index), out)
+# --- errors with file, line and field ----------------------------------------------
 
 
 def _format_path(path: Sequence[str | int]) -> str:
@@ -541,13 +512,21 @@ def _known_keys(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
     return list(current.model_fields)
 
 
-def _describe(
-    error: Mapping[str, Any], source: str, located: _Located, overridden: set[str]
-) -> str:
+def _describe(error: Mapping[str, Any], source: str, located: Located, overridden: set[str]) -> str:
     path = tuple(error["loc"])
     field = _format_path(path)
-    if field in overridden:
-        where = f"--set {field}"
+    # A --set of a field, or of a mapping around it (--set message_size=0 is checked as
+    # message_size.fixed), is where the value came from.
+    setting = next(
+        (
+            _format_path(path[:n])
+            for n in range(len(path), 0, -1)
+            if _format_path(path[:n]) in overridden
+        ),
+        None,
+    )
+    if setting is not None:
+        where = f"--set {setting}"
     else:
         line = located.line_of(path)
         where = f"{source}:{line}" if line else source
@@ -565,56 +544,28 @@ def _describe(
         message = "required field is missing"
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
+        if len(message) > MAX_MESSAGE_CHARS:  # a validator may have echoed a large value
+            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
         if "input" in error and kind != "value_error":
-            message += f" (got {error['input']!r})"
+            message += f" (got {shown_value(error['input'])})"
     return f"{where}: {field}: {message}" if field else f"{where}: {message}"
-
-
-def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> set[str]:
-    """Apply ``key.sub=value`` strings (values parsed as YAML scalars); return the paths set."""
-    touched: set[str] = set()
-    for item in overrides:
-        path, sep, raw = item.partition("=")
-        if not sep or not path.strip():
-            raise ScenarioError([f"--set {item}: expected KEY=VALUE, e.g. connections=1000"])
-        keys = path.strip().split(".")
-        target: dict[str, Any] = document
-        for key in keys[:-1]:
-            child = target.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ScenarioError([f"--set {path}: {key} is not a mapping"])
-            target = child
-        target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
-        touched.add(path.strip())
-    return touched
 
 
 def parse_scenario(
     text: str, source: str = "<scenario>", overrides: Sequence[str] = ()
 ) -> Scenario:
     """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError([f"{source}{line}: not valid YAML: {problem}"]) from None
-    if node is None or not isinstance(document, dict):
-        raise ScenarioError(
-            [f"{source}:1: expected a mapping of scenario fields (name, target, ...)"]
-        )
-    lines: dict[Any, int] = {}
-    _index_lines(node, (), lines)
+    document, lines = load_document(text, source)
     overridden = apply_overrides(document, overrides)
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as exc:
-        located = _Located(lines)
-        raise ScenarioError(
-            [_describe(e, source, located, overridden) for e in exc.errors()]
-        ) from None
+        located = Located(lines)
+        problems = exc.errors()
+        shown = [_describe(e, source, located, overridden) for e in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            shown.append(f"{source}: ... and {len(problems) - MAX_PROBLEMS} more problems")
+        raise ScenarioError(shown) from None
     problem = _check_target(scenario) or check_receive(scenario)
     if problem:
         field, message = problem
@@ -629,7 +580,14 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """Read and validate a scenario file."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as exc:
         raise ScenarioError([f"{file}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScenarioError(
+            [f"{file}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8"]
+        ) from None
     return parse_scenario(text, str(file), overrides)

@@ -32,9 +32,12 @@ _EXPRESSION = re.compile(
 
 def _parse_fraction(text: object) -> float:
     value = str(text).strip()
-    if value.endswith("%"):
-        return float(value[:-1]) / 100
-    return float(value)
+    fraction = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    if not 0 <= fraction <= 1:  # also refuses nan
+        raise ValueError(
+            f"an error rate is a share of the requests, 0% to 100% (0 to 1), got {value}"
+        )
+    return fraction
 
 
 def _metric_parsers() -> dict[str, Callable[[object], float]]:

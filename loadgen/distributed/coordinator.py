@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from loadgen import __version__
@@ -54,12 +55,21 @@ from loadgen.distributed.bridge import (
 )
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
-from loadgen.result.model import Cluster, ClusterHost, RunResult
+from loadgen.result.model import (
+    Cluster,
+    ClusterHost,
+    Environment,
+    Generator,
+    LatencySummary,
+    RunResult,
+    Summary,
+)
 from loadgen.run.interrupts import interrupts_recorded
 from loadgen.run.merge import add_counts, merge_results, result_from_intervals
 from loadgen.run.progress import Snapshot, TickBoard
 from loadgen.run.shard import ShardError
 from loadgen.run.split import arrival_phase, split_scenario
+from loadgen.stats.histogram import HdrHistogram
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
@@ -95,6 +105,8 @@ class HostInfo:
     hostname: str
     loadgen_version: str
     cpu_count: int
+    os: str = ""
+    python: str = ""
 
 
 def _import_distributed() -> Any:
@@ -170,6 +182,8 @@ def choose_hosts(client: Any, address: str, hosts: int | None) -> list[HostInfo]
             hostname=str(identities[worker]["hostname"]),
             loadgen_version=str(versions[worker]),
             cpu_count=int(identities[worker]["cpu_count"]),
+            os=str(identities[worker].get("os", "")),
+            python=str(identities[worker].get("python", "")),
         )
         for worker in chosen
     ]
@@ -253,6 +267,7 @@ class _ClusterRun:
         self.lost: dict[int, str] = {}
         self.interrupted: list[str] = []
         self.started = False
+        self.started_at_s: float | None = None
         self.stopping = False
         self.futures: list[Any] = []
         self.own_offset = measure_offset(lambda: float(client.run_on_scheduler(time.time)))
@@ -311,6 +326,7 @@ class _ClusterRun:
         margin_s = max(margin for _offset, margin in self.ready.values())
         scheduler_now = time.time() - self.own_offset.offset_s
         self.start_variable.set(scheduler_now + margin_s + START_SLACK_S)
+        self.started_at_s = time.time() + margin_s + START_SLACK_S  # on this host's clock
         self.started = True
 
     def drive(self, duration_s: float) -> None:
@@ -453,7 +469,7 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
     parts: list[RunResult] = []
     labels: list[str] = []
     machines: list[str] = []
-    like = next(iter(run.outcomes.values())).result if run.outcomes else None
+    like = next(iter(run.outcomes.values())).result if run.outcomes else _nothing(run, scenario)
     for host, job in enumerate(run.jobs):
         info = run.hosts[host]
         if host in run.outcomes:
@@ -496,6 +512,42 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
     )
     cluster = _cluster(run, address, processes)  # its warnings: shown with the result
     return replace(result, scenario=scenario.to_dict(), cluster=cluster)
+
+
+def _nothing(run: _ClusterRun, scenario: Scenario) -> RunResult | None:
+    """When no host gave a result: a result with nothing measured, in the shape a host's
+    would have (environment, histograms), for what the lost hosts had ticked to be merged
+    into. None when the run never started (nothing can have been ticked)."""
+    if run.started_at_s is None:
+        return None
+    first = run.hosts[0]
+    empty = HdrHistogram()
+    histograms = {name: empty.to_dict() for name in ("latency", "connect_latency")}
+    if scenario.plan.model == "open":
+        histograms |= {name: empty.to_dict() for name in ("latency_corrected", "schedule_lag")}
+    nothing = LatencySummary.from_histogram(empty)
+    return RunResult(
+        scenario=scenario.to_dict(),
+        environment=Environment(
+            backend=run.jobs[0].backend,  # as asked ("auto": the lost host resolved it)
+            recv_mode=scenario.receive,
+            recv_options=scenario.receive_options(),
+            os=first.os,
+            python=first.python,
+            loadgen_version=first.loadgen_version,
+            processes=1,
+            cpu_count=first.cpu_count,
+            hostname=first.hostname,
+        ),
+        summary=Summary(0, {}, 0.0, 0.0, nothing, nothing, 0, 0, 0, 0, 0),
+        generator=Generator(cpu_s=0.0, cpu_percent=0.0, loop_iterations=0, max_loop_lag_ms=0.0),
+        started_at=datetime.fromtimestamp(run.started_at_s, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        partial=True,
+        stop_reason="failed: no host gave a result",
+        histograms=histograms,
+    )
 
 
 def _cluster(run: _ClusterRun, address: str, processes: int) -> Cluster:

@@ -55,12 +55,21 @@ def compare(
         Path | None, typer.Option("--markdown", help="Write the table as markdown.")
     ] = None,
     allow_saturated: AllowSaturatedOption = False,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Do not exit 1 for a current run that is partial (failed or interrupted): "
+            "compare what it measured (it is still named in a warning).",
+        ),
+    ] = False,
 ) -> None:
     """Compare runs: --baseline A.json [A2.json ...] --current B.json [B2.json ...].
 
     Exit 99 when a metric regressed (beyond --tolerance; with 3+ runs a side, also significant)
     or a current run failed one of its own thresholds; exit 3 (before 99) when a run on either
-    side is invalid (its generator was the bottleneck), unless --allow-saturated.
+    side is invalid (its generator was the bottleneck), unless --allow-saturated; exit 1
+    (before 3) when a current run is partial (failed or interrupted), unless --allow-partial.
 
     The markdown table is also appended to $GITHUB_STEP_SUMMARY when that is set.
     """
@@ -80,7 +89,12 @@ def compare(
         runs = load_runs([*baseline_files, *current_files])
     except ResultFileError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    comparison = compare_runs(runs[: len(baseline_files)], runs[len(baseline_files) :], limit)
+    comparison = compare_runs(
+        runs[: len(baseline_files)],
+        runs[len(baseline_files) :],
+        limit,
+        allow_partial=allow_partial,
+    )
     for warning in comparison.warnings:
         errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, markup=True)
         for detail in warning.details:
@@ -101,6 +115,14 @@ def compare(
                 summary.write(markdown + "\n")
         except OSError as exc:
             raise fail(describe_write_error(summary_file, exc), EXIT_RUNTIME_FAILURE) from None
+    for label, stop_reason in comparison.incomplete:
+        errors.print(
+            f"[red]error:[/] current run {label} did not complete ({stop_reason}): a gate "
+            "needs complete runs (--allow-partial compares it anyway)",
+            highlight=False,
+        )
+    if comparison.incomplete:
+        raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if comparison.invalid_runs and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)
     if comparison.failed:

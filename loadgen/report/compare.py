@@ -117,6 +117,9 @@ class Comparison:
     invalid_runs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: Distributed runs (either side): (label, cluster), for the hosts tables and lost hosts.
     clusters: tuple[tuple[str, Cluster], ...] = ()
+    #: Current runs that did not complete (label, stop reason): a gate cannot pass a run
+    #: that failed or was cut short (empty when ``compare_runs`` was told to allow them).
+    incomplete: tuple[tuple[str, str], ...] = ()
 
     @property
     def regressed(self) -> bool:
@@ -128,8 +131,9 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        """A regression, or a current run that failed one of its thresholds (both exit 99)."""
-        return self.regressed or self.thresholds_failed
+        """A regression, a current run that failed one of its thresholds (both exit 99), or a
+        current run that did not complete (exit 1)."""
+        return self.regressed or self.thresholds_failed or bool(self.incomplete)
 
     @property
     def method(self) -> str:
@@ -156,7 +160,11 @@ def compare_runs(
     baseline: Sequence[LoadedRun],
     current: Sequence[LoadedRun],
     tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    allow_partial: bool = False,
 ) -> Comparison:
+    """Baseline against current; a current run that is partial (failed, interrupted) fails
+    the comparison unless ``allow_partial`` (a baseline that is partial is a warning)."""
     if not baseline or not current:
         raise ValueError("compare needs at least one baseline and one current run")
     tested = len(baseline) >= MIN_RUNS_FOR_TEST and len(current) >= MIN_RUNS_FOR_TEST
@@ -188,6 +196,9 @@ def compare_runs(
             for run in [*baseline, *current]
             if run.result.cluster is not None
         ),
+        incomplete=()
+        if allow_partial
+        else tuple((run.label, run.result.stop_reason) for run in current if run.result.partial),
     )
 
 
@@ -206,6 +217,17 @@ def _compare_metric(
     if not baseline or not current:
         return MetricComparison(
             metric, baseline, current, None, None, None, Verdict.NO_DATA, "no value on one side"
+        )
+    if not all(math.isfinite(value) for value in (*baseline, *current)):
+        return MetricComparison(
+            metric,
+            baseline,
+            current,
+            None,
+            None,
+            None,
+            Verdict.REGRESSION,
+            "a value is not a finite number: it cannot be judged",
         )
     change = relative_change(statistics.median(baseline), statistics.median(current))
     worse = -change if metric.higher_is_better else change  # > 0: moved the bad way

@@ -143,10 +143,23 @@ def cluster_check(label: str, cluster: Cluster) -> Check:
     )
 
 
+def completion_check(label: str, stop_reason: str) -> Check:
+    """A current run that did not complete: a failed testcase with its stop reason."""
+    return Check(
+        classname="loadgen.completion",
+        name=f"{label}: run completed",
+        outcome="failed",
+        message=f"{label}: did not complete: {stop_reason}",
+        details=f"run: {label}",
+        kind="partial-run",
+    )
+
+
 def comparison_junit(comparison: Comparison) -> str:
-    """One testcase per invalid run, per distributed run (failed when it lost a host), per
-    metric, then per threshold of each current run."""
-    checks = [validity_check(label, reasons) for label, reasons in comparison.invalid_runs]
+    """One testcase per current run that did not complete, per invalid run, per distributed
+    run (failed when it lost a host), per metric, then per threshold of each current run."""
+    checks = [completion_check(label, reason) for label, reason in comparison.incomplete]
+    checks += [validity_check(label, reasons) for label, reasons in comparison.invalid_runs]
     checks += [cluster_check(label, cluster) for label, cluster in comparison.clusters]
     checks += [_metric_check(m) for m in comparison.metrics]
     checks += [_threshold_check(label, v) for label, v in comparison.thresholds]

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadgen.report.shape import shape_problem
 from loadgen.result.model import SCHEMA_VERSION, RunResult
+from loadgen.stats.histogram import HdrHistogram
 
 #: Keys every loadgen result has had since schema 1; a JSON object without them is not one.
 _REQUIRED_KEYS = ("schema_version", "scenario", "environment", "summary", "histograms")
@@ -110,10 +112,17 @@ def _check(data: dict[str, Any], source: str | Path) -> tuple[RunResult, dict[st
             f"written by a newer loadgen (schema_version {version}; this loadgen reads "
             f"{SCHEMA_VERSION}): upgrade loadgen to read it",
         )
+    problem = shape_problem(data, RunResult)
+    if problem is not None:
+        raise ResultFileError(source, f"malformed loadgen result: {problem}")
     try:
         result = RunResult.from_dict(data)
         for name in result.histograms:
             result.histogram(name)  # decode once: a damaged histogram fails here, not later
+        for interval in result.intervals:
+            for encoded in (interval.latency, interval.latency_corrected):
+                if encoded is not None:
+                    HdrHistogram.from_dict(encoded)
     except (KeyError, TypeError, ValueError, AttributeError, struct.error, zlib.error) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ResultFileError(source, f"malformed loadgen result: {detail}") from None

@@ -150,6 +150,11 @@ def run(
         result = _run_on_cluster(scenario, cluster, hosts, processes, backend, quiet, screen)
         _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated, screen)
         return
+    from loadgen.run.sources import unusable_source
+
+    problem = unusable_source(scenario.source_addresses())  # on the hosts for --cluster
+    if problem is not None:
+        raise fail(f"{scenario_file}: source: {problem}", EXIT_USAGE)
     client_processes, builtin_processes = default_processes(scenario, processes, target_processes)
     try:  # descriptors, ports, memory: spread over processes and sources, or refuse
         fit = fit_run(

@@ -8,6 +8,10 @@ target that cannot start, no shard process that produced anything) raises, and s
 receive feature the chosen backend lacks (``receive: buffer-ring`` or ``register_buffers``
 off io_uring): ``FeatureUnavailable``, before the target starts, naming the backend.
 
+A built-in target whose process dies before the run's end makes the result partial and
+failed (``failed: the built-in target (pid 4242) killed by SIGKILL during the run``): the
+errors after its death measure no target.
+
 ``run()`` starts the built-in target (if any), splits the scenario into shards, runs them
 (in this process for one, as spawned processes for more: ``loadgen.run.processes``) and
 merges their results. One shard's run is ``loadgen.run.measure.run_shard``.
@@ -29,7 +33,7 @@ from loadgen.run.progress import Snapshot, TickBoard, phase_label
 from loadgen.run.shard import LocalChannel
 from loadgen.run.split import usable_processes
 from loadgen.run.wiring import check_receive_features
-from loadgen.targets.process import builtin_target
+from loadgen.targets.process import RunningTarget, running_builtin_target
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
@@ -66,17 +70,13 @@ def run(
     processes = usable
     with ExitStack() as stack:
         builtin = scenario.builtin_target
+        target: RunningTarget | None = None
         if builtin is not None:
             target_processes = builtin_processes(target_processes, notice)
-        addresses = (
-            [
-                stack.enter_context(
-                    builtin_target(builtin, backend=engine_name, processes=target_processes)
-                )
-            ]
-            if builtin is not None
-            else scenario.target_addresses()
-        )
+            target = stack.enter_context(
+                running_builtin_target(builtin, backend=engine_name, processes=target_processes)
+            )
+        addresses = [target.address] if target is not None else scenario.target_addresses()
         specs = shard_specs(scenario, processes, engine_name, addresses, seed)
         board = TickBoard(
             processes, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
@@ -89,6 +89,11 @@ def run(
                 board.retire(0)
             else:
                 result = run_processes(specs, scenario, board)
+        death = None
+        if target is not None and (how := target.death()) is not None:
+            death = f"the built-in target (pid {target.process.pid}) {how}"
+    if death is not None:
+        result = _target_died(result, death)
     if processes == 1:  # the one slice is the whole scenario: keep its own spelling
         result = replace(result, scenario=scenario.to_dict())
     if builtin is not None:
@@ -96,6 +101,16 @@ def run(
             result, environment=replace(result.environment, target_processes=target_processes)
         )
     return result
+
+
+def _target_died(result: RunResult, what: str) -> RunResult:
+    """A run whose built-in target died before its end: partial, and failed unless it was
+    interrupted (what it measured after the death is the death's errors, not the target)."""
+    if result.stop_reason.startswith("interrupted"):
+        return replace(result, partial=True)
+    if result.stop_reason.startswith("failed"):
+        return replace(result, partial=True, stop_reason=f"{result.stop_reason}; {what}")
+    return replace(result, partial=True, stop_reason=f"failed: {what} during the run")
 
 
 def default_processes(

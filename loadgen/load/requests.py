@@ -684,7 +684,12 @@ class LoadClient(SlotPool[_Conn]):
     def _eof(self, conn: _Conn, now_ns: int) -> None:
         """The server closed the connection. For echo that is an ``eof`` error; a codec is
         told (a close may end an HTTP/1.0 body); an idle keep-alive connection closed by
-        the server is just reopened."""
+        the server is just reopened. A reset that only showed as the end of the stream
+        (its error taken by a send first) is counted as the reset it was."""
+        code = self.engine.end_error(conn.handle)
+        if code:
+            self._error(conn, -code, now_ns)
+            return
         if self._echo:
             self._fail(conn, ErrorKind.EOF.value, now_ns)
         elif conn.in_flight:

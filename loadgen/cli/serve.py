@@ -114,9 +114,9 @@ def _serve_builtin(
         # The parent owns our life: Ctrl-C in its terminal, or a SIGTERM or SIGHUP sent to
         # its whole process group (``timeout``, a closed terminal), is its to handle: it
         # keeps measuring its partial result against us, then closes our stdin.
-        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
+        for signal_name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            if hasattr(signal, signal_name):
+                signal.signal(getattr(signal, signal_name), signal.SIG_IGN)
 
         def watch_stdin() -> None:
             sys.stdin.read()
@@ -126,9 +126,9 @@ def _serve_builtin(
     else:
         # Ctrl-C (or SIGTERM, SIGHUP) asks the loop to stop (it looks every tick) instead of
         # raising inside it or ending the process where it stands.
-        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), lambda signum, frame: server.stop())
+        for signal_name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            if hasattr(signal, signal_name):
+                signal.signal(getattr(signal, signal_name), lambda signum, frame: server.stop())
     host_text = f"[{server.address[0]}]" if ":" in server.address[0] else server.address[0]
     print(f"listening on {host_text}:{server.address[1]}", flush=True)
     try:

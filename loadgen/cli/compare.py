@@ -115,9 +115,9 @@ def compare(
                 summary.write(markdown + "\n")
         except OSError as exc:
             raise fail(describe_write_error(summary_file, exc), EXIT_RUNTIME_FAILURE) from None
-    for label, stop_reason in comparison.incomplete:
+    for label, stop in comparison.incomplete:
         errors.print(
-            f"[red]error:[/] current run {label} did not complete ({stop_reason}): a gate "
+            f"[red]error:[/] current run {label} did not complete ({stop}): a gate "
             "needs complete runs (--allow-partial compares it anyway)",
             highlight=False,
         )

@@ -72,6 +72,7 @@ def recv_modes(
     from loadgen.config.units import parse_duration_s, parse_size_bytes
     from loadgen.engine import BackendUnavailable
     from loadgen.result.files import OutputError
+    from loadgen.result.stop import StopKind, StopReason
     from loadgen.run.interrupts import interrupted_exit_code
     from loadgen.run.limits import ConnectionLimitError
     from loadgen.study.console import render_study
@@ -153,10 +154,10 @@ def recv_modes(
     if written:
         console.print(f"report: {html_target}", highlight=False, soft_wrap=True)
     for trial in study.trials:
-        interrupted = interrupted_exit_code(trial.stop_reason)
+        interrupted = interrupted_exit_code(StopReason.parse(trial.stop_reason))
         if interrupted is not None:
             raise typer.Exit(interrupted)
-    if not written or any(trial.stop_reason.startswith("failed") for trial in study.trials):
+    if not written or StopKind.FAILED in {trial.stop_kind for trial in study.trials}:
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
 
 

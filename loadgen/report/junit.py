@@ -16,6 +16,7 @@ from loadgen.report.formatting import (
     format_threshold_value,
 )
 from loadgen.result.model import Cluster
+from loadgen.result.stop import StopKind, StopReason
 
 
 @dataclass(frozen=True)
@@ -143,22 +144,27 @@ def cluster_check(label: str, cluster: Cluster) -> Check:
     )
 
 
-def completion_check(label: str, stop_reason: str) -> Check:
-    """A current run that did not complete: a failed testcase with its stop reason."""
+def stop_check(label: str, stop: StopReason, gating: bool = False) -> Check:
+    """A run that did not complete: failed when loadgen itself failed (the output holds
+    the detail and any traceback kept), or when it is a current run a gate cannot pass
+    (``gating``: ``compare`` without ``--allow-partial``); skipped when a signal or its
+    coordinator stopped it."""
+    failed = stop.kind is StopKind.FAILED or gating
     return Check(
-        classname="loadgen.completion",
-        name=f"{label}: run completed",
-        outcome="failed",
-        message=f"{label}: did not complete: {stop_reason}",
-        details=f"run: {label}",
-        kind="partial-run",
+        classname="loadgen.run",
+        name=f"{label}: ran to its end",
+        outcome="failed" if failed else "skipped",
+        message=f"{label}: {stop}",
+        details="\n".join([f"run: {label}", *([stop.traceback] if stop.traceback else [])]),
+        kind="failed-run",
     )
 
 
 def comparison_junit(comparison: Comparison) -> str:
-    """One testcase per current run that did not complete, per invalid run, per distributed
-    run (failed when it lost a host), per metric, then per threshold of each current run."""
-    checks = [completion_check(label, reason) for label, reason in comparison.incomplete]
+    """One testcase per run that did not complete, per invalid run, per distributed run
+    (failed when it lost a host), per metric, then per threshold of each current run."""
+    gating = {label for label, _ in comparison.incomplete}
+    checks = [stop_check(label, stop, label in gating) for label, stop in comparison.stopped_runs]
     checks += [validity_check(label, reasons) for label, reasons in comparison.invalid_runs]
     checks += [cluster_check(label, cluster) for label, cluster in comparison.clusters]
     checks += [_metric_check(m) for m in comparison.metrics]

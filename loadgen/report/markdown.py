@@ -89,8 +89,8 @@ def comparison_markdown(comparison: Comparison) -> str:
     for label, reasons in comparison.invalid_runs:
         lines.append(f"> ⛔ **{_escape(label)} is invalid**: {_escape('; '.join(reasons))}")
         lines.append("")
-    for label, stop_reason in comparison.incomplete:
-        lines.append(f"> ❌ **{_escape(label)} did not complete**: {_escape(stop_reason)}")
+    for label, stop in comparison.incomplete:
+        lines.append(f"> ❌ **{_escape(label)} did not complete**: {_escape(str(stop))}")
         lines.append("")
     header = ["metric", "baseline", "current", "change"]
     if comparison.tested:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
+from enum import Enum
 from functools import cache
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -99,6 +100,9 @@ def _scalar_problem(value: object, hint: Any, where: str) -> str | None:
         expected = "a finite number"
     elif hint is str:
         fits, expected = isinstance(value, str), "text"
+    elif isinstance(hint, type) and issubclass(hint, Enum):
+        known = [member.value for member in hint]
+        fits, expected = value in known, "one of " + ", ".join(map(str, known))
     else:  # a type the result model does not use yet: nothing to check it against
         return None
     return None if fits else f"{where}: expected {expected}, got {shown_value(value)}"

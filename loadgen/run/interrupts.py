@@ -8,9 +8,9 @@ arrives as SIGINT), so only the signals this platform defines are handled.
 
 Python delivers signals to the main thread only, so outside it (a run driven from another
 thread, as tests and library users may) nothing is installed and the reasons stay empty.
-The handler records ``interrupted (SIGNAME)`` once (the first signal wins) and calls
-``on_signal``, which must only set flags or events (a signal handler may interrupt any call,
-a Dask or queue call among them); the previous handlers are restored on exit.
+The handler records the stop ``interrupted (SIGNAME)`` once (the first signal wins) and
+calls ``on_signal``, which must only set flags or events (a signal handler may interrupt any
+call, a Dask or queue call among them); the previous handlers are restored on exit.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from loadgen.result.stop import StopKind, StopReason
+
 #: The signals that stop a run (those this platform has).
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -28,17 +30,19 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
 
 
 @contextmanager
-def interrupts_recorded(on_signal: Callable[[], None] | None = None) -> Iterator[list[str]]:
+def interrupts_recorded(
+    on_signal: Callable[[], None] | None = None,
+) -> Iterator[list[StopReason]]:
     """While active, a stop signal appends its reason (first time only) and calls
     ``on_signal``; yields the list of reasons (empty: not interrupted)."""
-    reasons: list[str] = []
+    reasons: list[StopReason] = []
     if threading.current_thread() is not threading.main_thread():
         yield reasons
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if not reasons:
-            reasons.append(f"interrupted ({signal.Signals(signum).name})")
+            reasons.append(StopReason(StopKind.INTERRUPTED, signal.Signals(signum).name))
         if on_signal is not None:
             on_signal()
 
@@ -66,13 +70,12 @@ def stop_signals_ignored() -> Iterator[None]:
             signal.signal(number, action)
 
 
-def interrupted_exit_code(stop_reason: str) -> int | None:
+def interrupted_exit_code(stop: StopReason) -> int | None:
     """The shell's exit code for a run stopped by a signal (128 + its number: 130 for
     SIGINT, 143 for SIGTERM, 129 for SIGHUP); None when the run was not interrupted."""
-    if not stop_reason.startswith("interrupted"):
+    if stop.kind is not StopKind.INTERRUPTED:
         return None
-    name = stop_reason.partition("(")[2].rstrip(")")
     try:
-        return 128 + int(signal.Signals[name])
-    except KeyError:
+        return 128 + int(signal.Signals[stop.detail])
+    except KeyError:  # a signal this platform does not have (a result from elsewhere)
         return 128 + int(signal.SIGINT)

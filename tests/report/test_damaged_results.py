@@ -18,6 +18,7 @@ from loadgen.report.html import render_html
 from loadgen.report.junit import comparison_junit
 from loadgen.report.loading import ResultFileError, load_run
 from loadgen.report.markdown import comparison_markdown
+from loadgen.result.stop import StopKind, StopReason
 
 from .builders import loaded, make_result, write_runs
 from .conftest import RunFile
@@ -127,6 +128,16 @@ def test_a_nan_value_is_never_ok() -> None:
     assert comparison.failed
 
 
+def test_an_interrupted_current_run_is_a_failed_junit_check_unless_allowed() -> None:
+    interrupted = make_result(partial=True)
+    gate = compare_runs([loaded(make_result(), "a")], [loaded(interrupted, "b")])
+    assert 'failure message="b: interrupted (SIGINT)"' in comparison_junit(gate)
+    allowed = compare_runs(
+        [loaded(make_result(), "a")], [loaded(interrupted, "b")], allow_partial=True
+    )
+    assert "<failure" not in comparison_junit(allowed)
+
+
 def test_a_partial_current_run_fails_the_gate_unless_allowed(tmp_path: Path) -> None:
     base = write_runs(tmp_path, "base", [make_result()])
     cur = write_runs(tmp_path, "cur", [make_result(partial=True)])
@@ -141,10 +152,11 @@ def test_a_partial_current_run_fails_the_gate_unless_allowed(tmp_path: Path) -> 
 
 
 def test_a_failed_current_run_is_a_failed_check_in_junit_and_markdown() -> None:
-    failed = replace(make_result(), partial=True, stop_reason="failed: shard 1 (pid 9) died")
+    stop = StopReason(StopKind.FAILED, "shard 1 (pid 9) died")
+    failed = replace(make_result(), partial=True, stop=stop)
     comparison = compare_runs([loaded(make_result(), "a")], [loaded(failed, "b")])
-    assert comparison.failed and comparison.incomplete == (("b", failed.stop_reason),)
-    assert 'name="b: run completed"' in comparison_junit(comparison)
+    assert comparison.failed and comparison.incomplete == (("b", stop),)
+    assert 'name="b: ran to its end"' in comparison_junit(comparison)
     assert "b did not complete**: failed: shard 1 (pid 9) died" in comparison_markdown(comparison)
     allowed = compare_runs([loaded(make_result(), "a")], [loaded(failed, "b")], allow_partial=True)
     assert not allowed.failed

@@ -39,7 +39,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from loadgen import __version__
@@ -56,22 +55,14 @@ from loadgen.distributed.bridge import (
 )
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
-from loadgen.result.model import (
-    Cluster,
-    ClusterHost,
-    Environment,
-    Generator,
-    LatencySummary,
-    RunResult,
-    Summary,
-)
+from loadgen.distributed.unmeasured import unmeasured_result
+from loadgen.result.model import Cluster, ClusterHost, Environment, RunResult
 from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.interrupts import interrupts_recorded
 from loadgen.run.merge import add_counts, merge_results, result_from_intervals
 from loadgen.run.progress import Snapshot, TickBoard
 from loadgen.run.shard import ShardError
 from loadgen.run.split import arrival_phase, split_scenario
-from loadgen.stats.histogram import HdrHistogram
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
@@ -540,39 +531,23 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
 
 
 def _nothing(run: _ClusterRun, scenario: Scenario) -> RunResult | None:
-    """When no host gave a result: a result with nothing measured, in the shape a host's
-    would have (environment, histograms), for what the lost hosts had ticked to be merged
-    into. None when the run never started (nothing can have been ticked)."""
+    """When no host gave a result: a result with nothing measured, in a host's shape, for
+    what the lost hosts had ticked; None when the run never started (nothing was ticked)."""
     if run.started_at_s is None:
         return None
     first = run.hosts[0]
-    empty = HdrHistogram()
-    histograms = {name: empty.to_dict() for name in ("latency", "connect_latency")}
-    if LoadPlan.from_scenario(scenario).open_model:
-        histograms |= {name: empty.to_dict() for name in ("latency_corrected", "schedule_lag")}
-    nothing = LatencySummary.from_histogram(empty)
-    return RunResult(
-        scenario=scenario.to_dict(),
-        environment=Environment(
-            backend=run.jobs[0].backend,  # as asked ("auto": the lost host resolved it)
-            recv_mode=scenario.receive,
-            recv_options=scenario.receive_options(),
-            os=first.os,
-            python=first.python,
-            loadgen_version=first.loadgen_version,
-            processes=1,
-            cpu_count=first.cpu_count,
-            hostname=first.hostname,
-        ),
-        summary=Summary(0, {}, 0.0, 0.0, nothing, nothing, 0, 0, 0, 0, 0),
-        generator=Generator(cpu_s=0.0, cpu_percent=0.0, loop_iterations=0, max_loop_lag_ms=0.0),
-        started_at=datetime.fromtimestamp(run.started_at_s, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
-        partial=True,
-        stop=StopReason(StopKind.FAILED, "no host gave a result"),
-        histograms=histograms,
+    environment = Environment(
+        backend=run.jobs[0].backend,  # as asked ("auto": the lost host resolved it)
+        recv_mode=scenario.receive,
+        recv_options=scenario.receive_options(),
+        os=first.os,
+        python=first.python,
+        loadgen_version=first.loadgen_version,
+        processes=1,
+        cpu_count=first.cpu_count,
+        hostname=first.hostname,
     )
+    return unmeasured_result(scenario, environment, run.started_at_s)
 
 
 def _cluster(run: _ClusterRun, address: str, processes: int) -> Cluster:

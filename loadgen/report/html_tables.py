@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from loadgen.report import cluster as cluster_text
+from loadgen.report.advice import saturation_advice
 from loadgen.report.formatting import (
     MISSING,
     format_bytes,
@@ -108,10 +109,12 @@ def invalid_banner(runs: Sequence[LoadedRun]) -> str:
         if check is None or check.valid:
             continue
         reasons = "".join(f"<li>{escape(reason)}</li>" for reason in check.reasons)
+        advice = "".join(f"<li>{escape(line)}</li>" for line in saturation_advice(run.result))
         parts.append(
             f'<div class="invalid" role="alert"><strong>Invalid run: {escape(run.label)}'
             "</strong><p>The load generator itself was the bottleneck, so these numbers "
-            f"measure loadgen rather than the target.</p><ul>{reasons}</ul></div>"
+            f"measure loadgen rather than the target.</p><ul>{reasons}</ul>"
+            f"<p>What to do (any one of):</p><ul>{advice}</ul></div>"
         )
     return "".join(parts)
 

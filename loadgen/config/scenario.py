@@ -32,10 +32,12 @@ from pydantic import (
 from loadgen.config.messages import choice_problem
 from loadgen.config.problems import (
     WRITTEN,
-    ScenarioError,
     apply_overrides,
     describe_errors,
     index_lines,
+)
+from loadgen.config.problems import (
+    ScenarioError as ScenarioError,  # raised here too: importers take it from here
 )
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.thresholds import Threshold

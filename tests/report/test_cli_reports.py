@@ -133,7 +133,7 @@ def test_compare_names_the_bad_file_and_exits_2(
     [
         (["--baseline", "A.json"], "--current needs at least one result file"),
         (["A.json", "--baseline", "B.json", "--current", "C.json"], "put it after --baseline"),
-        (["--baseline", "A.json", "--current", "B.json", "--frobnicate"], "no such option"),
+        (["--baseline", "A.json", "--current", "B.json", "--frobnicate"], "No such option"),
         (["--baseline", "A.json", "--current", "B.json", "--tolerance", "lots"], "--tolerance"),
     ],
 )

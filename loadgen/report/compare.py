@@ -296,21 +296,21 @@ def _decide(
     limit = format_percent(tolerance)
     if p_worse is None or p_better is None:
         if worse > tolerance:
-            return Verdict.REGRESSION, f"worse by more than {limit}"
+            return Verdict.REGRESSION, f"worse by >{limit}"
         if -worse > tolerance:
-            return Verdict.IMPROVED, f"better by more than {limit}"
+            return Verdict.IMPROVED, f"better by >{limit}"
         return Verdict.OK, f"within {limit}"
     if worse > tolerance:
         if p_worse <= ALPHA:
-            return Verdict.REGRESSION, f"worse by more than {limit}, p = {p_worse:.3g}"
+            return Verdict.REGRESSION, f"worse by >{limit}, p = {p_worse:.3g}"
         return (
             Verdict.NOT_SIGNIFICANT,
-            f"worse by more than {limit}, but p = {p_worse:.3g} > {ALPHA:g}: within run noise",
+            f"worse by >{limit}, but p = {p_worse:.3g} > {ALPHA:g}: within run noise",
         )
     if -worse > tolerance:
         if p_better <= ALPHA:
-            return Verdict.IMPROVED, f"better by more than {limit}, p = {p_better:.3g}"
-        return Verdict.OK, f"better by more than {limit}, but p = {p_better:.3g} > {ALPHA:g}"
+            return Verdict.IMPROVED, f"better by >{limit}, p = {p_better:.3g}"
+        return Verdict.OK, f"better by >{limit}, but p = {p_better:.3g} > {ALPHA:g}"
     if min(p_worse, p_better) <= ALPHA:
         return Verdict.OK, f"within {limit} (a significant but small change)"
     return Verdict.OK, f"within {limit}"

@@ -135,10 +135,7 @@ def test_validate() -> None:
     assert result.exit_code == 0 and "ok" in result.output
     result = runner.invoke(app, ["validate", str(QUICKSTART), "--set", "load.connections=0"])
     assert result.exit_code == 2
-    assert (
-        "--set load.connections: load.connections: must be at least 1, got 0"
-        in (result.output)
-    )
+    assert "--set load.connections: load.connections: must be at least 1, got 0" in (result.output)
 
 
 def test_doctor_json() -> None:

@@ -57,12 +57,35 @@ def _series(
     dash: bool,
     index: int,
     mode: str,
+    *,
+    memory: bool = False,
 ) -> dict[str, Any]:
+    """One line of a chart; for memory per connection, a median below zero (the counter
+    fell while the connections were open: noise, not memory given back) is no point."""
     values = []
     for count in _counts(study):
         group = _lookup(study, count, mode)
-        values.append(None if group is None else _median(pick(group)))
-    return {"label": label, "colour": run_colour(index), "values": values, "dash": dash}
+        value = None if group is None else _median(pick(group))
+        values.append(None if memory and value is not None and value < 0 else value)
+    overall = next((v for v in reversed(values) if v is not None), None)
+    return {
+        "label": label,
+        "colour": run_colour(index),
+        "values": values,
+        "dash": dash,
+        "overall": overall,
+    }
+
+
+def _below_zero(study: StudyResult, metric: str) -> list[str]:
+    """``buffered, idle at 1,000`` for each memory median below zero (left out of charts)."""
+    found = []
+    for group in study.groups:
+        for phase in ("idle", "traffic"):
+            median = group.per_connection[phase][metric].median
+            if median is not None and median < 0:
+                found.append(f"{group.mode}, {PHASE_LABELS[phase]} at {group.connections:,}")
+    return found
 
 
 def memory_chart(study: StudyResult, metric: str) -> dict[str, Any] | None:
@@ -80,18 +103,26 @@ def memory_chart(study: StudyResult, metric: str) -> dict[str, Any] | None:
                     dash,
                     index,
                     mode,
+                    memory=True,
                 )
             )
     if all(v is None for s in series for v in s["values"]):
         return None
+    below = _below_zero(study, metric)
     return {
         "id": f"memory-{metric}",
         "title": f"{info.label} per connection",
-        "description": info.description,
+        "description": info.description
+        + (
+            f" Below zero, so within the counter's noise and not drawn: {'; '.join(below)}."
+            if below
+            else ""
+        ),
         "x": _counts(study),
         "series": series,
         "y_format": "bytes",
         "y_label": "bytes per connection",
+        "overall_label": "largest count",
     }
 
 
@@ -117,6 +148,7 @@ def cost_charts(study: StudyResult) -> list[dict[str, Any]]:
                 "series": throughput,
                 "y_format": "rate",
                 "y_label": "replies per second",
+                "overall_label": "largest count",
             }
         )
     if any(v is not None for s in latencies for v in s["values"]):
@@ -124,11 +156,12 @@ def cost_charts(study: StudyResult) -> list[dict[str, Any]]:
             {
                 "id": "latency",
                 "title": "Latency under traffic",
-                "description": "p50 solid, p99 dashed",
+                "description": "p50 solid with filled points, p99 dashed with hollow ones",
                 "x": _counts(study),
                 "series": latencies,
                 "y_format": "latency",
                 "y_label": "latency",
+                "overall_label": "largest count",
             }
         )
     return charts
@@ -174,10 +207,16 @@ def summary_table(study: StudyResult) -> str:
                     f"{group.connections:,}",
                     group.mode,
                     PHASE_LABELS[phase],
-                    *(with_spread(values[m.name], bytes_scale) for m in measured),
+                    *(_memory_cell(values[m.name]) for m in measured),
                 ]
             )
     return _table(head, rows, labels=3)
+
+
+def _memory_cell(spread: Spread) -> str:
+    """A median per connection; below zero it is the counter's noise and says so."""
+    text = with_spread(spread, bytes_scale)
+    return f"{text} (noise)" if spread.median is not None and spread.median < 0 else text
 
 
 def cost_table(study: StudyResult) -> str:
@@ -252,9 +291,13 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
     charts += costs
     plan = study.plan
     # A median and its range stay on one line (report.css is shared with the run report).
+    # Wide tables fit the page (a screenshot or a print shows no scroll bar): small type,
+    # headings that wrap, a median's range on a line of its own.
     style = (
-        "<style>table.grid.study td.num { white-space: nowrap; } "
-        "table.grid.study th, table.grid.study td { padding: 6px 7px; } "
+        "<style>table.grid.study { font-size: 12.5px; } "
+        "table.grid.study td.num { white-space: nowrap; } "
+        "table.grid.study thead th { white-space: normal; vertical-align: bottom; } "
+        "table.grid.study th, table.grid.study td { padding: 5px 6px; } "
         ".scroll { overflow-x: auto; }</style>"
     )
     sections = [
@@ -271,7 +314,9 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
         _section(
             "charts",
             "Memory vs connections",
-            "One colour per receive mode; idle solid, under traffic dashed.",
+            "One colour per receive mode; idle: solid lines and filled points, under traffic: "
+            "dashed lines and hollow points. With the cursor off a chart, the legend shows "
+            "the values at the largest connection count.",
             memory_figures
             or '<p class="note">No memory counter was measurable here; see the notes.</p>',
         ),

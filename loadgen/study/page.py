@@ -108,6 +108,10 @@ def memory_chart(study: StudyResult, metric: str) -> dict[str, Any] | None:
             )
     if all(v is None for s in series for v in s["values"]):
         return None
+    for index, line in enumerate(series):  # one point hides another: say which
+        same = next((s["label"] for s in series[:index] if s["values"] == line["values"]), None)
+        if same is not None:
+            line["label"] += f" (identical to {same})"
     below = _below_zero(study, metric)
     return {
         "id": f"memory-{metric}",
@@ -178,13 +182,26 @@ def _figure(chart: dict[str, Any]) -> str:
     )
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 2) -> str:
-    """A grid whose first ``labels`` cells of a row are row headings, the rest numbers."""
+class Html(str):
+    """A table cell that is HTML already (escaped parts and tags of our own)."""
+
+
+def _cell_html(cell: str) -> str:
+    return cell if isinstance(cell, Html) else escape(cell)
+
+
+def _table(
+    head: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 2, text: int | None = None
+) -> str:
+    """A grid whose first ``labels`` cells of a row are row headings, the rest numbers (kept
+    on one line); column ``text`` (notes) wraps like prose."""
     header = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join(
         "<tr>"
         + "".join(
-            f"<th>{escape(cell)}</th>" if i < labels else f'<td class="num">{escape(cell)}</td>'
+            f"<th>{_cell_html(cell)}</th>"
+            if i < labels
+            else f'<td class="{"note" if i == text else "num"}">{_cell_html(cell)}</td>'
             for i, cell in enumerate(row)
         )
         + "</tr>"
@@ -192,6 +209,18 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 2) 
     )
     table = f'<table class="grid study"><thead><tr>{header}</tr></thead><tbody>{body}</tbody>'
     return f'<div class="scroll">{table}</table></div>'
+
+
+def _spread_html(spread: Spread, scale: Callable[[float], tuple[float, str]]) -> Html:
+    """``5.36 KiB`` and, on a line of its own, the range over the repeats: narrow columns."""
+    text = with_spread(spread, scale)
+    median, bracket, rest = text.partition(" (")
+    if not bracket:
+        return Html(escape(text))
+    spread_text, _, unit = rest.rpartition(") ")
+    return Html(
+        f'{escape(median)} {escape(unit)}<br><span class="range">{escape(spread_text)}</span>'
+    )
 
 
 def summary_table(study: StudyResult) -> str:
@@ -215,8 +244,8 @@ def summary_table(study: StudyResult) -> str:
 
 def _memory_cell(spread: Spread) -> str:
     """A median per connection; below zero it is the counter's noise and says so."""
-    text = with_spread(spread, bytes_scale)
-    return f"{text} (noise)" if spread.median is not None and spread.median < 0 else text
+    cell = _spread_html(spread, bytes_scale)
+    return Html(cell + " (noise)") if spread.median is not None and spread.median < 0 else cell
 
 
 def cost_table(study: StudyResult) -> str:
@@ -224,9 +253,9 @@ def cost_table(study: StudyResult) -> str:
         [
             f"{g.connections:,}",
             g.mode,
-            with_spread(g.throughput_rps, rate_scale),
-            with_spread(g.latency_p50_us, latency_scale),
-            with_spread(g.latency_p99_us, latency_scale),
+            _spread_html(g.throughput_rps, rate_scale),
+            _spread_html(g.latency_p50_us, latency_scale),
+            _spread_html(g.latency_p99_us, latency_scale),
             f"{g.repeats - g.not_returned}/{g.repeats}",
         ]
         for g in study.groups
@@ -265,7 +294,7 @@ def trials_table(study: StudyResult) -> str:
         "throughput",
         "notes",
     ]
-    return _table(head, rows)
+    return _table(head, rows, text=len(head) - 1)
 
 
 def _list(items: Sequence[str]) -> str:
@@ -298,6 +327,8 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
         "table.grid.study td.num { white-space: nowrap; } "
         "table.grid.study thead th { white-space: normal; vertical-align: bottom; } "
         "table.grid.study th, table.grid.study td { padding: 5px 6px; } "
+        "table.grid.study td.note { white-space: normal; min-width: 12em; } "
+        "table.grid.study .range { color: #5b6475; font-size: 11.5px; } "
         ".scroll { overflow-x: auto; }</style>"
     )
     sections = [
@@ -342,7 +373,7 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
             "<h3>Every trial (per connection)</h3>"
             + trials_table(study)
             + "<h3>Metrics</h3>"
-            + _table(["metric", "kind", "what it is"], metric_rows)
+            + _table(["metric", "kind", "what it is"], metric_rows, text=2)
             + "<h3>Plan and environment</h3><pre>"
             + escape(json.dumps({"plan": plan, "environment": env}, indent=2))
             + "</pre>",

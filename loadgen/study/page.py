@@ -63,17 +63,20 @@ def _series(
     """One line of a chart; for memory per connection, a median below zero (the counter
     fell while the connections were open: noise, not memory given back) is no point."""
     values = []
+    noise = False
     for count in _counts(study):
         group = _lookup(study, count, mode)
         value = None if group is None else _median(pick(group))
-        values.append(None if memory and value is not None and value < 0 else value)
-    overall = next((v for v in reversed(values) if v is not None), None)
+        noise = memory and value is not None and value < 0
+        values.append(None if noise else value)
     return {
         "label": label,
         "colour": run_colour(index),
         "values": values,
         "dash": dash,
-        "overall": overall,
+        # The legend at rest: the value at the largest count, or why there is none there.
+        "overall": values[-1] if values else None,
+        "overall_text": "below 0: noise" if noise else None,
     }
 
 

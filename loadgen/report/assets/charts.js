@@ -11,7 +11,8 @@
  *                      fraction of a byte;
  *   plots              every drawn chart: {plot, holder, spec}.
  * Legends: while no point is hovered, each series shows its spec's "overall" value (the
- * whole run's, or its last point's) and the x cell the spec's "overall_label", so a printed
+ * whole run's, or its last point's; or its "overall_text" when that says why there is no
+ * value) and the x cell the spec's "overall_label", so a printed
  * page or a screenshot reads without a mouse. Marks progress on <html>: data-charts-drawn counts charts that have drawn at least once
  * (uPlot's draw hook), data-js-errors collects any error (see the script in <head>); a chart
  * that cannot be drawn says so in its place. */
@@ -104,7 +105,8 @@
       } else {
         var s = spec.series[i - 1];
         var value = s && s.overall;
-        cell.textContent = u.series[i].value(u, value == null ? null : value, i, null);
+        cell.textContent = s && s.overall_text ? s.overall_text
+          : u.series[i].value(u, value == null ? null : value, i, null);
       }
     }
   }

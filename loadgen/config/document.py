@@ -1,5 +1,6 @@
-"""A scenario's YAML document: parsed safely, bounded in size, with the line of every field,
-and ``--set`` overrides applied to it. No validation of the fields here (``scenario``).
+"""A scenario's YAML document: parsed safely, bounded in size, with the line of every field;
+and a ``--set`` value read the same way. No validation of the fields here (``scenario``),
+and no wording of their problems (``problems``).
 
 YAML anchors and aliases (``&a``, ``*a``) make a small text stand for a large document: a
 343-byte "billion laughs" of seven levels of nine aliases each expands to 4.8 million
@@ -157,7 +158,7 @@ def _parse(text: str, source: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
-def load_document(text: str, source: str) -> tuple[dict[str, Any], dict[Path, int]]:
+def load_document(text: str, source: str) -> tuple[dict[str, Any], Located]:
     """The document as a mapping, and the line of each path in it; ``ScenarioError`` for
     text that is not YAML, not one mapping, or too large once expanded."""
     try:
@@ -173,10 +174,10 @@ def load_document(text: str, source: str) -> tuple[dict[str, Any], dict[Path, in
         raise ScenarioError(
             [f"{source}:1: expected a mapping of scenario fields (name, target, ...)"]
         )
-    return document, index_lines(node)
+    return document, Located(index_lines(node))
 
 
-def _override_value(path: str, raw: str) -> Any:
+def override_value(path: str, raw: str) -> Any:
     """A ``--set`` value: YAML (``1000``, ``[a, b]``, ``{duration: 1s}``), or the text
     itself when it is not YAML (``[::1]:8080``, an IPv6 target); bounded like a file."""
     if not raw.strip():
@@ -190,24 +191,3 @@ def _override_value(path: str, raw: str) -> Any:
         raise ScenarioError(
             [f"{where}: document refused: it nests deeper than {MAX_DEPTH} levels"]
         ) from None
-
-
-def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> set[str]:
-    """Apply ``key.sub=value`` strings (values parsed as YAML when they are); return the
-    paths set."""
-    touched: set[str] = set()
-    for item in overrides:
-        path, sep, raw = item.partition("=")
-        if not sep or not path.strip():
-            raise ScenarioError([f"--set {item}: expected KEY=VALUE, e.g. connections=1000"])
-        path = path.strip()
-        keys = path.split(".")
-        target: dict[str, Any] = document
-        for key in keys[:-1]:
-            child = target.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ScenarioError([f"--set {path}: {key} is not a mapping"])
-            target = child
-        target[keys[-1]] = _override_value(path, raw)
-        touched.add(path)
-    return touched

@@ -11,12 +11,11 @@ they are checked exactly like the file (their errors name ``--set`` instead of a
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,11 +24,20 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
-from loadgen.config.document import Located, apply_overrides, load_document, shown_value
-from loadgen.config.document import ScenarioError as ScenarioError
+from loadgen.config.document import load_document
+from loadgen.config.messages import choice_problem
+from loadgen.config.problems import (
+    WRITTEN,
+    apply_overrides,
+    describe_errors,
+)
+from loadgen.config.problems import (
+    ScenarioError as ScenarioError,  # raised here too: importers take it from here
+)
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.thresholds import Threshold
 from loadgen.config.units import (
@@ -42,7 +50,13 @@ from loadgen.config.units import (
 )
 from loadgen.protocols.stream import MAX_SEGMENT_BYTES, MAX_STREAM_BYTES
 
-DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
+
+def _duration_s(value: object, info: ValidationInfo) -> float:
+    written = bool(info.context and info.context.get(WRITTEN))
+    return parse_duration_s(value, unit_required=written)
+
+
+DurationS = Annotated[float, BeforeValidator(_duration_s)]
 SizeBytes = Annotated[int, BeforeValidator(parse_size_bytes)]
 Count = Annotated[int, BeforeValidator(parse_count)]
 
@@ -53,11 +67,6 @@ DEFAULT_RING_BUFFERS = 256
 #: io_uring's provided-buffer rings hold a power of two of entries below 65,536.
 MAX_RING_BUFFERS = 32768
 BUILTIN_TARGETS = ("echo", "http", "stream")
-#: Longest message of one problem: a validator's message may echo the value it refused.
-MAX_MESSAGE_CHARS = 300
-#: Problems listed for one scenario; a generated list of thousands of bad items says no
-#: more after the first few.
-MAX_PROBLEMS = 20
 
 
 class _Model(BaseModel):
@@ -479,100 +488,55 @@ def check_receive(scenario: Scenario) -> tuple[str, str] | None:
     return None
 
 
-# --- errors with file, line and field ----------------------------------------------
-
-
-def _format_path(path: Sequence[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside an annotation such as ``Load | None`` or ``list[Phase]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in get_args(annotation):
-        model = _model_in(argument)
-        if model is not None:
-            return model
-    return None
-
-
-def _known_keys(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
-    """Field names of the model that validates the mapping holding ``path[-1]``."""
-    current: Any = model
-    for part in path[:-1]:
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(part)
-        current = _model_in(field.annotation) if field is not None else None
-        if current is None:
-            return []
-    return list(current.model_fields)
-
-
-def _describe(error: Mapping[str, Any], source: str, located: Located, overridden: set[str]) -> str:
-    path = tuple(error["loc"])
-    field = _format_path(path)
-    # A --set of a field, or of a mapping around it (--set message_size=0 is checked as
-    # message_size.fixed), is where the value came from.
-    setting = next(
-        (
-            _format_path(path[:n])
-            for n in range(len(path), 0, -1)
-            if _format_path(path[:n]) in overridden
-        ),
-        None,
-    )
-    if setting is not None:
-        where = f"--set {setting}"
-    else:
-        line = located.line_of(path)
-        where = f"{source}:{line}" if line else source
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        message = "unknown key"
-        close = difflib.get_close_matches(str(path[-1]), _known_keys(Scenario, path), n=1)
-        if close:
-            message += f"; did you mean {close[0]!r}?"
-        else:
-            known = _known_keys(Scenario, path)
-            if known:
-                message += f"; known keys: {', '.join(known)}"
-    elif kind == "missing":
-        message = "required field is missing"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if len(message) > MAX_MESSAGE_CHARS:  # a validator may have echoed a large value
-            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
-        if "input" in error and kind != "value_error":
-            message += f" (got {shown_value(error['input'])})"
-    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
+def _reword_shorthands(
+    path: tuple[str | int, ...], message: str, error: Mapping[str, Any], document: Mapping[str, Any]
+) -> tuple[tuple[str | int, ...], str]:
+    """``message_size: 64B`` and ``protocol: http`` have no ``fixed`` or ``http`` key in the
+    file: an error there is about the field as written."""
+    if path[:2] == ("message_size", "fixed") and not isinstance(document.get("message_size"), dict):
+        return ("message_size", *path[2:]), message
+    if (
+        len(path) == 2
+        and path[0] == "protocol"
+        and isinstance(document.get("protocol"), str)
+        and error["type"] == "extra_forbidden"
+    ):
+        return ("protocol",), choice_problem(path[1], _PROTOCOLS)
+    if error["type"] == "string_pattern_mismatch" and path == ("name",):
+        return path, (
+            f"{error.get('input')!r}: use letters, digits, '_', '.' and '-', starting with a "
+            "letter or digit"
+        )
+    return path, message
 
 
 def parse_scenario(
     text: str, source: str = "<scenario>", overrides: Sequence[str] = ()
 ) -> Scenario:
-    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field."""
-    document, lines = load_document(text, source)
-    overridden = apply_overrides(document, overrides)
+    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field (or the
+    ``--set`` that wrote it), every problem in the file's line order."""
+    document, located = load_document(text, source)
+    overridden = apply_overrides(Scenario, document, overrides)
     try:
-        scenario = Scenario.model_validate(document)
+        scenario = Scenario.model_validate(document, context={WRITTEN: True})
     except ValidationError as exc:
-        located = Located(lines)
-        problems = exc.errors()
-        shown = [_describe(e, source, located, overridden) for e in problems[:MAX_PROBLEMS]]
-        if len(problems) > MAX_PROBLEMS:
-            shown.append(f"{source}: ... and {len(problems) - MAX_PROBLEMS} more problems")
-        raise ScenarioError(shown) from None
+        raise ScenarioError(
+            describe_errors(
+                Scenario,
+                exc.errors(),
+                source=source,
+                located=located,
+                overridden=overridden,
+                document=document,
+                reword=_reword_shorthands,
+            )
+        ) from None
     problem = _check_target(scenario) or check_receive(scenario)
     if problem:
         field, message = problem
         if field in overridden:
             raise ScenarioError([f"--set {field}: {field}: {message}"])
-        line = f":{lines[(field,)]}" if (field,) in lines else ""
+        line = f":{located.lines[(field,)]}" if (field,) in located.lines else ""
         raise ScenarioError([f"{source}{line}: {field}: {message}"])
     return scenario
 

@@ -66,8 +66,9 @@ def test_an_aliased_value_in_an_error_is_shown_short() -> None:
     began = time.perf_counter()
     message = _error(text)
     assert time.perf_counter() - began < 2.0
-    assert message.startswith("s.yaml:9: description: Input should be a valid string (got [")
-    assert len(message.splitlines()[0]) < 200, message
+    line = next(line for line in message.splitlines() if ": description: " in line)
+    assert line.startswith("s.yaml:9: description: expected text, got [[[["), line
+    assert len(line) < 200, line
     assert all(len(line) < 400 for line in message.splitlines()), message
 
 
@@ -105,7 +106,7 @@ def test_an_ipv6_target_can_be_set() -> None:
 
 def test_a_set_value_that_is_not_yaml_is_taken_as_text() -> None:
     assert (
-        "--set load.phases: load.phases: Input should be a valid list (got '[{duration: 1s}')"
+        "--set load.phases: load.phases: expected a list, got '[{duration: 1s}'"
         in _error(BASE, ("load.phases=[{duration: 1s}",)).splitlines()
     )
     assert parse_scenario(BASE, "s.yaml", ("description=a: b: c",)).description == "a: b: c"
@@ -113,8 +114,7 @@ def test_a_set_value_that_is_not_yaml_is_taken_as_text() -> None:
 
 def test_a_set_mapping_shorthand_is_blamed_on_the_set() -> None:
     assert _error(BASE, ("message_size=0",)) == (
-        "--set message_size: message_size.fixed: Input should be greater than or equal to 16 "
-        "(got 0)"
+        "--set message_size: message_size: must be at least 16, got 0"
     )
 
 

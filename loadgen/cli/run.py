@@ -3,6 +3,7 @@ write and show its result, exit with the run's code."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +23,10 @@ from loadgen.cli.common import (
     errors,
     fail,
 )
-from loadgen.config.scenario import ScenarioError, load_scenario
+from loadgen.config.scenario import ScenarioError, load_scenario, parse_scenario
+from loadgen.config.targets import is_url
 from loadgen.config.units import parse_duration_s
+from loadgen.config.url_run import UrlRun, url_scenario
 from loadgen.engine import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -39,7 +42,49 @@ def _default_result_path(name: str) -> Path:
 
 
 def run(
-    scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    scenario_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="SCENARIO",
+            help="Scenario YAML file, - to read it from stdin, or a URL "
+            "(loadgen run http://127.0.0.1:8080/ -c 100 -d 30s).",
+        ),
+    ],
+    connections: Annotated[
+        int | None,
+        typer.Option("--connections", "-c", min=1, help="URL runs: connections, e.g. -c 100."),
+    ] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option("--rate", help="URL runs: open model at this rate, e.g. --rate 2k/s."),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option("--method", "-m", help="URL runs: HTTP method, e.g. -m POST.")
+    ] = None,
+    headers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header", "-H", help="URL runs: a header, e.g. -H 'Accept: */*' (repeatable)."
+        ),
+    ] = None,
+    body: Annotated[
+        str | None,
+        typer.Option(
+            "--body", help="URL runs: request body, e.g. --body '{}' or --body @file.json."
+        ),
+    ] = None,
+    requests_per_connection: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-per-connection",
+            min=1,
+            help="URL runs: reconnect after N responses, e.g. --requests-per-connection 1.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", "-k", help="TLS: do not verify the server's certificate."),
+    ] = False,
     backend: BackendOption = "auto",
     recv_mode: Annotated[
         str | None,
@@ -112,23 +157,36 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run a scenario and write its JSON result.
+    """Run a scenario (a file, stdin, or a URL with wrk-style options) and write its JSON
+    result.
 
-    Exit 3 when the generator itself was the bottleneck (CPU, or an open-model schedule it
-    could not keep); the result says why. 99 when a threshold failed.
+    Exit 1 when no request succeeded (unless the scenario sets expect_failures: true). Exit 3
+    when the generator itself was the bottleneck (CPU, or an open-model schedule it could not
+    keep); the result says why. 99 when a threshold failed.
     """
     from loadgen.run.api import default_processes
     from loadgen.run.api import run as run_scenario
+    from loadgen.run.resolve import ResolveError
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
 
     settings = list(overrides or [])
     if recv_mode is not None:
         settings.append(f"receive={recv_mode}")
+    if insecure:
+        settings.append("tls.verify=false")
+    url_run = UrlRun(
+        scenario_file,
+        connections=connections,
+        duration=duration,
+        rate=rate,
+        method=method,
+        headers=tuple(headers or ()),
+        body=body,
+        requests_per_connection=requests_per_connection,
+    )
     try:
-        scenario = load_scenario(scenario_file, settings)
-        if duration is not None:
-            scenario = scenario.with_duration(parse_duration_s(duration))
+        scenario = _load(url_run, settings)
     except ScenarioError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
@@ -166,9 +224,42 @@ def run(
         )
     except BackendUnavailable as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except (TargetError, ShardError) as exc:
+    except (TargetError, ShardError, ResolveError) as exc:
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+
+
+def _load(options: UrlRun, settings: list[str]) -> Scenario:
+    """The scenario of ``run``'s argument: a URL (with its options), stdin or a file."""
+    source = options.url
+    if is_url(source):
+        return url_scenario(options, settings)
+    given = [
+        flag
+        for flag, value in (
+            ("-c", options.connections),
+            ("--rate", options.rate),
+            ("-m", options.method),
+            ("-H", options.headers or None),
+            ("--body", options.body),
+            ("--requests-per-connection", options.requests_per_connection),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ScenarioError(
+            [
+                f"{', '.join(given)}: only for a URL run (loadgen run http://HOST:PORT/ ...); "
+                "with a scenario, use --set (e.g. --set load.connections=100)"
+            ]
+        )
+    if source == "-":
+        scenario = parse_scenario(sys.stdin.read(), "<stdin>", settings, base_dir=Path.cwd())
+    else:
+        scenario = load_scenario(source, settings)
+    if options.duration is not None:
+        scenario = scenario.with_duration(parse_duration_s(options.duration))
+    return scenario
 
 
 def _live_view(scenario: Scenario) -> Callable[[Callable[[], Snapshot]], LiveView]:
@@ -193,6 +284,7 @@ def _run_on_cluster(
     """``run --cluster``: the distributed path (``loadgen.distributed.coordinator``)."""
     from loadgen.distributed.coordinator import ClusterError, run_cluster
     from loadgen.engine.base import FeatureUnavailable
+    from loadgen.run.resolve import ResolveError
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
 
@@ -208,7 +300,7 @@ def _run_on_cluster(
         )
     except (ClusterError, FeatureUnavailable) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except (TargetError, ShardError) as exc:
+    except (TargetError, ShardError, ResolveError) as exc:
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
 
 
@@ -223,6 +315,7 @@ def _finish_run(
     """Write a run's result and outputs, show it, and exit with the run's code."""
     from loadgen.report.console import (
         render_cluster_problems,
+        render_no_success,
         render_summary,
         render_validity,
     )
@@ -236,11 +329,12 @@ def _finish_run(
             render_validity(result, errors)
         if result.cluster is not None:
             render_cluster_problems(result.cluster, errors)
+        render_no_success(result, errors)
     console.print(f"result: {path}", highlight=False, soft_wrap=True)
     _write_run_outputs(result, path, html_path, hdr_log_path)
     if result.stop_reason.startswith("interrupted"):
         raise typer.Exit(EXIT_INTERRUPTED)
-    if result.stop_reason.startswith("failed"):
+    if result.stop_reason.startswith("failed") or result.no_success:
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if result.invalid and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)

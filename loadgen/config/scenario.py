@@ -30,7 +30,10 @@ from pydantic import (
     model_validator,
 )
 
+from loadgen.config.files import anchor_paths, check_files
+from loadgen.config.http import HttpSpec, TlsSpec
 from loadgen.config.receive import ReceiveMode
+from loadgen.config.targets import TargetUrl, is_url, parse_address, parse_target, parse_url
 from loadgen.config.thresholds import Threshold
 from loadgen.config.units import (
     parse_byte_rate_per_s,
@@ -201,14 +204,6 @@ class EchoSpec(_Model):
     """Echo with verification (the message size is the top-level ``message_size``)."""
 
 
-class HttpSpec(_Model):
-    method: str = "GET"
-    path: str = "/"
-    headers: dict[str, str] = {}
-    body: str = ""
-    pipeline: int = Field(default=1, ge=1, le=1024)
-
-
 class RedisSpec(_Model):
     command: list[str] = ["PING"]
     pipeline: int = Field(default=1, ge=1, le=1024)
@@ -290,6 +285,40 @@ class Scenario(_Model):
     #: rst (SO_LINGER 0: an abort, no TIME_WAIT; for high-rate churn).
     close: Literal["fin", "rst"] = "fin"
     thresholds: list[ThresholdSpec] = []
+    #: TLS on every connection (``https://`` targets turn it on).
+    tls: TlsSpec = TlsSpec()
+    #: A run in which no request succeeds is a failure (exit 1) unless this is set: for
+    #: studies of refusals, or of a target that answers only errors.
+    expect_failures: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_defaults(cls, document: Any) -> Any:
+        """A URL target means HTTP (unless a protocol is given: checked later, with its
+        line), its path is the default request path, and ``https`` turns TLS on."""
+        if not isinstance(document, dict):
+            return document
+        targets = document.get("target")
+        first = targets[0] if isinstance(targets, list) and targets else targets
+        if not isinstance(first, str) or not is_url(first):
+            return document
+        try:
+            url = parse_url(first)
+        except ValueError:
+            return document  # reported by the target check
+        document = dict(document)
+        protocol = document.get("protocol", "http")
+        if protocol == "http":
+            protocol = {"http": {}}
+        if isinstance(protocol, dict) and isinstance(protocol.get("http", {}), dict):
+            http = dict(protocol.get("http") or {})
+            http.setdefault("path", url.path)
+            protocol = {**protocol, "http": http}
+        document["protocol"] = protocol
+        tls = document.get("tls", {})
+        if url.tls and isinstance(tls, dict) and "enabled" not in tls:
+            document["tls"] = {**tls, "enabled": True}
+        return document
 
     @model_validator(mode="after")
     def _resolve_load(self) -> Scenario:
@@ -383,8 +412,27 @@ class Scenario(_Model):
         return rest if kind == "builtin" else None
 
     def target_addresses(self) -> list[tuple[str, int]]:
-        """(host, port) of each network target (not for builtin ones)."""
-        return [parse_address(target) for target in self.targets]
+        """(host, port) of each network target (not for builtin ones); a host may be a name
+        (``loadgen.run.resolve`` resolves it at the start of a run)."""
+        return [parse_target(target) for target in self.targets]
+
+    @property
+    def target_url(self) -> TargetUrl | None:
+        """The (first) target as a URL, or None for HOST:PORT and built-in targets."""
+        first = self.targets[0]
+        return parse_url(first) if is_url(first) else None
+
+    def target_authorities(self) -> list[str]:
+        """What each target's HTTP ``Host`` header says: a URL's host (and port unless it
+        is the scheme's default), else ``host:port``."""
+        authorities = []
+        for target in self.targets:
+            if is_url(target):
+                authorities.append(parse_url(target).authority)
+            else:
+                host, port = parse_address(target)
+                authorities.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return authorities
 
     def source_addresses(self) -> list[str]:
         """Local addresses to spread connections over (empty: let the kernel choose)."""
@@ -416,7 +464,23 @@ class Scenario(_Model):
             else sizes.model_dump(mode="json", exclude_none=True)
         )
         data["thresholds"] = [threshold.expression for threshold in self.thresholds]
+        if self.protocol.http is not None:
+            data["protocol"]["http"] = _http_dict(self.protocol.http)
         return data
+
+
+def _http_dict(http: HttpSpec) -> dict[str, Any]:
+    """The http settings as a result records them: the keys that say something (no
+    request-set keys for one request, no unset optional fields)."""
+    data = http.model_dump(mode="json", exclude_none=True)
+    if not http.is_set:
+        data.pop("order", None)
+    if not http.variables:
+        data.pop("variables", None)
+    for variable in data.get("variables", {}).values():
+        if not variable.get("uuid"):
+            variable.pop("uuid", None)
+    return data
 
 
 def expand_address_range(text: str) -> list[str]:
@@ -434,14 +498,7 @@ def expand_address_range(text: str) -> list[str]:
     return [str(ipaddress.ip_address(n)) for n in range(int(start), int(end) + 1)]
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6addr]:port`` → (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"expected HOST:PORT or builtin:NAME, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
+__all__ = ["HttpSpec", "TlsSpec", "parse_address"]  # re-exported: their home moved
 
 
 def _check_target(scenario: Scenario) -> tuple[str, str] | None:
@@ -459,10 +516,39 @@ def _check_target(scenario: Scenario) -> tuple[str, str] | None:
             scenario.target_addresses()
         except ValueError as exc:
             return "target", str(exc)
+        problem = _check_urls(scenario)
+        if problem:
+            return problem
     try:
         scenario.source_addresses()
     except ValueError as exc:
         return "source", str(exc)
+    return None
+
+
+def _check_urls(scenario: Scenario) -> tuple[str, str] | None:
+    """URL targets: all URLs or none, one scheme and path, HTTP, TLS as the scheme says."""
+    urls = [parse_url(target) for target in scenario.targets if is_url(target)]
+    if not urls:
+        if scenario.tls.enabled and scenario.protocol_name == "stream":
+            return "tls", "the stream patterns measure raw TCP; tls does not apply"
+        return None
+    if len(urls) != len(scenario.targets):
+        return "target", "a list mixes URLs and HOST:PORT targets; write every one as a URL"
+    if len({(url.scheme, url.path) for url in urls}) > 1:
+        return "target", (
+            "the URLs of a list must share the scheme and the path (connections are spread "
+            "over their hosts); give other paths in http.requests"
+        )
+    if scenario.protocol_name != "http":
+        return "target", (
+            f"a URL target speaks HTTP, but protocol is {scenario.protocol_name}: write the "
+            "target as HOST:PORT for that protocol"
+        )
+    if urls[0].tls and not scenario.tls.enabled:
+        return "tls", "tls.enabled is false, but the target is an https:// URL"
+    if not urls[0].tls and scenario.tls.enabled:
+        return "tls", "tls.enabled is true, but the target is an http:// URL (use https://)"
     return None
 
 
@@ -590,9 +676,13 @@ def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> set[s
 
 
 def parse_scenario(
-    text: str, source: str = "<scenario>", overrides: Sequence[str] = ()
+    text: str,
+    source: str = "<scenario>",
+    overrides: Sequence[str] = (),
+    base_dir: Path | None = None,
 ) -> Scenario:
-    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field."""
+    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field.
+    Relative file paths in it are relative to ``base_dir`` (default: the current one)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
@@ -607,11 +697,25 @@ def parse_scenario(
         )
     lines: dict[Any, int] = {}
     _index_lines(node, (), lines)
+    return validate_document(document, source, overrides, base_dir, lines)
+
+
+def validate_document(
+    document: dict[str, Any],
+    source: str,
+    overrides: Sequence[str] = (),
+    base_dir: Path | None = None,
+    lines: Mapping[tuple[str | int, ...], int] | None = None,
+) -> Scenario:
+    """Validate a scenario document (``parse_scenario`` without the YAML): errors name
+    ``source`` and, where ``lines`` knows it, the line of the field."""
+    lines = dict(lines or {})
     overridden = apply_overrides(document, overrides)
+    anchor_paths(document, base_dir or Path.cwd())
+    located = _Located(lines)
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as exc:
-        located = _Located(lines)
         raise ScenarioError(
             [_describe(e, source, located, overridden) for e in exc.errors()]
         ) from None
@@ -622,6 +726,15 @@ def parse_scenario(
             raise ScenarioError([f"--set {field}: {field}: {message}"])
         line = f":{lines[(field,)]}" if (field,) in lines else ""
         raise ScenarioError([f"{source}{line}: {field}: {message}"])
+    files = check_files(scenario.protocol.http, scenario.tls)
+    if files:
+        path, message = files
+        field = _format_path(path)
+        number = located.line_of(path)
+        where = (
+            f"--set {field}" if field in overridden else f"{source}:{number}" if number else source
+        )
+        raise ScenarioError([f"{where}: {field}: {message}"])
     return scenario
 
 
@@ -632,4 +745,4 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError([f"{file}: cannot read: {exc.strerror or exc}"]) from None
-    return parse_scenario(text, str(file), overrides)
+    return parse_scenario(text, str(file), overrides, base_dir=file.resolve().parent)

@@ -4,7 +4,8 @@ into a RunResult.
 ``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
 are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still
 returned, marked ``partial``. Only a failure of loadgen itself (no backend, a built-in
-target that cannot start, no shard process that produced anything) raises, and so does a
+target that cannot start, no shard process that produced anything) raises, and so do a
+target host name that does not resolve (``ResolveError``, ``loadgen.run.resolve``) and a
 receive feature the chosen backend lacks (``receive: buffer-ring`` or ``register_buffers``
 off io_uring): ``FeatureUnavailable``, before the target starts, naming the backend.
 
@@ -26,6 +27,7 @@ from loadgen.result.model import RunResult
 from loadgen.run.measure import run_shard
 from loadgen.run.processes import run_processes, shard_specs
 from loadgen.run.progress import Snapshot, TickBoard, phase_label
+from loadgen.run.resolve import resolve_targets
 from loadgen.run.shard import LocalChannel
 from loadgen.run.split import usable_processes
 from loadgen.run.wiring import check_receive_features
@@ -75,7 +77,7 @@ def run(
                 )
             ]
             if builtin is not None
-            else scenario.target_addresses()
+            else resolve_targets(scenario.target_addresses(), scenario.timeouts.connect, notice)
         )
         specs = shard_specs(scenario, processes, engine_name, addresses, seed)
         board = TickBoard(

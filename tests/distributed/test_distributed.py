@@ -144,7 +144,7 @@ def test_cli_run_on_a_cluster_writes_the_merged_result(
     )
     assert outcome.exit_code == 0, outcome.output
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     assert [host["processes"] for host in data["cluster"]["hosts"]] == [1, 1]
     assert data["summary"]["requests"] == sum(h["requests"] for h in data["cluster"]["hosts"])
 

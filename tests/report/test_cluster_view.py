@@ -191,7 +191,7 @@ def test_json_round_trip_and_report_of_the_file(
 ) -> None:
     path = distributed.write(tmp_path / "dist.json")
     raw = json.loads(path.read_text(encoding="utf-8"))
-    assert raw["schema_version"] == 3 and raw["cluster"]["hosts"][2]["lost"] == LOST_REASON
+    assert raw["schema_version"] == 4 and raw["cluster"]["hosts"][2]["lost"] == LOST_REASON
     assert RunResult.from_dict(raw) == distributed
     assert RunResult.read(path).cluster == distributed.cluster
     out = tmp_path / "dist.html"

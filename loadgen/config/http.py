@@ -36,7 +36,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from loadgen.protocols.http1 import DEFAULT_EXPECTED
-from loadgen.protocols.http_template import Reference, header_value_problem, references
+from loadgen.protocols.http_template import (
+    Reference,
+    RequestTemplate,
+    header_value_problem,
+    references,
+)
 
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -201,7 +206,7 @@ class HttpSpec(_Model):
         if self.requests is None:
             if "order" in self.model_fields_set:
                 raise ValueError("order applies to a request set (requests: [...])")
-            self._check_references("", self.path, self.headers, self.body)
+            self._check_request("", self.method, self.path, {}, self.body)
             return self
         single = {"method", "body", "body_file"} & self.model_fields_set
         if single:
@@ -226,8 +231,12 @@ class HttpSpec(_Model):
                 )
             seen[label] = index
             assert request.path is not None
-            self._check_references(
-                f"requests[{index}].", request.path, request.headers, request.body or ""
+            self._check_request(
+                f"requests[{index}].",
+                request.method,
+                request.path,
+                request.headers,
+                request.body or "",
             )
         methods = {request.method.upper() for request in filled}
         if "HEAD" in methods and len(methods) > 1:
@@ -237,6 +246,19 @@ class HttpSpec(_Model):
                 "answers HEAD)"
             )
         return self
+
+    def _check_request(
+        self, where: str, method: str, path: str, headers: dict[str, str], body: str
+    ) -> None:
+        """The request's variables are defined, and it compiles (method, path, headers)."""
+        self._check_references(where, path, headers, body)
+        if method.upper() == "CONNECT":
+            raise ValueError(f"{where}method: CONNECT opens a tunnel, not a request")
+        try:
+            RequestTemplate(method, path, list({**self.headers, **headers}.items()), body, "h")
+        except ValueError as exc:
+            message = f"{where.rstrip('.')}: {exc}" if where else str(exc)
+            raise ValueError(message) from None
 
     def _check_references(self, where: str, path: str, headers: dict[str, str], body: str) -> None:
         fields: list[tuple[str, str]] = [(f"{where}path", path), (f"{where}body", body)]

@@ -11,13 +11,10 @@ they are checked exactly like the file (their errors name ``--set`` instead of a
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -31,9 +28,26 @@ from pydantic import (
 )
 
 from loadgen.config.files import anchor_paths, check_files
-from loadgen.config.http import HttpSpec, TlsSpec
+from loadgen.config.http import HttpSpec as HttpSpec  # re-exported: its home moved
+from loadgen.config.http import TlsSpec
+from loadgen.config.located import (
+    Located,
+    apply_overrides,
+    describe,
+    format_path,
+    index_lines,
+)
+from loadgen.config.located import ScenarioError as ScenarioError  # re-exported
 from loadgen.config.receive import ReceiveMode
-from loadgen.config.targets import TargetUrl, is_url, parse_address, parse_target, parse_url
+from loadgen.config.targets import (
+    TargetUrl,
+    check_url_targets,
+    expand_address_range,
+    is_url,
+    parse_target,
+    parse_url,
+)
+from loadgen.config.targets import parse_address as parse_address  # re-exported
 from loadgen.config.thresholds import Threshold
 from loadgen.config.units import (
     parse_byte_rate_per_s,
@@ -56,14 +70,6 @@ DEFAULT_RING_BUFFERS = 256
 #: io_uring's provided-buffer rings hold a power of two of entries below 65,536.
 MAX_RING_BUFFERS = 32768
 BUILTIN_TARGETS = ("echo", "http", "stream")
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; ``str()`` is one line per problem, ready to print."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 class _Model(BaseModel):
@@ -483,24 +489,6 @@ def _http_dict(http: HttpSpec) -> dict[str, Any]:
     return data
 
 
-def expand_address_range(text: str) -> list[str]:
-    """``127.0.0.1-127.0.0.8`` → eight addresses; a single address → itself."""
-    first, sep, last = text.partition("-")
-    try:
-        start = ipaddress.ip_address(first.strip())
-        end = ipaddress.ip_address(last.strip()) if sep else start
-    except ValueError:
-        raise ValueError(f"expected an IP address or a range A-B, got {text!r}") from None
-    if start.version != end.version or int(end) < int(start):
-        raise ValueError(f"address range {text!r} is empty or mixes IPv4 and IPv6")
-    if int(end) - int(start) >= 65536:
-        raise ValueError(f"address range {text!r} is larger than 65,536 addresses")
-    return [str(ipaddress.ip_address(n)) for n in range(int(start), int(end) + 1)]
-
-
-__all__ = ["HttpSpec", "TlsSpec", "parse_address"]  # re-exported: their home moved
-
-
 def _check_target(scenario: Scenario) -> tuple[str, str] | None:
     """(field, problem) for a target or source that cannot be used, else None."""
     builtin = scenario.builtin_target
@@ -516,39 +504,14 @@ def _check_target(scenario: Scenario) -> tuple[str, str] | None:
             scenario.target_addresses()
         except ValueError as exc:
             return "target", str(exc)
-        problem = _check_urls(scenario)
+        tls = scenario.tls.enabled
+        problem = check_url_targets(scenario.targets, scenario.protocol_name, tls)
         if problem:
             return problem
     try:
         scenario.source_addresses()
     except ValueError as exc:
         return "source", str(exc)
-    return None
-
-
-def _check_urls(scenario: Scenario) -> tuple[str, str] | None:
-    """URL targets: all URLs or none, one scheme and path, HTTP, TLS as the scheme says."""
-    urls = [parse_url(target) for target in scenario.targets if is_url(target)]
-    if not urls:
-        if scenario.tls.enabled and scenario.protocol_name == "stream":
-            return "tls", "the stream patterns measure raw TCP; tls does not apply"
-        return None
-    if len(urls) != len(scenario.targets):
-        return "target", "a list mixes URLs and HOST:PORT targets; write every one as a URL"
-    if len({(url.scheme, url.path) for url in urls}) > 1:
-        return "target", (
-            "the URLs of a list must share the scheme and the path (connections are spread "
-            "over their hosts); give other paths in http.requests"
-        )
-    if scenario.protocol_name != "http":
-        return "target", (
-            f"a URL target speaks HTTP, but protocol is {scenario.protocol_name}: write the "
-            "target as HOST:PORT for that protocol"
-        )
-    if urls[0].tls and not scenario.tls.enabled:
-        return "tls", "tls.enabled is false, but the target is an https:// URL"
-    if not urls[0].tls and scenario.tls.enabled:
-        return "tls", "tls.enabled is true, but the target is an http:// URL (use https://)"
     return None
 
 
@@ -565,114 +528,6 @@ def check_receive(scenario: Scenario) -> tuple[str, str] | None:
             f"{scenario.receive} has none to register ({why})"
         )
     return None
-
-
-# --- YAML with line numbers -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Located:
-    """Where each node of the document starts, by path of keys and indexes."""
-
-    lines: dict[tuple[str | int, ...], int]
-
-    def line_of(self, path: tuple[str | int, ...]) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
-
-
-def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[Any, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            _index_lines(value_node, (*path, key), out)
-            out[(*path, key)] = key_node.start_mark.line + 1  # a field's line is its key's
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, (*path, index), out)
-
-
-def _format_path(path: Sequence[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside an annotation such as ``Load | None`` or ``list[Phase]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in get_args(annotation):
-        model = _model_in(argument)
-        if model is not None:
-            return model
-    return None
-
-
-def _known_keys(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
-    """Field names of the model that validates the mapping holding ``path[-1]``."""
-    current: Any = model
-    for part in path[:-1]:
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(part)
-        current = _model_in(field.annotation) if field is not None else None
-        if current is None:
-            return []
-    return list(current.model_fields)
-
-
-def _describe(
-    error: Mapping[str, Any], source: str, located: _Located, overridden: set[str]
-) -> str:
-    path = tuple(error["loc"])
-    field = _format_path(path)
-    if field in overridden:
-        where = f"--set {field}"
-    else:
-        line = located.line_of(path)
-        where = f"{source}:{line}" if line else source
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        message = "unknown key"
-        close = difflib.get_close_matches(str(path[-1]), _known_keys(Scenario, path), n=1)
-        if close:
-            message += f"; did you mean {close[0]!r}?"
-        else:
-            known = _known_keys(Scenario, path)
-            if known:
-                message += f"; known keys: {', '.join(known)}"
-    elif kind == "missing":
-        message = "required field is missing"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if "input" in error and kind != "value_error":
-            message += f" (got {error['input']!r})"
-    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
-
-
-def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> set[str]:
-    """Apply ``key.sub=value`` strings (values parsed as YAML scalars); return the paths set."""
-    touched: set[str] = set()
-    for item in overrides:
-        path, sep, raw = item.partition("=")
-        if not sep or not path.strip():
-            raise ScenarioError([f"--set {item}: expected KEY=VALUE, e.g. connections=1000"])
-        keys = path.strip().split(".")
-        target: dict[str, Any] = document
-        for key in keys[:-1]:
-            child = target.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ScenarioError([f"--set {path}: {key} is not a mapping"])
-            target = child
-        target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
-        touched.add(path.strip())
-    return touched
 
 
 def parse_scenario(
@@ -696,7 +551,7 @@ def parse_scenario(
             [f"{source}:1: expected a mapping of scenario fields (name, target, ...)"]
         )
     lines: dict[Any, int] = {}
-    _index_lines(node, (), lines)
+    index_lines(node, (), lines)
     return validate_document(document, source, overrides, base_dir, lines)
 
 
@@ -712,12 +567,12 @@ def validate_document(
     lines = dict(lines or {})
     overridden = apply_overrides(document, overrides)
     anchor_paths(document, base_dir or Path.cwd())
-    located = _Located(lines)
+    located = Located(lines)
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as exc:
         raise ScenarioError(
-            [_describe(e, source, located, overridden) for e in exc.errors()]
+            [describe(e, source, located, overridden, Scenario) for e in exc.errors()]
         ) from None
     problem = _check_target(scenario) or check_receive(scenario)
     if problem:
@@ -729,7 +584,7 @@ def validate_document(
     files = check_files(scenario.protocol.http, scenario.tls)
     if files:
         path, message = files
-        field = _format_path(path)
+        field = format_path(path)
         number = located.line_of(path)
         where = (
             f"--set {field}" if field in overridden else f"{source}:{number}" if number else source

@@ -12,6 +12,7 @@ start of a run: ``loadgen.run.resolve``).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -99,3 +100,46 @@ def parse_target(text: str) -> tuple[str, int]:
         url = parse_url(text)
         return url.host, url.port
     return parse_address(text)
+
+
+def expand_address_range(text: str) -> list[str]:
+    """``127.0.0.1-127.0.0.8`` → eight addresses; a single address → itself."""
+    first, sep, last = text.partition("-")
+    try:
+        start = ipaddress.ip_address(first.strip())
+        end = ipaddress.ip_address(last.strip()) if sep else start
+    except ValueError:
+        raise ValueError(f"expected an IP address or a range A-B, got {text!r}") from None
+    if start.version != end.version or int(end) < int(start):
+        raise ValueError(f"address range {text!r} is empty or mixes IPv4 and IPv6")
+    if int(end) - int(start) >= 65536:
+        raise ValueError(f"address range {text!r} is larger than 65,536 addresses")
+    return [str(ipaddress.ip_address(n)) for n in range(int(start), int(end) + 1)]
+
+
+def check_url_targets(targets: Sequence[str], protocol: str, tls: bool) -> tuple[str, str] | None:
+    """(field, problem) for URL targets that do not go together or with the scenario's
+    ``protocol`` and ``tls.enabled``: all URLs or none, one scheme and path, HTTP, TLS as
+    the scheme says. Else None."""
+    urls = [parse_url(target) for target in targets if is_url(target)]
+    if not urls:
+        if tls and protocol == "stream":
+            return "tls", "the stream patterns measure raw TCP; tls does not apply"
+        return None
+    if len(urls) != len(targets):
+        return "target", "a list mixes URLs and HOST:PORT targets; write every one as a URL"
+    if len({(url.scheme, url.path) for url in urls}) > 1:
+        return "target", (
+            "the URLs of a list must share the scheme and the path (connections are spread "
+            "over their hosts); give other paths in http.requests"
+        )
+    if protocol != "http":
+        return "target", (
+            f"a URL target speaks HTTP, but protocol is {protocol}: write the "
+            "target as HOST:PORT for that protocol"
+        )
+    if urls[0].tls and not tls:
+        return "tls", "tls.enabled is false, but the target is an https:// URL"
+    if not urls[0].tls and tls:
+        return "tls", "tls.enabled is true, but the target is an http:// URL (use https://)"
+    return None

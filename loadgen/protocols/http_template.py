@@ -124,6 +124,9 @@ class RequestTemplate:
             self._body_bytes = body_bytes
             return
         self.fixed = None
+        first = parsed_path[0]
+        if not (isinstance(first, str) and first.startswith("/")):
+            raise ValueError(f"HTTP path {path!r} must start with a literal /")
         # Check every literal part as encode_request would, with the references blanked.
         sample = {key: "0" for key in self.keys}
         encode_request(
@@ -133,9 +136,6 @@ class RequestTemplate:
             body_bytes,
             host,
         )
-        first = parsed_path[0]
-        if not (isinstance(first, str) and first.startswith("/")):
-            raise ValueError(f"HTTP path {path!r} must start with a literal /")
         head: list[str | _Slot | None] = [f"{method} "]
         head += _slots(parsed_path, path=True)
         head.append(" HTTP/1.1\r\n")

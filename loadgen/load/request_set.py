@@ -30,13 +30,19 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from loadgen.config.files import read_csv
 from loadgen.config.http import HttpSpec, Variable
 from loadgen.protocols.http_template import RequestTemplate
+
+#: random_int spans up to this draw ``low + int(random() * span)``: a double has 53 bits, so
+#: no value of such a span is more likely than another by more than 2**32 / 2**53.
+_FLOAT_SPAN = 1 << 32
+#: A version 4 UUID's fixed bits: the version nibble (bits 76-79) and the variant (62-63).
+_UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID_SET = (0x4 << 76) | (0x2 << 62)
 
 #: Fills one variable's values (by key) for one request of connection ``own``.
 Draw = Callable[["ConnectionRequests", dict[str, str]], None]
@@ -70,12 +76,20 @@ def _draw_function(
         return connection_sequence
     if variable.random_int is not None:
         low, high = variable.random_int
+        span = high - low + 1
+        if span <= _FLOAT_SPAN:
+            uniform = rng.random  # ~4x cheaper than randint; unbiased to 1 part in 2**21
+
+            def random_int(own: ConnectionRequests, values: dict[str, str]) -> None:
+                values[name] = str(low + int(uniform() * span))
+
+            return random_int
         randint = rng.randint
 
-        def random_int(own: ConnectionRequests, values: dict[str, str]) -> None:
+        def random_int_wide(own: ConnectionRequests, values: dict[str, str]) -> None:
             values[name] = str(randint(low, high))
 
-        return random_int
+        return random_int_wide
     if variable.choice is not None:
         options = list(variable.choice)
         pick = rng.choice
@@ -111,7 +125,9 @@ def _draw_function(
     bits = rng.getrandbits
 
     def random_uuid(own: ConnectionRequests, values: dict[str, str]) -> None:
-        values[name] = str(uuid.UUID(int=bits(128), version=4))
+        # RFC 9562 version 4: 122 random bits, the version nibble 4 and the variant 10.
+        h = "%032x" % (bits(128) & _UUID_CLEAR | _UUID_SET)
+        values[name] = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     return random_uuid
 

@@ -27,6 +27,10 @@ with an idle phase, which then holds them as usual.
 Connection slots (token layout, reconnects with backoff, timeouts, ramps) come from
 ``loadgen.load.pool``; protocols other than echo come in as sans-IO codecs
 (``loadgen.protocols.base.Codec``: HTTP/1.1, Redis), with ``pipeline`` requests per exchange.
+Every whole response is timed; one the codec judges a failure (an HTTP status outside the
+expectation, a Redis error reply) is also counted as failed and as an error of its kind.
+An HTTP request set or variables (``loadgen.load.request_set``) give each exchange its own
+bytes and the request name of each response, for the per-name breakdown.
 
 Receive modes:
 

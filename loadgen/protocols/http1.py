@@ -8,7 +8,9 @@ Response side: ``receive_data`` feeds llhttp, whose callbacks append a ``Respons
 body_bytes)`` per finished response; ``next_response`` pops them in order. Framing is
 llhttp's: Content-Length, chunked (trailers allowed), no body for 204/304, keep-alive rules
 of HTTP/1.0 and 1.1, several responses in one chunk and a response split at any byte. No
-response bytes are buffered here: the body is only counted.
+response bytes are buffered here: the body is only counted. Whether a status is a success
+is the scenario's expectation (``status_kinds``; 200-399 by default): one outside it is an
+error of its class (``http_4xx``, ``http_5xx``) or ``http_unexpected``.
 
 Facts this module relies on (checked in ``tests/protocols/test_http1.py``):
 

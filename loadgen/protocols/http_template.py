@@ -15,8 +15,9 @@ by key (``name`` or ``name.column``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from loadgen.protocols.http1 import BODY_METHODS, encode_request
@@ -90,11 +91,19 @@ _Slot = tuple[str, bool]
 _LENGTH = None
 
 
-class RequestTemplate:
-    """One request, compiled. ``fixed`` is its bytes when it has no reference (then
-    ``render`` is never needed), else None; ``keys`` are the value keys it uses."""
+def _format(parts: Sequence[str | _Slot | None]) -> tuple[str, tuple[_Slot | None, ...]]:
+    """A ``%``-format string of the literal parts (``%s`` at each slot) and the slots in
+    order: rendering is then one C-level formatting call."""
+    text = "".join(part.replace("%", "%%") if isinstance(part, str) else "%s" for part in parts)
+    return text, tuple(part for part in parts if not isinstance(part, str))
 
-    __slots__ = ("_body", "_body_bytes", "_head", "fixed", "keys")
+
+class RequestTemplate:
+    """One request, compiled. ``render(values)`` is the request with the values (by key) in
+    place of its references; ``keys`` are the keys it uses. ``fixed`` is its bytes when it
+    has no reference (``render`` then returns that same object), else None."""
+
+    __slots__ = ("fixed", "keys", "render")
 
     def __init__(
         self,
@@ -118,10 +127,9 @@ class RequestTemplate:
         self.keys = tuple(dict.fromkeys(keys))
         body_bytes = body.encode("utf-8") if isinstance(body, str) else body
         if not self.keys:
-            self.fixed: bytes | None = encode_request(method, path, headers, body_bytes, host)
-            self._head: tuple[str | _Slot | None, ...] = ()
-            self._body: tuple[str | _Slot, ...] = ()
-            self._body_bytes = body_bytes
+            fixed = encode_request(method, path, headers, body_bytes, host)
+            self.fixed: bytes | None = fixed
+            self.render: Callable[[Mapping[str, str]], bytes] = lambda values: fixed
             return
         self.fixed = None
         first = parsed_path[0]
@@ -152,31 +160,57 @@ class RequestTemplate:
         elif body_bytes or method in BODY_METHODS:
             head.append(f"Content-Length: {len(body_bytes)}\r\n")
         head.append("\r\n")
-        self._head = tuple(_merge_literals(head))
-        self._body = tuple(_slots(parsed_body, path=False)) if body_is_template else ()
-        self._body_bytes = body_bytes
+        head_format, head_slots = _format(head)
+        body_format, body_slots = _format(_slots(parsed_body, path=False))
+        self.render = _compile_render(
+            head_format,
+            head_slots,
+            body_format if body_is_template else None,
+            [slot[0] for slot in body_slots if slot is not None],
+            body_bytes,
+        )
 
-    def render(self, values: Mapping[str, str]) -> bytes:
-        """The request with ``values`` (by key) in place of its references."""
-        if self.fixed is not None:
-            return self.fixed
-        if self._body:
-            body = "".join(
-                part if isinstance(part, str) else values[part[0]] for part in self._body
-            ).encode("utf-8")
-        else:
-            body = self._body_bytes
-        parts: list[str] = []
-        for part in self._head:
-            if isinstance(part, str):
-                parts.append(part)
-            elif part is None:  # _LENGTH
-                parts.append(str(len(body)))
-            else:
-                key, in_path = part
-                value = values[key]
-                parts.append(_path_value(value) if in_path else value)
-        return "".join(parts).encode("latin-1") + body
+
+def _compile_render(
+    head_format: str,
+    head_slots: Sequence[_Slot | None],
+    body_format: str | None,
+    body_keys: Sequence[str],
+    body_bytes: bytes,
+) -> Callable[[Mapping[str, str]], bytes]:
+    """One function for one template, e.g. for ``POST /i/${id}`` with a templated body::
+
+        def render(values):
+            body = (BODY % (values['n'],)).encode()
+            return (HEAD % (quote(values['id']), len(body))).encode('latin-1') + body
+
+    (generated once: a plain function does the least per send that Python can; keys go in
+    through ``repr``, formats and bytes as constants, so no text of a scenario is code)."""
+    if body_format is not None:
+        items = "".join(f"values[{key!r}], " for key in body_keys)
+        body_line = f"body = (BODY % ({items})).encode()"
+    else:
+        body_line = "body = BODY_BYTES"
+    head_items = "".join(
+        "len(body), "
+        if slot is None
+        else (f"quote(values[{slot[0]!r}]), " if slot[1] else f"values[{slot[0]!r}], ")
+        for slot in head_slots
+    )
+    source = (
+        "def render(values):\n"
+        f"    {body_line}\n"
+        f"    return (HEAD % ({head_items})).encode('latin-1') + body\n"
+    )
+    namespace: dict[str, Any] = {
+        "HEAD": head_format,
+        "BODY": body_format,
+        "BODY_BYTES": body_bytes,
+        "quote": _path_value,
+    }
+    exec(compile(source, "<request template>", "exec"), namespace)
+    render: Callable[[Mapping[str, str]], bytes] = namespace["render"]
+    return render
 
 
 def _join(pieces: Sequence[str | Reference], values: Mapping[str, str], path: bool) -> str:
@@ -192,17 +226,6 @@ def _slots(pieces: Sequence[str | Reference], path: bool) -> list[str | _Slot]:
     return [
         piece if isinstance(piece, str) else (piece.key, path) for piece in pieces if piece != ""
     ]
-
-
-def _merge_literals(parts: Sequence[str | _Slot | None]) -> list[str | _Slot | None]:
-    """Adjacent literal strings joined into one (fewer pieces to join per send)."""
-    merged: list[str | _Slot | None] = []
-    for part in parts:
-        if isinstance(part, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += part
-        else:
-            merged.append(part)
-    return merged
 
 
 def header_value_problem(value: str) -> str | None:

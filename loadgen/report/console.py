@@ -98,7 +98,7 @@ def no_success_text(result: RunResult) -> str | None:
         what = "no response arrived"
     return (
         f"NO REQUEST SUCCEEDED: {what} ({errors or 'no errors either'}); exit 1 "
-        "(set expect_failures: true when failures are what the run studies)"
+        "(unless expect_failures: true)"
     )
 
 

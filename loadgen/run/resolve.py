@@ -57,17 +57,24 @@ def _accepts(family: socket.AddressFamily, address: str, port: int, timeout_s: f
     return True
 
 
-def resolve_address(host: str, port: int, timeout_s: float) -> tuple[str, int]:
-    """(address, port) for one target: the first of the name's addresses that accepts a
-    connection within ``timeout_s`` each, else its first address."""
-    if _is_address(host):
-        return host, port
-    candidates = _candidates(host, port)
+def first_accepting(
+    candidates: Sequence[tuple[socket.AddressFamily, str]], port: int, timeout_s: float
+) -> str:
+    """The first of ``candidates`` (in order) that accepts a connection on ``port`` within
+    ``timeout_s`` each; the first one when none does (one alone is not probed)."""
     if len(candidates) > 1:
         for family, address in candidates:
             if _accepts(family, address, port, timeout_s):
-                return address, port
-    return candidates[0][1], port
+                return address
+    return candidates[0][1]
+
+
+def resolve_address(host: str, port: int, timeout_s: float) -> tuple[str, int]:
+    """(address, port) for one target: an IP address as it is; a name's first address
+    that accepts a connection (``first_accepting``)."""
+    if _is_address(host):
+        return host, port
+    return first_accepting(_candidates(host, port), port, timeout_s), port
 
 
 def resolve_targets(

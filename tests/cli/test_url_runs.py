@@ -174,6 +174,12 @@ protocol:
 """
 
 
+def test_a_name_that_does_not_resolve_exits_1() -> None:
+    result = runner.invoke(app, ["run", "http://no-such-host.invalid:8080/", "-d", "1s"])
+    assert result.exit_code == 1
+    assert "target host 'no-such-host.invalid' does not resolve" in result.output
+
+
 def test_200_500_mix_counts_and_thresholds(http_port: int, tmp_path: Path) -> None:
     scenario = tmp_path / "mix.yaml"
     scenario.write_text(MIX.format(port=http_port))

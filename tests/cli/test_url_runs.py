@@ -186,7 +186,8 @@ def test_200_500_mix_counts_and_thresholds(http_port: int, tmp_path: Path) -> No
     out = tmp_path / "mix.json"
     # --allow-saturated: a full-speed loop may saturate the generator (exit 3 before 99).
     arguments = ["run", str(scenario), "-p", "1", "--json", str(out), "--allow-saturated"]
-    result = runner.invoke(app, arguments)
+    html = tmp_path / "mix.html"
+    result = runner.invoke(app, [*arguments, "--html", str(html)])
     assert result.exit_code == 0, result.output  # some succeeded: a pass
     data = json.loads(out.read_text())
     summary = data["summary"]
@@ -196,6 +197,10 @@ def test_200_500_mix_counts_and_thresholds(http_port: int, tmp_path: Path) -> No
     assert named["ok"]["failed"] == 0 and named["ok"]["errors"] == {}
     assert named["ok"]["requests"] + named["boom"]["requests"] == summary["requests"]
     assert "boom" in result.output and "http_5xx" in result.output  # the per-name table
+    page = html.read_text()
+    assert '<section id="by-name"><h2>Requests by name</h2>' in page
+    assert "<th>boom</th>" in page and "<th>ok</th>" in page
+    assert "No request succeeded" not in page
     # About half failed: a failed_rate threshold fails the run (99), error_rate agrees.
     gate = "thresholds=['failed_rate < 10%', 'error_rate < 10%', 'failed > 0']"
     gated = runner.invoke(app, [*arguments, "--set", gate])

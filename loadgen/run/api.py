@@ -7,7 +7,8 @@ returned, marked ``partial``. Only a failure of loadgen itself (no backend, a bu
 target that cannot start, no shard process that produced anything) raises, and so do a
 target host name that does not resolve (``ResolveError``, ``loadgen.run.resolve``) and a
 receive feature the chosen backend lacks (``receive: buffer-ring`` or ``register_buffers``
-off io_uring): ``FeatureUnavailable``, before the target starts, naming the backend.
+off io_uring), or TLS, which this build does not have yet: ``FeatureUnavailable``, before
+the target starts, naming the backend or saying so.
 
 ``run()`` starts the built-in target (if any), splits the scenario into shards, runs them
 (in this process for one, as spawned processes for more: ``loadgen.run.processes``) and

@@ -23,11 +23,13 @@ from loadgen.cli.common import (
     errors,
     fail,
 )
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import ScenarioError, load_scenario, parse_scenario
 from loadgen.config.targets import is_url
 from loadgen.config.units import parse_duration_s
 from loadgen.config.url_run import UrlRun, url_scenario
 from loadgen.engine import BackendUnavailable
+from loadgen.result.stop import StopKind, StopReason
 
 if TYPE_CHECKING:
     from loadgen.config.scenario import Scenario
@@ -156,6 +158,15 @@ def run(
             "fewer there is an error.",
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="When loadgen itself fails, print the Python traceback(s) kept in the "
+            "result's stop (on stderr).",
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario (a file, stdin, or a URL with wrk-style options) and write its JSON
     result.
@@ -164,8 +175,8 @@ def run(
     when the generator itself was the bottleneck (CPU, or an open-model schedule it could not
     keep); the result says why. 99 when a threshold failed.
     """
-    from loadgen.run.api import default_processes
     from loadgen.run.api import run as run_scenario
+    from loadgen.run.limits import ConnectionLimitError
     from loadgen.run.resolve import ResolveError
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
@@ -193,40 +204,26 @@ def run(
         raise fail(f"--duration: {exc}", EXIT_USAGE) from None
     if hosts is not None and cluster is None:
         raise fail("--hosts needs --cluster", EXIT_USAGE)
-    from loadgen.run.limits import ConnectionLimitError, fit_run
-
     if cluster is not None:
-        result = _run_on_cluster(scenario, cluster, hosts, processes, backend, quiet)
-        _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+        result = _run_on_cluster(scenario, cluster, hosts, processes, backend, quiet, verbose)
+        _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated, verbose)
         return
-    client_processes, builtin_processes = default_processes(scenario, processes, target_processes)
-    try:  # descriptors, ports, memory: spread over processes and sources, or refuse
-        fit = fit_run(
-            scenario,
-            client_processes,
-            builtin_processes,
-            processes_fixed=processes is not None,
-            target_processes_fixed=target_processes is not None,
-        )
-    except ConnectionLimitError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    for notice in fit.notices:
-        errors.print(notice, highlight=False)
-    scenario = fit.scenario
-    try:
+    try:  # fit=True: descriptors, ports, memory: spread over processes and sources, or refuse
         result = run_scenario(
             scenario,
             backend=backend,
-            notice=lambda m: errors.print(m),
+            notice=lambda m: errors.print(m, highlight=False),
             live=None if quiet else _live_view(scenario),
-            processes=fit.processes,
-            target_processes=fit.target_processes,
+            processes=processes,
+            target_processes=target_processes,
+            fit=True,
         )
-    except BackendUnavailable as exc:
+    except (BackendUnavailable, ConnectionLimitError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except (TargetError, ShardError, ResolveError) as exc:
+        _print_traceback(getattr(exc, "stop", None), verbose)
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
-    _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+    _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated, verbose)
 
 
 def _load(options: UrlRun, settings: list[str]) -> Scenario:
@@ -267,7 +264,7 @@ def _live_view(scenario: Scenario) -> Callable[[Callable[[], Snapshot]], LiveVie
 
     def live_view(read: Callable[[], Snapshot]) -> LiveView:
         # Plain log lines: every 5 s, or about ten per run for short runs (at least 1 s apart).
-        every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
+        every_s = min(5.0, max(1.0, LoadPlan.from_scenario(scenario).duration_s / 10))
         return LiveView(scenario.name, read, console, line_interval_s=every_s)
 
     return live_view
@@ -280,6 +277,7 @@ def _run_on_cluster(
     processes: int | None,
     backend: str,
     quiet: bool,
+    verbose: bool,
 ) -> RunResult:
     """``run --cluster``: the distributed path (``loadgen.distributed.coordinator``)."""
     from loadgen.distributed.coordinator import ClusterError, run_cluster
@@ -301,7 +299,18 @@ def _run_on_cluster(
     except (ClusterError, FeatureUnavailable) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except (TargetError, ShardError, ResolveError) as exc:
+        _print_traceback(getattr(exc, "stop", None), verbose)
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
+
+
+def _print_traceback(stop: StopReason | None, verbose: bool) -> None:
+    """``--verbose``: the traceback(s) a failure kept, on stderr, as Python prints them."""
+    if stop is None or not stop.traceback:
+        return
+    if verbose:
+        errors.print(stop.traceback.rstrip("\n"), highlight=False, markup=False)
+    else:
+        errors.print("the result keeps the traceback (stop.traceback); --verbose prints it")
 
 
 def _finish_run(
@@ -311,6 +320,7 @@ def _finish_run(
     hdr_log_path: Path | None,
     quiet: bool,
     allow_saturated: bool,
+    verbose: bool = False,
 ) -> None:
     """Write a run's result and outputs, show it, and exit with the run's code."""
     from loadgen.report.console import (
@@ -332,9 +342,12 @@ def _finish_run(
         render_no_success(result, errors)
     console.print(f"result: {path}", highlight=False, soft_wrap=True)
     _write_run_outputs(result, path, html_path, hdr_log_path)
-    if result.stop_reason.startswith("interrupted"):
+    if result.stop.kind is StopKind.INTERRUPTED:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if result.stop_reason.startswith("failed") or result.no_success:
+    if result.stop.kind is StopKind.FAILED:
+        _print_traceback(result.stop, verbose)
+        raise typer.Exit(EXIT_RUNTIME_FAILURE)
+    if result.no_success:
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if result.invalid and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)

@@ -14,17 +14,20 @@ from typing import Any
 
 from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.result.files import write_atomically
+from loadgen.result.stop import StopReason
 from loadgen.stats.histogram import HdrHistogram
 
 #: 2 added ``self_check`` (was the generator itself the bottleneck?) and each interval's
 #: ``cpu_percent``; results of schema 1 still load (``self_check`` None: not checked).
 #: 3 added ``cluster`` (a distributed run's hosts, clock offsets and start skew) and the
 #: generator's ``start_late_ms``; older results load with both None.
-#: 4 added ``summary.failed`` (responses outside the expected statuses, which are now
+#: 4 added ``stop`` (``result.stop.StopReason``: kind, detail, a failure's traceback); the
+#: one-line ``stop_reason`` is still written beside it, and older results' is parsed.
+#: 5 added ``summary.failed`` (responses outside the expected statuses, which are now
 #: requests too), ``requests_by_name`` (a request set's breakdown) and each interval's
 #: ``failed``; older results load with none failed and no breakdown.
-SCHEMA_VERSION = 4
-READABLE_SCHEMAS = (1, 2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_SCHEMAS = (1, 2, 3, 4, 5)
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 
 
@@ -98,7 +101,7 @@ class Summary:
     throughput_bytes_per_s: float | None = None
     #: Responses that arrived whole but are not what the scenario expects (an HTTP status
     #: outside ``http.expect``, a Redis error reply): counted in ``requests`` (and timed)
-    #: and in ``errors`` under their kind. 0 in results before schema 4.
+    #: and in ``errors`` under their kind. 0 in results before schema 5.
     failed: int = 0
 
     @property
@@ -144,7 +147,7 @@ class Interval:
     connections: int | None = None  # open when the interval closed
     #: The generator's CPU in this interval, percent of one core (schema 2; None before).
     cpu_percent: float | None = None
-    failed: int = 0  # of ``requests``: answered outside the expectation (schema 4)
+    failed: int = 0  # of ``requests``: answered outside the expectation (schema 5)
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,7 @@ class RunResult:
     generator: Generator
     started_at: str  # ISO 8601, UTC
     partial: bool
-    stop_reason: str  # "completed", "interrupted (SIGINT)", or "failed: ..."
+    stop: StopReason  # why the run ended (completed, interrupted, stopped, failed)
     histograms: dict[str, dict[str, Any]]
     intervals: list[Interval] = field(default_factory=list)
     thresholds: list[ThresholdVerdict] = field(default_factory=list)
@@ -280,10 +283,15 @@ class RunResult:
     self_check: SelfCheck | None = None
     #: A distributed run's hosts (``loadgen run --cluster``); None on one host.
     cluster: Cluster | None = None
-    #: A request set's breakdown by request name, in the scenario's order (schema 4);
+    #: A request set's breakdown by request name, in the scenario's order (schema 5);
     #: empty for a single request and for other protocols.
     requests_by_name: list[RequestName] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def stop_reason(self) -> str:
+        """``stop`` as one line: ``completed``, ``interrupted (SIGINT)``, ``failed: ...``."""
+        return str(self.stop)
 
     @property
     def thresholds_passed(self) -> bool:
@@ -307,7 +315,13 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        return {"schema_version": data.pop("schema_version"), **data}
+        data["stop"] = self.stop.to_dict()
+        ordered = {"schema_version": data.pop("schema_version")}
+        for key, value in data.items():
+            ordered[key] = value
+            if key == "partial":
+                ordered["stop_reason"] = self.stop_reason  # the one-line form (schema 1-3)
+        return ordered
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -335,7 +349,11 @@ class RunResult:
             generator=Generator(**data["generator"]),
             started_at=data["started_at"],
             partial=data["partial"],
-            stop_reason=data["stop_reason"],
+            stop=(
+                StopReason.from_dict(data["stop"])
+                if "stop" in data
+                else StopReason.parse(data["stop_reason"])
+            ),
             histograms=data["histograms"],
             intervals=[Interval(**item) for item in data.get("intervals", [])],
             thresholds=[ThresholdVerdict(**item) for item in data.get("thresholds", [])],

@@ -24,20 +24,25 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
 from loadgen.config.files import anchor_paths, check_files
 from loadgen.config.http import HttpSpec as HttpSpec  # re-exported: its home moved
 from loadgen.config.http import TlsSpec
-from loadgen.config.located import (
+from loadgen.config.messages import choice_problem
+from loadgen.config.problems import (
+    WRITTEN,
     Located,
     apply_overrides,
-    describe,
+    describe_errors,
     format_path,
     index_lines,
 )
-from loadgen.config.located import ScenarioError as ScenarioError  # re-exported
+from loadgen.config.problems import (
+    ScenarioError as ScenarioError,  # raised here too: importers take it from here
+)
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.targets import (
     TargetUrl,
@@ -59,7 +64,13 @@ from loadgen.config.units import (
 )
 from loadgen.protocols.stream import MAX_SEGMENT_BYTES, MAX_STREAM_BYTES
 
-DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
+
+def _duration_s(value: object, info: ValidationInfo) -> float:
+    written = bool(info.context and info.context.get(WRITTEN))
+    return parse_duration_s(value, unit_required=written)
+
+
+DurationS = Annotated[float, BeforeValidator(_duration_s)]
 SizeBytes = Annotated[int, BeforeValidator(parse_size_bytes)]
 Count = Annotated[int, BeforeValidator(parse_count)]
 
@@ -531,14 +542,37 @@ def check_receive(scenario: Scenario) -> tuple[str, str] | None:
     return None
 
 
+def _reword_shorthands(
+    path: tuple[str | int, ...], message: str, error: Mapping[str, Any], document: Mapping[str, Any]
+) -> tuple[tuple[str | int, ...], str]:
+    """``message_size: 64B`` and ``protocol: http`` have no ``fixed`` or ``http`` key in the
+    file: an error there is about the field as written."""
+    if path[:2] == ("message_size", "fixed") and not isinstance(document.get("message_size"), dict):
+        return ("message_size", *path[2:]), message
+    if (
+        len(path) == 2
+        and path[0] == "protocol"
+        and isinstance(document.get("protocol"), str)
+        and error["type"] == "extra_forbidden"
+    ):
+        return ("protocol",), choice_problem(path[1], _PROTOCOLS)
+    if error["type"] == "string_pattern_mismatch" and path == ("name",):
+        return path, (
+            f"{error.get('input')!r}: use letters, digits, '_', '.' and '-', starting with a "
+            "letter or digit"
+        )
+    return path, message
+
+
 def parse_scenario(
     text: str,
     source: str = "<scenario>",
     overrides: Sequence[str] = (),
     base_dir: Path | None = None,
 ) -> Scenario:
-    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field.
-    Relative file paths in it are relative to ``base_dir`` (default: the current one)."""
+    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field (or the
+    ``--set`` that wrote it), every problem in the file's line order. Relative file paths in
+    it are relative to ``base_dir`` (default: the current directory)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
@@ -551,9 +585,7 @@ def parse_scenario(
         raise ScenarioError(
             [f"{source}:1: expected a mapping of scenario fields (name, target, ...)"]
         )
-    lines: dict[Any, int] = {}
-    index_lines(node, (), lines)
-    return validate_document(document, source, overrides, base_dir, lines)
+    return validate_document(document, source, overrides, base_dir, index_lines(node))
 
 
 def validate_document(
@@ -561,35 +593,44 @@ def validate_document(
     source: str,
     overrides: Sequence[str] = (),
     base_dir: Path | None = None,
-    lines: Mapping[tuple[str | int, ...], int] | None = None,
+    located: Located | None = None,
 ) -> Scenario:
     """Validate a scenario document (``parse_scenario`` without the YAML): errors name
-    ``source`` and, where ``lines`` knows it, the line of the field."""
-    lines = dict(lines or {})
-    overridden = apply_overrides(document, overrides)
+    ``source`` and, where ``located`` knows it, the line of the field."""
+    located = located or Located({})
+    overridden = apply_overrides(Scenario, document, overrides)
     anchor_paths(document, base_dir or Path.cwd())
-    located = Located(lines)
     try:
-        scenario = Scenario.model_validate(document)
+        scenario = Scenario.model_validate(document, context={WRITTEN: True})
     except ValidationError as exc:
         raise ScenarioError(
-            [describe(e, source, located, overridden, Scenario) for e in exc.errors()]
+            describe_errors(
+                Scenario,
+                exc.errors(),
+                source=source,
+                located=located,
+                overridden=overridden,
+                document=document,
+                reword=_reword_shorthands,
+            )
         ) from None
     problem = _check_target(scenario) or check_receive(scenario)
     if problem:
         field, message = problem
         if field in overridden:
             raise ScenarioError([f"--set {field}: {field}: {message}"])
-        line = f":{lines[(field,)]}" if (field,) in lines else ""
+        line = f":{located.lines[(field,)]}" if (field,) in located.lines else ""
         raise ScenarioError([f"{source}{line}: {field}: {message}"])
     files = check_files(scenario.protocol.http, scenario.tls)
     if files:
         path, message = files
         field = format_path(path)
         number = located.line_of(path)
-        where = (
-            f"--set {field}" if field in overridden else f"{source}:{number}" if number else source
+        setting = next(
+            (o for o in overridden if field == o or field.startswith((o + ".", o + "["))), None
         )
+        where = f"{source}:{number}" if number else source
+        where = f"--set {setting}" if setting is not None else where
         raise ScenarioError([f"{where}: {field}: {message}"])
     return scenario
 

@@ -66,7 +66,7 @@ def url_document(options: UrlRun) -> dict[str, Any]:
         raise ScenarioError([f"URL: {exc}"]) from None
     duration = options.duration or DEFAULT_DURATION
     try:
-        parse_duration_s(duration)
+        parse_duration_s(duration, unit_required=True)
     except ValueError as exc:
         raise ScenarioError([f"-d/--duration {duration}: {exc}"]) from None
     http: dict[str, Any] = {}

@@ -283,6 +283,9 @@ class RunResult:
     self_check: SelfCheck | None = None
     #: A distributed run's hosts (``loadgen run --cluster``); None on one host.
     cluster: Cluster | None = None
+    #: A name for the run in reports and comparisons (``loadgen run --label``); None: the
+    #: file's name. Optional and ignored by readers that predate it, so no new schema.
+    label: str | None = None
     #: A request set's breakdown by request name, in the scenario's order (schema 5);
     #: empty for a single request and for other protocols.
     requests_by_name: list[RequestName] = field(default_factory=list)
@@ -301,8 +304,14 @@ class RunResult:
     def no_success(self) -> bool:
         """No request succeeded although the scenario sends some and does not set
         ``expect_failures``: a dead or failing target, which ``run`` reports as a failure."""
-        if self.summary.succeeded > 0 or self.scenario.get("expect_failures"):
+        summary = self.summary
+        if summary.succeeded > 0 or self.scenario.get("expect_failures"):
             return False
+        if (
+            summary.throughput_bytes_per_s is not None
+            and summary.bytes_sent + summary.bytes_received
+        ):
+            return False  # a stream moved payload: its transfers just outlast the run
         return _sends_requests(self.scenario)
 
     @property
@@ -360,6 +369,7 @@ class RunResult:
             memory=list(data.get("memory", [])),
             self_check=SelfCheck(**data["self_check"]) if data.get("self_check") else None,
             cluster=_cluster_from_dict(data.get("cluster")),
+            label=data["label"] if isinstance(data.get("label"), str) else None,
             requests_by_name=[
                 RequestName.from_dict(item) for item in data.get("requests_by_name", [])
             ],

@@ -31,6 +31,10 @@ def test_no_success() -> None:
     assert not replace(refused, scenario={**refused.scenario, **idle}).no_success
     silent = {"load": {"model": "open", "phases": [{"duration": 5.0, "rate": [0.0, 0.0]}]}}
     assert not replace(refused, scenario={**refused.scenario, **silent}).no_success
+    # A stream whose transfers outlast the run moved data: not a dead target.
+    streaming = replace(refused.summary, throughput_bytes_per_s=1e6, bytes_sent=10**6)
+    assert not replace(refused, summary=streaming).no_success
+    assert replace(refused, summary=replace(streaming, bytes_sent=0)).no_success
     # Every response failed: no success either; one success is enough.
     answered = make_result(errors={"http_4xx": 2000})
     assert replace(answered, summary=replace(answered.summary, failed=2000)).no_success

@@ -89,7 +89,12 @@ def run(
     connections: Annotated[
         int | None,
         typer.Option(
-            "--connections", "-c", min=1, metavar="N", help="URL runs: connections, e.g. -c 100."
+            "--connections",
+            "-c",
+            min=1,
+            metavar="N",
+            help="URL runs: connections, e.g. -c 100 (a URL run lasts 10 s unless -d says).",
+            show_default="10; with --rate, 100",
         ),
     ] = None,
     rate: Annotated[

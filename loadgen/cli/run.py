@@ -34,8 +34,10 @@ from loadgen.cli.common import (
 from loadgen.config.messages import choice_problem
 from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
-from loadgen.config.scenario import ScenarioError, load_scenario
+from loadgen.config.scenario import ScenarioError, load_scenario, parse_scenario
+from loadgen.config.targets import is_url
 from loadgen.config.units import parse_duration_s
+from loadgen.config.url_run import UrlRun, url_scenario
 from loadgen.engine import BackendUnavailable
 from loadgen.result.stop import StopKind, StopReason
 
@@ -50,7 +52,10 @@ DEFAULT_METRICS_BIND = "127.0.0.1"
 
 
 EXAMPLES = examples(
+    "loadgen run http://127.0.0.1:8080/ -c 100 -d 30s",
+    "loadgen run http://127.0.0.1:8080/ --rate 2k/s -H 'Accept: */*'",
     "loadgen run scenarios/quickstart.yaml",
+    "loadgen run - < my.yaml",
     "loadgen run my.yaml -d 30s --set load.connections=1000 --set load.think_time=10ms",
     "loadgen run my.yaml --json - --quiet | jq .summary",
     "loadgen run my.yaml --label main --html main.html --csv reports/main",
@@ -74,7 +79,65 @@ def _receive_setting(recv_mode: str) -> str:
 
 
 def run(
-    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file.")],
+    scenario_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="SCENARIO",
+            help="Scenario YAML file, - to read it from stdin, or a URL "
+            "(loadgen run http://127.0.0.1:8080/ -c 100 -d 30s).",
+        ),
+    ],
+    connections: Annotated[
+        int | None,
+        typer.Option(
+            "--connections",
+            "-c",
+            min=1,
+            metavar="N",
+            help="URL runs: connections, e.g. -c 100 (a URL run lasts 10 s unless -d says).",
+            show_default="10; with --rate, 100",
+        ),
+    ] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate", metavar="RATE", help="URL runs: open model at this rate, e.g. --rate 2k/s."
+        ),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", "-m", metavar="METHOD", help="URL runs: e.g. -m POST."),
+    ] = None,
+    headers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            metavar="'NAME: VALUE'",
+            help="URL runs: a header (repeatable), e.g. -H 'Accept: */*'.",
+        ),
+    ] = None,
+    body: Annotated[
+        str | None,
+        typer.Option(
+            "--body",
+            metavar="TEXT|@FILE",
+            help="URL runs: the request body, e.g. --body '{}' or --body @item.json.",
+        ),
+    ] = None,
+    requests_per_connection: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-per-connection",
+            min=1,
+            metavar="N",
+            help="URL runs: a new connection after N responses, e.g. 1.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", "-k", help="TLS: do not verify the server's certificate."),
+    ] = False,
     backend: BackendOption = "auto",
     recv_mode: Annotated[
         str | None,
@@ -204,23 +267,38 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run a scenario and write its JSON result.
+    """Run a scenario (a file, stdin, or a URL with wrk-style options) and write its JSON
+    result.
 
-    Exit 3 when the generator itself was the bottleneck (CPU, or an open-model schedule it
-    could not keep); the result says why and what to do. 99 when a threshold failed.
+    Exit 1 when no request succeeded (unless the scenario sets expect_failures: true). Exit 3
+    when the generator itself was the bottleneck (CPU, or an open-model schedule it could not
+    keep); the result says why and what to do. 99 when a threshold failed.
     """
     from loadgen.run.api import run as run_scenario
     from loadgen.run.limits import ConnectionLimitError
+    from loadgen.run.resolve import ResolveError
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
 
     settings = list(overrides or [])
     if recv_mode is not None:
         settings.append(_receive_setting(recv_mode))
+    if insecure:
+        settings.append("tls.verify=false")
     to_stdout = json_path == STDOUT
     display = errors_console() if to_stdout else console
+    url_run = UrlRun(
+        scenario_file,
+        connections=connections,
+        duration=duration,
+        rate=rate,
+        method=method,
+        headers=tuple(headers or ()),
+        body=body,
+        requests_per_connection=requests_per_connection,
+    )
     try:
-        scenario = load_scenario(scenario_file, settings)
+        scenario = _load(url_run, settings)
     except ScenarioError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     if duration is not None:  # a scenario's own ValueErrors are ScenarioErrors, said above
@@ -256,10 +334,41 @@ def run(
         )
     except (BackendUnavailable, ConnectionLimitError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except (TargetError, ShardError) as exc:
+    except (TargetError, ShardError, ResolveError) as exc:
         _print_traceback(getattr(exc, "stop", None), verbose)
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     _finish_run(result, outputs, display, quiet, allow_saturated, verbose)
+
+
+def _load(options: UrlRun, settings: list[str]) -> Scenario:
+    """The scenario of ``run``'s argument: a URL (with its options), stdin or a file."""
+    source = options.url
+    if is_url(source):
+        return url_scenario(options, settings)
+    given = [
+        flag
+        for flag, value in (
+            ("-c", options.connections),
+            ("--rate", options.rate),
+            ("-m", options.method),
+            ("-H", options.headers or None),
+            ("--body", options.body),
+            ("--requests-per-connection", options.requests_per_connection),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ScenarioError(
+            [
+                f"{', '.join(given)}: only for a URL run (loadgen run http://HOST:PORT/ ...); "
+                "with a scenario, use --set (e.g. --set load.connections=100)"
+            ]
+        )
+    if source == "-":
+        scenario = parse_scenario(sys.stdin.read(), "<stdin>", settings, base_dir=Path.cwd())
+    else:
+        scenario = load_scenario(source, settings)
+    return scenario  # --duration is applied by the caller, which blames it alone
 
 
 def _live_view(
@@ -314,6 +423,7 @@ def _run_on_cluster(
     ``display`` None: no live view (``--quiet``)."""
     from loadgen.distributed.coordinator import ClusterError, run_cluster
     from loadgen.engine.base import FeatureUnavailable
+    from loadgen.run.resolve import ResolveError
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
 
@@ -330,7 +440,7 @@ def _run_on_cluster(
         )
     except (ClusterError, FeatureUnavailable) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except (TargetError, ShardError) as exc:
+    except (TargetError, ShardError, ResolveError) as exc:
         _print_traceback(getattr(exc, "stop", None), verbose)
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
 
@@ -367,6 +477,7 @@ def _finish_run(
     """Write a run's result and outputs, show it, and exit with the run's code."""
     from loadgen.report.console import (
         render_cluster_problems,
+        render_no_success,
         render_summary,
         render_validity,
     )
@@ -383,6 +494,7 @@ def _finish_run(
             render_validity(result, errors)
         if result.cluster is not None:
             render_cluster_problems(result.cluster, errors)
+        render_no_success(result, errors)
     if path is not None:
         display.print(f"result: {path}", highlight=False, soft_wrap=True)
     outputs_written = _write_run_outputs(result, path, outputs, display)
@@ -392,7 +504,7 @@ def _finish_run(
     if result.stop.kind is StopKind.FAILED:
         _print_traceback(result.stop, verbose)
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
-    if not (written and outputs_written):
+    if not (written and outputs_written) or result.no_success:
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if result.invalid and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)

@@ -437,6 +437,7 @@ def run_cluster_hosts(
     watch: BoardWatch | None = None,
 ) -> ClusterOutcome:
     """``run_cluster``, with every host's own result beside the merged one."""
+    from loadgen.run.resolve import resolve_targets
     from loadgen.targets.process import builtin_target
 
     with ExitStack() as stack:
@@ -455,8 +456,10 @@ def run_cluster_hosts(
                     "address"
                 )
             addresses = [stack.enter_context(builtin_target(builtin, backend=backend))]
-        else:
-            addresses = scenario.target_addresses()
+        else:  # resolved here, once: every host connects to the same addresses
+            addresses = resolve_targets(
+                scenario.target_addresses(), scenario.timeouts.connect, notice
+            )
         jobs = plan_jobs(scenario, chosen, processes, backend, addresses, seed)
         check_hosts(client, chosen, jobs)
         shards = sum(len(job.specs) for job in jobs)

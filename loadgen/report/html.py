@@ -77,11 +77,25 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
                 else "."
             ),
             tables.invalid_banner(runs)
+            + tables.no_success_banner(runs)
             + tables.lost_hosts_banner(runs)
             + tables.summary_table(runs)
             + tables.latency_tables(runs),
         )
     ]
+    by_name = tables.by_name_section(runs)
+    if by_name:
+        sections.append(
+            _section(
+                "by-name",
+                "Requests by name",
+                "A request set's requests, each on its own: every response is timed; a "
+                "failed one answered outside the expected statuses. Errors of an exchange "
+                "that ended without a response (timeout, reset) count against the request "
+                "in flight; refused connects belong to no request.",
+                by_name,
+            )
+        )
     thresholds = tables.thresholds_section(runs)
     if thresholds:
         sections.append(_section("thresholds", "Thresholds", "", thresholds))
@@ -103,7 +117,9 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
             "errors",
             "Errors",
             "Counted by kind: refused, reset, timeout, eof (the peer closed), verify (a reply "
-            "that differs from what was sent), other.",
+            "that differs from what was sent), protocol, other; and a response outside the "
+            "expected statuses by its class (http_4xx, http_5xx, http_unexpected; "
+            "redis_error): those are requests too, failed ones.",
             tables.errors_table(runs) + "".join(_figure(c, titled=True) for c in errors),
         ),
     ]

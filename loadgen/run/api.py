@@ -4,9 +4,11 @@ into a RunResult.
 ``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
 are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still
 returned, marked ``partial``. Only a failure of loadgen itself (no backend, a built-in
-target that cannot start, no shard process that produced anything) raises, and so does a
+target that cannot start, no shard process that produced anything) raises, and so do a
+target host name that does not resolve (``ResolveError``, ``loadgen.run.resolve``) and a
 receive feature the chosen backend lacks (``receive: buffer-ring`` or ``register_buffers``
-off io_uring): ``FeatureUnavailable``, before the target starts, naming the backend.
+off io_uring), or TLS, which this build does not have yet: ``FeatureUnavailable``, before
+the target starts, naming the backend or saying so.
 
 A built-in target whose process dies before the run's end makes the result partial and
 failed (``failed: the built-in target (pid 4242) killed by SIGKILL during the run``): the
@@ -38,6 +40,7 @@ from loadgen.run.limits import Fit, fit_run
 from loadgen.run.measure import run_shard
 from loadgen.run.processes import run_processes, shard_specs
 from loadgen.run.progress import Snapshot, TickBoard
+from loadgen.run.resolve import resolve_targets
 from loadgen.run.shard import LocalChannel
 from loadgen.run.split import usable_processes
 from loadgen.run.wiring import check_receive_features
@@ -103,7 +106,11 @@ def run(
             target = stack.enter_context(
                 running_builtin_target(builtin, backend=engine_name, processes=target_processes)
             )
-        addresses = [target.address] if target is not None else scenario.target_addresses()
+        addresses = (
+            [target.address]
+            if target is not None
+            else resolve_targets(scenario.target_addresses(), scenario.timeouts.connect, notice)
+        )
         specs = shard_specs(scenario, processes, engine_name, addresses, seed)
         board = TickBoard(processes, plan.duration_s, plan.phase_label)
         watching = live(board.snapshot) if live else nullcontext()

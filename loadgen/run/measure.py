@@ -24,7 +24,7 @@ from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import StreamSpec
 from loadgen.engine import select_backend
-from loadgen.load.recorder import Recorder
+from loadgen.load.recorder import NamedStats, Recorder
 from loadgen.load.requests import LoadClient
 from loadgen.load.streams import StreamClient
 from loadgen.result.model import (
@@ -32,6 +32,7 @@ from loadgen.result.model import (
     Generator,
     Interval,
     LatencySummary,
+    RequestName,
     RunResult,
     Summary,
 )
@@ -72,7 +73,8 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         stack.callback(engine.shutdown)
         check_receive_features(scenario, engine)  # again: a shard may run elsewhere
         addresses = list(spec.addresses)
-        config = client_config(scenario, plan, addresses, seed)
+        config = client_config(scenario, plan, addresses, seed, shard=spec.index, shards=spec.count)
+        names = config.request_set.names if config.request_set is not None else []
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         options = scenario.protocol_options
 
@@ -88,7 +90,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             # Connected before reporting ready: the recorder's start is provisional until
             # the start instant is known (connect latencies and errors of these connects
             # count for the run; the errors land in interval 0).
-            recorder = Recorder(time.perf_counter_ns())
+            recorder = Recorder(time.perf_counter_ns(), names=names)
             client = make_client(recorder)
             with interrupts_recorded(_stopper(client)) as early:
                 try:
@@ -102,7 +104,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         else:
             start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
             started_at += timedelta(microseconds=(start_ns - time.perf_counter_ns()) / 1000)
-            recorder = Recorder(start_ns)
+            recorder = Recorder(start_ns, names=names)
             client = make_client(recorder)
         sleep_until(start_ns)
         late_ns = time.perf_counter_ns() - start_ns  # the wake-up from the start barrier
@@ -148,6 +150,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         schedule_lag_us=_latency(recorder.schedule_lag, open_model),
         waited_for_connection=client.waited_for_connection if open_model else None,
         unsent=client.unsent if open_model else None,
+        failed=recorder.failed,
     )
     histograms = {
         "latency": recorder.latency.to_dict(),
@@ -196,6 +199,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             threshold.check(summary, {"connect_latency": recorder.connect_latency, **measured})
             for threshold in scenario.thresholds
         ],
+        requests_by_name=[_named(stats, open_model) for stats in recorder.by_name],
         self_check=self_check(
             summary,
             processes=processes,
@@ -204,6 +208,22 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             runnable_percent=cpu.shares(0.0, duration_s)[1],
             interval_runnable=interval_runnable,
         ),
+    )
+
+
+def _named(stats: NamedStats, open_model: bool) -> RequestName:
+    """One request name's part of the result (its histograms kept for an exact merge)."""
+    histograms = {"latency": stats.latency.to_dict()}
+    if open_model:
+        histograms["latency_corrected"] = stats.latency_corrected.to_dict()
+    return RequestName(
+        name=stats.name,
+        requests=stats.latency.total_count,
+        failed=stats.failed,
+        errors=dict(sorted(stats.errors.items())),
+        latency_us=LatencySummary.from_histogram(stats.latency),
+        latency_corrected_us=_latency(stats.latency_corrected, open_model),
+        histograms=histograms,
     )
 
 

@@ -225,6 +225,24 @@ def error_chart(result: CapacityResult) -> dict[str, Any] | None:
     }
 
 
+def _at_rest(chart: dict[str, Any] | None, at: float | None, label: str) -> dict[str, Any] | None:
+    """The legend's values while no point is hovered (``charts.js``): each series' value at
+    x = ``at`` when the chart has that point, else its last value."""
+    if chart is None:
+        return None
+    x = chart["x"]
+    index = x.index(at) if at is not None and at in x else None
+    for series in chart["series"]:
+        values = series["values"]
+        if index is not None:
+            series["overall"] = values[index]
+        else:
+            known = [value for value in values if value is not None]
+            series["overall"] = known[-1] if known else None
+    chart["overall_label"] = label if index is not None else "last"
+    return chart
+
+
 def _figure(chart: dict[str, Any]) -> str:
     return (
         f'<figure class="chart" id="figure-{escape(chart["id"])}">'
@@ -322,9 +340,15 @@ def steps_table(result: CapacityResult) -> str:
 
 
 def _sections(result: CapacityResult) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
-    candidates = (hockey_chart(result), achieved_chart(result), spectrum_chart(result))
+    capacity = result.outcome.capacity
+    at = f"at {format_load(capacity, result.settings.vary)}"
+    candidates = (
+        _at_rest(hockey_chart(result), capacity, at),
+        _at_rest(achieved_chart(result), capacity, at),
+        _at_rest(spectrum_chart(result), None, "max"),
+    )
     hockey, achieved, spectrum = candidates
-    errors = error_chart(result)
+    errors = _at_rest(error_chart(result), capacity, at)
     charts = [c for c in (*candidates, errors) if c is not None]
     style = (
         "<style>.scroll { overflow-x: auto; } table.grid td.num { white-space: nowrap; }</style>"

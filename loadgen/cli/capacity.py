@@ -17,7 +17,9 @@ from loadgen.cli.common import (
     EXIT_USAGE,
     BackendOption,
     console,
+    describe_write_error,
     errors,
+    examples,
     fail,
 )
 from loadgen.config.scenario import ScenarioError, load_scenario
@@ -27,6 +29,13 @@ if TYPE_CHECKING:
     from loadgen.config.scenario import Scenario
     from loadgen.config.thresholds import Threshold
 
+EXAMPLES = examples(
+    "loadgen capacity my.yaml --slo 'p99 < 10ms' --slo 'error_rate < 0.1%'",
+    "loadgen capacity my.yaml --slo 'p99 < 20ms' --start 1k/s --max 50k/s --html cap.html",
+    "loadgen capacity my.yaml --slo 'p99 < 20ms' --expect-at-least 5k/s --junit cap.xml",
+    "loadgen capacity my.yaml --vary connections --slo 'p50 < 50ms' --start 10",
+    "loadgen report cap.json --step 3    (one step of the search, as a run report)",
+)
 #: Without an SLO on errors a target that fails fast would look fast: this one is added.
 DEFAULT_ERROR_SLO = "error_rate < 1%"
 DEFAULT_START = {"rate": "100/s", "connections": "1"}
@@ -101,11 +110,15 @@ def _default_path(name: str) -> Path:
 
 
 def capacity(
-    scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    scenario_file: Annotated[
+        Path,
+        typer.Argument(metavar="SCENARIO", help="Scenario YAML file (its load is the steps')."),
+    ],
     slo: Annotated[
         list[str] | None,
         typer.Option(
             "--slo",
+            metavar="'METRIC OP VALUE'",
             help="An SLO in the threshold syntax, e.g. 'p99 < 10ms' or 'error_rate < 0.1%' "
             "(repeatable; the scenario's thresholds count too).",
         ),
@@ -114,32 +127,51 @@ def capacity(
         str,
         typer.Option(
             "--vary",
+            metavar="rate|connections",
             help="rate: requests per second, open model, Poisson arrivals; connections: "
             "connections of a closed loop, each with the scenario's think time.",
         ),
     ] = "rate",
     start: Annotated[
         str | None,
-        typer.Option("--start", help="The first step's load (default 100/s, or 1 connection)."),
+        typer.Option(
+            "--start",
+            metavar="LOAD",
+            help="The first step's load: a rate (500/s) or connections.",
+            show_default="100/s, or 1 connection",
+        ),
     ] = None,
     maximum: Annotated[
         str | None,
-        typer.Option("--max", help="Grow no further than this load (default: no bound)."),
+        typer.Option(
+            "--max", metavar="LOAD", help="Grow no further than this load.", show_default="none"
+        ),
     ] = None,
     step_duration: Annotated[
-        str, typer.Option("--step-duration", help="Each step's measured window (whole seconds).")
+        str,
+        typer.Option(
+            "--step-duration",
+            metavar="DURATION",
+            help="Each step's measured window (whole seconds).",
+        ),
     ] = "10s",
     warmup: Annotated[
         str,
-        typer.Option("--warmup", help="Each step's warm-up before the window, discarded."),
+        typer.Option(
+            "--warmup", metavar="DURATION", help="Each step's warm-up before the window, discarded."
+        ),
     ] = "3s",
     precision: Annotated[
-        str, typer.Option("--precision", help="Bisect until the bracket is this narrow.")
+        str,
+        typer.Option(
+            "--precision", metavar="PERCENT", help="Bisect until the bracket is this narrow."
+        ),
     ] = "5%",
     confirm: Annotated[
         int,
         typer.Option(
             "--confirm",
+            metavar="N",
             min=0,
             help="Steps at the answer that must all pass, and at the load above that must "
             "break it significantly (0: no proof).",
@@ -149,23 +181,39 @@ def capacity(
         str | None,
         typer.Option(
             "--expect-at-least",
+            metavar="LOAD",
             help="CI gate: exit 99 when the capacity found is lower, e.g. 5k/s.",
         ),
     ] = None,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a scenario field: path.to.key=value (repeatable)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a scenario field: path.to.key=value (repeatable).",
+        ),
     ] = None,
     backend: BackendOption = "auto",
     processes: Annotated[
         int | None,
         typer.Option(
-            "--processes", "-p", min=1, help="Client processes of each step (as for run)."
+            "--processes",
+            "-p",
+            metavar="N",
+            min=1,
+            help="Client processes of each step (as for run).",
+            show_default="one per core; with a builtin: target, half of them",
         ),
     ] = None,
     target_processes: Annotated[
         int | None,
-        typer.Option("--target-processes", min=1, help="Processes of a builtin: target."),
+        typer.Option(
+            "--target-processes",
+            metavar="N",
+            min=1,
+            help="Processes of a builtin: target.",
+            show_default="the cores left",
+        ),
     ] = None,
     cluster: Annotated[
         str | None,
@@ -176,20 +224,35 @@ def capacity(
         ),
     ] = None,
     hosts: Annotated[
-        int | None, typer.Option("--hosts", min=1, help="With --cluster: hosts to use.")
+        int | None,
+        typer.Option(
+            "--hosts", metavar="N", min=1, help="With --cluster: hosts to use.", show_default="all"
+        ),
     ] = None,
     json_path: Annotated[
         Path | None,
-        typer.Option("--json", help="The JSON result (default: reports/NAME-capacity-TIME.json)."),
+        typer.Option(
+            "--json",
+            metavar="FILE",
+            help="Where to write the JSON result.",
+            show_default="reports/NAME-capacity-TIME.json",
+        ),
     ] = None,
     html_path: Annotated[
-        Path | None, typer.Option("--html", help="Also write the search as an HTML page.")
+        Path | None,
+        typer.Option("--html", metavar="FILE", help="Also write the search as an HTML page."),
     ] = None,
     markdown_path: Annotated[
-        Path | None, typer.Option("--markdown", help="Also write the steps and answer as markdown.")
+        Path | None,
+        typer.Option(
+            "--markdown", metavar="FILE", help="Also write the steps and the answer as markdown."
+        ),
     ] = None,
     junit_path: Annotated[
-        Path | None, typer.Option("--junit", help="Also write JUnit XML (the answer, the gate).")
+        Path | None,
+        typer.Option(
+            "--junit", metavar="FILE", help="Also write JUnit XML (the answer, the gate)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table of steps.")] = False,
 ) -> None:
@@ -335,7 +398,9 @@ def _finish(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        raise fail(
+            describe_write_error(exc.filename or "a file", exc), EXIT_RUNTIME_FAILURE
+        ) from None
     status = result.outcome.status
     if status is Status.INTERRUPTED:
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -9,11 +9,13 @@
   way: from the request's *intended* send time (corrected: a stalled target delays every
   request due during the stall) and from its actual send (raw: service time only).
 
-Hot-loop shape (DESIGN.md section 4): one ``wait()`` per iteration returns a capped batch of
-completions; each is dispatched by its integer token to a preallocated connection; latencies
-go into ``array('q')`` buffers and become histograms only in the recorder's tick. The common
-closed-model path (a whole echo arrived: verify, record, re-post the buffer, send the next)
-is written inline in ``run``.
+Hot-loop shape (what measured well in one Python thread: of a loopback round trip's ~6 µs
+the kernel takes ~5, so Python's ~1 µs is what the client controls): one ``wait()`` per
+iteration returns a capped batch of completions (an unbounded batch at 5,000 connections
+stalled the loop); each is dispatched by its integer token to a preallocated connection;
+latencies go into ``array('q')`` buffers and become histograms only in the recorder's
+tick. The common closed-model path (a whole echo arrived: verify, record, re-post the
+buffer, send the next) is written inline in ``run``.
 
 Idle phases (closed model, ``idle_windows``): connections open and post their receive but
 send nothing until the phase ends (checked each tick): the receive-mode study measures the
@@ -27,6 +29,10 @@ with an idle phase, which then holds them as usual.
 Connection slots (token layout, reconnects with backoff, timeouts, ramps) come from
 ``loadgen.load.pool``; protocols other than echo come in as sans-IO codecs
 (``loadgen.protocols.base.Codec``: HTTP/1.1, Redis), with ``pipeline`` requests per exchange.
+Every whole response is timed; one the codec judges a failure (an HTTP status outside the
+expectation, a Redis error reply) is also counted as failed and as an error of its kind.
+An HTTP request set or variables (``loadgen.load.request_set``) give each exchange its own
+bytes and the request name of each response, for the per-name breakdown.
 
 Receive modes:
 
@@ -76,6 +82,7 @@ from loadgen.load.pool import (
     SlotPool,
 )
 from loadgen.load.recorder import Recorder
+from loadgen.load.request_set import ConnectionRequests, RequestSet
 from loadgen.protocols.base import KIND_PROTOCOL, Codec, ProtocolError, Response
 from loadgen.protocols.echo import EchoCodec, Verdict
 
@@ -94,7 +101,10 @@ class ClientConfig:
     request_timeout_s: float
     #: Closed model: (duration_s, connections at start, at end) per phase; empty = constant.
     connection_phases: Sequence[tuple[float, int, int]] = ()
-    think_time_s: float = 0.0
+    #: (end_s, think_s) per phase, in order (``LoadPlan.think_times``): after a response a
+    #: connection waits the think time of the phase the response came in; the last holds
+    #: past its end. Empty: no think time.
+    think_times: Sequence[tuple[float, float]] = ()
     #: Closed model: (start_s, end_s) stretches of idle phases, in which connections open
     #: (and keep their receive posted) but send nothing; they start when the stretch ends.
     idle_windows: Sequence[tuple[float, float]] = ()
@@ -107,6 +117,9 @@ class ClientConfig:
     ring_buffers: int = 256  # buffer-ring: buffers in the ring (a power of two)
     register_buffers: bool = False  # buffered: register the buffers with the kernel
     close_rst: bool = False  # close: rst: every close an abort (no TIME_WAIT)
+    #: HTTP request sets and variables: what each connection sends per exchange (None:
+    #: the codec's one fixed request).
+    request_set: RequestSet | None = None
 
 
 def ring_index_shift() -> int:
@@ -150,12 +163,21 @@ class _Conn(Slot):
         "responses",
         "sent",
         "sent_ns",
+        "source",
     )
 
-    def __init__(self, index: int, codec: Any, request: bytearray, recv_buf: Buffer | None) -> None:
+    def __init__(
+        self,
+        index: int,
+        codec: Any,
+        request: bytes | bytearray,
+        recv_buf: Buffer | None,
+        source: ConnectionRequests | None = None,
+    ) -> None:
         super().__init__(index)
         self.codec = codec  # EchoCodec for echo, else a protocols.base.Codec
         self.request = request  # what goes out per exchange (echo: the codec's message)
+        self.source = source  # a request set's requests (None: ``request`` every time)
         self.request_len = len(request)  # bytes of it the exchange in flight sends
         self.expect = 0  # responses still owed for the request in flight (not echo)
         self.recv_buf = recv_buf
@@ -205,7 +227,14 @@ class LoadClient(SlotPool[_Conn]):
         self._ring = config.recv_mode == ReceiveMode.BUFFER_RING
         self._scratch = bytearray(SCRATCH_BYTES)
         self._request_timeout_ns = int(config.request_timeout_s * 1e9)
-        self._think_ns = int(config.think_time_s * 1e9)
+        # Think time per phase: (end_ns from the start, think_ns); the current phase's end
+        # as an absolute time, so a response costs one comparison (``_think_at``).
+        self._think_phases = [
+            (int(end * 1e9), int(think * 1e9)) for end, think in config.think_times
+        ]
+        self._thinks = bool(self._think_phases)
+        self._think_ns = 0
+        self._think_until_ns = 0  # before the first response: look the phase up
         self._timers: list[tuple[int, int, int]] = []  # (due_ns, conn index, token_base)
         # Open model state.
         self._arrivals = arrivals
@@ -216,7 +245,7 @@ class LoadClient(SlotPool[_Conn]):
         # The inline fast path covers the plain closed loop; everything else goes through
         # ``_after_response``.
         self._plain_closed = (
-            arrivals is None and not self._think_ns and config.requests_per_connection is None
+            arrivals is None and not self._thinks and config.requests_per_connection is None
         )
         # Idle phases: connections that became ready while idle wait here for its end.
         self._idle_windows = tuple(config.idle_windows)
@@ -230,7 +259,9 @@ class LoadClient(SlotPool[_Conn]):
             return _Conn(index, echo, echo.message, recv_buf)
         codec = factory(index)
         request = bytearray(codec.request_bytes() * self.config.pipeline)
-        return _Conn(index, codec, request, recv_buf)
+        requests = self.config.request_set
+        source = None if requests is None else requests.for_connection(index)
+        return _Conn(index, codec, request, recv_buf, source)
 
     # --- slot hooks --------------------------------------------------------------------
     def _on_open(self, conn: _Conn) -> None:
@@ -240,6 +271,15 @@ class LoadClient(SlotPool[_Conn]):
 
     def _on_close(self, conn: _Conn) -> None:
         conn.in_flight = False
+
+    def _fail(self, conn: _Conn, kind: str, now_ns: int) -> None:
+        # A request set: an exchange that ends in an error counts against the request in
+        # flight (the first response still owed); a connect error belongs to none.
+        if conn.expect > 0 and conn.in_flight and conn.source is not None:
+            by_name = self.recorder.by_name
+            if by_name:
+                by_name[conn.source.names[self.config.pipeline - conn.expect]].errors[kind] += 1
+        super()._fail(conn, kind, now_ns)
 
     def _stalled(self, conn: _Conn, now_ns: int) -> bool:
         return conn.in_flight and now_ns - conn.sent_ns > self._request_timeout_ns
@@ -278,6 +318,7 @@ class LoadClient(SlotPool[_Conn]):
         super().rebase(start_ns)
         if self._next_arrival_ns < 1 << 62:
             self._next_arrival_ns += shift  # pulled as an offset from the provisional start
+        self._think_until_ns = 0  # phases count from the new start
 
     def _complete(self, conn: _Conn, token: int, result: int, flags: int, now_ns: int) -> None:
         op = token & OP_MASK
@@ -310,6 +351,9 @@ class LoadClient(SlotPool[_Conn]):
             message = conn.codec.next_request(None if sizes is None else sizes())
             conn.request_len = len(message)
         else:
+            if conn.source is not None:  # a request set: this exchange's own requests
+                conn.request = conn.source.exchange()
+                conn.request_len = len(conn.request)
             message = conn.request
             conn.expect = self.config.pipeline
         conn.sent = 0
@@ -350,10 +394,26 @@ class LoadClient(SlotPool[_Conn]):
         if rpc is not None and conn.responses >= rpc and self._sending:
             self._close(conn, abort=False)  # churn: a fresh connection for the next request
             self._open(conn, now_ns)
-        elif self._think_ns and self._sending:
-            heapq.heappush(self._timers, (now_ns + self._think_ns, conn.index, conn.token_base))
+        elif self._thinks and self._sending:
+            think_ns = self._think_ns if now_ns < self._think_until_ns else self._think_at(now_ns)
+            if think_ns:
+                heapq.heappush(self._timers, (now_ns + think_ns, conn.index, conn.token_base))
+            else:
+                self._ready(conn, now_ns)
         else:
             self._ready(conn, now_ns)
+
+    def _think_at(self, now_ns: int) -> int:
+        """The think time of the phase ``now_ns`` falls in (and until when it holds)."""
+        elapsed_ns = now_ns - self._start_ns
+        until_ns, think_ns = 1 << 62, self._think_phases[-1][1]  # the last phase holds on
+        for end_ns, phase_think_ns in self._think_phases:
+            if elapsed_ns < end_ns:
+                until_ns, think_ns = self._start_ns + end_ns, phase_think_ns
+                break
+        self._think_until_ns = until_ns
+        self._think_ns = think_ns
+        return think_ns
 
     def _received(self, conn: _Conn, data: Buffer | bytes, n: int, now_ns: int) -> bool:
         """Feed received bytes (echo, or a codec's); False when the connection was failed
@@ -398,9 +458,11 @@ class LoadClient(SlotPool[_Conn]):
             return
         # Every response in this chunk answers a request sent at conn.sent_ns; pipelined ones
         # are mostly the same (interned) response, so its status is judged once per run of it.
+        # Every whole response is timed; one outside the expectation is a failed request too.
         latency = now_ns - conn.sent_ns
         pending = recorder.pending_latency
         corrected = recorder.pending_corrected if self._arrivals is not None else None
+        by_name = recorder.by_name if conn.source is not None else None
         next_response = codec.next_response
         last: Response | None = None
         kind: str | None = None
@@ -408,15 +470,23 @@ class LoadClient(SlotPool[_Conn]):
             if conn.expect <= 0:
                 self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
                 return
-            conn.expect -= 1
             if response is not last:
                 last, kind = response, codec.status_kind(response.status)
-            if kind is not None:
-                recorder.error(kind)
-                continue
             pending.append(latency)
             if corrected is not None:
                 corrected.append(now_ns - conn.intended_ns)
+            if kind is not None:
+                recorder.failure(kind)
+            if by_name:
+                assert conn.source is not None
+                named = by_name[conn.source.names[self.config.pipeline - conn.expect]]
+                named.pending_latency.append(latency)
+                if corrected is not None:
+                    named.pending_corrected.append(now_ns - conn.intended_ns)
+                if kind is not None:
+                    named.failed += 1
+                    named.errors[kind] += 1
+            conn.expect -= 1
         if conn.expect > 0:
             if not data or codec.closing:  # the server ended it with responses still owed
                 self._fail(conn, ErrorKind.EOF.value, now_ns)
@@ -684,7 +754,12 @@ class LoadClient(SlotPool[_Conn]):
     def _eof(self, conn: _Conn, now_ns: int) -> None:
         """The server closed the connection. For echo that is an ``eof`` error; a codec is
         told (a close may end an HTTP/1.0 body); an idle keep-alive connection closed by
-        the server is just reopened."""
+        the server is just reopened. A reset that only showed as the end of the stream
+        (its error taken by a send first) is counted as the reset it was."""
+        code = self.engine.end_error(conn.handle)
+        if code:
+            self._error(conn, -code, now_ns)
+            return
         if self._echo:
             self._fail(conn, ErrorKind.EOF.value, now_ns)
         elif conn.in_flight:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from loadgen.config.document import shown_value
+from loadgen.report.shape import shape_problem
 from loadgen.result.model import SCHEMA_VERSION, RunResult
+from loadgen.result.stop import StopReason
+from loadgen.stats.histogram import HdrHistogram
 
 #: Keys every loadgen result has had since schema 1; a JSON object without them is not one.
 _REQUIRED_KEYS = ("schema_version", "scenario", "environment", "summary", "histograms")
@@ -48,7 +52,7 @@ class LoadedRun:
 def from_result(result: RunResult, label: str | None = None, source: str = "") -> LoadedRun:
     """Wrap a result that is already in memory (``loadgen run --html``)."""
     return LoadedRun(
-        label=label or str(result.scenario.get("name", "run")),
+        label=label or result.label or str(result.scenario.get("name", "run")),
         source=source,
         result=result,
         raw=result.to_dict(),
@@ -73,7 +77,8 @@ def is_capacity(data: dict[str, Any]) -> bool:
 
 def load_run(path: str | Path, label: str | None = None, step: int | None = None) -> LoadedRun:
     """Read one result file (with ``step``: that step of a capacity result);
-    ``ResultFileError`` for anything that is not a usable result."""
+    ``ResultFileError`` for anything that is not a usable result. Its label: ``label``, else
+    the result's own (``run --label``), else the file's name (and the step's number)."""
     file = Path(path)
     data = read_json(file)
     if is_capacity(data):
@@ -83,7 +88,7 @@ def load_run(path: str | Path, label: str | None = None, step: int | None = None
             raise ResultFileError(
                 file,
                 f"a capacity search of {count} steps, not one run: pick steps with --step N "
-                f"(1-{count}), or render the whole search with `loadgen report {file}` alone",
+                f"(1-{count}), or draw the whole search with `loadgen report {file}` alone",
             )
         if not isinstance(steps, list) or not 1 <= step <= count:
             raise ResultFileError(file, f"no step {step}: the search has steps 1-{count}")
@@ -98,34 +103,48 @@ def load_run(path: str | Path, label: str | None = None, step: int | None = None
             raw=raw,
         )
     result, raw = _check(data, file)
-    return LoadedRun(label=label or file.stem, source=str(file), result=result, raw=raw)
+    return LoadedRun(
+        label=label or result.label or file.stem, source=str(file), result=result, raw=raw
+    )
 
 
-def load_steps(path: Path, steps: list[int], label: str) -> list[LoadedRun]:
-    """Steps of a capacity result, each labelled ``LABEL step N``."""
-    return [load_run(path, f"{label} step {step}", step) for step in steps]
+def _load(path: Path, label: str | None, steps: list[int]) -> list[LoadedRun]:
+    """One file's runs: the file's, or the ``steps`` of a capacity result."""
+    if steps and is_capacity(read_json(path)):
+        return [load_run(path, f"{label} step {n}" if label else None, n) for n in steps]
+    return [load_run(path, label)]
 
 
-def load_runs(paths: list[Path], steps: list[int] | None = None) -> list[LoadedRun]:
-    """Read several files, labelled by file name (made unique when names repeat); from a
-    capacity result, each of ``steps``."""
-    stems = [p.stem for p in paths]
-    labels = [
-        stem if stems.count(stem) == 1 else f"{stem} ({p.parent.name or p.parent})"
-        for stem, p in zip(stems, paths, strict=True)
+def load_runs(
+    paths: list[Path], labels: list[str] | None = None, steps: list[int] | None = None
+) -> list[LoadedRun]:
+    """Read several files, labelled by ``labels`` (one per file, in order), else by each
+    result's own label or file name, made unique when they repeat. From a capacity result,
+    its ``steps`` (numbered from 1), each labelled with its number."""
+    if labels is not None and len(labels) != len(paths):
+        raise ValueError(
+            f"{len(labels)} labels for {len(paths)} result files: give one --label per file"
+        )
+    given: list[str | None] = list(labels) if labels is not None else [None] * len(paths)
+    loaded = [
+        (run, path)
+        for path, label in zip(paths, given, strict=True)
+        for run in _load(path, label, list(steps or []))
+    ]
+    runs = [run for run, _ in loaded]
+    names = [run.label for run in runs]
+    named = [
+        name
+        if names.count(name) == 1 or run.result.label or labels
+        else f"{name} ({p.parent.name or p.parent})"
+        for name, (run, p) in zip(names, loaded, strict=True)
     ]
     seen: dict[str, int] = {}
     unique = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
-    runs: list[LoadedRun] = []
-    for path, label in zip(paths, unique, strict=True):
-        if steps and is_capacity(read_json(path)):
-            runs += load_steps(path, steps, label)
-        else:
-            runs.append(load_run(path, label))
-    return runs
+    for name in named:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return [replace(run, label=name) for run, name in zip(runs, unique, strict=True)]
 
 
 def _decode(text: str, source: str | Path) -> dict[str, Any]:
@@ -161,11 +180,37 @@ def _check(data: dict[str, Any], source: str | Path) -> tuple[RunResult, dict[st
             f"written by a newer loadgen (schema_version {version}; this loadgen reads "
             f"{SCHEMA_VERSION}): upgrade loadgen to read it",
         )
+    problem = _stop_problem(data) or shape_problem(_without_stop_reason(data), RunResult)
+    if problem is not None:
+        raise ResultFileError(source, f"malformed loadgen result: {problem}")
     try:
         result = RunResult.from_dict(data)
         for name in result.histograms:
             result.histogram(name)  # decode once: a damaged histogram fails here, not later
+        for interval in result.intervals:
+            for encoded in (interval.latency, interval.latency_corrected):
+                if encoded is not None:
+                    HdrHistogram.from_dict(encoded)
     except (KeyError, TypeError, ValueError, AttributeError, struct.error, zlib.error) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ResultFileError(source, f"malformed loadgen result: {detail}") from None
     return result, data
+
+
+def _stop_problem(data: dict[str, Any]) -> str | None:
+    """The one-line ``stop_reason`` (every schema; alone before schema 4) must be text, and
+    one of ``stop_reason`` and ``stop`` must be there."""
+    if "stop_reason" in data and not isinstance(data["stop_reason"], str):
+        return f"stop_reason: expected text, got {shown_value(data['stop_reason'])}"
+    if "stop" not in data and "stop_reason" not in data:
+        return "stop: missing"
+    return None
+
+
+def _without_stop_reason(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``RunResult`` has: ``stop_reason`` is ``stop`` in one line (its property),
+    and a result before schema 4 has only that (``stop`` is then parsed from it)."""
+    shaped = {key: value for key, value in data.items() if key != "stop_reason"}
+    if "stop" not in shaped:
+        shaped["stop"] = StopReason.completed().to_dict()  # checked above as stop_reason
+    return shaped

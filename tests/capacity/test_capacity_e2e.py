@@ -38,6 +38,7 @@ from typer.testing import CliRunner, Result
 
 from loadgen.capacity.model import CapacityResult, Status, StepVerdict, Vary
 from loadgen.cli.app import app
+from loadgen.result.model import SCHEMA_VERSION
 from tests import servers
 from tests.report import chromium
 
@@ -297,7 +298,7 @@ def test_the_json_renders_through_loadgen_report(
     path = _path(model_searches)
     data: dict[str, Any] = json.loads(path.read_text())
     assert data["kind"] == "loadgen.capacity" and data["schema_version"] == 1
-    assert all(step["result"]["schema_version"] == 3 for step in data["steps"])
+    assert all(step["result"]["schema_version"] == SCHEMA_VERSION for step in data["steps"])
     # the whole search: its own page
     page = folder / "search.html"
     cli = runner.invoke(app, ["report", str(path), "-o", str(page)])

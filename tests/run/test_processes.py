@@ -72,6 +72,11 @@ def test_two_processes_merge_exactly() -> None:
         same = [i for s in shards for i in s.intervals if i.index == interval.index]
         assert interval.requests == sum(i.requests for i in same)
         assert interval.bytes_sent == sum(i.bytes_sent for i in same)
+        # Each interval's latency is that of one histogram fed both shards' values of it.
+        fed_interval = HdrHistogram()
+        for shard_interval in same:
+            fed_interval.record_many(values_of(HdrHistogram.from_dict(shard_interval.latency)))
+        assert HdrHistogram.from_dict(interval.latency) == fed_interval, interval.index
     assert sum(i.requests for i in merged.intervals) == summary.requests
     assert RunResult.from_dict(merged.to_dict()) == merged
 

@@ -10,6 +10,7 @@ first half is intact, so only a check of the last piece can see it. Every receiv
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import selectors
@@ -94,10 +95,8 @@ def _serve(server: socket.socket, corrupt_tail: bool, stop: threading.Event) -> 
         while later and later[0][0] <= time.monotonic():
             _, _, conn, rest = heapq.heappop(later)
             if conn.fileno() >= 0:
-                try:
+                with contextlib.suppress(OSError):  # the client closed it (its verify error)
                     conn.sendall(rest)
-                except OSError:
-                    pass  # the client closed it meanwhile (its verify error)
     for conn in pending:
         conn.close()
     selector.close()

@@ -5,6 +5,8 @@ against what real servers send; the engine-driven client is tested elsewhere."""
 from __future__ import annotations
 
 import socket
+import struct
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,16 +215,46 @@ def test_target_delay(http_target: tuple[str, int]) -> None:
     assert time.monotonic() - start >= 0.12
 
 
+#: SO_TIMESTAMPNS (also the control message's type), from Linux's asm-generic/socket.h:
+#: Python's socket module does not name it.
+SO_TIMESTAMPNS = 35
+
+
+def _arrival_ns(conn: Connection, codec: Codec) -> int:
+    """Read one response; when (CLOCK_REALTIME, ns) the kernel received its first bytes
+    (SO_TIMESTAMPNS): not when this thread got round to reading them."""
+    conn.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    arrived: int | None = None
+    while (response := codec.next_response()) is None:
+        data, ancillary, _, _ = conn.sock.recvmsg(65536, socket.CMSG_SPACE(16))
+        assert data, "connection closed before the response"
+        for level, kind, stamp in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and arrived is None:
+                seconds, nanoseconds = struct.unpack("qq", stamp[:16])
+                arrived = seconds * 1_000_000_000 + nanoseconds
+        codec.receive_data(memoryview(data))
+    assert response == Response(200, 2)
+    assert arrived is not None, "no receive timestamp"
+    return arrived
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive stamps: Linux's")
 def test_target_delay_holds_up_only_its_own_connection(http_target: tuple[str, int]) -> None:
-    slow, fast = Http1Codec(path="/delay/400"), Http1Codec()
+    """A delayed response does not hold up another connection's: the other one's answer
+    reaches this machine's kernel first. Arrival times are the kernel's receive stamps, so
+    however late this thread is scheduled to read them, the order and gaps are the
+    server's: a server that waited out the delay before answering the other connection
+    (or answered it in the same breath) would stamp it after, or with, the delayed one."""
+    delay_s = 0.4
+    slow, fast = Http1Codec(path=f"/delay/{int(delay_s * 1000)}"), Http1Codec()
     with connect(http_target[1]) as waiting, connect(http_target[1]) as other:
+        sent_ns = time.time_ns()
         waiting.send(slow.request_bytes())
-        start = time.monotonic()
         other.send(fast.request_bytes())
-        assert other.receive(fast, 1) == [Response(200, 2)]
-        assert time.monotonic() - start < 0.3
-        assert waiting.receive(slow, 1) == [Response(200, 2)]
-        assert time.monotonic() - start >= 0.39
+        fast_ns = _arrival_ns(other, fast)
+        slow_ns = _arrival_ns(waiting, slow)
+    assert fast_ns < slow_ns
+    assert slow_ns - sent_ns >= delay_s * 1e9 * 0.99  # the delay was served as asked
 
 
 def test_target_request_split_across_receives(http_target: tuple[str, int]) -> None:

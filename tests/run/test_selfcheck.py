@@ -23,6 +23,7 @@ from loadgen.report.markdown import comparison_markdown
 from loadgen.result.model import RunResult
 from loadgen.run.selfcheck import CPU_WINDOW_S, busiest, check
 from loadgen.stats.cpu import CpuSampler, read_runnable_ns
+from tests.contention import CONTENTION
 from tests.report import chromium
 from tests.report.builders import make_result
 
@@ -44,9 +45,6 @@ load:
 """
 
 
-#: The self-check's reason when other processes kept the loop from the CPU: a true verdict
-#: about a run on a busy shared machine, not one about the generator's own load.
-CONTENTION = "other processes on this machine kept it from the CPU"
 #: A comfortable run judged invalid only for that is measured again, up to this many times.
 ATTEMPTS = 3
 

@@ -2,8 +2,9 @@
 
 Examples aimed at a third-party server (nginx for HTTP, redis-server for Redis) are pointed
 at one started here with ``--set target=...``; so are those of a built-in target, at the
-session's shared one (``tests/conftest.py``), in one client process as ``loadgen run``
-gives a built-in target on 2 cores. The quickstart alone starts its own, as README's first
+session's shared one (``tests/conftest.py``). Each runs in one client process (``-p 1``,
+as ``loadgen run`` gives a built-in target on 2 cores; the split over processes is tested
+in tests/run). The quickstart alone starts its own, as README's first
 command does (the built-in target's start and stop are tested there and in tests/run).
 """
 
@@ -72,7 +73,7 @@ def test_example_runs(
     if scenario.receive == "buffer-ring" and not _buffer_ring_here():
         pytest.skip("receive: buffer-ring needs io_uring with multishot receive (Linux 6.1+)")
     if scenario.builtin_target is None:
-        arguments += ["--set", f"target=127.0.0.1:{servers[scenario.protocol_name]}"]
+        arguments += ["--set", f"target=127.0.0.1:{servers[scenario.protocol_name]}", "-p", "1"]
     elif path.stem != "quickstart":
         target = shared_targets.target(scenario.builtin_target)
         arguments += ["--set", f"target={target}", "-p", "1"]

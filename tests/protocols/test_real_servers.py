@@ -220,10 +220,15 @@ def test_target_delay(http_target: tuple[str, int]) -> None:
 SO_TIMESTAMPNS = 35
 
 
+def _stamp_arrivals(conn: Connection) -> None:
+    """Have the kernel stamp what this socket receives from now on (SO_TIMESTAMPNS); a
+    segment that arrived before carries no stamp."""
+    conn.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+
 def _arrival_ns(conn: Connection, codec: Codec) -> int:
     """Read one response; when (CLOCK_REALTIME, ns) the kernel received its first bytes
-    (SO_TIMESTAMPNS): not when this thread got round to reading them."""
-    conn.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    (``_stamp_arrivals`` first): not when this thread got round to reading them."""
     arrived: int | None = None
     while (response := codec.next_response()) is None:
         data, ancillary, _, _ = conn.sock.recvmsg(65536, socket.CMSG_SPACE(16))
@@ -248,6 +253,8 @@ def test_target_delay_holds_up_only_its_own_connection(http_target: tuple[str, i
     delay_s = 0.4
     slow, fast = Http1Codec(path=f"/delay/{int(delay_s * 1000)}"), Http1Codec()
     with connect(http_target[1]) as waiting, connect(http_target[1]) as other:
+        _stamp_arrivals(waiting)
+        _stamp_arrivals(other)
         sent_ns = time.time_ns()
         waiting.send(slow.request_bytes())
         other.send(fast.request_bytes())

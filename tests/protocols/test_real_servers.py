@@ -220,26 +220,44 @@ def test_target_delay(http_target: tuple[str, int]) -> None:
 SO_TIMESTAMPNS = 35
 
 
-def _stamp_arrivals(conn: Connection) -> None:
-    """Have the kernel stamp what this socket receives from now on (SO_TIMESTAMPNS); a
-    segment that arrived before carries no stamp."""
-    conn.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-
-
-def _arrival_ns(conn: Connection, codec: Codec) -> int:
-    """Read one response; when (CLOCK_REALTIME, ns) the kernel received its first bytes
-    (``_stamp_arrivals`` first): not when this thread got round to reading them."""
+def _read_stamped(conn: Connection, codec: Codec) -> int | None:
+    """Read one response; when (CLOCK_REALTIME, ns) the kernel received its first bytes,
+    or None when that segment carries no stamp."""
     arrived: int | None = None
+    first = True
     while (response := codec.next_response()) is None:
         data, ancillary, _, _ = conn.sock.recvmsg(65536, socket.CMSG_SPACE(16))
         assert data, "connection closed before the response"
         for level, kind, stamp in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and arrived is None:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and first:
                 seconds, nanoseconds = struct.unpack("qq", stamp[:16])
                 arrived = seconds * 1_000_000_000 + nanoseconds
+        first = False
         codec.receive_data(memoryview(data))
     assert response == Response(200, 2)
-    assert arrived is not None, "no receive timestamp"
+    return arrived
+
+
+def _stamp_arrivals(conn: Connection) -> None:
+    """Have the kernel stamp what this socket receives (SO_TIMESTAMPNS). Linux turns
+    stamping on for the whole machine a moment after the first socket asks (a deferred
+    static key), so round trips go until one comes back stamped."""
+    conn.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        codec = Http1Codec()
+        conn.send(codec.request_bytes())
+        if _read_stamped(conn, codec) is not None:
+            return
+        assert time.monotonic() < deadline, "the kernel never stamped a receive"
+        time.sleep(0.01)
+
+
+def _arrival_ns(conn: Connection, codec: Codec) -> int:
+    """Read one response; when the kernel received its first bytes (``_stamp_arrivals``
+    first): not when this thread got round to reading them."""
+    arrived = _read_stamped(conn, codec)
+    assert arrived is not None, "no receive stamp"
     return arrived
 
 

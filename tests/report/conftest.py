@@ -1,5 +1,4 @@
-"""Real results for the report tests: short runs against the built-in echo target (the
-session's shared one, ``tests/conftest.py``), made once.
+"""Real results for the report tests: short runs of the built-in echo target, made once.
 
 ``closed``: the closed model; ``open``: the open model (corrected and raw latency, thresholds
 of which one fails); ``refused``: a target that refuses every connection (errors, no latency).
@@ -22,18 +21,18 @@ from ..bad_targets import free_port
 SCENARIOS = {
     "closed": """
 name: report-closed
-target: {echo}
+target: builtin:echo
 connections: 10
 duration: 2.2s
 """,
     "open": """
 name: report-open
-target: {echo}
+target: builtin:echo
 load:
   model: open
   connections: 10
   phases:
-    - {{duration: 2.2s, rate: 500/s to 2k/s}}
+    - {duration: 2.2s, rate: 500/s to 2k/s}
 thresholds:
   - p99 < 10s
   - throughput > 1M/s
@@ -55,11 +54,12 @@ class RunFile:
 
 
 @pytest.fixture(scope="session")
-def real_runs(tmp_path_factory: pytest.TempPathFactory, echo_target: str) -> dict[str, RunFile]:
+def real_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunFile]:
     folder = tmp_path_factory.mktemp("runs")
     runs = {}
     for name, text in SCENARIOS.items():
-        text = text.format(echo=echo_target, port=free_port())
+        if name == "refused":
+            text = text.format(port=free_port())
         result = run(parse_scenario(text, f"<{name}>"), backend="auto")
         runs[name] = RunFile(result.write(folder / f"{name}.json"), result)
     return runs

@@ -26,6 +26,16 @@ def test_echo_in_two_parts(cut: int) -> None:
     assert codec.receive(message[cut:], 64 - cut) is Verdict.COMPLETE
 
 
+@pytest.mark.parametrize("cut", [1, 16, 40, 63])
+def test_a_corrupted_last_part_is_a_mismatch(cut: int) -> None:
+    """The first part is intact (INCOMPLETE); the flaw is in the part that completes it."""
+    codec = EchoCodec(1, 64)
+    echo = bytearray(codec.next_request())
+    echo[63] ^= 0x01
+    assert codec.receive(echo[:cut], cut) is Verdict.INCOMPLETE
+    assert codec.receive(echo[cut:], 64 - cut) is Verdict.MISMATCH
+
+
 def test_stale_sequence_is_a_mismatch() -> None:
     codec = EchoCodec(1, 64)
     stale = bytearray(codec.next_request())

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from loadgen.config.receive import ReceiveMode
+from loadgen.config.schedule import offerable_rates
 from loadgen.config.thresholds import Threshold
 from loadgen.config.units import (
     parse_byte_rate_per_s,
@@ -73,7 +74,9 @@ class Timeouts(_Model):
 
 
 RateRange = Annotated[
-    tuple[float, float], BeforeValidator(lambda v: parse_range(v, parse_rate_per_s))
+    tuple[float, float],
+    BeforeValidator(lambda v: parse_range(v, parse_rate_per_s)),
+    AfterValidator(offerable_rates),
 ]
 CountRange = Annotated[tuple[int, int], BeforeValidator(lambda v: parse_range(v, parse_count))]
 ThresholdSpec = Annotated[Threshold, BeforeValidator(Threshold.parse)]

@@ -39,7 +39,15 @@ from collections.abc import Mapping, Sequence
 
 import httptools
 
-from loadgen.protocols.base import KIND_EOF, ProtocolError, Response, ResponseCache
+from loadgen.protocols.base import (
+    KIND_EOF,
+    Buffer,
+    ProtocolError,
+    Response,
+    ResponseCache,
+    first_bytes,
+    take_responses,
+)
 
 #: The error kind of each status class, indexed by ``status // 100``; 2xx is a success.
 _STATUS_KINDS: tuple[str | None, ...] = tuple(
@@ -165,7 +173,15 @@ class _Events:
 class Http1Codec:
     """One HTTP/1.1 connection's codec: a fixed request, a stream of responses."""
 
-    __slots__ = ("_events", "_head_buffer", "_is_head", "_request", "method")
+    __slots__ = (
+        "_events",
+        "_head_buffer",
+        "_is_head",
+        "_request",
+        "_request_buffer",
+        "failed_kinds",
+        "method",
+    )
 
     def __init__(
         self,
@@ -180,13 +196,23 @@ class Http1Codec:
             raise ValueError("CONNECT opens a tunnel, not a request/response exchange")
         self.method = method
         self._request = encode_request(method, path, headers, body, host)
+        self._request_buffer = bytearray(self._request)  # what the engine sends from
         self._is_head = method == "HEAD"
         self._head_buffer = bytearray()
         self._events = _Events(self._is_head)
+        self.failed_kinds: list[str] = []
+
+    def request_bytes(self) -> bytes:
+        """The encoded request, built once at construction (the same object every call)."""
+        return self._request
 
     # --- the Codec protocol ---------------------------------------------------------
-    def request_bytes(self) -> bytes:
-        return self._request
+    def next_request(self) -> bytearray:
+        return self._request_buffer
+
+    def receive(self, data: Buffer | bytes, n: int) -> int:
+        self.receive_data(first_bytes(data, n))
+        return take_responses(self._events.queue, self.failed_kinds, status_kind)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -210,6 +236,7 @@ class Http1Codec:
     def reset(self) -> None:
         self._events = _Events(self._is_head)
         self._head_buffer.clear()
+        self.failed_kinds.clear()
 
     def status_kind(self, status: int) -> str | None:
         return status_kind(status)

@@ -43,7 +43,6 @@ from loadgen.run.wiring import (
     check_receive_features,
     client_config,
     first_gap_ns,
-    shifted,
 )
 from loadgen.stats.cpu import CpuSampler
 from loadgen.stats.histogram import HdrHistogram
@@ -82,10 +81,8 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         def make_client(recorder: Recorder) -> LoadClient | StreamClient:
             if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
                 return StreamClient(engine, config, options, recorder)
-            arrivals = arrival_schedule(scenario, seed)
             shift_ns = int(spec.arrival_phase * first_gap_ns(scenario))
-            if arrivals is not None and shift_ns:
-                arrivals = shifted(arrivals, shift_ns, int(plan.duration * 1e9))
+            arrivals = arrival_schedule(scenario, seed, shift_ns)
             return LoadClient(engine, config, recorder, arrivals)
 
         stop_reason = "completed"

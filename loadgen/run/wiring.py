@@ -6,14 +6,14 @@ the chosen backend has the receive features the scenario asks for.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import HttpSpec, RedisSpec, Scenario, check_receive
-from loadgen.config.schedule import RatePhase, arrival_offsets_ns
+from loadgen.config.schedule import ArrivalSchedule, RatePhase
 from loadgen.engine import Backend
 from loadgen.engine.base import FeatureUnavailable
-from loadgen.load.requests import ClientConfig
+from loadgen.load.client_config import ClientConfig
 from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
 from loadgen.protocols.resp import RespCodec
@@ -100,8 +100,11 @@ def codec_for(
     return None, 1
 
 
-def arrival_schedule(scenario: Scenario, seed: int | None = None) -> Iterator[int] | None:
-    """Open model: intended send offsets (ns); closed model: None."""
+def arrival_schedule(
+    scenario: Scenario, seed: int | None = None, shift_ns: int = 0
+) -> ArrivalSchedule | None:
+    """Open model: the intended send times, started ``shift_ns`` late (a shard's place in
+    the interleaving) and cut at the run's end; closed model: None."""
     plan = scenario.plan
     if plan.model != "open":
         return None
@@ -110,15 +113,7 @@ def arrival_schedule(scenario: Scenario, seed: int | None = None) -> Iterator[in
         assert phase.rate is not None  # validated: the open model has a rate in every phase
         start, end = phase.rate
         phases.append(RatePhase(phase.duration, start, end, phase.arrivals == "poisson"))
-    return arrival_offsets_ns(phases, seed)
-
-
-def shifted(offsets: Iterator[int], shift_ns: int, end_ns: int) -> Iterator[int]:
-    """An arrival schedule started ``shift_ns`` later, cut at the run's end."""
-    for offset in offsets:
-        if offset + shift_ns >= end_ns:
-            return
-        yield offset + shift_ns
+    return ArrivalSchedule(phases, seed, shift_ns, end_ns=round(plan.duration * 1e9))
 
 
 def first_gap_ns(scenario: Scenario) -> int:

@@ -102,3 +102,35 @@ def test_size_distributions() -> None:
     assert "did you mean 'uniform'" in _error(BASE + "message_size: {unifrom: [1KiB, 2KiB]}\n")
     assert "same length" in _error(BASE + "message_size: {choice: [64B], weights: [1, 2]}\n")
     assert "greater than or equal to 16" in _error(BASE + "message_size: 8B\n")
+
+
+OPEN = """\
+name: t
+target: builtin:echo
+load:
+  model: open
+  connections: 10
+  phases:
+    - duration: 2s
+      rate: {rate}
+"""
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown"),
+    [
+        ("100M/s", "100,000,000/s"),
+        ("999999999999999999999k/s", "1e+24/s"),
+        ("1k/s to 20M/s", "20,000,000/s"),
+        (".inf", "inf/s"),
+    ],
+)
+def test_a_rate_no_run_could_send_is_refused(rate: str, shown: str) -> None:
+    message = _error(OPEN.format(rate=rate))
+    assert message.startswith(f"s.yaml:8: load.phases[0].rate: {shown} is more than any run")
+    assert "at most 10M/s" in message
+
+
+def test_the_highest_rate_is_accepted_and_nan_is_not() -> None:
+    assert parse_scenario(OPEN.format(rate="10M/s")).plan.phases[0].rate == (1e7, 1e7)
+    assert "must be a number" in _error(OPEN.format(rate=".nan"))

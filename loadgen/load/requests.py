@@ -308,23 +308,13 @@ class LoadClient(SlotPool[_Conn]):
             self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
             return False
         conn.expect = expect
-        succeeded = done
-        failed = codec.failed_kinds
-        recorder = self.recorder
-        if failed:  # responses whose status is an error: counted by kind, not timed
-            succeeded -= len(failed)
-            for kind in failed:
-                recorder.error(kind)
-            failed.clear()
-        if succeeded == 1:
+        if done == 1 and not codec.failed_kinds:  # the common case: one, a success
+            recorder = self.recorder
             recorder.pending_latency.append(now_ns - conn.sent_ns)
             if self._open_model is not None:
                 recorder.pending_corrected.append(now_ns - conn.intended_ns)
-        elif succeeded:  # pipelined: each answers requests sent at conn.sent_ns
-            recorder.pending_latency.extend(array("q", [now_ns - conn.sent_ns]) * succeeded)
-            if self._open_model is not None:
-                corrected = array("q", [now_ns - conn.intended_ns])
-                recorder.pending_corrected.extend(corrected * succeeded)
+        else:
+            self._record_several(conn, done, now_ns)
         if expect:
             return True  # more responses owed
         if codec.closing or not n:  # the server ends the connection after this response
@@ -350,6 +340,22 @@ class LoadClient(SlotPool[_Conn]):
         token_base = conn.token_base
         self._after_response(conn, now_ns)
         return conn.token_base == token_base and conn.handle >= 0
+
+    def _record_several(self, conn: _Conn, done: int, now_ns: int) -> None:
+        """``done`` responses completed on ``conn``: those whose status is an error are
+        counted by kind (and not timed), the rest recorded; pipelined ones all answer
+        requests sent at ``conn.sent_ns``."""
+        recorder = self.recorder
+        failed = conn.codec.failed_kinds
+        for kind in failed:
+            recorder.error(kind)
+        succeeded = done - len(failed)
+        failed.clear()
+        if succeeded:
+            recorder.pending_latency.extend(array("q", [now_ns - conn.sent_ns]) * succeeded)
+            if self._open_model is not None:
+                corrected = array("q", [now_ns - conn.intended_ns])
+                recorder.pending_corrected.extend(corrected * succeeded)
 
     def _received_counted(self, conn: _Conn, data: Buffer | bytes, n: int, now_ns: int) -> bool:
         """``_received`` for the receive mechanics (zero-byte drains, ring receives); the

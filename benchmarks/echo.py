@@ -133,8 +133,9 @@ def client_asyncio(address: tuple[str, int], count: int, seconds: float) -> int:
 
 def client_loadgen(backend: str, address: tuple[str, int], count: int, seconds: float) -> int:
     from loadgen.engine import select_backend
+    from loadgen.load.client_config import ClientConfig
     from loadgen.load.recorder import Recorder
-    from loadgen.load.requests import ClientConfig, LoadClient
+    from loadgen.load.requests import LoadClient
 
     engine = select_backend(backend)
     config = ClientConfig([address], count, len(MESSAGE), "buffered", 65536, 5.0, 5.0)

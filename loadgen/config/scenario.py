@@ -43,6 +43,7 @@ from loadgen.config.problems import (
     ScenarioError as ScenarioError,  # raised here too: importers take it from here
 )
 from loadgen.config.receive import ReceiveMode
+from loadgen.config.schedule import offerable_rates
 from loadgen.config.targets import (
     TargetUrl,
     check_url_targets,
@@ -92,7 +93,9 @@ class Timeouts(_Model):
 
 
 RateRange = Annotated[
-    tuple[float, float], BeforeValidator(lambda v: parse_range(v, parse_rate_per_s))
+    tuple[float, float],
+    BeforeValidator(lambda v: parse_range(v, parse_rate_per_s)),
+    AfterValidator(offerable_rates),
 ]
 CountRange = Annotated[tuple[int, int], BeforeValidator(lambda v: parse_range(v, parse_count))]
 ThresholdSpec = Annotated[Threshold, BeforeValidator(Threshold.parse)]

@@ -76,7 +76,7 @@ class _Sock:
         self.read_buf: Buffer | None = None
         self.write_op = 0
         self.write_token = 0
-        self.write_buf: Buffer | None = None
+        self.write_buf: Buffer | bytes | None = None
         # Optimistic until the kernel says EAGAIN: a fresh socket costs one wasted try.
         self.readable = True
         self.writable = True
@@ -168,7 +168,7 @@ class EpollBackend(NoBufferFeatures):
         self._pending += 1
         return state
 
-    def _post_write(self, handle: int, op: int, buf: Buffer | None, token: int) -> _Sock:
+    def _post_write(self, handle: int, op: int, buf: Buffer | bytes | None, token: int) -> _Sock:
         state = self._socks[handle]
         if state.write_op:
             raise RuntimeError(f"socket {handle} already has a write-side operation pending")
@@ -194,7 +194,7 @@ class EpollBackend(NoBufferFeatures):
         if state.readable:
             self._do_read(state, 0)
 
-    def send(self, handle: int, data: Buffer, token: int) -> None:
+    def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         state = self._post_write(handle, _SEND, data, token)
         if state.writable:
             self._do_send(state)

@@ -121,7 +121,7 @@ _ERROR_KINDS: Final[dict[int, ErrorKind]] = {
 }
 
 
-def _address_of(buf: Buffer) -> tuple[object | None, int, int]:
+def _address_of(buf: Buffer | bytes) -> tuple[object | None, int, int]:
     """Pin ``buf`` and return (anchor keeping it pinned, address, length in bytes).
 
     ``c_char.from_buffer`` exports the buffer, so a bytearray cannot be resized or freed
@@ -437,7 +437,7 @@ class IocpBackend(NoBufferFeatures):
         )
         self._begin(op, bool(ok))
 
-    def send(self, handle: int, data: Buffer, token: int) -> None:
+    def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         op = self._write_slot(handle)
         anchor, address, n = _address_of(data)
         op.start(_SEND, token, anchor, address, n)

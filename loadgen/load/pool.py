@@ -4,10 +4,9 @@ A client owns a fixed list of slots; each slot holds at most one socket at a tim
 reopened after a failure, a churn or a finished transfer. This module keeps what every
 client does the same way:
 
-* the token layout ``((slot_index << GENERATION_BITS) | generation) << OP_BITS | op``: the
-  generation changes whenever a slot's socket is torn down and reopened, so a late
-  completion of an operation on the old socket (a cancelled receive, say) is recognised
-  and ignored (``token & ~OP_MASK != slot.token_base``);
+* each slot's token (``loadgen.load.tokens``): a fresh generation whenever its socket is
+  torn down and reopened, so a late completion of an operation on the old socket (a
+  cancelled receive, say) is recognised and dropped (``receive.is_stale``);
 * opening (source address spread, target spread), closing (an orderly FIN, or RST for
   ``close: rst``: no TIME_WAIT, so high-rate churn keeps its ports), and failing a slot: an
   error is counted by kind, the socket is dropped with RST (no TIME_WAIT), and the reconnect
@@ -22,6 +21,10 @@ client does the same way:
   instant, with their receive posted and nothing sent; the client holds them and lets them
   send when ``run`` begins. ``rebase`` then moves the run's clock (recorder, ramps, memory
   samples, arrivals) to the start instant the coordinator gives;
+* the loop (``run``): a tick every ``TICK_NS``, the client's timers and due work before
+  each ``wait()`` (``_before_wait``), then each batch of completions (``_handle``; by
+  default each fresh one goes to ``_complete``, and the request client writes its own hot
+  batch loop); the loop lag it measures is how long completions could sit unhandled;
 * ending a run: close every socket and reap what the kernel still owes (ring buffers lent
   by those last completions go back to the ring).
 """
@@ -34,15 +37,11 @@ from typing import Generic, TypeVar
 
 from loadgen.config.schedule import connections_at
 from loadgen.engine import Backend
-from loadgen.engine.base import RING_BID_SHIFT, RING_BUFFER, ErrorKind
+from loadgen.engine.base import Completion, ErrorKind
+from loadgen.load.receive import give_back, is_stale
 from loadgen.load.recorder import Recorder
+from loadgen.load.tokens import GENERATION_MASK, INDEX_SHIFT, OP_CONNECT, token_base
 from loadgen.stats.memory import sample_memory
-
-OP_BITS = 3
-GENERATION_BITS = 16
-OP_MASK = (1 << OP_BITS) - 1
-_GEN_MASK = (1 << GENERATION_BITS) - 1
-OP_CONNECT, OP_SEND, OP_RECV, OP_RECV_ZERO, OP_RECV_RING = 0, 1, 2, 3, 4
 
 # Slot states.
 IDLE, CONNECTING, OPEN, RETIRED = 0, 1, 2, 3
@@ -149,6 +148,22 @@ class SlotPool(Generic[S]):
         """The start: the held slots begin their exchanges."""
         raise NotImplementedError
 
+    def _before_wait(self, now_ns: int, wake_ns: int) -> int:
+        """Due work before the loop waits (timers, arrivals); returns when to wake at the
+        latest (``wake_ns``: the next tick or the deadline, or earlier)."""
+        return wake_ns
+
+    def _handle(self, completions: list[Completion], now_ns: int) -> None:
+        """One batch of completions, returned by the ``wait()`` that ended at ``now_ns``."""
+        self._handle_each(completions, now_ns)
+
+    def _done(self) -> bool:
+        """True when the client has nothing left to do before the deadline."""
+        return False
+
+    def _end(self, now_ns: int) -> None:
+        """The loop ended (deadline, stop or done) at ``now_ns``."""
+
     # --- before the start ----------------------------------------------------------
     @property
     def initial_connections(self) -> int:
@@ -197,19 +212,23 @@ class SlotPool(Generic[S]):
     def _reap_before_start(self, timeout_s: float) -> int:
         """One wait for completions before the start, each handled by ``_complete``;
         returns the time they are handled at."""
+        completions = self.engine.wait(timeout_s, BATCH)
+        now = time.perf_counter_ns()
+        self._handle_each(completions, now)
+        return now
+
+    def _handle_each(self, completions: list[Completion], now_ns: int) -> None:
+        """Each fresh completion to ``_complete``; stale ones are dropped."""
         engine = self.engine
         conns = self._conns
-        index_shift = OP_BITS + GENERATION_BITS
-        completions = engine.wait(timeout_s, BATCH)
-        now = time.perf_counter_ns()
         for token, result, flags in completions:
-            conn = conns[token >> index_shift]
-            if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
-                if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
-                    engine.release_ring_buffer(flags >> RING_BID_SHIFT)
+            conn = conns[token >> INDEX_SHIFT]
+            # Checked one by one, not before the batch: handling one completion can tear
+            # down the socket a later one in the same batch belongs to.
+            if is_stale(conn, token):
+                give_back(engine, token, flags)
                 continue
-            self._complete(conn, token, result, flags, now)
-        return now
+            self._complete(conn, token, result, flags, now_ns)
 
     def rebase(self, start_ns: int) -> None:
         """Start the run's clock at ``start_ns`` (the recorder was made before it was known)."""
@@ -221,10 +240,46 @@ class SlotPool(Generic[S]):
             self._held = False
             self._release(now_ns)
 
+    # --- the loop ------------------------------------------------------------------
+    def run(self, deadline_ns: int) -> None:
+        """Drive the engine until ``deadline_ns``, until ``stop_requested`` is set, or until
+        the client is done (``_done``). One ``wait()`` per iteration returns a capped batch
+        of completions."""
+        wait = self.engine.wait
+        perf_counter_ns = time.perf_counter_ns
+        next_tick = perf_counter_ns()
+        self._begin(next_tick)
+        self._tick(next_tick)
+        woke = next_tick  # when the last wait() returned
+        while not self.stop_requested and not self._done():
+            now = perf_counter_ns()
+            # Loop lag: how long completions could sit unhandled because this thread was
+            # busy (with the previous batch, or with a tick), and how late ticks ran.
+            lag = now - woke
+            if now >= next_tick:
+                lag = max(lag, now - next_tick)
+                self._tick(now)
+                tick_end = perf_counter_ns()
+                lag = max(lag, tick_end - now)
+                next_tick = now + TICK_NS
+                now = tick_end
+            if lag > self.max_loop_lag_ns:
+                self.max_loop_lag_ns = lag
+            if now >= deadline_ns:
+                break
+            wake_ns = self._before_wait(now, min(next_tick, deadline_ns))
+            completions = wait(max(0.0, (wake_ns - now) / 1e9), BATCH)
+            self.loop_iterations += 1
+            woke = perf_counter_ns()
+            if completions:
+                self._handle(completions, woke)
+        self._end(min(perf_counter_ns(), deadline_ns))
+        self.recorder.flush()
+
     # --- slot life -----------------------------------------------------------------
     def _open(self, conn: S, now_ns: int) -> None:
-        conn.generation = (conn.generation + 1) & _GEN_MASK
-        conn.token_base = ((conn.index << GENERATION_BITS) | conn.generation) << OP_BITS
+        conn.generation = (conn.generation + 1) & GENERATION_MASK
+        conn.token_base = token_base(conn.index, conn.generation)
         conn.handle = handle = self.engine.tcp_socket()
         conn.state = CONNECTING
         conn.connect_started_ns = now_ns
@@ -319,5 +374,4 @@ class SlotPool(Generic[S]):
         engine = self.engine
         while engine.pending() and time.monotonic() < deadline:
             for token, _result, flags in engine.wait(0.05, BATCH):
-                if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
-                    engine.release_ring_buffer(flags >> RING_BID_SHIFT)  # back to the ring
+                give_back(engine, token, flags)

@@ -17,16 +17,17 @@ receives read at most ``segment`` bytes per due time, so a pulled stream is thro
 TCP flow control to the rate the client reads at. Due times wait in a timer heap, and
 ``wait()`` never sleeps past the next one.
 
-Hot-loop shape as in ``client.py``: one ``wait()`` per iteration, capped batches, integer
-tokens (the same layout: index, generation, op), preallocated buffers, every payload chunk
-sent from one shared pattern buffer and verified with one ``memcmp``. Receive modes:
-``buffered`` keeps a receive into the connection's buffer posted (``register_buffers``: in
-buffers registered with the kernel, copied out before verifying); ``zero-byte`` keeps a
-zero-byte receive posted and drains into one scratch buffer shared by every connection (at
-most ``DRAIN_READS`` reads per completion, so one fast stream cannot starve the others);
-``buffer-ring`` (io_uring) keeps a multishot receive armed on the engine's shared ring of
-buffers, or, when paced, posts one-shot ring receives of at most a segment at their due
-times (a multishot receive would read as fast as data comes, defeating the pacing).
+The loop is the pool's (``SlotPool.run``: one ``wait()`` per iteration, capped batches,
+integer tokens); buffers are preallocated, every payload chunk is sent from one shared
+pattern buffer and verified with one ``memcmp``. Receive modes are the shared mechanics of
+``loadgen.load.receive``: ``buffered`` keeps a receive into the connection's buffer posted
+(``register_buffers``: in buffers registered with the kernel, copied out before verifying);
+``zero-byte`` keeps a zero-byte receive posted and drains into one scratch buffer shared by
+every connection (at most ``receive.DRAIN_READS`` reads per completion, so one fast stream
+cannot starve the others); ``buffer-ring`` (io_uring) keeps a multishot receive armed on
+the engine's shared ring of buffers, or, when paced, posts one-shot ring receives of at
+most a segment at their due times (a multishot receive would read as fast as data comes,
+defeating the pacing).
 
 Connected before the start (``SlotPool.preconnect``): a slot's receive is armed when it
 connects, but its header (and so its transfer, its time and its pacing) waits for the start
@@ -36,38 +37,22 @@ Errors end the connection and are counted by kind: ``verify`` (payload that diff
 the pattern, or a trailer saying the server found a mismatch), ``eof`` (the server closed
 early), ``protocol`` (a malformed trailer, bytes after it, or a server that counted
 different bytes), ``timeout`` (no progress for ``timeouts.request``), and the engine's kinds
-(``reset``, ``refused``, ...). The slot reconnects after the same backoff as ``client.py``.
+(``reset``, ``refused``, ...). The slot reconnects after the pool's backoff.
 """
 
 from __future__ import annotations
 
-import errno
 import heapq
-import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from loadgen.config.receive import ReceiveMode
 from loadgen.engine import Backend
-from loadgen.engine.base import RING_BID_SHIFT, RING_BUFFER, RING_MORE, Buffer, ErrorKind
-from loadgen.load.pool import (
-    BATCH,
-    GENERATION_BITS,
-    MAX_CONNECTS_IN_FLIGHT,
-    OP_BITS,
-    OP_CONNECT,
-    OP_MASK,
-    OP_RECV,
-    OP_RECV_RING,
-    OP_RECV_ZERO,
-    OP_SEND,
-    OPEN,
-    RETIRED,
-    TICK_NS,
-    Slot,
-    SlotPool,
-)
+from loadgen.engine.base import Buffer, ErrorKind
+from loadgen.load.client_config import ClientConfig
+from loadgen.load.pool import MAX_CONNECTS_IN_FLIGHT, OPEN, RETIRED, Slot, SlotPool
+from loadgen.load.receive import Receiver
 from loadgen.load.recorder import Recorder
-from loadgen.load.requests import ClientConfig, prepare_receive_buffers
+from loadgen.load.tokens import OP_CONNECT, OP_MASK, OP_RECV_RING, OP_RECV_ZERO, OP_SEND
 from loadgen.protocols.base import KIND_PROTOCOL
 from loadgen.protocols.stream import (
     HEADER_BYTES,
@@ -85,9 +70,6 @@ if TYPE_CHECKING:
 
 # Timer kinds: a paced send or a paced receive is due.
 _T_SEND, _T_RECV = 0, 1
-#: Zero-byte mode: reads per drain before the zero-byte receive is posted again (64 KiB
-#: reads: 1 MiB), so a stream that never runs dry cannot hold the loop.
-DRAIN_READS = 16
 
 
 class _Conn(Slot):
@@ -95,8 +77,6 @@ class _Conn(Slot):
         "head_left",
         "progress_ns",
         "received",
-        "recv_buf",
-        "recv_view",
         "send_end",
         "sending",
         "sent",
@@ -106,10 +86,8 @@ class _Conn(Slot):
         "transfers",
     )
 
-    def __init__(self, index: int, recv_buf: Buffer | None, recv_view: Buffer | None) -> None:
+    def __init__(self, index: int) -> None:
         super().__init__(index)
-        self.recv_buf = recv_buf  # buffered mode: this connection's receive buffer
-        self.recv_view = recv_view  # what is posted: the buffer, or its first segment (paced)
         self.started_ns = 0  # the transfer's start: connect completed, header handed over
         self.progress_ns = 0  # last progress (or the next due time): the idle timeout's base
         self.head_left = 0  # header bytes not yet sent
@@ -161,34 +139,32 @@ class StreamClient(SlotPool[_Conn]):
         #: Nanoseconds per payload byte when paced (0: as fast as it goes).
         self._ns_per_byte = 1e9 / spec.rate if spec.rate else 0.0
         self._transfers_limit = transfers_per_connection
-        self._buffered = config.recv_mode == ReceiveMode.BUFFERED
-        self._ring = config.recv_mode == ReceiveMode.BUFFER_RING
-        #: buffer-ring: receives that ended because the ring was empty (then re-armed).
-        self.ring_enobufs = 0
         read_bytes = config.receive_buffer
         if self._ns_per_byte:
             read_bytes = min(read_bytes, spec.segment)  # one segment per due time
         self._read_bytes = read_bytes
         self._pattern = PayloadPattern(max(spec.segment, read_bytes))
-        buffers, self._recv = prepare_receive_buffers(engine, config)
-        #: Registered buffers are engine memory (memoryviews): copied out to verify.
-        self._copy_out = config.register_buffers and buffers is not None
-        for index in range(config.connections):
-            if buffers is not None:
-                buf = buffers[index]
-                view: Buffer = buf if read_bytes == len(buf) else memoryview(buf)[:read_bytes]
-                self._conns.append(_Conn(index, buf, view))
-            else:
-                self._conns.append(_Conn(index, None, None))
-        self._scratch = bytearray(config.receive_buffer)
-        self._scratch_view: Buffer = (
-            self._scratch
-            if read_bytes == len(self._scratch)
-            else memoryview(self._scratch)[:read_bytes]
+        self._receiver: Receiver[_Conn] = Receiver(
+            engine,
+            config,
+            self._consume,
+            self._ended,
+            self._ended_with_error,
+            rearm=self._arm_receive,
+            may_read=self._receive_due if self._ns_per_byte else None,
+            read_bytes=read_bytes if self._ns_per_byte else None,
+            scratch_bytes=config.receive_buffer,
         )
+        self._zero_byte = config.recv_mode == ReceiveMode.ZERO_BYTE
+        self._conns.extend(_Conn(index) for index in range(config.connections))
         self._retired = 0
         self._timers: list[tuple[int, int, int, int]] = []  # (due, index, token_base, kind)
         self._parked: list[_Conn] = []  # connected before the start: the header waits
+
+    @property
+    def ring_enobufs(self) -> int:
+        """buffer-ring: receives that ended because the ring was empty (then re-armed)."""
+        return self._receiver.ring_enobufs
 
     # --- slot hooks --------------------------------------------------------------------
     def _on_close(self, conn: _Conn) -> None:
@@ -227,20 +203,19 @@ class StreamClient(SlotPool[_Conn]):
         if op == OP_CONNECT:
             self._on_connect(conn, result, now_ns)
         elif op == OP_RECV_RING:
-            self._ring_completion(conn, result, flags, now_ns)
+            self._receiver.ring(conn, token, result, flags, now_ns)
         elif result < 0:
             self._error(conn, result, now_ns)
         elif op == OP_SEND:
             self._sent(conn, result, now_ns)
         elif op == OP_RECV_ZERO:
-            self._drain(conn, now_ns)
+            self._receiver.drain(conn, now_ns)
         elif result == 0:
             self._fail(conn, ErrorKind.EOF.value, now_ns)
-        else:  # OP_RECV with bytes, as in run
-            buf = conn.recv_buf
-            assert buf is not None
-            data = bytes(buf[:result]) if self._copy_out else cast("bytearray", buf)
-            if self._consume(conn, data, result, now_ns):
+        else:  # OP_RECV with bytes
+            buffers = self._receiver.buffers
+            assert buffers is not None
+            if self._consume(conn, buffers[conn.index], result, now_ns):
                 self._arm_receive(conn, now_ns)
 
     def _finish(self, conn: _Conn, now_ns: int) -> None:
@@ -326,48 +301,30 @@ class StreamClient(SlotPool[_Conn]):
         return False
 
     def _arm_receive(self, conn: _Conn, now_ns: int) -> None:
-        if self._buffered:
-            if self._receive_due(conn, now_ns):
-                assert conn.recv_view is not None
-                self._recv(conn.handle, conn.recv_view, conn.token_base | OP_RECV)
-        elif self._ring:
-            token = conn.token_base | OP_RECV_RING
-            if not self._ns_per_byte:
-                self.engine.recv_ring(conn.handle, token)
-            elif self._receive_due(conn, now_ns):
-                self.engine.recv_ring(
-                    conn.handle, token, multishot=False, max_bytes=self._read_bytes
-                )
-        else:
-            self.engine.recv_zero(conn.handle, conn.token_base | OP_RECV_ZERO)
+        """Post the next receive: at once in zero-byte mode (the drain paces its reads),
+        else when the pace allows it (a timer posts it otherwise)."""
+        if conn.trailer_got == TRAILER_BYTES:
+            return  # the trailer is in: nothing more is to be received
+        if self._zero_byte or self._receive_due(conn, now_ns):
+            self._receiver.post(conn)
 
-    def _ring_completion(self, conn: _Conn, result: int, flags: int, now_ns: int) -> None:
-        """buffer-ring: bytes in a ring buffer (copied out, the buffer given back at once),
-        or the end of the receive (armed again unless nothing more is to be received)."""
-        engine = self.engine
-        if result > 0:
-            bid = flags >> RING_BID_SHIFT
-            data = engine.ring_bytes(bid, result)
-            engine.release_ring_buffer(bid)
-            if self._consume(conn, data, result, now_ns) and not flags & RING_MORE:
-                self._arm_receive(conn, now_ns)
-        elif conn.trailer_got == TRAILER_BYTES:
-            # The trailer is in and the transfer waits for its last send: a multishot
-            # receive still armed may see the server's FIN; nothing more is expected.
-            return
-        elif result == -errno.ENOBUFS:
-            self.ring_enobufs += 1  # the ring ran dry; the data waits in the socket
-            self._arm_receive(conn, now_ns)
-        elif result == 0:
+    def _ended(self, conn: _Conn, now_ns: int) -> None:
+        """The server closed the connection: early unless the trailer is in (a multishot
+        ring receive still armed then may see the server's FIN; nothing more is expected)."""
+        if conn.trailer_got != TRAILER_BYTES:
             self._fail(conn, ErrorKind.EOF.value, now_ns)
-        else:
+
+    def _ended_with_error(self, conn: _Conn, result: int, now_ns: int) -> None:
+        if conn.trailer_got != TRAILER_BYTES:
             self._error(conn, result, now_ns)
 
-    def _consume(self, conn: _Conn, buf: bytearray | bytes, n: int, now_ns: int) -> bool:
+    def _consume(self, conn: _Conn, buf: Buffer | bytes, n: int, now_ns: int) -> bool:
         """Take ``n`` received bytes from ``buf``: payload, then trailer. False when nothing
         more is to be received: the connection failed, or the trailer is in (the transfer
         finishes here or when its last send completes; the server's FIN is not awaited)."""
         conn.progress_ns = now_ns
+        if isinstance(buf, memoryview):  # a registered buffer: engine memory, copied out
+            buf = bytes(buf[:n])
         payload = min(n, self._recv_total - conn.received)
         if payload:
             if not self._pattern.matches(buf, 0, payload, conn.received):
@@ -401,97 +358,16 @@ class StreamClient(SlotPool[_Conn]):
                 return False
         return True
 
-    def _drain(self, conn: _Conn, now_ns: int) -> None:
-        """Zero-byte mode: read what is waiting (paced, bounded), then re-arm."""
-        scratch = self._scratch
-        view = self._scratch_view
-        recv_now = self.engine.recv_now
-        for _ in range(DRAIN_READS):
-            if not self._receive_due(conn, now_ns):
-                return  # the timer drains on
-            n = recv_now(conn.handle, view)
-            if n > 0:
-                if not self._consume(conn, scratch, n, now_ns):
-                    return
-                now_ns = time.perf_counter_ns()
-            elif n == 0:
-                self._fail(conn, ErrorKind.EOF.value, now_ns)
-                return
-            elif self.engine.would_block(-n):
-                break
-            else:
-                self._error(conn, n, now_ns)
-                return
-        self.engine.recv_zero(conn.handle, conn.token_base | OP_RECV_ZERO)
+    # --- the loop (SlotPool.run) -------------------------------------------------------
+    def _done(self) -> bool:
+        return self._retired >= len(self._conns)
 
-    # --- the loop ----------------------------------------------------------------------
-    def run(self, deadline_ns: int) -> None:
-        engine = self.engine
-        conns = self._conns
-        wait = engine.wait
-        perf_counter_ns = time.perf_counter_ns
-        index_shift = OP_BITS + GENERATION_BITS
-        timers = self._timers
-        everyone = len(conns)
-        next_tick = perf_counter_ns()
-        self._begin(next_tick)
-        self._tick(next_tick)
-        while not self.stop_requested and self._retired < everyone:
-            now = perf_counter_ns()
-            if now >= deadline_ns:
-                break
-            if now >= next_tick:
-                lag = now - next_tick
-                if lag > self.max_loop_lag_ns:
-                    self.max_loop_lag_ns = lag
-                self._tick(now)
-                next_tick = now + TICK_NS
-            wake_ns = min(next_tick, deadline_ns)
-            if timers:
-                self._fire_timers(now)
-                if timers:
-                    wake_ns = min(wake_ns, timers[0][0])
-            completions = wait(max(0.0, (wake_ns - now) / 1e9), BATCH)
-            self.loop_iterations += 1
-            if not completions:
-                continue
-            now = perf_counter_ns()
-            for token, result, flags in completions:
-                conn = conns[token >> index_shift]
-                if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
-                    # A late completion from a socket already torn down; a ring buffer it
-                    # was lent still goes back.
-                    if flags & RING_BUFFER and token & OP_MASK == OP_RECV_RING:
-                        engine.release_ring_buffer(flags >> RING_BID_SHIFT)
-                    continue
-                op = token & OP_MASK
-                if op == OP_RECV:
-                    if result > 0:
-                        buf = conn.recv_buf
-                        assert buf is not None
-                        # A plain buffer is a bytearray; registered ones are views.
-                        data = bytes(buf[:result]) if self._copy_out else cast("bytearray", buf)
-                        if self._consume(conn, data, result, now):
-                            self._arm_receive(conn, now)
-                    elif result == 0:
-                        self._fail(conn, ErrorKind.EOF.value, now)
-                    else:
-                        self._error(conn, result, now)
-                elif op == OP_SEND:
-                    if result < 0:
-                        self._error(conn, result, now)
-                    else:
-                        self._sent(conn, result, now)
-                elif op == OP_RECV_ZERO:
-                    if result < 0:
-                        self._error(conn, result, now)
-                    else:
-                        self._drain(conn, now)
-                elif op == OP_RECV_RING:
-                    self._ring_completion(conn, result, flags, now)
-                else:  # OP_CONNECT
-                    self._on_connect(conn, result, now)
-        self.recorder.flush()
+    def _before_wait(self, now_ns: int, wake_ns: int) -> int:
+        if self._timers:
+            self._fire_timers(now_ns)
+            if self._timers:
+                wake_ns = min(wake_ns, self._timers[0][0])
+        return wake_ns
 
     def _fire_timers(self, now_ns: int) -> None:
         """Paced sends and receives whose time has come."""
@@ -505,10 +381,10 @@ class StreamClient(SlotPool[_Conn]):
             if kind == _T_SEND:
                 conn.sending = False
                 self._pump_send(conn, now_ns)
-            elif self._buffered or self._ring:
-                self._arm_receive(conn, now_ns)
+            elif self._zero_byte:
+                self._receiver.drain(conn, now_ns)
             else:
-                self._drain(conn, now_ns)
+                self._arm_receive(conn, now_ns)
 
     # --- ending ------------------------------------------------------------------------
     @property

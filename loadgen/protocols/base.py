@@ -1,32 +1,43 @@
-"""The shape request/response codecs share, and the error they raise.
+"""The shape request/response codecs share (echo, HTTP/1.1, RESP), and the error they raise.
 
 A codec is sans-IO (h11's model): it never touches a socket, a clock or the engine. The
-client asks it once for the bytes of a request, sends them as often as it likes (back to
-back for pipelining), feeds whatever the socket returns into ``receive_data`` and pulls
-finished responses out of ``next_response`` until it returns ``None``:
+client asks it for the bytes of each request (``next_request``: the same buffer every time
+for a fixed request such as an HTTP GET, which the client may repeat back to back to
+pipeline; a fresh numbered message each time for echo), feeds whatever the socket returns
+into ``receive_data`` and pulls finished responses out of ``next_response`` until it
+returns ``None``:
 
     codec = Http1Codec(host="127.0.0.1:8080")
-    request = codec.request_bytes()          # built once, the same object every time
+    request = codec.next_request()
     ...send request...
     codec.receive_data(view[:n])             # any split: a byte, a response and a half, ten
     while (response := codec.next_response()) is not None:
         kind = codec.status_kind(response.status)   # None = success, else an error kind
     if codec.closing: ...reconnect, then codec.reset()
 
+A load client does the same in one call per received chunk, ``receive(buffer, n)``: it
+feeds the first ``n`` bytes of its receive buffer (``n == 0``: the peer closed) and returns
+how many responses they completed, leaving in ``failures`` the position (among those) and
+error kind of each whose status is not a success (the client counts them and clears the
+list). That is the hot path of every run, so it allocates nothing per successful response.
+
 ``Response`` is deliberately tiny (status and body size) so a hot loop can count and time
 responses without a per-header Python object; what a status means is the codec's
 ``status_kind`` (``http_4xx``, ``redis_error``, ...), so the client needs no protocol
 knowledge to count errors by kind.
 
-A peer that breaks the protocol raises ``ProtocolError`` from ``receive_data``: ``kind``
-is the error kind to count (``protocol`` for bytes that are not the protocol, ``eof`` for
-a connection that ended in the middle of a response) and ``message`` says what the *server*
-did wrong. Responses that completed before the bad bytes stay available from
+A peer that breaks the protocol raises ``ProtocolError`` from ``receive_data`` and
+``receive``: ``kind`` is the error kind to count (``protocol`` for bytes that are not the
+protocol, ``eof`` for a connection that ended in the middle of a response, ``verify`` for
+an echo that differs from what was sent) and ``message`` says what the *server* did
+wrong. Responses that completed before the bad bytes stay available from
 ``next_response``; the connection itself is done for and must be closed (then ``reset``).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,13 +74,26 @@ class ProtocolError(Exception):
 class Codec(Protocol):
     """What the client drives: one request shape, a stream of responses, one connection."""
 
+    #: (index among the responses the last ``receive`` completed, error kind) of each whose
+    #: status is not a success, in order; the caller counts them and clears the list.
+    failures: list[tuple[int, str]]
+
     @property
     def closing(self) -> bool:
         """The peer said it closes the connection after the last response returned."""
         ...
 
-    def request_bytes(self) -> bytes:
-        """The encoded request, built once at construction (the same object every call)."""
+    def next_request(self) -> Buffer:
+        """The bytes of the next request, in a buffer the engine can send from, kept
+        unchanged by the caller until sent. A fixed request (HTTP, RESP) is the same object
+        every call (so N copies back to back are N pipelined requests); echo numbers each
+        message, one in flight at a time."""
+        ...
+
+    def receive(self, data: Buffer | bytes, n: int) -> int:
+        """Feed the first ``n`` bytes of ``data`` (``n == 0``: the peer closed) and take the
+        responses they complete: return how many, with the failed ones appended to
+        ``failures``. Raises ``ProtocolError`` like ``receive_data``."""
         ...
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -114,3 +138,31 @@ class ResponseCache:
             if len(self._items) < self.MAX_ITEMS:
                 self._items[key] = response
         return response
+
+
+def take_responses(
+    queue: deque[Response],
+    failures: list[tuple[int, str]],
+    status_kind: Callable[[int], str | None],
+) -> int:
+    """``Codec.receive``'s second half for codecs that queue ``Response`` objects: empty
+    ``queue``, return how many it held, and append (index, error kind) of each failed one to
+    ``failures``. Responses are mostly the same interned object, so a run of the same one is
+    judged once."""
+    count = len(queue)
+    if count:
+        last: Response | None = None
+        kind: str | None = None
+        for index, response in enumerate(queue):
+            if response is not last:
+                last, kind = response, status_kind(response.status)
+            if kind is not None:
+                failures.append((index, kind))
+        queue.clear()
+    return count
+
+
+def first_bytes(data: Buffer | bytes, n: int) -> Buffer | bytes:
+    """The first ``n`` bytes of a receive buffer, without a copy (the buffer itself when it
+    holds exactly ``n``)."""
+    return data if len(data) == n else memoryview(data)[:n]

@@ -42,7 +42,15 @@ from collections.abc import Mapping, Sequence
 
 import httptools
 
-from loadgen.protocols.base import KIND_EOF, ProtocolError, Response, ResponseCache
+from loadgen.protocols.base import (
+    KIND_EOF,
+    Buffer,
+    ProtocolError,
+    Response,
+    ResponseCache,
+    first_bytes,
+    take_responses,
+)
 
 #: The statuses a response may have and count as a success unless a scenario says otherwise
 #: (``http.expect.status``): 2xx and 3xx (a redirect is not followed, but it is an answer).
@@ -189,7 +197,16 @@ class _Events:
 class Http1Codec:
     """One HTTP/1.1 connection's codec: a fixed request, a stream of responses."""
 
-    __slots__ = ("_events", "_head_buffer", "_is_head", "_kinds", "_request", "method")
+    __slots__ = (
+        "_events",
+        "_head_buffer",
+        "_is_head",
+        "_kinds",
+        "_request",
+        "_request_buffer",
+        "failures",
+        "method",
+    )
 
     def __init__(
         self,
@@ -205,14 +222,24 @@ class Http1Codec:
             raise ValueError("CONNECT opens a tunnel, not a request/response exchange")
         self.method = method
         self._request = encode_request(method, path, headers, body, host)
+        self._request_buffer = bytearray(self._request)  # what the engine sends from
         self._kinds = status_kinds(tuple(expected))
         self._is_head = method == "HEAD"
         self._head_buffer = bytearray()
         self._events = _Events(self._is_head)
+        self.failures: list[tuple[int, str]] = []
+
+    def request_bytes(self) -> bytes:
+        """The encoded request, built once at construction (the same object every call)."""
+        return self._request
 
     # --- the Codec protocol ---------------------------------------------------------
-    def request_bytes(self) -> bytes:
-        return self._request
+    def next_request(self) -> bytearray:
+        return self._request_buffer
+
+    def receive(self, data: Buffer | bytes, n: int) -> int:
+        self.receive_data(first_bytes(data, n))
+        return take_responses(self._events.queue, self.failures, self.status_kind)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -236,6 +263,7 @@ class Http1Codec:
     def reset(self) -> None:
         self._events = _Events(self._is_head)
         self._head_buffer.clear()
+        self.failures.clear()
 
     def status_kind(self, status: int) -> str | None:
         return self._kinds[status] if 0 <= status < 1000 else KIND_UNEXPECTED

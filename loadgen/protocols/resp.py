@@ -38,7 +38,14 @@ from collections import deque
 from collections.abc import Sequence
 from itertools import repeat
 
-from loadgen.protocols.base import ProtocolError, Response, ResponseCache
+from loadgen.protocols.base import (
+    Buffer,
+    ProtocolError,
+    Response,
+    ResponseCache,
+    first_bytes,
+    take_responses,
+)
 
 KIND_REDIS_ERROR = "redis_error"
 STATUS_OK = 0
@@ -83,13 +90,16 @@ class RespCodec:
         "_repeat",
         "_repeat_response",
         "_request",
+        "_request_buffer",
         "_stack",
         "_status",
+        "failures",
         "last_error",
     )
 
     def __init__(self, command: Sequence[Argument] = ("PING",)) -> None:
         self._request = encode_command(*command)
+        self._request_buffer = bytearray(self._request)  # what the engine sends from
         self._buffer = bytearray()
         self._queue: deque[Response] = deque()
         self._stack: list[int] = []  # elements still expected by each open array
@@ -98,10 +108,19 @@ class RespCodec:
         self._repeat = b""  # one whole reply the server sends again and again (see header)
         self._repeat_response = _RESPONSES.get(STATUS_OK, 0)  # its response (unused while b"")
         self.last_error: str | None = None
+        self.failures: list[tuple[int, str]] = []
+
+    def request_bytes(self) -> bytes:
+        """The encoded command, built once at construction (the same object every call)."""
+        return self._request
 
     # --- the Codec protocol ---------------------------------------------------------
-    def request_bytes(self) -> bytes:
-        return self._request
+    def next_request(self) -> bytearray:
+        return self._request_buffer
+
+    def receive(self, data: Buffer | bytes, n: int) -> int:
+        self.receive_data(first_bytes(data, n))
+        return take_responses(self._queue, self.failures, _status_kind)
 
     @property
     def closing(self) -> bool:
@@ -149,9 +168,10 @@ class RespCodec:
         self._stack.clear()
         self._status = STATUS_OK
         self._bytes = 0
+        self.failures.clear()
 
     def status_kind(self, status: int) -> str | None:
-        return None if status == STATUS_OK else KIND_REDIS_ERROR
+        return _status_kind(status)
 
     # --- the parser -----------------------------------------------------------------
     def _parse(self, buffer: bytearray) -> int:
@@ -215,6 +235,10 @@ class RespCodec:
                 self._status = STATUS_OK
                 self._bytes = 0
         return pos
+
+
+def _status_kind(status: int) -> str | None:
+    return None if status == STATUS_OK else KIND_REDIS_ERROR
 
 
 def _length(buffer: bytearray, start: int, stop: int) -> int:

@@ -7,15 +7,16 @@ chosen backend has the receive features the scenario asks for.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import HttpSpec, RedisSpec, Scenario, check_receive
+from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
 from loadgen.engine.base import FeatureUnavailable
+from loadgen.load.client_config import ClientConfig
 from loadgen.load.request_set import RequestSet
-from loadgen.load.requests import ClientConfig
 from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
 from loadgen.protocols.resp import RespCodec
@@ -132,19 +133,14 @@ def target_authorities(scenario: Scenario, addresses: list[tuple[str, int]]) -> 
     return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in addresses]
 
 
-def shifted(offsets: Iterator[int], shift_ns: int, end_ns: int) -> Iterator[int]:
-    """An arrival schedule started ``shift_ns`` later, cut at the run's end."""
-    for offset in offsets:
-        if offset + shift_ns >= end_ns:
-            return
-        yield offset + shift_ns
-
-
-def shard_arrivals(plan: LoadPlan, seed: int | None, arrival_phase: float) -> Iterator[int] | None:
-    """Open model: this shard's intended send offsets (ns), a constant schedule started
-    ``arrival_phase`` of its first gap late (``split.arrival_phase``); closed model: None."""
-    arrivals = plan.arrivals_ns(seed)
+def shard_arrivals(
+    plan: LoadPlan, seed: int | None, arrival_phase: float
+) -> ArrivalSchedule | None:
+    """Open model: this shard's arrival schedule, started ``arrival_phase`` of its first gap
+    late (``split.arrival_phase``: constant schedules of several shards interleave) and cut
+    at the run's end; closed model: None."""
+    if not plan.open_model:
+        return None
     shift_ns = int(arrival_phase * plan.first_gap_ns)
-    if arrivals is None or not shift_ns:
-        return arrivals
-    return shifted(arrivals, shift_ns, int(plan.duration_s * 1e9))
+    end_ns = round(plan.duration_s * 1e9)
+    return ArrivalSchedule(plan.rate_phases(), seed, shift_ns, end_ns)

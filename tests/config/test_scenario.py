@@ -204,3 +204,35 @@ def test_resolved_scenarios_still_read_seconds() -> None:
     text = "name: t\ntarget: builtin:echo\nload: {connections: 5, phases: [{duration: 2s}]}\n"
     resolved = parse_scenario(text).to_dict()
     assert Scenario.model_validate(resolved).plan.duration == 2.0
+
+
+OPEN = """\
+name: t
+target: builtin:echo
+load:
+  model: open
+  connections: 10
+  phases:
+    - duration: 2s
+      rate: {rate}
+"""
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown"),
+    [
+        ("100M/s", "100,000,000/s"),
+        ("999999999999999999999k/s", "1e+24/s"),
+        ("1k/s to 20M/s", "20,000,000/s"),
+        (".inf", "inf/s"),
+    ],
+)
+def test_a_rate_no_run_could_send_is_refused(rate: str, shown: str) -> None:
+    message = _error(OPEN.format(rate=rate))
+    assert message.startswith(f"s.yaml:8: load.phases[0].rate: {shown} is more than any run")
+    assert "at most 10M/s" in message
+
+
+def test_the_highest_rate_is_accepted_and_nan_is_not() -> None:
+    assert parse_scenario(OPEN.format(rate="10M/s")).plan.phases[0].rate == (1e7, 1e7)
+    assert "must be a number" in _error(OPEN.format(rate=".nan"))

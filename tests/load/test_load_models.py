@@ -19,7 +19,13 @@ from contextlib import contextmanager
 import pytest
 
 from loadgen.config.scenario import parse_scenario
-from loadgen.config.schedule import RatePhase, arrival_offsets_ns, connections_at, expected_arrivals
+from loadgen.config.schedule import (
+    ArrivalSchedule,
+    RatePhase,
+    arrival_offsets_ns,
+    connections_at,
+    expected_arrivals,
+)
 from loadgen.load.pool import TICK_NS
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
@@ -96,6 +102,45 @@ def test_phases_chain() -> None:
     offsets = list(arrival_offsets_ns([RatePhase(1.0, 100, 100), RatePhase(1.0, 300, 300)]))
     assert len(offsets) == 400
     assert sum(1 for t in offsets if t >= 1e9) == 300
+
+
+def test_schedule_keeps_advancing_past_2_to_the_53() -> None:
+    """Counts are integers: a float count stops growing by 1 at 2^53 (the old schedule then
+    produced the same instant forever). 10M/s reaches 2^53 arrivals after ~28.5 years."""
+    rate = 10_000_000
+    schedule = ArrivalSchedule([RatePhase(1e9, rate, rate)])
+    skipped = schedule.skip_until(2**53 * 100)  # arrival k is due at k * 100 ns
+    assert skipped == 2**53 + 1  # arrivals 0 .. 2^53, counted exactly
+    offsets = list(itertools.islice(schedule, 5))
+    assert [b - a for a, b in itertools.pairwise(offsets)] == [100] * 4
+    assert offsets[0] == (2**53 + 1) * 100
+
+
+def test_skipping_counts_what_producing_would_have_produced() -> None:
+    phases = [RatePhase(1.0, 300, 300), RatePhase(1.0, 0, 0), RatePhase(2.0, 100, 700)]
+    every = list(arrival_offsets_ns(phases))
+    for until_ns in (0, 123_456_789, 1_000_000_000, 2_500_000_000, 3_999_999_999, 10**10):
+        schedule = ArrivalSchedule(phases)
+        dropped = schedule.skip_until(until_ns)
+        assert dropped == sum(1 for t in every if t <= until_ns), until_ns
+        assert list(schedule) == [t for t in every if t > until_ns]
+
+
+def test_skipping_poisson_arrivals_counts_the_expected_number() -> None:
+    phases = [RatePhase(10.0, 1000, 1000, poisson=True)]
+    schedule = ArrivalSchedule(phases, seed=5)
+    dropped = schedule.skip_until(4 * 10**9)
+    assert abs(dropped - 4000) <= 2  # the mean, not a draw
+    rest = list(schedule)
+    assert all(t > 4 * 10**9 for t in rest)
+    assert abs(len(rest) - 6000) < 5 * math.sqrt(6000)
+
+
+def test_shifted_schedule_is_cut_at_the_end() -> None:
+    schedule = ArrivalSchedule([RatePhase(1.0, 10, 10)], shift_ns=50_000_000, end_ns=10**9)
+    assert list(schedule) == [50_000_000 + k * 100_000_000 for k in range(10)]
+    cut = ArrivalSchedule([RatePhase(1.0, 10, 10)], shift_ns=50_000_000, end_ns=900_000_000)
+    assert cut.skip_until(10**10) == 9  # the one due at 950 ms is past the end
 
 
 def test_connection_ramp() -> None:

@@ -20,8 +20,8 @@ import pytest
 
 from loadgen.config.scenario import ScenarioError, StreamSpec, parse_scenario
 from loadgen.engine import select_backend
+from loadgen.load.client_config import ClientConfig
 from loadgen.load.recorder import Recorder
-from loadgen.load.requests import ClientConfig
 from loadgen.load.streams import StreamClient
 from loadgen.protocols.stream import (
     STATUS_VERIFY,

@@ -302,3 +302,39 @@ def test_status_kind_follows_the_expectation(status: int, kind: str | None) -> N
 def test_it_is_a_codec() -> None:
     codec: Codec = Http1Codec()  # mypy checks the shape; this checks it at run time too
     assert codec.next_response() is None
+
+
+def test_receive_counts_responses_and_names_failed_ones() -> None:
+    """``receive`` (the client's one call per chunk): the first ``n`` bytes of a receive
+    buffer, how many responses they complete, the failed ones (position, kind) in ``failures``."""
+    codec = Http1Codec()
+    assert codec.next_request() == codec.request_bytes()
+    assert codec.next_request() is codec.next_request()  # one buffer the engine sends from
+    stream = OK + CHUNKED_404 + EMPTY_500 + OK
+    buffer = bytearray(stream) + bytearray(1000)  # a receive buffer larger than the data
+    cut = len(OK) + 10
+    assert codec.receive(buffer, cut) == 1
+    assert codec.failures == []
+    rest = bytearray(stream[cut:]) + b"\0" * 7
+    assert codec.receive(rest, len(stream) - cut) == 3
+    assert codec.failures == [(0, "http_4xx"), (1, "http_5xx")]
+    assert codec.next_response() is None  # receive took them
+    codec.reset()
+    assert codec.failures == []
+    moved = b"HTTP/1.1 301 Moved\r\nContent-Length: 0\r\n\r\n"
+    strict = Http1Codec(expected=((200, 299),))  # the scenario's expectation decides
+    assert strict.receive(bytearray(OK + moved), len(OK + moved)) == 2
+    assert strict.failures == [(1, "http_unexpected")]
+
+
+def test_receive_of_nothing_is_the_close() -> None:
+    closing = Http1Codec()
+    body = b"HTTP/1.0 200 OK\r\n\r\nhello"
+    assert closing.receive(bytearray(body), len(body)) == 0
+    assert closing.receive(bytearray(10), 0) == 1  # the close ends a body without a length
+    assert closing.closing
+    cut = Http1Codec()
+    assert cut.receive(bytearray(OK), 10) == 0
+    with pytest.raises(ProtocolError) as caught:
+        cut.receive(b"", 0)
+    assert caught.value.kind == "eof"

@@ -181,3 +181,18 @@ def test_repeated_replies_take_the_shortcut_and_anything_else_does_not() -> None
     with pytest.raises(ProtocolError):  # eof mid-reply is still seen after the shortcut
         get.receive_data(memoryview(bytearray(b"$3\r\nx")))
         get.receive_data(b"")
+
+
+def test_receive_counts_replies_and_names_failed_ones() -> None:
+    codec = RespCodec(("GET", "k"))
+    assert codec.next_request() == codec.request_bytes()
+    stream = b"$3\r\nxxx\r\n-ERR no\r\n*2\r\n:1\r\n-ERR inner\r\n+OK\r\n"
+    buffer = bytearray(stream) + bytearray(64)
+    assert codec.receive(buffer, 6) == 0
+    assert codec.receive(bytearray(stream[6:]), len(stream) - 6) == 4
+    assert codec.failures == [(1, "redis_error"), (2, "redis_error")]
+    assert codec.next_response() is None
+    with pytest.raises(ProtocolError) as caught:
+        codec.receive(bytearray(b"$5\r\nab"), 6)
+        codec.receive(b"", 0)
+    assert caught.value.kind == "eof"

@@ -33,6 +33,8 @@ class Recorder:
         self.connect_latency = HdrHistogram()
         self.schedule_lag = HdrHistogram()
         self.errors: Counter[str] = Counter()
+        #: The OS code behind each error counted with one: kind -> code -> count.
+        self.error_codes: dict[str, Counter[int]] = {}
         self.connects = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -55,9 +57,22 @@ class Recorder:
         #: Memory samples taken by the client's tick (``stats.memory``), for the result.
         self.memory: list[dict[str, Any]] = []
 
-    def error(self, kind: str) -> None:
+    def error(self, kind: str, code: int | None = None) -> None:
+        """Count one error of ``kind``; ``code`` is the OS's own number for it, if any."""
         self.errors[kind] += 1
         self._interval_errors[kind] += 1
+        if code is not None:
+            codes = self.error_codes.get(kind)
+            if codes is None:
+                codes = self.error_codes[kind] = Counter()
+            codes[code] += 1
+
+    def error_codes_by_kind(self) -> dict[str, dict[str, int]]:
+        """``error_codes`` as the result keeps them (JSON keys are strings), sorted."""
+        return {
+            kind: {str(code): n for code, n in sorted(codes.items())}
+            for kind, codes in sorted(self.error_codes.items())
+        }
 
     def flush(self) -> None:
         """Move buffered values into the histograms."""

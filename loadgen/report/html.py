@@ -102,7 +102,9 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
             "errors",
             "Errors",
             "Counted by kind: refused, reset, timeout, eof (the peer closed), verify (a reply "
-            "that differs from what was sent), other.",
+            "that differs from what was sent), no_buffers (the kernel ran out of buffers or "
+            "pool), unreachable, address_unavailable (no local port or source address), "
+            "other; the JSON keeps the OS's own codes per kind (summary.error_codes).",
             tables.errors_table(runs) + "".join(_figure(c, titled=True) for c in errors),
         ),
     ]

@@ -20,8 +20,11 @@ from loadgen.stats.histogram import HdrHistogram
 #: ``cpu_percent``; results of schema 1 still load (``self_check`` None: not checked).
 #: 3 added ``cluster`` (a distributed run's hosts, clock offsets and start skew) and the
 #: generator's ``start_late_ms``; older results load with both None.
-SCHEMA_VERSION = 3
-READABLE_SCHEMAS = (1, 2, 3)
+#: 4 added the measuring clock and the Windows timer resolution to ``environment``, the OS
+#: error codes per error kind (``summary.error_codes``) and the self-check's clock
+#: resolution; older results load with them None (or empty).
+SCHEMA_VERSION = 4
+READABLE_SCHEMAS = (1, 2, 3, 4)
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 
 
@@ -70,6 +73,13 @@ class Environment:
     #: and whether it was registered, buffer-ring's ring size. Empty in older results.
     recv_options: dict[str, Any] = field(default_factory=dict)
     target_processes: int | None = None  # processes of a built-in target (None: not built-in)
+    #: The clock every latency was timed with (``time.get_clock_info``'s implementation)
+    #: and its resolution in ns (schema 4; None before).
+    clock: str | None = None
+    clock_resolution_ns: float | None = None
+    #: Windows: the system timer period the run raised waits to (timeBeginPeriod), in ms.
+    #: None elsewhere, in older results, or where Windows refused it.
+    timer_resolution_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,10 @@ class Summary:
     unsent: int | None = None
     #: Stream runs only: payload bytes moved per second, both directions together.
     throughput_bytes_per_s: float | None = None
+    #: The OS's own error codes behind each error kind, counted (errno on Linux, the
+    #: Win32/Winsock code on Windows): ``{"no_buffers": {"10055": 3}}``. Kinds found by
+    #: loadgen itself (timeout, eof, verify) have no code. Empty in results before schema 4.
+    error_codes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -195,6 +209,8 @@ class SelfCheck:
     schedule_lag_limit_ms: float | None = None
     unsent_fraction: float | None = None
     waited_fraction: float | None = None
+    #: The resolution of the clock latencies were timed with, ns (schema 4; None before).
+    clock_resolution_ns: float | None = None
 
 
 @dataclass(frozen=True)

@@ -33,17 +33,16 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import signal
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from loadgen.config.scenario import Scenario
 from loadgen.result.model import RunResult
-from loadgen.run.interrupts import sigint_recorded
+from loadgen.run.interrupts import interrupts_ignored, sigint_recorded
 from loadgen.run.measure import shard_process_main
 from loadgen.run.merge import merge_results, result_from_intervals
 from loadgen.run.progress import TickBoard
@@ -133,20 +132,6 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
-
-
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Children start with SIGINT ignored (inherited through exec): a Ctrl-C during their
-    start-up is then no KeyboardInterrupt; the shard installs its own handler to run."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class _Coordinator:
@@ -239,7 +224,7 @@ class _Coordinator:
 
     def run(self, duration_s: float) -> list[str]:
         """Drive the shards to their end; return the coordinator's stop reasons."""
-        with _sigint_ignored():
+        with interrupts_ignored():
             for process in self.processes:
                 process.start()
         began = time.monotonic()

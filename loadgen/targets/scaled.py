@@ -73,6 +73,8 @@ def _worker(
 ) -> None:
     """One more process serving ``name`` on ``host:port`` (SO_REUSEPORT) until ``stop``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first process owns the target's life
+    if hasattr(signal, "SIGBREAK"):  # Windows' Ctrl-Break too
+        signal.signal(signal.SIGBREAK, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     try:
         engine = select_backend(backend)

@@ -20,7 +20,7 @@ from loadgen.report.html import render_html
 from loadgen.report.junit import comparison_junit
 from loadgen.report.loading import load_run
 from loadgen.report.markdown import comparison_markdown
-from loadgen.result.model import RunResult
+from loadgen.result.model import SCHEMA_VERSION, RunResult
 from loadgen.run.selfcheck import CPU_WINDOW_S, busiest, check
 from loadgen.stats.cpu import CpuSampler, read_runnable_ns
 from tests.report import chromium
@@ -86,6 +86,9 @@ def test_a_comfortable_run_is_valid_and_exits_0(valid: tuple[Any, Path]) -> None
     assert outcome.exit_code == 0, outcome.output
     data = json.loads(path.read_text())
     assert data["self_check"]["valid"] is True, data["self_check"]
+    environment = data["environment"]  # the clock every latency was timed with
+    assert environment["clock"] and 0 < environment["clock_resolution_ns"] <= 1000
+    assert data["self_check"]["clock_resolution_ns"] == environment["clock_resolution_ns"]
     assert data["self_check"]["reasons"] == []
     assert data["self_check"]["cpu_percent"] < data["self_check"]["cpu_limit_percent"]
     assert "INVALID" not in outcome.output
@@ -165,12 +168,41 @@ def test_schema_1_results_still_load_as_not_checked(
     assert run.result.self_check is None and not run.result.invalid
     assert "not checked" in render_html([run])
     newer = tmp_path / "newer.json"
-    newer.write_text(json.dumps({**data, "schema_version": 4}))
+    newer.write_text(json.dumps({**data, "schema_version": SCHEMA_VERSION + 1}))
     outcome = runner.invoke(app, ["report", str(newer)])
     assert outcome.exit_code == 2 and "written by a newer loadgen" in outcome.output
 
 
+def test_schema_3_results_load_without_clock_and_error_codes(
+    valid: tuple[Any, Path], tmp_path: Path
+) -> None:
+    data = json.loads(valid[1].read_text())
+    data["schema_version"] = 3
+    for key in ("clock", "clock_resolution_ns", "timer_resolution_ms"):
+        del data["environment"][key]
+    del data["summary"]["error_codes"]
+    del data["self_check"]["clock_resolution_ns"]
+    old = tmp_path / "schema3.json"
+    old.write_text(json.dumps(data))
+    result = load_run(old).result
+    assert result.environment.clock is None and result.environment.clock_resolution_ns is None
+    assert result.summary.error_codes == {}
+    assert result.self_check is not None and result.self_check.valid
+
+
 # ------------------------------------------------------------------- the rules themselves
+
+
+def test_a_clock_coarser_than_a_microsecond_makes_latency_invalid() -> None:
+    summary = make_result().summary
+    tick = check(summary, processes=1, cpu_percent=10.0, clock_resolution_ns=15_625_000.0)
+    assert not tick.valid and tick.clock_resolution_ns == 15_625_000.0
+    assert tick.reasons == [
+        "latency is invalid: the clock it was timed with ticks every 15,625.0 us (bound 1 us), "
+        "so a short request reads as 0 or as one whole tick"
+    ]
+    for fine_ns in (1.0, 100.0, 1000.0):  # CLOCK_MONOTONIC, QueryPerformanceCounter, the bound
+        assert check(summary, processes=1, cpu_percent=10.0, clock_resolution_ns=fine_ns).valid
 
 
 def test_cpu_bound_is_per_generator_process() -> None:

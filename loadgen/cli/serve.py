@@ -12,6 +12,7 @@ import typer
 
 from loadgen.cli.common import EXIT_USAGE, BackendOption, errors, fail
 from loadgen.engine import Backend, BackendUnavailable, select_backend
+from loadgen.engine.iocp import DEFAULT_ACCEPT_POOL, IocpBackend
 
 serve_app = typer.Typer(help="Run a built-in target server.", no_args_is_help=True)
 
@@ -20,6 +21,15 @@ StopOption = Annotated[
 ]
 HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
 PortOption = Annotated[int, typer.Option(help="Port (0 picks a free one).")]
+AcceptPoolOption = Annotated[
+    int,
+    typer.Option(
+        "--accept-pool",
+        min=1,
+        help="IOCP (Windows): AcceptEx kept posted per listener, so a connect burst is "
+        "accepted instead of reset. Other backends accept from the kernel's backlog.",
+    ),
+]
 ServeProcessesOption = Annotated[
     int,
     typer.Option(
@@ -37,11 +47,14 @@ def serve_echo(
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
     processes: ServeProcessesOption = 1,
+    accept_pool: AcceptPoolOption = DEFAULT_ACCEPT_POOL,
 ) -> None:
     """Serve echo on the engine; prints `listening on HOST:PORT`."""
     from loadgen.targets.echo import EchoServer
 
-    _serve_builtin(EchoServer, host, port, backend, stop_on_stdin_eof, processes, "echo")
+    _serve_builtin(
+        EchoServer, host, port, backend, stop_on_stdin_eof, processes, "echo", accept_pool
+    )
 
 
 @serve_app.command("http")
@@ -51,12 +64,15 @@ def serve_http(
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
     processes: ServeProcessesOption = 1,
+    accept_pool: AcceptPoolOption = DEFAULT_ACCEPT_POOL,
 ) -> None:
     """Serve HTTP/1.1 on the engine (/status/N, /bytes/N, /chunked/N, /delay/MS, /close);
     prints `listening on HOST:PORT`."""
     from loadgen.targets.http import HttpServer
 
-    _serve_builtin(HttpServer, host, port, backend, stop_on_stdin_eof, processes, "http")
+    _serve_builtin(
+        HttpServer, host, port, backend, stop_on_stdin_eof, processes, "http", accept_pool
+    )
 
 
 @serve_app.command("stream")
@@ -66,12 +82,15 @@ def serve_stream(
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
     processes: ServeProcessesOption = 1,
+    accept_pool: AcceptPoolOption = DEFAULT_ACCEPT_POOL,
 ) -> None:
     """Serve the stream patterns (push, pull, pushpull, duplex) on the engine; prints
     `listening on HOST:PORT`."""
     from loadgen.targets.stream import StreamServer
 
-    _serve_builtin(StreamServer, host, port, backend, stop_on_stdin_eof, processes, "stream")
+    _serve_builtin(
+        StreamServer, host, port, backend, stop_on_stdin_eof, processes, "stream", accept_pool
+    )
 
 
 class _BuiltinServer(Protocol):
@@ -90,6 +109,7 @@ def _serve_builtin(
     stop_on_stdin_eof: bool,
     processes: int = 1,
     name: str = "",
+    accept_pool: int = DEFAULT_ACCEPT_POOL,
 ) -> None:
     """Run a built-in target until Ctrl-C (or stdin's end, for a parent process)."""
     from loadgen.run.environment import raise_fd_limit
@@ -106,6 +126,8 @@ def _serve_builtin(
     except BackendUnavailable as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     raise_fd_limit(1 << 20)
+    if isinstance(engine, IocpBackend):
+        engine.accept_pool = accept_pool
     try:
         server = make(engine, host, port)
     except OSError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -123,3 +124,42 @@ def test_piped_output_spells_microseconds_us(broken_run: tuple[Any, Path]) -> No
         cwd=ROOT,
     ).stdout
     assert printed.decode("ascii").count("us") >= 6, printed  # min ... p99.9 of one row
+
+
+def test_serve_with_a_small_accept_pool_answers_a_burst() -> None:
+    """``loadgen serve --accept-pool 4`` (IOCP: four AcceptEx posted; elsewhere accepted
+    from the backlog): 200 clients connecting at once are all accepted and echoed."""
+    command = [sys.executable, "-m", "loadgen", "serve", "echo", "--accept-pool", "4"]
+    server = subprocess.Popen(
+        [*command, "--stop-on-stdin-eof"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    clients: list[socket.socket] = []
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline().decode().strip()
+        assert line.startswith("listening on "), line + server.stderr.read().decode()  # type: ignore[union-attr]
+        host, port = line.removeprefix("listening on ").rsplit(":", 1)
+        for _ in range(200):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex((host, int(port)))
+            clients.append(client)
+        for index, client in enumerate(clients):
+            client.setblocking(True)
+            client.settimeout(30)
+            message = b"%d" % index
+            client.sendall(message)
+            assert client.recv(64) == message
+    finally:
+        for client in clients:
+            client.close()
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(60)
+        for stream in (server.stdout, server.stderr):
+            if stream is not None:
+                stream.close()

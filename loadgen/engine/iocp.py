@@ -538,12 +538,14 @@ class IocpBackend(NoBufferFeatures):
             if ready or timeout_s == 0:
                 self._dequeue(room, 0)
             else:
-                deadline = None if timeout_s is None else time.monotonic() + timeout_s
+                # perf_counter: time.monotonic is GetTickCount64 on Windows CPython 3.12, whose
+                # 15.6 ms steps would stretch a short wait by up to a tick.
+                deadline = None if timeout_s is None else time.perf_counter() + timeout_s
                 while not self._ready:
                     if deadline is None:
                         slice_ms = _WAIT_SLICE_MS
                     else:
-                        remaining = deadline - time.monotonic()
+                        remaining = deadline - time.perf_counter()
                         if remaining <= 0:
                             break
                         slice_ms = min(_WAIT_SLICE_MS, math.ceil(remaining * 1000))

@@ -7,6 +7,7 @@ Real runs through ``run()`` on each backend available here (IOCP under Wine, thr
 
 from __future__ import annotations
 
+import errno
 import socket
 import sys
 from pathlib import Path
@@ -74,3 +75,15 @@ def test_a_bind_the_os_refuses_is_counted_and_the_run_goes_on(backend: str) -> N
     errors = result.summary.errors
     assert set(errors) == {"address_unavailable"} and errors["address_unavailable"] >= 3
     _codes_match_kinds(result, backend)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shard processes under Wine take a minute")
+def test_codes_of_several_processes_are_added() -> None:
+    scenario = parse_scenario(
+        f"name: refused\ntarget: 127.0.0.1:{_closed_port()}\nconnections: 4\n"
+        "duration: 1s\nmessage_size: 64B\n"
+    )
+    result = run(scenario, processes=2)
+    assert result.environment.processes == 2
+    refused = result.summary.errors["refused"]
+    assert result.summary.error_codes == {"refused": {str(errno.ECONNREFUSED): refused}}

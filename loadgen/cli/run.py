@@ -22,9 +22,11 @@ from loadgen.cli.common import (
     errors,
     fail,
 )
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import ScenarioError, load_scenario
 from loadgen.config.units import parse_duration_s
 from loadgen.engine import BackendUnavailable
+from loadgen.result.stop import StopKind, StopReason
 
 if TYPE_CHECKING:
     from loadgen.config.scenario import Scenario
@@ -111,14 +113,23 @@ def run(
             "fewer there is an error.",
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="When loadgen itself fails, print the Python traceback(s) kept in the "
+            "result's stop (on stderr).",
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario and write its JSON result.
 
     Exit 3 when the generator itself was the bottleneck (CPU, or an open-model schedule it
     could not keep); the result says why. 99 when a threshold failed.
     """
-    from loadgen.run.api import default_processes
     from loadgen.run.api import run as run_scenario
+    from loadgen.run.limits import ConnectionLimitError
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
 
@@ -135,40 +146,26 @@ def run(
         raise fail(f"--duration: {exc}", EXIT_USAGE) from None
     if hosts is not None and cluster is None:
         raise fail("--hosts needs --cluster", EXIT_USAGE)
-    from loadgen.run.limits import ConnectionLimitError, fit_run
-
     if cluster is not None:
-        result = _run_on_cluster(scenario, cluster, hosts, processes, backend, quiet)
-        _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+        result = _run_on_cluster(scenario, cluster, hosts, processes, backend, quiet, verbose)
+        _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated, verbose)
         return
-    client_processes, builtin_processes = default_processes(scenario, processes, target_processes)
-    try:  # descriptors, ports, memory: spread over processes and sources, or refuse
-        fit = fit_run(
-            scenario,
-            client_processes,
-            builtin_processes,
-            processes_fixed=processes is not None,
-            target_processes_fixed=target_processes is not None,
-        )
-    except ConnectionLimitError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
-    for notice in fit.notices:
-        errors.print(notice, highlight=False)
-    scenario = fit.scenario
-    try:
+    try:  # fit=True: descriptors, ports, memory: spread over processes and sources, or refuse
         result = run_scenario(
             scenario,
             backend=backend,
-            notice=lambda m: errors.print(m),
+            notice=lambda m: errors.print(m, highlight=False),
             live=None if quiet else _live_view(scenario),
-            processes=fit.processes,
-            target_processes=fit.target_processes,
+            processes=processes,
+            target_processes=target_processes,
+            fit=True,
         )
-    except BackendUnavailable as exc:
+    except (BackendUnavailable, ConnectionLimitError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except (TargetError, ShardError) as exc:
+        _print_traceback(getattr(exc, "stop", None), verbose)
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
-    _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated)
+    _finish_run(result, json_path, html_path, hdr_log_path, quiet, allow_saturated, verbose)
 
 
 def _live_view(scenario: Scenario) -> Callable[[Callable[[], Snapshot]], LiveView]:
@@ -176,7 +173,7 @@ def _live_view(scenario: Scenario) -> Callable[[Callable[[], Snapshot]], LiveVie
 
     def live_view(read: Callable[[], Snapshot]) -> LiveView:
         # Plain log lines: every 5 s, or about ten per run for short runs (at least 1 s apart).
-        every_s = min(5.0, max(1.0, scenario.plan.duration / 10))
+        every_s = min(5.0, max(1.0, LoadPlan.from_scenario(scenario).duration_s / 10))
         return LiveView(scenario.name, read, console, line_interval_s=every_s)
 
     return live_view
@@ -189,6 +186,7 @@ def _run_on_cluster(
     processes: int | None,
     backend: str,
     quiet: bool,
+    verbose: bool,
 ) -> RunResult:
     """``run --cluster``: the distributed path (``loadgen.distributed.coordinator``)."""
     from loadgen.distributed.coordinator import ClusterError, run_cluster
@@ -209,7 +207,18 @@ def _run_on_cluster(
     except (ClusterError, FeatureUnavailable) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except (TargetError, ShardError) as exc:
+        _print_traceback(getattr(exc, "stop", None), verbose)
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
+
+
+def _print_traceback(stop: StopReason | None, verbose: bool) -> None:
+    """``--verbose``: the traceback(s) a failure kept, on stderr, as Python prints them."""
+    if stop is None or not stop.traceback:
+        return
+    if verbose:
+        errors.print(stop.traceback.rstrip("\n"), highlight=False, markup=False)
+    else:
+        errors.print("the result keeps the traceback (stop.traceback); --verbose prints it")
 
 
 def _finish_run(
@@ -219,6 +228,7 @@ def _finish_run(
     hdr_log_path: Path | None,
     quiet: bool,
     allow_saturated: bool,
+    verbose: bool = False,
 ) -> None:
     """Write a run's result and outputs, show it, and exit with the run's code."""
     from loadgen.report.console import (
@@ -238,9 +248,10 @@ def _finish_run(
             render_cluster_problems(result.cluster, errors)
     console.print(f"result: {path}", highlight=False, soft_wrap=True)
     _write_run_outputs(result, path, html_path, hdr_log_path)
-    if result.stop_reason.startswith("interrupted"):
+    if result.stop.kind is StopKind.INTERRUPTED:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if result.stop_reason.startswith("failed"):
+    if result.stop.kind is StopKind.FAILED:
+        _print_traceback(result.stop, verbose)
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if result.invalid and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)

@@ -76,6 +76,7 @@ def recv_modes(
     from loadgen.config.scenario import ScenarioError, load_scenario
     from loadgen.config.units import parse_duration_s, parse_size_bytes
     from loadgen.engine import BackendUnavailable
+    from loadgen.result.stop import StopKind
     from loadgen.run.limits import ConnectionLimitError
     from loadgen.study.console import render_study
     from loadgen.study.driver import run_study
@@ -145,9 +146,10 @@ def recv_modes(
     render_study(study, console)
     console.print(f"result: {json_path}", highlight=False, soft_wrap=True)
     console.print(f"report: {html_path}", highlight=False, soft_wrap=True)
-    if any(trial.stop_reason.startswith("interrupted") for trial in study.trials):
+    kinds = {trial.stop_kind for trial in study.trials}
+    if StopKind.INTERRUPTED in kinds:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if any(trial.stop_reason.startswith("failed") for trial in study.trials):
+    if StopKind.FAILED in kinds:
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
 
 

@@ -368,7 +368,8 @@ class Scenario(_Model):
 
     @property
     def plan(self) -> Load:
-        """The load plan (resolved from the shorthand when that was used)."""
+        """The ``load`` section (resolved from the shorthand when that was used); what a run
+        derives from it is ``loadgen.config.plan.LoadPlan``."""
         assert self.load is not None
         return self.load
 

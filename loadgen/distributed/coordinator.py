@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from loadgen import __version__
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario
 from loadgen.distributed.bridge import (
     DistributedMissing,
@@ -55,6 +56,7 @@ from loadgen.distributed.bridge import (
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
 from loadgen.result.model import Cluster, ClusterHost, RunResult
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.interrupts import sigint_recorded
 from loadgen.run.merge import add_counts, merge_results, result_from_intervals
 from loadgen.run.progress import Snapshot, TickBoard
@@ -188,10 +190,11 @@ def plan_jobs(
 
     counts = [processes or host.cpu_count for host in hosts]
     total = sum(counts)
-    if total > scenario.plan.connections:
+    peak = LoadPlan.from_scenario(scenario).peak_connections
+    if total > peak:
         raise ClusterError(
             f"{total} client processes over {len(hosts)} hosts but the scenario has "
-            f"{scenario.plan.connections} connections: give --processes fewer (or --hosts)"
+            f"{peak} connections: give --processes fewer (or --hosts)"
         )
     weights = [1.0] * total
     slices = split_scenario(scenario, weights) if total > 1 else [scenario]
@@ -251,7 +254,8 @@ class _ClusterRun:
         self.ready: dict[int, tuple[ClockOffset, float]] = {}  # host -> (offset, margin_s)
         self.outcomes: dict[int, HostOutcome] = {}
         self.lost: dict[int, str] = {}
-        self.interrupted: list[str] = []
+        self.tracebacks: dict[int, str] = {}  # lost host -> the traceback its failure sent
+        self.interrupted: list[StopReason] = []
         self.started = False
         self.stopping = False
         self.futures: list[Any] = []
@@ -266,10 +270,12 @@ class _ClusterRun:
             self.stop_event.set()
             self.stopping = True
 
-    def _lose(self, host: int, why: str) -> None:
+    def _lose(self, host: int, why: str, traceback: str | None = None) -> None:
         if host in self.lost or host in self.outcomes:
             return
         self.lost[host] = why
+        if traceback:
+            self.tracebacks[host] = traceback
         for spec in self.jobs[host].specs:
             self.board.retire(spec.index)
         if self.notice is not None:
@@ -295,11 +301,15 @@ class _ClusterRun:
                 outcome = self.outcomes[host] = future.result()
                 for spec in self.jobs[host].specs:
                     self.board.retire(spec.index)
-                if outcome.result.stop_reason.startswith("failed"):
+                if outcome.result.stop.kind is StopKind.FAILED:
                     self.stop()  # as one host's failed shard stops that host's others
             else:
                 error = future.exception()
-                self._lose(host, f"failed: {type(error).__name__}: {error}")
+                self._lose(
+                    host,
+                    f"failed: {type(error).__name__}: {error}",
+                    getattr(error, "traceback", None),
+                )
 
     def _check_workers(self) -> None:
         present = worker_addresses(self.client)
@@ -331,7 +341,11 @@ class _ClusterRun:
         began = time.monotonic()
         deadline: float | None = None
         next_health = began
-        connections = max(spec.scenario.plan.connections for j in self.jobs for spec in j.specs)
+        connections = max(
+            LoadPlan.from_scenario(spec.scenario).peak_connections
+            for job in self.jobs
+            for spec in job.specs
+        )
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
         # Ctrl-C only records (no Dask call inside a signal handler); the loop stops the hosts.
         with sigint_recorded() as self.interrupted:
@@ -412,7 +426,6 @@ def run_cluster_hosts(
     seed: int | None = None,
 ) -> ClusterOutcome:
     """``run_cluster``, with every host's own result beside the merged one."""
-    from loadgen.run.progress import phase_label
     from loadgen.targets.process import builtin_target
 
     with ExitStack() as stack:
@@ -436,13 +449,12 @@ def run_cluster_hosts(
         jobs = plan_jobs(scenario, chosen, processes, backend, addresses, seed)
         check_hosts(client, chosen, jobs)
         shards = sum(len(job.specs) for job in jobs)
-        board = TickBoard(
-            shards, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
-        )
+        plan = LoadPlan.from_scenario(scenario)
+        board = TickBoard(shards, plan.duration_s, plan.phase_label)
         run = _ClusterRun(client, chosen, jobs, board, notice)
         stack.callback(run.close)
         with live(board.snapshot) if live else nullcontext():
-            run.drive(scenario.plan.duration)
+            run.drive(plan.duration_s)
         hosts_results = {host: outcome.result for host, outcome in run.outcomes.items()}
         return ClusterOutcome(_merge(run, scenario, address), hosts_results)
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
@@ -466,30 +478,43 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
         for spec in job.specs:
             intervals = run.board.intervals[spec.index]
             if intervals:
-                parts.append(result_from_intervals(intervals, like, run.lost[host]))
+                parts.append(
+                    result_from_intervals(
+                        intervals,
+                        like,
+                        StopReason(StopKind.FAILED, run.lost[host], run.tracebacks.get(host)),
+                    )
+                )
                 labels.append(f"{run.describe(host)}, lost")
                 machines.append(info.hostname)
-    lost = [f"{run.describe(h)} lost: {why}" for h, why in sorted(run.lost.items())]
+    lost = [
+        StopReason(StopKind.FAILED, f"{run.describe(h)} lost: {why}", run.tracebacks.get(h))
+        for h, why in sorted(run.lost.items())
+    ]
     lost += [  # hosts that gave a result but lost a shard of their own
-        f"{run.describe(h)}: {outcome.result.stop_reason.removeprefix('failed: ')}"
+        outcome.result.stop.labelled(run.describe(h))
         for h, outcome in sorted(run.outcomes.items())
-        if outcome.result.stop_reason.startswith("failed")
+        if outcome.result.stop.kind is StopKind.FAILED
     ]
     if not parts:
         raise ShardError(
-            "no host produced a result: " + "; ".join(lost or run.interrupted or ["no hosts"])
+            "no host produced a result: "
+            + "; ".join(
+                [f.detail for f in lost] or [str(r) for r in run.interrupted] or ["no hosts"]
+            ),
+            StopReason.failed_parts(lost) if lost else None,
         )
     if run.interrupted:
-        stop_reason: str | None = run.interrupted[0]
+        stop: StopReason | None = run.interrupted[0]
     elif lost:
-        stop_reason = "failed: " + "; ".join(lost)
+        stop = StopReason.failed_parts(lost)
     else:
-        stop_reason = None
+        stop = None
     processes = sum(len(job.specs) for job in run.jobs)
     result = merge_results(
         parts,
         scenario,
-        stop_reason=stop_reason,
+        stop=stop,
         processes=processes,
         labels=labels,
         machines=machines,

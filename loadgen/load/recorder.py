@@ -50,9 +50,6 @@ class Recorder:
         self._interval_index = 0
         self._interval_errors: Counter[str] = Counter()
         self._interval_base = (0, 0)  # bytes sent and received when the interval began
-        #: The last closed interval at a glance, for the live view (read from its thread):
-        #: (requests per second, p50 ns, p99 ns), None before the first second ends.
-        self.last_interval: tuple[float, int | None, int | None] | None = None
         self._connections: int | None = None  # open connections, as of the last tick
         #: Memory samples taken by the client's tick (``stats.memory``), for the result.
         self.memory: list[dict[str, Any]] = []
@@ -125,9 +122,6 @@ class Recorder:
                 connections=self._connections,
             )
         )
-        interval = self._interval
-        p50, p99 = interval.percentiles([50, 99]) if interval.total_count else (None, None)
-        self.last_interval = (interval.total_count / (length_ns / 1e9), p50, p99)
         self.latency.merge(self._interval)
         self.latency_corrected.merge(corrected)
         self._interval.reset()

@@ -9,11 +9,13 @@
   way: from the request's *intended* send time (corrected: a stalled target delays every
   request due during the stall) and from its actual send (raw: service time only).
 
-Hot-loop shape (DESIGN.md section 4): one ``wait()`` per iteration returns a capped batch of
-completions; each is dispatched by its integer token to a preallocated connection; latencies
-go into ``array('q')`` buffers and become histograms only in the recorder's tick. The common
-closed-model path (a whole echo arrived: verify, record, re-post the buffer, send the next)
-is written inline in ``run``.
+Hot-loop shape (what measured well in one Python thread: of a loopback round trip's ~6 µs
+the kernel takes ~5, so Python's ~1 µs is what the client controls): one ``wait()`` per
+iteration returns a capped batch of completions (an unbounded batch at 5,000 connections
+stalled the loop); each is dispatched by its integer token to a preallocated connection;
+latencies go into ``array('q')`` buffers and become histograms only in the recorder's
+tick. The common closed-model path (a whole echo arrived: verify, record, re-post the
+buffer, send the next) is written inline in ``run``.
 
 Idle phases (closed model, ``idle_windows``): connections open and post their receive but
 send nothing until the phase ends (checked each tick): the receive-mode study measures the
@@ -94,7 +96,10 @@ class ClientConfig:
     request_timeout_s: float
     #: Closed model: (duration_s, connections at start, at end) per phase; empty = constant.
     connection_phases: Sequence[tuple[float, int, int]] = ()
-    think_time_s: float = 0.0
+    #: (end_s, think_s) per phase, in order (``LoadPlan.think_times``): after a response a
+    #: connection waits the think time of the phase the response came in; the last holds
+    #: past its end. Empty: no think time.
+    think_times: Sequence[tuple[float, float]] = ()
     #: Closed model: (start_s, end_s) stretches of idle phases, in which connections open
     #: (and keep their receive posted) but send nothing; they start when the stretch ends.
     idle_windows: Sequence[tuple[float, float]] = ()
@@ -205,7 +210,14 @@ class LoadClient(SlotPool[_Conn]):
         self._ring = config.recv_mode == ReceiveMode.BUFFER_RING
         self._scratch = bytearray(SCRATCH_BYTES)
         self._request_timeout_ns = int(config.request_timeout_s * 1e9)
-        self._think_ns = int(config.think_time_s * 1e9)
+        # Think time per phase: (end_ns from the start, think_ns); the current phase's end
+        # as an absolute time, so a response costs one comparison (``_think_at``).
+        self._think_phases = [
+            (int(end * 1e9), int(think * 1e9)) for end, think in config.think_times
+        ]
+        self._thinks = bool(self._think_phases)
+        self._think_ns = 0
+        self._think_until_ns = 0  # before the first response: look the phase up
         self._timers: list[tuple[int, int, int]] = []  # (due_ns, conn index, token_base)
         # Open model state.
         self._arrivals = arrivals
@@ -216,7 +228,7 @@ class LoadClient(SlotPool[_Conn]):
         # The inline fast path covers the plain closed loop; everything else goes through
         # ``_after_response``.
         self._plain_closed = (
-            arrivals is None and not self._think_ns and config.requests_per_connection is None
+            arrivals is None and not self._thinks and config.requests_per_connection is None
         )
         # Idle phases: connections that became ready while idle wait here for its end.
         self._idle_windows = tuple(config.idle_windows)
@@ -278,6 +290,7 @@ class LoadClient(SlotPool[_Conn]):
         super().rebase(start_ns)
         if self._next_arrival_ns < 1 << 62:
             self._next_arrival_ns += shift  # pulled as an offset from the provisional start
+        self._think_until_ns = 0  # phases count from the new start
 
     def _complete(self, conn: _Conn, token: int, result: int, flags: int, now_ns: int) -> None:
         op = token & OP_MASK
@@ -350,10 +363,26 @@ class LoadClient(SlotPool[_Conn]):
         if rpc is not None and conn.responses >= rpc and self._sending:
             self._close(conn, abort=False)  # churn: a fresh connection for the next request
             self._open(conn, now_ns)
-        elif self._think_ns and self._sending:
-            heapq.heappush(self._timers, (now_ns + self._think_ns, conn.index, conn.token_base))
+        elif self._thinks and self._sending:
+            think_ns = self._think_ns if now_ns < self._think_until_ns else self._think_at(now_ns)
+            if think_ns:
+                heapq.heappush(self._timers, (now_ns + think_ns, conn.index, conn.token_base))
+            else:
+                self._ready(conn, now_ns)
         else:
             self._ready(conn, now_ns)
+
+    def _think_at(self, now_ns: int) -> int:
+        """The think time of the phase ``now_ns`` falls in (and until when it holds)."""
+        elapsed_ns = now_ns - self._start_ns
+        until_ns, think_ns = 1 << 62, self._think_phases[-1][1]  # the last phase holds on
+        for end_ns, phase_think_ns in self._think_phases:
+            if elapsed_ns < end_ns:
+                until_ns, think_ns = self._start_ns + end_ns, phase_think_ns
+                break
+        self._think_until_ns = until_ns
+        self._think_ns = think_ns
+        return think_ns
 
     def _received(self, conn: _Conn, data: Buffer | bytes, n: int, now_ns: int) -> bool:
         """Feed received bytes (echo, or a codec's); False when the connection was failed

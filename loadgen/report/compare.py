@@ -32,6 +32,7 @@ from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.report import cluster as cluster_text
 from loadgen.report.loading import LoadedRun
 from loadgen.result.model import Cluster, LatencySummary, Summary
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.stats.significance import bootstrap_ci, mann_whitney_u, relative_change
 
 DEFAULT_TOLERANCE = 0.10  # 10 %: run-to-run noise on shared machines is a few percent
@@ -117,6 +118,8 @@ class Comparison:
     invalid_runs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: Distributed runs (either side): (label, cluster), for the hosts tables and lost hosts.
     clusters: tuple[tuple[str, Cluster], ...] = ()
+    #: Runs (either side) that did not complete: (label, why they stopped).
+    stopped_runs: tuple[tuple[str, StopReason], ...] = ()
 
     @property
     def regressed(self) -> bool:
@@ -187,6 +190,11 @@ def compare_runs(
             (run.label, run.result.cluster)
             for run in [*baseline, *current]
             if run.result.cluster is not None
+        ),
+        stopped_runs=tuple(
+            (run.label, run.result.stop)
+            for run in [*baseline, *current]
+            if not run.result.stop.is_completed
         ),
     )
 
@@ -305,6 +313,15 @@ def _differences(runs: Sequence[LoadedRun], sections: Sequence[dict[str, Any]]) 
     return described
 
 
+def _partial_warning(run: LoadedRun) -> InputWarning:
+    """A run that measured less than planned, and why: loadgen failed (the detail says
+    where and how), a signal, or its coordinator stopped it."""
+    stop = run.result.stop
+    if stop.kind is StopKind.FAILED:
+        return InputWarning(f"{run.label} is partial: loadgen failed", (stop.detail,))
+    return InputWarning(f"{run.label} is partial ({run.result.stop_reason})")
+
+
 def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
     """What a reader must know before trusting the comparison: differing inputs, partial
     runs, distributed runs that lost hosts or warned (clocks far apart), invalid runs."""
@@ -329,11 +346,7 @@ def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
     )
     if environment:
         warnings.append(InputWarning("the runs differ in environment", tuple(environment)))
-    warnings += [
-        InputWarning(f"{run.label} is partial ({run.result.stop_reason})")
-        for run in runs
-        if run.result.partial
-    ]
+    warnings += [_partial_warning(run) for run in runs if run.result.partial]
     for run in runs:
         cluster = run.result.cluster
         if cluster is not None and (cluster.lost_hosts or cluster.warnings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console, JustifyMethod
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -12,6 +13,7 @@ from loadgen.report.formatting import format_bytes
 from loadgen.report.loading import from_result
 from loadgen.report.memory import run_memory
 from loadgen.result.model import Cluster, LatencySummary, RunResult
+from loadgen.result.stop import StopKind
 
 _LATENCY_COLUMNS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
 
@@ -137,7 +139,11 @@ def render_cluster_problems(cluster: Cluster, console: Console) -> None:
 def render_summary(result: RunResult, console: Console) -> None:
     summary = result.summary
     env = result.environment
-    status = "[yellow]partial[/] — " + result.stop_reason if result.partial else "completed"
+    status = "completed"
+    if result.stop.kind is StopKind.FAILED:
+        status = "[red]partial[/] — " + escape(result.stop_reason)
+    elif result.partial:
+        status = "[yellow]partial[/] — " + escape(result.stop_reason)
     console.print(
         f"[bold]{result.scenario['name']}[/] on {env.backend} ({env.recv_mode} receives), "
         f"{summary.duration_s:.2f} s, {status}"

@@ -25,6 +25,7 @@ from loadgen.report.formatting import (
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import Counter, RunMemory
 from loadgen.result.model import Cluster, LatencySummary
+from loadgen.result.stop import StopKind
 
 _LATENCY_COLUMNS = (
     ("min", "min"),
@@ -69,8 +70,14 @@ def _per_run(
 
 def _status(run: LoadedRun) -> str:
     result = run.result
-    if result.stop_reason.startswith("failed"):
-        return _badge(result.stop_reason, "bad")
+    if result.stop.kind is StopKind.FAILED:
+        badge = _badge(result.stop_reason, "bad")
+        if result.stop.traceback:  # loadgen's own failure: where it happened, for a bug report
+            badge += (
+                f"<details><summary>traceback</summary><pre>"
+                f"{escape(result.stop.traceback)}</pre></details>"
+            )
+        return badge
     if result.partial:
         return _badge(f"partial: {result.stop_reason}", "warn")
     return _badge("completed", "good")

@@ -4,7 +4,7 @@ Each run samples memory once a second (``loadgen.stats.memory``). A report draws
 quantities and tabulates their components:
 
 * **kernel non-pageable memory**: on Linux SUnreclaim + TCP socket buffer pages + VmPin
-  (kernel memory is never paged; DESIGN.md section 6), on Windows the process's nonpaged-pool
+  (kernel memory is never paged; docs/recv-modes.md), on Windows the process's nonpaged-pool
   quota. The Linux counters are system-wide: on loopback with a built-in target both ends of
   every connection are in them, and so is everything else the machine did. Charts show it as
   the change since the run's first sample (taken before any connection opened).

@@ -14,14 +14,17 @@ from typing import Any
 
 from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.result.files import write_atomically
+from loadgen.result.stop import StopReason
 from loadgen.stats.histogram import HdrHistogram
 
 #: 2 added ``self_check`` (was the generator itself the bottleneck?) and each interval's
 #: ``cpu_percent``; results of schema 1 still load (``self_check`` None: not checked).
 #: 3 added ``cluster`` (a distributed run's hosts, clock offsets and start skew) and the
 #: generator's ``start_late_ms``; older results load with both None.
-#: 4 added the measuring clock and the Windows timer resolution to ``environment``, the OS
-#: error codes per error kind (``summary.error_codes``) and the self-check's clock
+#: 4 added ``stop`` (``result.stop.StopReason``: kind, detail, a failure's traceback); the
+#: one-line ``stop_reason`` is still written beside it, and older results' is parsed. It
+#: also added the measuring clock and the Windows timer resolution to ``environment``, the
+#: OS error codes per error kind (``summary.error_codes``) and the self-check's clock
 #: resolution; older results load with them None (or empty).
 SCHEMA_VERSION = 4
 READABLE_SCHEMAS = (1, 2, 3, 4)
@@ -221,7 +224,7 @@ class RunResult:
     generator: Generator
     started_at: str  # ISO 8601, UTC
     partial: bool
-    stop_reason: str  # "completed", "interrupted (SIGINT)", or "failed: ..."
+    stop: StopReason  # why the run ended (completed, interrupted, stopped, failed)
     histograms: dict[str, dict[str, Any]]
     intervals: list[Interval] = field(default_factory=list)
     thresholds: list[ThresholdVerdict] = field(default_factory=list)
@@ -233,6 +236,11 @@ class RunResult:
     #: A distributed run's hosts (``loadgen run --cluster``); None on one host.
     cluster: Cluster | None = None
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def stop_reason(self) -> str:
+        """``stop`` as one line: ``completed``, ``interrupted (SIGINT)``, ``failed: ...``."""
+        return str(self.stop)
 
     @property
     def thresholds_passed(self) -> bool:
@@ -248,7 +256,13 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        return {"schema_version": data.pop("schema_version"), **data}
+        data["stop"] = self.stop.to_dict()
+        ordered = {"schema_version": data.pop("schema_version")}
+        for key, value in data.items():
+            ordered[key] = value
+            if key == "partial":
+                ordered["stop_reason"] = self.stop_reason  # the one-line form (schema 1-3)
+        return ordered
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -276,7 +290,11 @@ class RunResult:
             generator=Generator(**data["generator"]),
             started_at=data["started_at"],
             partial=data["partial"],
-            stop_reason=data["stop_reason"],
+            stop=(
+                StopReason.from_dict(data["stop"])
+                if "stop" in data
+                else StopReason.parse(data["stop_reason"])
+            ),
             histograms=data["histograms"],
             intervals=[Interval(**item) for item in data.get("intervals", [])],
             thresholds=[ThresholdVerdict(**item) for item in data.get("thresholds", [])],

@@ -11,6 +11,11 @@ off io_uring): ``FeatureUnavailable``, before the target starts, naming the back
 ``run()`` starts the built-in target (if any), splits the scenario into shards, runs them
 (in this process for one, as spawned processes for more: ``loadgen.run.processes``) and
 merges their results. One shard's run is ``loadgen.run.measure.run_shard``.
+
+``run(..., fit=True)`` first fits the run to this machine as ``loadgen run`` does
+(``fit``: process counts by default, the descriptor, port and memory checks of
+``loadgen.run.limits.fit_run``): a run that cannot fit raises ``ConnectionLimitError``
+before anything starts, and what was changed to fit is told to ``notice``.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import replace
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario
 from loadgen.engine import select_backend
 from loadgen.result.model import RunResult
+from loadgen.run.limits import Fit, fit_run
 from loadgen.run.measure import run_shard
 from loadgen.run.processes import run_processes, shard_specs
-from loadgen.run.progress import Snapshot, TickBoard, phase_label
+from loadgen.run.progress import Snapshot, TickBoard
 from loadgen.run.shard import LocalChannel
 from loadgen.run.split import usable_processes
 from loadgen.run.wiring import check_receive_features
@@ -42,8 +49,9 @@ def run(
     notice: Notice | None = None,
     seed: int | None = None,
     live: LiveFactory | None = None,
-    processes: int = 1,
-    target_processes: int = 1,
+    processes: int | None = None,
+    target_processes: int | None = None,
+    fit: bool = False,
 ) -> RunResult:
     """Run a scenario to its end (or to Ctrl-C) and return its result.
 
@@ -53,14 +61,28 @@ def run(
     ``processes`` > 1 splits the load over that many shard processes (``loadgen.run.processes``)
     and merges their results; 1 runs the one shard in this process. ``target_processes``
     is how many processes a built-in target serves on (SO_REUSEPORT; 1 on Windows).
+    Without ``fit`` both default to 1. With ``fit=True`` the run is first fitted to this
+    machine (``fit_to_machine``): counts not given are chosen as ``loadgen run`` chooses
+    them, and raised (with a notice) where the descriptor limit needs more processes; a run
+    that cannot fit raises ``ConnectionLimitError``.
     """
+    if fit:
+        fitted = fit_to_machine(scenario, processes, target_processes)
+        if notice is not None:
+            for line in fitted.notices:
+                notice(line)
+        scenario = fitted.scenario
+        processes, target_processes = fitted.processes, fitted.target_processes
+    processes = processes or 1
+    target_processes = target_processes or 1
+    plan = LoadPlan.from_scenario(scenario)
     engine = select_backend(backend, notice=notice)
     engine_name = engine.name
     try:
         check_receive_features(scenario, engine)
     finally:
         engine.shutdown()  # each shard makes its own; this one resolved "auto" (and told why)
-    usable = usable_processes(scenario, processes)
+    usable = usable_processes(plan, processes)
     if usable < processes and notice is not None:
         notice(f"{usable} processes, not {processes}: the scenario has {usable} connections")
     processes = usable
@@ -78,9 +100,7 @@ def run(
             else scenario.target_addresses()
         )
         specs = shard_specs(scenario, processes, engine_name, addresses, seed)
-        board = TickBoard(
-            processes, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
-        )
+        board = TickBoard(processes, plan.duration_s, plan.phase_label)
         watching = live(board.snapshot) if live else nullcontext()
         with watching:
             if processes == 1:
@@ -96,6 +116,22 @@ def run(
             result, environment=replace(result.environment, target_processes=target_processes)
         )
     return result
+
+
+def fit_to_machine(
+    scenario: Scenario, processes: int | None = None, target_processes: int | None = None
+) -> Fit:
+    """The run policy of ``loadgen run``: process counts (``default_processes`` for the
+    ones not given), then ``limits.fit_run`` (descriptors, ports, memory) with the given
+    counts fixed. Raises ``limits.ConnectionLimitError`` for a run this machine cannot hold."""
+    client, builtin = default_processes(scenario, processes, target_processes)
+    return fit_run(
+        scenario,
+        client,
+        builtin,
+        processes_fixed=processes is not None,
+        target_processes_fixed=target_processes is not None,
+    )
 
 
 def default_processes(

@@ -3,10 +3,10 @@ the run asked to stop.
 
 Python delivers signals to the main thread only, so outside it (a run driven from another
 thread, as tests and library users may) nothing is installed and the reasons stay empty.
-The handler records ``interrupted (SIGINT)`` (``interrupted (SIGBREAK)`` for Ctrl-Break)
-once and calls ``on_signal``, which must only set flags or events (a signal handler may
-interrupt any call, a Dask or queue call among them); the previous handlers are restored on
-exit.
+The handler records the stop ``interrupted (SIGINT)`` (``interrupted (SIGBREAK)`` for
+Ctrl-Break) once and calls ``on_signal``, which must only set flags or events (a signal
+handler may interrupt any call, a Dask or queue call among them); the previous handlers are
+restored on exit.
 
 Windows delivers Ctrl-Break as SIGBREAK, whose default ends the process at once: the partial
 result would be lost, so it is handled exactly like Ctrl-C. (CTRL_BREAK_EVENT is also what a
@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from loadgen.result.stop import StopKind, StopReason
+
 
 def interrupt_signals() -> tuple[signal.Signals, ...]:
     """The signals that mean "stop the run": SIGINT, and SIGBREAK where it exists (Windows)."""
@@ -29,17 +31,17 @@ def interrupt_signals() -> tuple[signal.Signals, ...]:
 
 
 @contextmanager
-def sigint_recorded(on_signal: Callable[[], None] | None = None) -> Iterator[list[str]]:
+def sigint_recorded(on_signal: Callable[[], None] | None = None) -> Iterator[list[StopReason]]:
     """While active, SIGINT (or SIGBREAK) appends its reason (first time only) and calls
     ``on_signal``; yields the list of reasons (empty: not interrupted)."""
-    reasons: list[str] = []
+    reasons: list[StopReason] = []
     if threading.current_thread() is not threading.main_thread():
         yield reasons
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if not reasons:
-            reasons.append(f"interrupted ({signal.Signals(signum).name})")
+            reasons.append(StopReason(StopKind.INTERRUPTED, signal.Signals(signum).name))
         if on_signal is not None:
             on_signal()
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from loadgen import __version__
+from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import StreamSpec
 from loadgen.engine import select_backend
@@ -34,17 +35,12 @@ from loadgen.result.model import (
     RunResult,
     Summary,
 )
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.environment import os_description, raise_fd_limit
 from loadgen.run.interrupts import sigint_recorded
 from loadgen.run.selfcheck import check as self_check
 from loadgen.run.shard import ProcessChannel, ShardChannel, ShardSpec, sleep_until, ticking
-from loadgen.run.wiring import (
-    arrival_schedule,
-    check_receive_features,
-    client_config,
-    first_gap_ns,
-    shifted,
-)
+from loadgen.run.wiring import check_receive_features, client_config, shard_arrivals
 from loadgen.stats.clock import measuring_clock, raised_timer_resolution
 from loadgen.stats.cpu import CpuSampler
 from loadgen.stats.histogram import HdrHistogram
@@ -70,8 +66,8 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
     scenario, seed = spec.scenario, spec.seed
     engine = select_backend(spec.backend)
     started_at = datetime.now(UTC)
-    plan = scenario.plan
-    open_model = plan.model == "open"
+    plan = LoadPlan.from_scenario(scenario)
+    open_model = plan.open_model
     clock = measuring_clock()
     with ExitStack() as stack:
         stack.callback(engine.shutdown)
@@ -79,21 +75,18 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         timer_ms = stack.enter_context(raised_timer_resolution())
         check_receive_features(scenario, engine)  # again: a shard may run elsewhere
         addresses = list(spec.addresses)
-        config = client_config(scenario, addresses, seed)
+        config = client_config(scenario, plan, addresses, seed)
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         options = scenario.protocol_options
 
         def make_client(recorder: Recorder) -> LoadClient | StreamClient:
             if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
                 return StreamClient(engine, config, options, recorder)
-            arrivals = arrival_schedule(scenario, seed)
-            shift_ns = int(spec.arrival_phase * first_gap_ns(scenario))
-            if arrivals is not None and shift_ns:
-                arrivals = shifted(arrivals, shift_ns, int(plan.duration * 1e9))
+            arrivals = shard_arrivals(plan, seed, spec.arrival_phase)
             return LoadClient(engine, config, recorder, arrivals)
 
-        stop_reason = "completed"
-        early: list[str] = []  # Ctrl-C while connecting before the start
+        stop = StopReason.completed()
+        early: list[StopReason] = []  # Ctrl-C while connecting before the start
         if spec.connect_before_start:
             # Connected before reporting ready: the recorder's start is provisional until
             # the start instant is known (connect latencies and errors of these connects
@@ -104,7 +97,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
                 try:
                     client.preconnect()
                 except Exception as exc:  # reported as the run's failure, after ready
-                    stop_reason = f"failed: {type(exc).__name__}: {exc}"
+                    stop = StopReason.from_exception(exc)
             started_at = datetime.now(UTC)
             start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
             started_at += timedelta(microseconds=(start_ns - time.perf_counter_ns()) / 1000)
@@ -121,16 +114,16 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
         with sigint_recorded(_stopper(client)) as interrupted, watching, cpu:
             try:
-                if stop_reason == "completed" and not early:
-                    client.run(start_ns + int(plan.duration * 1e9))
+                if stop.is_completed and not early:
+                    client.run(start_ns + int(plan.duration_s * 1e9))
             except Exception as exc:  # keep what was measured, then report the failure
-                stop_reason = f"failed: {type(exc).__name__}: {exc}"
+                stop = StopReason.from_exception(exc)
         end_ns = time.perf_counter_ns()
         cpu_s = time.process_time() - cpu_start
         if early or interrupted:
-            stop_reason = (early or interrupted)[0]
-        elif client.stop_requested and stop_reason == "completed":
-            stop_reason = "stopped by the coordinator"
+            stop = (early or interrupted)[0]
+        elif client.stop_requested and stop.is_completed:
+            stop = StopReason(StopKind.STOPPED, "asked by the coordinator")
         in_flight = client.in_flight
         open_connections = client.open_connections
         recorder.finish(end_ns)
@@ -198,8 +191,8 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             start_late_ms=round(late_ns / 1e6, 3),
         ),
         started_at=started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        partial=stop_reason != "completed",
-        stop_reason=stop_reason,
+        partial=not stop.is_completed,
+        stop=stop,
         histograms=histograms,
         intervals=intervals,
         memory=recorder.memory,
@@ -237,6 +230,6 @@ def shard_process_main(spec: ShardSpec, channel: ProcessChannel) -> None:
     try:
         result = run_shard(spec, channel)
     except BaseException as exc:
-        channel.messages.put(("error", spec.index, f"{type(exc).__name__}: {exc}"))
+        channel.messages.put(("error", spec.index, StopReason.from_exception(exc)))
         raise SystemExit(1) from None
     channel.messages.put(("result", spec.index, result))

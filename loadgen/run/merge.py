@@ -43,6 +43,7 @@ from loadgen.result.model import (
     SelfCheck,
     Summary,
 )
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.selfcheck import check as check_self
 from loadgen.stats.histogram import HdrHistogram
 
@@ -199,15 +200,16 @@ def merge_results(
     parts: Sequence[RunResult],
     scenario: Scenario,
     *,
-    stop_reason: str | None = None,
+    stop: StopReason | None = None,
     processes: int | None = None,
     labels: Sequence[str] | None = None,
     machines: Sequence[str] | None = None,
 ) -> RunResult:
     """One result for the whole ``scenario`` from its shards' results.
 
-    ``stop_reason`` overrides the shards' (a coordinator knows of a dead shard or a Ctrl-C);
-    by default the first shard that did not complete gives it. ``processes`` is what the
+    ``stop`` overrides the shards' (a coordinator knows of a dead shard or a Ctrl-C); by
+    default the parts that failed give it (each named as in the self-check), else the first
+    part that did not complete. ``processes`` is what the
     environment records (default: the parts' processes added). ``labels`` name the parts in
     the self-check's reasons (default "process N of M"); ``machines`` tell which parts ran
     on one machine (memory; default: all on this one).
@@ -266,9 +268,17 @@ def merge_results(
         ),
     )
     intervals = merge_intervals([part.intervals for part in parts])
-    if stop_reason is None:
-        stop_reason = next(
-            (p.stop_reason for p in parts if p.stop_reason != "completed"), "completed"
+    names = labels or [f"process {n} of {len(parts)}" for n in range(1, len(parts) + 1)]
+    if stop is None:
+        failed = [
+            part.stop.labelled(name)
+            for name, part in zip(names, parts, strict=True)
+            if part.stop.kind is StopKind.FAILED
+        ]
+        stop = (
+            StopReason.failed_parts(failed)
+            if failed
+            else next((p.stop for p in parts if not p.stop.is_completed), StopReason.completed())
         )
     total_processes = sum(part.environment.processes for part in parts)
     environment: Environment = replace(
@@ -280,8 +290,8 @@ def merge_results(
         summary=summary,
         generator=generator,
         started_at=min(part.started_at for part in parts),
-        partial=stop_reason != "completed" or any(part.partial for part in parts),
-        stop_reason=stop_reason,
+        partial=not stop.is_completed or any(part.partial for part in parts),
+        stop=stop,
         histograms=histograms,
         intervals=intervals,
         memory=merge_memory([part.memory for part in parts], machines),
@@ -334,7 +344,7 @@ def merge_self_checks(
 
 
 def result_from_intervals(
-    intervals: Sequence[Interval], like: RunResult, stop_reason: str
+    intervals: Sequence[Interval], like: RunResult, stop: StopReason
 ) -> RunResult:
     """What a shard that died had reported (its closed intervals) as a RunResult to merge.
 
@@ -368,7 +378,7 @@ def result_from_intervals(
         summary=summary,
         generator=Generator(cpu_s=0.0, cpu_percent=0.0, loop_iterations=0, max_loop_lag_ms=0.0),
         partial=True,
-        stop_reason=stop_reason,
+        stop=stop,
         histograms=histograms,
         intervals=list(intervals),
         memory=[],

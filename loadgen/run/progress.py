@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loadgen.config.scenario import Scenario
 from loadgen.result.model import Interval
 from loadgen.stats.histogram import HdrHistogram
 
@@ -57,6 +56,7 @@ class TickBoard:
     def __init__(
         self, shards: int, duration_s: float, phase: Callable[[float], str] = lambda _: ""
     ) -> None:
+        """``phase`` names the phase at an elapsed time (``LoadPlan.phase_label``)."""
         self._shards = shards
         self._duration_s = duration_s
         self._phase = phase
@@ -137,20 +137,3 @@ class TickBoard:
                 open_connections=sum(t.open_connections for t in ticks),
                 cpu_percent=sum(self._cpu_percent.values()) if self._cpu_percent else None,
             )
-
-
-def phase_label(scenario: Scenario, elapsed_s: float) -> str:
-    """``phase 2/3 (20,000/s)``: where a run is, for the live view."""
-    phases = scenario.plan.phases
-    start_s = 0.0
-    for number, phase in enumerate(phases, 1):
-        if elapsed_s < start_s + phase.duration or number == len(phases):
-            if phase.rate is not None:
-                first, last = phase.rate
-                fraction = min(1.0, max(0.0, (elapsed_s - start_s) / phase.duration))
-                detail = f" ({first + (last - first) * fraction:,.0f}/s)"
-            else:
-                detail = " (idle)" if phase.idle else ""
-            return f"phase {number}/{len(phases)}{detail}"
-        start_s += phase.duration
-    return ""

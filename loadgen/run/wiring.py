@@ -1,6 +1,7 @@
 """What a shard builds from its slice of a scenario before it runs: the client's
-configuration, a codec per connection, the open model's arrival schedule, and the check that
-the chosen backend has the receive features the scenario asks for.
+configuration (from the scenario and its ``LoadPlan``), a codec per connection, the open
+model's arrival schedule shifted to interleave with other shards', and the check that the
+chosen backend has the receive features the scenario asks for.
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import HttpSpec, RedisSpec, Scenario, check_receive
-from loadgen.config.schedule import RatePhase, arrival_offsets_ns
 from loadgen.engine import Backend
 from loadgen.engine.base import FeatureUnavailable
 from loadgen.load.requests import ClientConfig
@@ -20,36 +21,22 @@ from loadgen.protocols.resp import RespCodec
 
 
 def client_config(
-    scenario: Scenario, addresses: list[tuple[str, int]], seed: int | None = None
+    scenario: Scenario, plan: LoadPlan, addresses: list[tuple[str, int]], seed: int | None = None
 ) -> ClientConfig:
-    """What the client needs from a scenario, once the target addresses are known."""
-    plan = scenario.plan
-    connection_phases: list[tuple[float, int, int]] = []
-    pool = plan.connections
-    if plan.model == "closed" and any(p.connections is not None for p in plan.phases):
-        for phase in plan.phases:
-            first, last = phase.connections or (plan.connections, plan.connections)
-            connection_phases.append((phase.duration, first, last))
-        pool = max(max(first, last) for _, first, last in connection_phases)
-    idle_windows: list[tuple[float, float]] = []
-    phase_start = 0.0
-    for phase in plan.phases:
-        if phase.idle:
-            idle_windows.append((phase_start, phase_start + phase.duration))
-        phase_start += phase.duration
-    think_times = {p.think_time for p in plan.phases if p.think_time is not None}
+    """What the client needs from a scenario and its plan, once the target addresses are
+    known."""
     codec_factory, pipeline = codec_for(scenario, addresses)
     return ClientConfig(
         addresses=addresses,
-        connections=pool,
+        connections=plan.peak_connections,
         message_size=scenario.message_size.largest,
         recv_mode=scenario.receive,
         receive_buffer=scenario.receive_buffer,
         connect_timeout_s=scenario.timeouts.connect,
         request_timeout_s=scenario.timeouts.request,
-        connection_phases=connection_phases,
-        think_time_s=max(think_times, default=plan.think_time),
-        idle_windows=idle_windows,
+        connection_phases=plan.connection_phases,
+        think_times=plan.think_times,
+        idle_windows=plan.idle_windows,
         requests_per_connection=plan.requests_per_connection,
         sources=scenario.source_addresses(),
         codec_factory=codec_factory,
@@ -100,19 +87,6 @@ def codec_for(
     return None, 1
 
 
-def arrival_schedule(scenario: Scenario, seed: int | None = None) -> Iterator[int] | None:
-    """Open model: intended send offsets (ns); closed model: None."""
-    plan = scenario.plan
-    if plan.model != "open":
-        return None
-    phases = []
-    for phase in plan.phases:
-        assert phase.rate is not None  # validated: the open model has a rate in every phase
-        start, end = phase.rate
-        phases.append(RatePhase(phase.duration, start, end, phase.arrivals == "poisson"))
-    return arrival_offsets_ns(phases, seed)
-
-
 def shifted(offsets: Iterator[int], shift_ns: int, end_ns: int) -> Iterator[int]:
     """An arrival schedule started ``shift_ns`` later, cut at the run's end."""
     for offset in offsets:
@@ -121,13 +95,11 @@ def shifted(offsets: Iterator[int], shift_ns: int, end_ns: int) -> Iterator[int]
         yield offset + shift_ns
 
 
-def first_gap_ns(scenario: Scenario) -> int:
-    """Open model, constant arrivals: the gap between this shard's first two sends (0 if
-    none: closed model, Poisson arrivals or a ramp from zero)."""
-    plan = scenario.plan
-    if plan.model != "open":
-        return 0
-    first = plan.phases[0]
-    if first.arrivals != "constant" or first.rate is None or first.rate[0] <= 0:
-        return 0
-    return int(1e9 / first.rate[0])
+def shard_arrivals(plan: LoadPlan, seed: int | None, arrival_phase: float) -> Iterator[int] | None:
+    """Open model: this shard's intended send offsets (ns), a constant schedule started
+    ``arrival_phase`` of its first gap late (``split.arrival_phase``); closed model: None."""
+    arrivals = plan.arrivals_ns(seed)
+    shift_ns = int(arrival_phase * plan.first_gap_ns)
+    if arrivals is None or not shift_ns:
+        return arrivals
+    return shifted(arrivals, shift_ns, int(plan.duration_s * 1e9))

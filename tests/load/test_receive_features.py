@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario, ScenarioError, parse_scenario
 from loadgen.engine import select_backend
 from loadgen.engine.base import FeatureUnavailable
@@ -100,7 +101,11 @@ def test_after_a_run_every_ring_buffer_is_back_in_the_ring() -> None:
     try:
         with builtin_target("echo", backend="io_uring") as address:
             recorder = Recorder(time.perf_counter_ns())
-            client = LoadClient(engine, client_config(scenario, [address]), recorder)
+            client = LoadClient(
+                engine,
+                client_config(scenario, LoadPlan.from_scenario(scenario), [address]),
+                recorder,
+            )
             client.run(recorder.start_ns + 500_000_000)
             assert recorder.requests > 0 and dict(recorder.errors) == {}
             client.close_all()

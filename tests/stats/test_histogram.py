@@ -256,7 +256,7 @@ def test_record_corrected_hand_derived(value: int, interval: int, expected: list
 
 
 def test_naive_python_port_records_one_too_many() -> None:
-    # the `hdrh` package's Python loop: why DESIGN.md asks for the C loop
+    # the `hdrh` package's Python loop: why stats.histogram ports the C loop instead
     ref = RefHistogram(1, HOUR, 3)
     ref.record_corrected_value(250, 100)
     assert ref.get_total_count() == 3

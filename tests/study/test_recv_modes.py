@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux counters 
 CONNECTIONS = 500
 BUFFER = 64 * 1024
 KIB = 1024
-#: DESIGN.md section 6: a TCP socket is ~2.4-2.8 KB of slab, and on loopback both ends are
+#: docs/recv-modes.md: a TCP socket is ~2.4-2.8 KB of slab, and on loopback both ends are
 #: counted (~5 KB), plus a pending RECV ~830 B or POLL_ADD ~254 B, plus the built-in
 #: target's own pending RECV; measured here ~5.5 KiB. The band is wide for noise: other
 #: tests allocate kernel memory at the same time.

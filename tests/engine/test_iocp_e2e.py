@@ -54,9 +54,11 @@ def test_quickstart_on_iocp(tmp_path: Path, recv_mode: str) -> None:
         assert histogram.min > 0, f"{name}: a zero latency"
     latency = result.histogram("latency")
     distinct = int(np.count_nonzero(latency.counts))  # 3 significant figures: 0.1% buckets
-    # More than 1,000; on a machine so busy that the run made fewer than 1,250 requests,
-    # nearly every one distinct (a tick-bound clock repeats itself either way).
-    wanted = min(1000, int(0.8 * latency.total_count))
-    assert distinct > wanted, f"{distinct} distinct latencies in {latency.total_count:,}"
+    requests = latency.total_count
+    message = f"{distinct} distinct latencies in {requests:,} requests"
+    if requests >= 2000:  # the quickstart makes ~24,000 in 3 s on an idle machine
+        assert distinct > 1000, message
+    else:  # a machine so loaded that requests took 100s of ms: at least half distinct
+        assert distinct >= requests // 2, message  # a 15.6 ms tick allows ~100 values there
     connects = result.histogram("connect_latency")
     assert np.count_nonzero(connects.counts) > 10  # 100 connects, not one 28,000 us tick

@@ -286,8 +286,11 @@ def test_a_flipped_byte_to_the_server_comes_back_as_verify_in_the_trailer() -> N
         _, recorder, _ = run_client(address, ANY_BACKEND, spec, connections=1, seconds=0.4)
         wait_for(lambda: server.open_connections == 0)
     assert recorder.latency.total_count == 0
-    assert set(recorder.errors) == {"verify"}
-    assert server.errors["verify"] == recorder.errors["verify"] >= 2
+    assert set(recorder.errors) == {"verify"} and recorder.errors["verify"] >= 2
+    # The client ends at 0.4 s: its last connection's corruption may be found by the server
+    # and its trailer not read any more (seen under Wine on a loaded machine: 3 against 2).
+    verified = recorder.errors["verify"]
+    assert verified <= server.errors["verify"] <= verified + 1
 
 
 def test_the_server_checks_what_it_receives() -> None:

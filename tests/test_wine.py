@@ -35,13 +35,14 @@ WINDOWS_TESTS = [
     "tests/run/test_windows_ports.py",
     "tests/cli/test_windows_cli.py",
 ]
-#: Files whose every test must have run and passed under Wine (none skipped).
-MUST_PASS = [
-    "tests/engine/test_iocp_bookkeeping.py",
-    "tests/stats/test_clock.py",
-    "tests/run/test_windows_ports.py",
-    "tests/cli/test_windows_cli.py",
-]
+#: Files whose Windows tests must all have run and passed under Wine: how many pass there
+#: (the rest check the answer off Windows and skip).
+MUST_PASS = {
+    "tests/engine/test_iocp_bookkeeping.py": 10,
+    "tests/stats/test_clock.py": 3,
+    "tests/run/test_windows_ports.py": 3,
+    "tests/cli/test_windows_cli.py": 5,
+}
 #: Provisioning from a cold cache takes ~2 minutes; a warm run ~1 minute.
 TIMEOUT_S = 1500
 
@@ -68,10 +69,11 @@ def test_windows_suite_under_wine() -> None:
     assert e2e == ["PASSED", "PASSED"], tail
     study = re.findall(r"^tests/study/test_recv_modes_windows\.py::\S+ (\w+)", output, re.M)
     assert study == ["PASSED"], tail
-    for path in MUST_PASS:
+    for path, passing in MUST_PASS.items():
         pattern = rf"^{re.escape(path)}::(\S+) (\w+)"
-        outcomes = dict(re.findall(pattern, output, re.M))
-        assert outcomes and set(outcomes.values()) == {"PASSED"}, (path, outcomes)
+        outcomes = list(dict(re.findall(pattern, output, re.M)).values())
+        assert outcomes.count("PASSED") == passing, (path, outcomes)
+        assert set(outcomes) <= {"PASSED", "SKIPPED"}, (path, outcomes)
     codes = re.findall(r"^tests/load/test_error_codes\.py::\S+\[iocp\] (\w+)", output, re.M)
     assert codes == ["PASSED", "PASSED"], tail
     assert "sys.platform" not in tail  # sanity: the summary line is pytest's, not a crash

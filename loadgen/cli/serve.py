@@ -10,17 +10,24 @@ from typing import Annotated, Protocol
 
 import typer
 
-from loadgen.cli.common import EXIT_USAGE, BackendOption, errors, fail
+from loadgen.cli.common import EXIT_USAGE, BackendOption, Command, Group, errors, examples, fail
 from loadgen.engine import Backend, BackendUnavailable, select_backend
 from loadgen.engine.iocp import DEFAULT_ACCEPT_POOL, IocpBackend
 
-serve_app = typer.Typer(help="Run a built-in target server.", no_args_is_help=True)
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+serve_app = typer.Typer(
+    help="Run a built-in target server.",
+    no_args_is_help=True,
+    cls=Group,
+    context_settings=_CONTEXT,
+    epilog=examples("loadgen serve echo --port 7000", "loadgen serve http --host 0.0.0.0"),
+)
 
 StopOption = Annotated[
     bool, typer.Option(hidden=True, help="Stop when stdin closes (for a parent process).")
 ]
-HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
-PortOption = Annotated[int, typer.Option(help="Port (0 picks a free one).")]
+HostOption = Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")]
+PortOption = Annotated[int, typer.Option(metavar="PORT", help="Port (0 picks a free one).")]
 AcceptPoolOption = Annotated[
     int,
     typer.Option(
@@ -35,12 +42,18 @@ ServeProcessesOption = Annotated[
     typer.Option(
         "--processes",
         min=1,
-        help="Processes accepting on the one port (SO_REUSEPORT; Linux only, else 1).",
+        metavar="N",
+        help="Processes accepting on the one port, at least 1 (SO_REUSEPORT; Linux only, else 1).",
     ),
 ]
 
 
-@serve_app.command("echo")
+@serve_app.command(
+    "echo",
+    cls=Command,
+    context_settings=_CONTEXT,
+    epilog=examples("loadgen serve echo --port 7000 --processes 2"),
+)
 def serve_echo(
     host: HostOption = "127.0.0.1",
     port: PortOption = 0,
@@ -57,7 +70,12 @@ def serve_echo(
     )
 
 
-@serve_app.command("http")
+@serve_app.command(
+    "http",
+    cls=Command,
+    context_settings=_CONTEXT,
+    epilog=examples("loadgen serve http --port 8080   (then GET /bytes/512, /delay/10, ...)"),
+)
 def serve_http(
     host: HostOption = "127.0.0.1",
     port: PortOption = 0,
@@ -75,7 +93,12 @@ def serve_http(
     )
 
 
-@serve_app.command("stream")
+@serve_app.command(
+    "stream",
+    cls=Command,
+    context_settings=_CONTEXT,
+    epilog=examples("loadgen serve stream --port 9000"),
+)
 def serve_stream(
     host: HostOption = "127.0.0.1",
     port: PortOption = 0,

@@ -8,45 +8,76 @@ from typing import Annotated
 
 import typer
 
+from loadgen.cli.common import SetOption, examples
+
+EXAMPLES = examples(
+    "loadgen recv-modes",
+    "loadgen recv-modes -c 1000,10000 --modes buffered,zero-byte --repeat 5",
+    "loadgen recv-modes scenarios/http-builtin.yaml --out reports/study",
+)
+
 
 def recv_modes(
     scenario_file: Annotated[
         Path | None,
-        typer.Argument(help="Scenario whose target and protocol to use (default: builtin:echo)."),
+        typer.Argument(
+            metavar="SCENARIO",
+            help="Scenario whose target and protocol to use (default: builtin:echo).",
+        ),
     ] = None,
     connections: Annotated[
-        str, typer.Option("--connections", "-c", help="Connection counts, comma-separated.")
+        str,
+        typer.Option(
+            "--connections", "-c", metavar="COUNTS", help="Connection counts, comma-separated."
+        ),
     ] = "1000,5000,10000",
     modes: Annotated[
         str | None,
         typer.Option(
-            "--modes", "-m", help="Receive modes, comma-separated (default: every one known)."
+            "--modes",
+            "-m",
+            metavar="MODES",
+            help="Receive modes, comma-separated (default: every one known).",
         ),
     ] = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-r", help="Trials per cell.")] = 3,
+    repeat: Annotated[
+        int, typer.Option("--repeat", "-r", metavar="N", help="Trials per cell.")
+    ] = 3,
     buffer: Annotated[
-        str, typer.Option("--buffer", help="Receive buffer per connection (buffered mode).")
+        str,
+        typer.Option(
+            "--buffer", metavar="SIZE", help="Receive buffer per connection (buffered mode)."
+        ),
     ] = "64KiB",
     settle: Annotated[
-        str, typer.Option("--settle", help="Wait this long into each phase before sampling.")
+        str,
+        typer.Option(
+            "--settle", metavar="DURATION", help="Wait this long into each phase before sampling."
+        ),
     ] = "2s",
     window: Annotated[
-        str, typer.Option("--window", help="Sample this long per phase (once a second).")
+        str,
+        typer.Option(
+            "--window", metavar="DURATION", help="Sample this long per phase (once a second)."
+        ),
     ] = "3s",
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the JSON result and HTML report.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FOLDER", help="Folder for the JSON result and HTML report."
+        ),
     ] = Path("reports"),
-    backend: Annotated[str, typer.Option("--backend", "-b", help="Engine backend.")] = "auto",
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a scenario field: path.to.key=value (repeatable)."),
-    ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", "-b", metavar="BACKEND", help="Engine backend.")
+    ] = "auto",
+    overrides: SetOption = None,
     processes: Annotated[
         int | None,
         typer.Option(
             "--processes",
             "-p",
             min=1,
+            metavar="N",
             help="Client processes per trial (default: as loadgen run, raised to fit the "
             "descriptor limit).",
         ),
@@ -56,6 +87,7 @@ def recv_modes(
         typer.Option(
             "--target-processes",
             min=1,
+            metavar="N",
             help="Processes of a builtin: target (default: the cores left, raised to fit).",
         ),
     ] = None,

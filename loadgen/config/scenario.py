@@ -11,13 +11,11 @@ they are checked exactly like the file (their errors name ``--set`` instead of a
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -27,9 +25,20 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
+from loadgen.config.messages import choice_problem
+from loadgen.config.problems import (
+    WRITTEN,
+    apply_overrides,
+    describe_errors,
+    index_lines,
+)
+from loadgen.config.problems import (
+    ScenarioError as ScenarioError,  # raised here too: importers take it from here
+)
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.thresholds import Threshold
 from loadgen.config.units import (
@@ -42,7 +51,13 @@ from loadgen.config.units import (
 )
 from loadgen.protocols.stream import MAX_SEGMENT_BYTES, MAX_STREAM_BYTES
 
-DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
+
+def _duration_s(value: object, info: ValidationInfo) -> float:
+    written = bool(info.context and info.context.get(WRITTEN))
+    return parse_duration_s(value, unit_required=written)
+
+
+DurationS = Annotated[float, BeforeValidator(_duration_s)]
 SizeBytes = Annotated[int, BeforeValidator(parse_size_bytes)]
 Count = Annotated[int, BeforeValidator(parse_count)]
 
@@ -53,14 +68,6 @@ DEFAULT_RING_BUFFERS = 256
 #: io_uring's provided-buffer rings hold a power of two of entries below 65,536.
 MAX_RING_BUFFERS = 32768
 BUILTIN_TARGETS = ("echo", "http", "stream")
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; ``str()`` is one line per problem, ready to print."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 class _Model(BaseModel):
@@ -482,118 +489,33 @@ def check_receive(scenario: Scenario) -> tuple[str, str] | None:
     return None
 
 
-# --- YAML with line numbers -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Located:
-    """Where each node of the document starts, by path of keys and indexes."""
-
-    lines: dict[tuple[str | int, ...], int]
-
-    def line_of(self, path: tuple[str | int, ...]) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
-
-
-def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[Any, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            _index_lines(value_node, (*path, key), out)
-            out[(*path, key)] = key_node.start_mark.line + 1  # a field's line is its key's
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, (*path, index), out)
-
-
-def _format_path(path: Sequence[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside an annotation such as ``Load | None`` or ``list[Phase]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in get_args(annotation):
-        model = _model_in(argument)
-        if model is not None:
-            return model
-    return None
-
-
-def _known_keys(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
-    """Field names of the model that validates the mapping holding ``path[-1]``."""
-    current: Any = model
-    for part in path[:-1]:
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(part)
-        current = _model_in(field.annotation) if field is not None else None
-        if current is None:
-            return []
-    return list(current.model_fields)
-
-
-def _describe(
-    error: Mapping[str, Any], source: str, located: _Located, overridden: set[str]
-) -> str:
-    path = tuple(error["loc"])
-    field = _format_path(path)
-    if field in overridden:
-        where = f"--set {field}"
-    else:
-        line = located.line_of(path)
-        where = f"{source}:{line}" if line else source
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        message = "unknown key"
-        close = difflib.get_close_matches(str(path[-1]), _known_keys(Scenario, path), n=1)
-        if close:
-            message += f"; did you mean {close[0]!r}?"
-        else:
-            known = _known_keys(Scenario, path)
-            if known:
-                message += f"; known keys: {', '.join(known)}"
-    elif kind == "missing":
-        message = "required field is missing"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if "input" in error and kind != "value_error":
-            message += f" (got {error['input']!r})"
-    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
-
-
-def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> set[str]:
-    """Apply ``key.sub=value`` strings (values parsed as YAML scalars); return the paths set."""
-    touched: set[str] = set()
-    for item in overrides:
-        path, sep, raw = item.partition("=")
-        if not sep or not path.strip():
-            raise ScenarioError([f"--set {item}: expected KEY=VALUE, e.g. connections=1000"])
-        keys = path.strip().split(".")
-        target: dict[str, Any] = document
-        for key in keys[:-1]:
-            child = target.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ScenarioError([f"--set {path}: {key} is not a mapping"])
-            target = child
-        target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
-        touched.add(path.strip())
-    return touched
+def _reword_shorthands(
+    path: tuple[str | int, ...], message: str, error: Mapping[str, Any], document: Mapping[str, Any]
+) -> tuple[tuple[str | int, ...], str]:
+    """``message_size: 64B`` and ``protocol: http`` have no ``fixed`` or ``http`` key in the
+    file: an error there is about the field as written."""
+    if path[:2] == ("message_size", "fixed") and not isinstance(document.get("message_size"), dict):
+        return ("message_size", *path[2:]), message
+    if (
+        len(path) == 2
+        and path[0] == "protocol"
+        and isinstance(document.get("protocol"), str)
+        and error["type"] == "extra_forbidden"
+    ):
+        return ("protocol",), choice_problem(path[1], _PROTOCOLS)
+    if error["type"] == "string_pattern_mismatch" and path == ("name",):
+        return path, (
+            f"{error.get('input')!r}: use letters, digits, '_', '.' and '-', starting with a "
+            "letter or digit"
+        )
+    return path, message
 
 
 def parse_scenario(
     text: str, source: str = "<scenario>", overrides: Sequence[str] = ()
 ) -> Scenario:
-    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field."""
+    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field (or the
+    ``--set`` that wrote it), every problem in the file's line order."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
@@ -606,22 +528,28 @@ def parse_scenario(
         raise ScenarioError(
             [f"{source}:1: expected a mapping of scenario fields (name, target, ...)"]
         )
-    lines: dict[Any, int] = {}
-    _index_lines(node, (), lines)
-    overridden = apply_overrides(document, overrides)
+    located = index_lines(node)
+    overridden = apply_overrides(Scenario, document, overrides)
     try:
-        scenario = Scenario.model_validate(document)
+        scenario = Scenario.model_validate(document, context={WRITTEN: True})
     except ValidationError as exc:
-        located = _Located(lines)
         raise ScenarioError(
-            [_describe(e, source, located, overridden) for e in exc.errors()]
+            describe_errors(
+                Scenario,
+                exc.errors(),
+                source=source,
+                located=located,
+                overridden=overridden,
+                document=document,
+                reword=_reword_shorthands,
+            )
         ) from None
     problem = _check_target(scenario) or check_receive(scenario)
     if problem:
         field, message = problem
         if field in overridden:
             raise ScenarioError([f"--set {field}: {field}: {message}"])
-        line = f":{lines[(field,)]}" if (field,) in lines else ""
+        line = f":{located.lines[(field,)]}" if (field,) in located.lines else ""
         raise ScenarioError([f"{source}{line}: {field}: {message}"])
     return scenario
 

@@ -65,6 +65,7 @@ from loadgen.run.split import arrival_phase, split_scenario
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
+BoardWatch = Callable[[TickBoard], AbstractContextManager[object]]
 
 #: The resource a worker offers to be a load host (``dask worker --resources loadgen=1``).
 RESOURCE = "loadgen"
@@ -400,6 +401,7 @@ def run_cluster(
     notice: Notice | None = None,
     live: LiveFactory | None = None,
     seed: int | None = None,
+    watch: BoardWatch | None = None,
 ) -> RunResult:
     """Run ``scenario`` on the Dask cluster at ``address`` and return the merged result."""
     return run_cluster_hosts(
@@ -411,6 +413,7 @@ def run_cluster(
         notice=notice,
         live=live,
         seed=seed,
+        watch=watch,
     ).result
 
 
@@ -424,6 +427,7 @@ def run_cluster_hosts(
     notice: Notice | None = None,
     live: LiveFactory | None = None,
     seed: int | None = None,
+    watch: BoardWatch | None = None,
 ) -> ClusterOutcome:
     """``run_cluster``, with every host's own result beside the merged one."""
     from loadgen.targets.process import builtin_target
@@ -453,7 +457,8 @@ def run_cluster_hosts(
         board = TickBoard(shards, plan.duration_s, plan.phase_label)
         run = _ClusterRun(client, chosen, jobs, board, notice)
         stack.callback(run.close)
-        with live(board.snapshot) if live else nullcontext():
+        watched = watch(board) if watch else nullcontext()
+        with watched, live(board.snapshot) if live else nullcontext():
             run.drive(plan.duration_s)
         hosts_results = {host: outcome.result for host, outcome in run.outcomes.items()}
         return ClusterOutcome(_merge(run, scenario, address), hosts_results)

@@ -19,6 +19,7 @@ tolerance-only comparison.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -79,6 +80,33 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
+METRIC_KEYS = tuple(metric.key for metric in METRICS)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """The largest change that still passes: ``default`` for every metric, or its own."""
+
+    default: float = DEFAULT_TOLERANCE
+    per_metric: tuple[tuple[str, float], ...] = ()
+
+    def of(self, metric: str) -> float:
+        return dict(self.per_metric).get(metric, self.default)
+
+    @property
+    def uniform(self) -> bool:
+        return all(value == self.default for _, value in self.per_metric)
+
+    def describe(self) -> str:
+        """``10%`` or ``10%, p99 5%, throughput 3%``."""
+        own = [f"{_label(key)} {format_percent(value)}" for key, value in self.per_metric]
+        return ", ".join([format_percent(self.default), *own])
+
+
+def _label(key: str) -> str:
+    return key.replace("p99_9", "p99.9")
+
+
 @dataclass(frozen=True)
 class MetricComparison:
     metric: Metric
@@ -89,6 +117,7 @@ class MetricComparison:
     ci: tuple[float, float] | None  # bootstrap interval of ``change``
     verdict: Verdict
     reason: str
+    tolerance: float = DEFAULT_TOLERANCE
 
     @property
     def baseline_median(self) -> float | None:
@@ -105,7 +134,7 @@ class MetricComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    tolerance: float
+    tolerance: float  # the default tolerance (``tolerances`` has each metric's)
     tested: bool  # True: Mann-Whitney U + bootstrap; False: tolerance only
     baseline_sources: tuple[str, ...]
     current_sources: tuple[str, ...]
@@ -118,6 +147,7 @@ class Comparison:
     invalid_runs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: Distributed runs (either side): (label, cluster), for the hosts tables and lost hosts.
     clusters: tuple[tuple[str, Cluster], ...] = ()
+    tolerances: Tolerances = Tolerances()
     #: Runs (either side) that did not complete: (label, why they stopped).
     stopped_runs: tuple[tuple[str, StopReason], ...] = ()
 
@@ -155,26 +185,48 @@ def parse_tolerance(text: str) -> float:
     return float(match.group(1)) / 100
 
 
+def parse_tolerances(items: Sequence[str]) -> Tolerances:
+    """``["5%", "p99=2%", "throughput=3%"]``: a plain percentage for every metric, and
+    ``METRIC=PERCENT`` for one (the last given wins)."""
+    default = DEFAULT_TOLERANCE
+    own: dict[str, float] = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals:
+            default = parse_tolerance(item)
+            continue
+        key = name.strip().replace("p99.9", "p99_9")
+        if key not in METRIC_KEYS:
+            close = difflib.get_close_matches(key, METRIC_KEYS, n=1)
+            hint = f"; did you mean {_label(close[0])!r}?" if close else ""
+            known = ", ".join(_label(k) for k in METRIC_KEYS)
+            raise ValueError(f"{name!r} is not a compared metric ({known}){hint}")
+        own[key] = parse_tolerance(value)
+    return Tolerances(default, tuple(own.items()))
+
+
 def compare_runs(
     baseline: Sequence[LoadedRun],
     current: Sequence[LoadedRun],
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | Tolerances = DEFAULT_TOLERANCE,
 ) -> Comparison:
     if not baseline or not current:
         raise ValueError("compare needs at least one baseline and one current run")
+    tolerances = tolerance if isinstance(tolerance, Tolerances) else Tolerances(tolerance)
     tested = len(baseline) >= MIN_RUNS_FOR_TEST and len(current) >= MIN_RUNS_FOR_TEST
     metrics = tuple(
         _compare_metric(
             metric,
             _values(metric, baseline),
             _values(metric, current),
-            tolerance,
+            tolerances.of(metric.key),
             tested,
         )
         for metric in METRICS
     )
     return Comparison(
-        tolerance=tolerance,
+        tolerance=tolerances.default,
+        tolerances=tolerances,
         tested=tested,
         baseline_sources=tuple(run.source or run.label for run in baseline),
         current_sources=tuple(run.source or run.label for run in current),
@@ -213,7 +265,15 @@ def _compare_metric(
 ) -> MetricComparison:
     if not baseline or not current:
         return MetricComparison(
-            metric, baseline, current, None, None, None, Verdict.NO_DATA, "no value on one side"
+            metric,
+            baseline,
+            current,
+            None,
+            None,
+            None,
+            Verdict.NO_DATA,
+            "no value on one side",
+            tolerance,
         )
     change = relative_change(statistics.median(baseline), statistics.median(current))
     worse = -change if metric.higher_is_better else change  # > 0: moved the bad way
@@ -227,7 +287,9 @@ def _compare_metric(
         low, high = bootstrap_ci(baseline, current, confidence=CONFIDENCE)
         ci = None if math.isnan(low) else (low, high)
     verdict, reason = _decide(worse, tolerance, p_worse, p_better)
-    return MetricComparison(metric, baseline, current, change, p_worse, ci, verdict, reason)
+    return MetricComparison(
+        metric, baseline, current, change, p_worse, ci, verdict, reason, tolerance
+    )
 
 
 def format_percent(fraction: float) -> str:
@@ -242,21 +304,21 @@ def _decide(
     limit = format_percent(tolerance)
     if p_worse is None or p_better is None:
         if worse > tolerance:
-            return Verdict.REGRESSION, f"worse by more than {limit} (tolerance only)"
+            return Verdict.REGRESSION, f"worse by >{limit}"
         if -worse > tolerance:
-            return Verdict.IMPROVED, f"better by more than {limit} (tolerance only)"
-        return Verdict.OK, f"within {limit} (tolerance only)"
+            return Verdict.IMPROVED, f"better by >{limit}"
+        return Verdict.OK, f"within {limit}"
     if worse > tolerance:
         if p_worse <= ALPHA:
-            return Verdict.REGRESSION, f"worse by more than {limit}, p = {p_worse:.3g}"
+            return Verdict.REGRESSION, f"worse by >{limit}, p = {p_worse:.3g}"
         return (
             Verdict.NOT_SIGNIFICANT,
-            f"worse by more than {limit}, but p = {p_worse:.3g} > {ALPHA:g}: within run noise",
+            f"worse by >{limit}, but p = {p_worse:.3g} > {ALPHA:g}: within run noise",
         )
     if -worse > tolerance:
         if p_better <= ALPHA:
-            return Verdict.IMPROVED, f"better by more than {limit}, p = {p_better:.3g}"
-        return Verdict.OK, f"better by more than {limit}, but p = {p_better:.3g} > {ALPHA:g}"
+            return Verdict.IMPROVED, f"better by >{limit}, p = {p_better:.3g}"
+        return Verdict.OK, f"better by >{limit}, but p = {p_better:.3g} > {ALPHA:g}"
     if min(p_worse, p_better) <= ALPHA:
         return Verdict.OK, f"within {limit} (a significant but small change)"
     return Verdict.OK, f"within {limit}"

@@ -9,7 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from loadgen.report import cluster as cluster_text
-from loadgen.report.formatting import format_bytes
+from loadgen.report.advice import saturation_advice
+from loadgen.report.formatting import format_bytes, latency_parts
 from loadgen.report.loading import from_result
 from loadgen.report.memory import run_memory
 from loadgen.result.model import Cluster, LatencySummary, RunResult
@@ -19,14 +20,12 @@ _LATENCY_COLUMNS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
 
 
 def _format_us(value: float | None) -> str:
-    """Compact latency: 51.3µs, 1.56ms, 2.10s (narrow enough for an 80-column terminal)."""
+    """Compact latency, 3 significant digits: 51.3µs, 1.56ms, 2.1s (at most 6 characters, so
+    the latency table fits an 80-column terminal)."""
     if value is None:
         return "-"
-    if value >= 1_000_000:
-        return f"{value / 1_000_000:.2f}s"
-    if value >= 1000:
-        return f"{value / 1000:.2f}ms"
-    return f"{value:.1f}µs"
+    number, unit = latency_parts(value)
+    return number + unit
 
 
 def _format_observed(metric: str, value: float | None) -> str:
@@ -95,6 +94,9 @@ def render_validity(result: RunResult, console: Console) -> None:
     )
     for reason in check.reasons:
         console.print(f"  - {reason}", highlight=False, markup=False)
+    console.print("[bold]What to do[/] (any one of):", highlight=False)
+    for advice in saturation_advice(result):
+        console.print(Text(f"  - {advice}"), highlight=False)
 
 
 def render_cluster(cluster: Cluster, console: Console) -> None:
@@ -186,9 +188,11 @@ def render_summary(result: RunResult, console: Console) -> None:
     console.print(overview)
     if result.cluster is not None:
         render_cluster(result.cluster, console)
-    latency = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
+    # 80 columns hold it: 9 columns (cells of at most 6 characters but the first two), each
+    # after a divider and a space, no outer edge. Narrower terminals fold a cell, never cut it.
+    latency = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1))
     for column in ("latency", "count", *_LATENCY_COLUMNS):
-        latency.add_column(column.replace("_", "."), justify="right", no_wrap=True)
+        latency.add_column(column.replace("_", "."), justify="right", overflow="fold")
     if summary.latency_corrected_us is not None:
         latency.add_row(*_latency_row("corrected", summary.latency_corrected_us))
         latency.add_row(*_latency_row("raw", summary.latency_us))

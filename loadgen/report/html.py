@@ -53,7 +53,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     memory_data = [run_memory(run) for run in runs]
     memory_charts = chart_data.memory_charts(runs, memory_data)
     optional = [chart for chart in (spectrum, connections, generator_cpu) if chart is not None]
-    charts = [throughput, *latency, *errors, *optional, *memory_charts]
+    charts = chart_data.finish([throughput, *latency, *errors, *optional, *memory_charts])
     idle = [run.label for run in runs if not chart_data.has_latency(run)]
     idle_note = (
         f'<p class="note">No request completed in {escape(", ".join(idle))}: '

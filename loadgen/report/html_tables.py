@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from loadgen.report import cluster as cluster_text
+from loadgen.report.advice import saturation_advice
 from loadgen.report.formatting import (
     MISSING,
     format_bytes,
@@ -115,10 +116,12 @@ def invalid_banner(runs: Sequence[LoadedRun]) -> str:
         if check is None or check.valid:
             continue
         reasons = "".join(f"<li>{escape(reason)}</li>" for reason in check.reasons)
+        advice = "".join(f"<li>{escape(line)}</li>" for line in saturation_advice(run.result))
         parts.append(
             f'<div class="invalid" role="alert"><strong>Invalid run: {escape(run.label)}'
             "</strong><p>The load generator itself was the bottleneck, so these numbers "
-            f"measure loadgen rather than the target.</p><ul>{reasons}</ul></div>"
+            f"measure loadgen rather than the target.</p><ul>{reasons}</ul>"
+            f"<p>What to do (any one of):</p><ul>{advice}</ul></div>"
         )
     return "".join(parts)
 
@@ -226,7 +229,11 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
                     f"{format_count(r.result.summary.connects)} connects"
                 ),
             ),
-            ("message size", lambda r: _size(r.result.scenario.get("message_size"))),
+            *(
+                [("message size", _message_size)]
+                if any(_echo(run) for run in runs)
+                else []  # only echo sends messages of a chosen size
+            ),
             ("bytes sent", lambda r: format_bytes(r.result.summary.bytes_sent)),
             ("bytes received", lambda r: format_bytes(r.result.summary.bytes_received)),
             ("generator", _generator),
@@ -254,6 +261,21 @@ def _hosts(run: LoadedRun) -> str:
     if lost:
         return _badge(f"{len(cluster.hosts)}, {lost} lost", "bad")
     return format_count(len(cluster.hosts))
+
+
+def _echo(run: LoadedRun) -> bool:
+    protocol = run.result.scenario.get("protocol")
+    return (
+        protocol is None
+        or protocol == "echo"
+        or (isinstance(protocol, dict) and "echo" in protocol)
+    )
+
+
+def _message_size(run: LoadedRun) -> str:
+    if not _echo(run):
+        return MISSING  # http, redis, stream: the request is what their protocol sends
+    return _size(run.result.scenario.get("message_size"))
 
 
 def _size(value: Any) -> str:
@@ -480,18 +502,34 @@ def memory_table(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) 
                     [label, f'<span class="na">{escape(counter.reason)}</span>', "", "", ""]
                 )
                 continue
-            each, connections = data.per_connection(counter)
-            per = (
-                f"{_bytes(each)} (at {format_count(connections)} connections)"
-                if each is not None and connections
-                else MISSING
-            )
+            per = _growth(data, counter)
             rows.append(
                 [label, _bytes(counter.start), _bytes(counter.peak), _bytes(counter.end), per]
             )
     table = _table(["run: counter", "start", "peak", "end", "growth per connection"], rows)
     note = "".join(f'<p class="note">{n}</p>' for n in notes)
     return table + note
+
+
+def _growth(data: RunMemory, counter: Counter) -> str:
+    """Growth per connection, or why it is no figure: within the counter's own noise, or
+    too few samples to tell (system-wide counters move with everything the machine does)."""
+    each, connections = data.per_connection(counter)
+    if each is None or not connections:
+        return MISSING
+    figure = f"{_bytes(each)} (at {format_count(connections)} connections)"
+    noise = data.noise(counter)
+    if noise is None:
+        if counter.system_wide:
+            return f'{figure} <span class="na">too few samples to tell from noise</span>'
+        return figure
+    growth = each * connections
+    if noise > 0 and abs(growth) <= noise:
+        return (
+            f'<span class="na">within noise: {_bytes(growth)} in all, while the counter moved '
+            f"by {_bytes(noise)} with the connections held</span>"
+        )
+    return figure
 
 
 def memory_not_measurable(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ class LoadedRun:
 def from_result(result: RunResult, label: str | None = None, source: str = "") -> LoadedRun:
     """Wrap a result that is already in memory (``loadgen run --html``)."""
     return LoadedRun(
-        label=label or str(result.scenario.get("name", "run")),
+        label=label or result.label or str(result.scenario.get("name", "run")),
         source=source,
         result=result,
         raw=result.to_dict(),
@@ -50,7 +50,8 @@ def from_result(result: RunResult, label: str | None = None, source: str = "") -
 
 
 def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
-    """Read one result file; ``ResultFileError`` for anything that is not a usable result."""
+    """Read one result file; ``ResultFileError`` for anything that is not a usable result.
+    Its label: ``label``, else the result's own (``run --label``), else the file's name."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -59,22 +60,33 @@ def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
     except OSError as exc:
         raise ResultFileError(file, f"cannot read: {exc.strerror or exc}") from None
     result, raw = _check(_decode(text, file), file)
-    return LoadedRun(label=label or file.stem, source=str(file), result=result, raw=raw)
+    return LoadedRun(
+        label=label or result.label or file.stem, source=str(file), result=result, raw=raw
+    )
 
 
-def load_runs(paths: list[Path]) -> list[LoadedRun]:
-    """Read several files, labelled by file name (made unique when names repeat)."""
-    stems = [p.stem for p in paths]
-    labels = [
-        stem if stems.count(stem) == 1 else f"{stem} ({p.parent.name or p.parent})"
-        for stem, p in zip(stems, paths, strict=True)
+def load_runs(paths: list[Path], labels: list[str] | None = None) -> list[LoadedRun]:
+    """Read several files, labelled by ``labels`` (one per file, in order), else by each
+    result's own label or file name, made unique when they repeat."""
+    if labels is not None and len(labels) != len(paths):
+        raise ValueError(
+            f"{len(labels)} labels for {len(paths)} result files: give one --label per file"
+        )
+    given: list[str | None] = list(labels) if labels is not None else [None] * len(paths)
+    runs = [load_run(path, label) for path, label in zip(paths, given, strict=True)]
+    names = [run.label for run in runs]
+    named = [
+        name
+        if names.count(name) == 1 or run.result.label or labels
+        else f"{name} ({p.parent.name or p.parent})"
+        for name, run, p in zip(names, runs, paths, strict=True)
     ]
     seen: dict[str, int] = {}
     unique = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
-    return [load_run(p, label) for p, label in zip(paths, unique, strict=True)]
+    for name in named:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return [replace(run, label=name) for run, name in zip(runs, unique, strict=True)]
 
 
 def _decode(text: str, source: str | Path) -> dict[str, Any]:

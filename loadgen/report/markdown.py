@@ -28,19 +28,16 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _side(values: tuple[float, ...], median: float | None, unit: str) -> str:
-    text = format_metric(median, unit)
-    return text if len(values) <= 1 else f"{text} (median of {len(values)})"
-
-
-def _row(metric: MetricComparison, tested: bool) -> str:
+def _row(metric: MetricComparison, tested: bool, per_metric: bool) -> str:
     unit = metric.metric.unit
     cells = [
         metric.metric.label,
-        _side(metric.baseline, metric.baseline_median, unit),
-        _side(metric.current, metric.current_median, unit),
+        format_metric(metric.baseline_median, unit),
+        format_metric(metric.current_median, unit),
         format_change(metric.change),
     ]
+    if per_metric:
+        cells.append(format_percent(metric.tolerance))
     if tested:
         p = MISSING if metric.p_value is None else f"{metric.p_value:.3g}"
         cells += [p, format_interval(metric.ci)]
@@ -82,20 +79,29 @@ def comparison_markdown(comparison: Comparison) -> str:
         f"### loadgen compare: {outcome}",
         "",
         f"{n_base} baseline run{'s' * (n_base != 1)} against {n_cur} current "
-        f"run{'s' * (n_cur != 1)}; tolerance {format_percent(comparison.tolerance)}; "
+        f"run{'s' * (n_cur != 1)}; tolerance {comparison.tolerances.describe()}; "
         f"{comparison.method}.",
         "",
     ]
     for label, reasons in comparison.invalid_runs:
         lines.append(f"> ⛔ **{_escape(label)} is invalid**: {_escape('; '.join(reasons))}")
         lines.append("")
-    header = ["metric", "baseline", "current", "change"]
+    per_metric = not comparison.tolerances.uniform
+    # Several runs a side: each cell is their median, said once in the header.
+    header = [
+        "metric",
+        "baseline" + (f" (median of {n_base})" if n_base > 1 else ""),
+        "current" + (f" (median of {n_cur})" if n_cur > 1 else ""),
+        "change",
+    ]
+    if per_metric:
+        header.append("tolerance")
     if comparison.tested:
         header += ["p (worse)", "95% interval"]
     header.append("verdict")
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
-    lines += [_row(metric, comparison.tested) for metric in comparison.metrics]
+    lines += [_row(metric, comparison.tested, per_metric) for metric in comparison.metrics]
     if comparison.thresholds:
         lines += ["", "| run | threshold | observed | verdict |", "|---|---|---:|---|"]
         for label, verdict in comparison.thresholds:

@@ -235,6 +235,9 @@ class RunResult:
     self_check: SelfCheck | None = None
     #: A distributed run's hosts (``loadgen run --cluster``); None on one host.
     cluster: Cluster | None = None
+    #: A name for the run in reports and comparisons (``loadgen run --label``); None: the
+    #: file's name. Optional and ignored by readers that predate it, so no new schema.
+    label: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -301,6 +304,7 @@ class RunResult:
             memory=list(data.get("memory", [])),
             self_check=SelfCheck(**data["self_check"]) if data.get("self_check") else None,
             cluster=_cluster_from_dict(data.get("cluster")),
+            label=data["label"] if isinstance(data.get("label"), str) else None,
         )
 
     @classmethod

@@ -40,6 +40,8 @@ from loadgen.targets.process import builtin_target
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
+#: Something that watches the run's board while it runs (the metrics endpoint).
+BoardWatch = Callable[[TickBoard], AbstractContextManager[object]]
 
 
 def run(
@@ -52,11 +54,13 @@ def run(
     processes: int | None = None,
     target_processes: int | None = None,
     fit: bool = False,
+    watch: BoardWatch | None = None,
 ) -> RunResult:
     """Run a scenario to its end (or to Ctrl-C) and return its result.
 
     ``live``, when given, is entered around the run with a function that reads the run's
-    numbers at any moment (from another thread): the CLI's live view.
+    numbers at any moment (from another thread): the CLI's live view. ``watch`` is entered
+    around it with the run's ``TickBoard`` itself (the metrics endpoint reads its latency).
 
     ``processes`` > 1 splits the load over that many shard processes (``loadgen.run.processes``)
     and merges their results; 1 runs the one shard in this process. ``target_processes``
@@ -102,9 +106,10 @@ def run(
         specs = shard_specs(scenario, processes, engine_name, addresses, seed)
         board = TickBoard(processes, plan.duration_s, plan.phase_label)
         watching = live(board.snapshot) if live else nullcontext()
-        with watching:
+        watched = watch(board) if watch else nullcontext()
+        with watched, watching:
             if processes == 1:
-                channel = LocalChannel(board.add if live else None)
+                channel = LocalChannel(board.add if live or watch else None)
                 result = run_shard(specs[0], channel)
                 board.retire(0)
             else:

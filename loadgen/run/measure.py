@@ -160,6 +160,9 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
     if open_model:
         histograms["latency_corrected"] = recorder.latency_corrected.to_dict()
         histograms["schedule_lag"] = recorder.schedule_lag.to_dict()
+    measured = {"latency": recorder.latency}
+    if open_model:
+        measured["latency_corrected"] = recorder.latency_corrected
     intervals, interval_cpu, interval_runnable = _with_cpu(recorder.intervals, cpu)
     processes = 1
     cpu_percent = round(100 * cpu_s / duration_s, 1) if duration_s > 0 else 0.0
@@ -196,7 +199,10 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         histograms=histograms,
         intervals=intervals,
         memory=recorder.memory,
-        thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
+        thresholds=[
+            threshold.check(summary, {"connect_latency": recorder.connect_latency, **measured})
+            for threshold in scenario.thresholds
+        ],
         self_check=self_check(
             summary,
             processes=processes,

@@ -295,7 +295,9 @@ def merge_results(
         histograms=histograms,
         intervals=intervals,
         memory=merge_memory([part.memory for part in parts], machines),
-        thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
+        thresholds=[
+            threshold.check(summary, merged_histograms) for threshold in scenario.thresholds
+        ],
         self_check=merge_self_checks(parts, summary, generator, intervals, labels),
     )
 

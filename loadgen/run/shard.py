@@ -198,6 +198,8 @@ def make_tick(
         open_connections=client.open_connections,
         cpu_s=time.process_time(),
         intervals=tuple(closed),
+        bytes_sent=recorder.bytes_sent,
+        bytes_received=recorder.bytes_received,
     )
     return tick, sent + len(closed)
 

@@ -87,6 +87,9 @@ EXIT_RUNTIME_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INVALID_RUN = 3  # the generator itself was the bottleneck (loadgen.run.selfcheck)
 EXIT_THRESHOLDS_FAILED = 99  # a threshold failed (run) or a metric regressed (compare)
+#: Interrupted: 128 + the signal's number, as a shell reports a process a signal ended:
+#: 130 Ctrl-C (SIGINT; Ctrl-Break on Windows), 143 SIGTERM, 129 SIGHUP
+#: (``run.interrupts.interrupted_exit_code``).
 EXIT_INTERRUPTED = 130
 
 BackendOption = Annotated[
@@ -109,6 +112,36 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print ``error: message`` on stderr; return the Exit to raise with ``code``."""
     errors.print(f"[red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def describe_write_error(path: str | Path, exc: OSError) -> str:
+    """``cannot write PATH: why``, naming the path asked for (an error raised while writing
+    or closing a file carries no file name of its own)."""
+    from loadgen.result.files import OutputError
+
+    if isinstance(exc, OutputError):
+        return str(exc)
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def keep_result(failure: OSError, name: str, text: str) -> str:
+    """A result that could not be written where asked (``failure``): kept in a file of its
+    own elsewhere (``result.files.keep_elsewhere``), or as a last resort printed on stderr;
+    says so and returns where it is."""
+    from loadgen.result.files import OutputError, keep_elsewhere
+
+    try:
+        kept = keep_elsewhere(name, text)
+    except OutputError as again:
+        errors.print(
+            f"[red]error:[/] {failure}; nor can it be kept elsewhere ({again.reason}): "
+            "the result follows on standard error",
+            highlight=False,
+        )
+        sys.stderr.write(text)
+        return "standard error"
+    errors.print(f"[red]error:[/] {failure}; the result is kept in {kept}", highlight=False)
+    return str(kept)
 
 
 # --- help screens -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from loadgen.cli.common import (
     Command,
     LabelsOption,
     console,
+    describe_write_error,
     errors,
     examples,
     fail,
@@ -103,13 +104,22 @@ def compare(
         Path | None, typer.Option("--markdown", metavar="FILE", help="Write the table as markdown.")
     ] = None,
     allow_saturated: AllowSaturatedOption = False,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Do not exit 1 for a current run that is partial (failed or interrupted): "
+            "compare what it measured (it is still named in a warning).",
+        ),
+    ] = False,
 ) -> None:
     """Compare runs: --baseline A.json [A2.json ...] --current B.json [B2.json ...].
 
     Exit 99 when a metric regressed (beyond its tolerance; with 3+ runs a side, also
     significant) or a current run failed one of its own thresholds; exit 3 (before 99) when a
     run on either side is invalid (its generator was the bottleneck), unless
-    --allow-saturated. --label names the runs, baseline files first.
+    --allow-saturated; exit 1 (before 3) when a current run is partial (failed or
+    interrupted), unless --allow-partial. --label names the runs, baseline files first.
 
     The markdown table is also appended to $GITHUB_STEP_SUMMARY when that is set.
     """
@@ -118,6 +128,7 @@ def compare(
     from loadgen.report.junit import comparison_junit
     from loadgen.report.loading import ResultFileError, load_runs
     from loadgen.report.markdown import comparison_markdown
+    from loadgen.result.files import write_atomically
 
     for name, files in (("--baseline", baseline), ("--current", current)):
         if not files:
@@ -133,7 +144,9 @@ def compare(
         raise fail(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
         raise fail(f"--label: {exc}", EXIT_USAGE) from None
-    comparison = compare_runs(runs[: len(baseline)], runs[len(baseline) :], limits)
+    comparison = compare_runs(
+        runs[: len(baseline)], runs[len(baseline) :], limits, allow_partial=allow_partial
+    )
     for warning in comparison.warnings:
         errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, markup=True)
         for detail in warning.details:
@@ -142,16 +155,26 @@ def compare(
     markdown = comparison_markdown(comparison)
     outputs = [(junit_path, comparison_junit(comparison)), (markdown_path, markdown)]
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-    try:
-        for target, text in outputs:
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
-        if summary_file:
+    for target, text in outputs:
+        if target is not None:
+            try:
+                write_atomically(target, text)
+            except OSError as exc:
+                raise fail(describe_write_error(target, exc), EXIT_RUNTIME_FAILURE) from None
+    if summary_file:
+        try:
             with open(summary_file, "a", encoding="utf-8") as summary:
                 summary.write(markdown + "\n")
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        except OSError as exc:
+            raise fail(describe_write_error(summary_file, exc), EXIT_RUNTIME_FAILURE) from None
+    for label, stop in comparison.incomplete:
+        errors.print(
+            f"[red]error:[/] current run {label} did not complete ({stop}): a gate "
+            "needs complete runs (--allow-partial compares it anyway)",
+            highlight=False,
+        )
+    if comparison.incomplete:
+        raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if comparison.invalid_runs and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)
     if comparison.failed:

@@ -13,6 +13,7 @@ from loadgen.cli.common import (
     CsvOption,
     LabelsOption,
     console,
+    describe_write_error,
     examples,
     fail,
 )
@@ -56,9 +57,12 @@ def report(
     target = output or results[0].with_suffix(".html")
     try:
         write_html(runs, target)
-        console.print(f"report: {target}", highlight=False, soft_wrap=True)
-        if csv_prefix is not None:
+    except OSError as exc:
+        raise fail(describe_write_error(target, exc), EXIT_RUNTIME_FAILURE) from None
+    console.print(f"report: {target}", highlight=False, soft_wrap=True)
+    if csv_prefix is not None:
+        try:
             for written in write_csv(runs, csv_prefix):
                 console.print(f"csv: {written}", highlight=False, soft_wrap=True)
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        except OSError as exc:
+            raise fail(describe_write_error(csv_prefix, exc), EXIT_RUNTIME_FAILURE) from None

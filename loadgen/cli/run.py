@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 
 from loadgen.cli.common import (
-    EXIT_INTERRUPTED,
     EXIT_INVALID_RUN,
     EXIT_RUNTIME_FAILURE,
     EXIT_THRESHOLDS_FAILED,
@@ -25,16 +24,20 @@ from loadgen.cli.common import (
     CsvOption,
     SetOption,
     console,
+    describe_write_error,
     errors,
     errors_console,
     examples,
     fail,
+    keep_result,
 )
 from loadgen.config.messages import choice_problem
 from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
-from loadgen.config.scenario import ScenarioError, load_scenario
+from loadgen.config.scenario import ScenarioError, load_scenario, parse_scenario
+from loadgen.config.targets import is_url
 from loadgen.config.units import parse_duration_s
+from loadgen.config.url_run import UrlRun, url_scenario
 from loadgen.engine import BackendUnavailable
 from loadgen.result.stop import StopKind, StopReason
 
@@ -49,7 +52,10 @@ DEFAULT_METRICS_BIND = "127.0.0.1"
 
 
 EXAMPLES = examples(
+    "loadgen run http://127.0.0.1:8080/ -c 100 -d 30s",
+    "loadgen run http://127.0.0.1:8080/ --rate 2k/s -H 'Accept: */*'",
     "loadgen run scenarios/quickstart.yaml",
+    "loadgen run - < my.yaml",
     "loadgen run my.yaml -d 30s --set load.connections=1000 --set load.think_time=10ms",
     "loadgen run my.yaml --json - --quiet | jq .summary",
     "loadgen run my.yaml --label main --html main.html --csv reports/main",
@@ -73,7 +79,65 @@ def _receive_setting(recv_mode: str) -> str:
 
 
 def run(
-    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file.")],
+    scenario_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="SCENARIO",
+            help="Scenario YAML file, - to read it from stdin, or a URL "
+            "(loadgen run http://127.0.0.1:8080/ -c 100 -d 30s).",
+        ),
+    ],
+    connections: Annotated[
+        int | None,
+        typer.Option(
+            "--connections",
+            "-c",
+            min=1,
+            metavar="N",
+            help="URL runs: connections, e.g. -c 100 (a URL run lasts 10 s unless -d says).",
+            show_default="10; with --rate, 100",
+        ),
+    ] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate", metavar="RATE", help="URL runs: open model at this rate, e.g. --rate 2k/s."
+        ),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", "-m", metavar="METHOD", help="URL runs: e.g. -m POST."),
+    ] = None,
+    headers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            metavar="'NAME: VALUE'",
+            help="URL runs: a header (repeatable), e.g. -H 'Accept: */*'.",
+        ),
+    ] = None,
+    body: Annotated[
+        str | None,
+        typer.Option(
+            "--body",
+            metavar="TEXT|@FILE",
+            help="URL runs: the request body, e.g. --body '{}' or --body @item.json.",
+        ),
+    ] = None,
+    requests_per_connection: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-per-connection",
+            min=1,
+            metavar="N",
+            help="URL runs: a new connection after N responses, e.g. 1.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", "-k", help="TLS: do not verify the server's certificate."),
+    ] = False,
     backend: BackendOption = "auto",
     recv_mode: Annotated[
         str | None,
@@ -203,29 +267,45 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run a scenario and write its JSON result.
+    """Run a scenario (a file, stdin, or a URL with wrk-style options) and write its JSON
+    result.
 
-    Exit 3 when the generator itself was the bottleneck (CPU, or an open-model schedule it
-    could not keep); the result says why and what to do. 99 when a threshold failed.
+    Exit 1 when no request succeeded (unless the scenario sets expect_failures: true). Exit 3
+    when the generator itself was the bottleneck (CPU, or an open-model schedule it could not
+    keep); the result says why and what to do. 99 when a threshold failed.
     """
     from loadgen.run.api import run as run_scenario
     from loadgen.run.limits import ConnectionLimitError
+    from loadgen.run.resolve import ResolveError
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
 
     settings = list(overrides or [])
     if recv_mode is not None:
         settings.append(_receive_setting(recv_mode))
+    if insecure:
+        settings.append("tls.verify=false")
     to_stdout = json_path == STDOUT
     display = errors_console() if to_stdout else console
+    url_run = UrlRun(
+        scenario_file,
+        connections=connections,
+        duration=duration,
+        rate=rate,
+        method=method,
+        headers=tuple(headers or ()),
+        body=body,
+        requests_per_connection=requests_per_connection,
+    )
     try:
-        scenario = load_scenario(scenario_file, settings)
-        if duration is not None:
-            scenario = scenario.with_duration(parse_duration_s(duration, unit_required=True))
+        scenario = _load(url_run, settings)
     except ScenarioError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except ValueError as exc:
-        raise fail(f"--duration: {exc}", EXIT_USAGE) from None
+    if duration is not None:  # a scenario's own ValueErrors are ScenarioErrors, said above
+        try:
+            scenario = scenario.with_duration(parse_duration_s(duration, unit_required=True))
+        except ValueError as exc:
+            raise fail(f"--duration: {exc}", EXIT_USAGE) from None
     if hosts is not None and cluster is None:
         raise fail("--hosts needs --cluster", EXIT_USAGE)
     outputs = Outputs(json_path, html_path, hdr_log_path, csv_prefix, label)
@@ -236,6 +316,11 @@ def run(
         )
         _finish_run(result, outputs, display, quiet, allow_saturated, verbose)
         return
+    from loadgen.run.sources import unusable_source
+
+    problem = unusable_source(scenario.source_addresses())  # on the hosts for --cluster
+    if problem is not None:
+        raise fail(f"{scenario_file}: source: {problem}", EXIT_USAGE)
     try:  # fit=True: descriptors, ports, memory: spread over processes and sources, or refuse
         result = run_scenario(
             scenario,
@@ -249,10 +334,41 @@ def run(
         )
     except (BackendUnavailable, ConnectionLimitError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except (TargetError, ShardError) as exc:
+    except (TargetError, ShardError, ResolveError) as exc:
         _print_traceback(getattr(exc, "stop", None), verbose)
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     _finish_run(result, outputs, display, quiet, allow_saturated, verbose)
+
+
+def _load(options: UrlRun, settings: list[str]) -> Scenario:
+    """The scenario of ``run``'s argument: a URL (with its options), stdin or a file."""
+    source = options.url
+    if is_url(source):
+        return url_scenario(options, settings)
+    given = [
+        flag
+        for flag, value in (
+            ("-c", options.connections),
+            ("--rate", options.rate),
+            ("-m", options.method),
+            ("-H", options.headers or None),
+            ("--body", options.body),
+            ("--requests-per-connection", options.requests_per_connection),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ScenarioError(
+            [
+                f"{', '.join(given)}: only for a URL run (loadgen run http://HOST:PORT/ ...); "
+                "with a scenario, use --set (e.g. --set load.connections=100)"
+            ]
+        )
+    if source == "-":
+        scenario = parse_scenario(sys.stdin.read(), "<stdin>", settings, base_dir=Path.cwd())
+    else:
+        scenario = load_scenario(source, settings)
+    return scenario  # --duration is applied by the caller, which blames it alone
 
 
 def _live_view(
@@ -307,6 +423,7 @@ def _run_on_cluster(
     ``display`` None: no live view (``--quiet``)."""
     from loadgen.distributed.coordinator import ClusterError, run_cluster
     from loadgen.engine.base import FeatureUnavailable
+    from loadgen.run.resolve import ResolveError
     from loadgen.run.shard import ShardError
     from loadgen.targets.process import TargetError
 
@@ -323,7 +440,7 @@ def _run_on_cluster(
         )
     except (ClusterError, FeatureUnavailable) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except (TargetError, ShardError) as exc:
+    except (TargetError, ShardError, ResolveError) as exc:
         _print_traceback(getattr(exc, "stop", None), verbose)
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
 
@@ -360,19 +477,16 @@ def _finish_run(
     """Write a run's result and outputs, show it, and exit with the run's code."""
     from loadgen.report.console import (
         render_cluster_problems,
+        render_no_success,
         render_summary,
         render_validity,
     )
+    from loadgen.run.interrupts import interrupted_exit_code
 
     if outputs.label is not None:
         result = replace(result, label=outputs.label)
     scenario_name = str(result.scenario.get("name", "run"))
-    if outputs.json_path == STDOUT:
-        sys.stdout.write(result.to_json() + "\n")
-        sys.stdout.flush()
-        path = None
-    else:
-        path = result.write(outputs.json_path or _default_result_path(scenario_name))
+    path, written = _write_result(result, outputs.json_path, scenario_name)
     if not quiet:
         render_summary(result, display)
     else:  # even a quiet CI log must say why the exit code is 3, and which hosts were lost
@@ -380,13 +494,17 @@ def _finish_run(
             render_validity(result, errors)
         if result.cluster is not None:
             render_cluster_problems(result.cluster, errors)
+        render_no_success(result, errors)
     if path is not None:
         display.print(f"result: {path}", highlight=False, soft_wrap=True)
-    _write_run_outputs(result, path, outputs, display)
-    if result.stop.kind is StopKind.INTERRUPTED:
-        raise typer.Exit(EXIT_INTERRUPTED)
+    outputs_written = _write_run_outputs(result, path, outputs, display)
+    interrupted = interrupted_exit_code(result.stop)
+    if interrupted is not None:
+        raise typer.Exit(interrupted)
     if result.stop.kind is StopKind.FAILED:
         _print_traceback(result.stop, verbose)
+        raise typer.Exit(EXIT_RUNTIME_FAILURE)
+    if not (written and outputs_written) or result.no_success:
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if result.invalid and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)
@@ -394,25 +512,57 @@ def _finish_run(
         raise typer.Exit(EXIT_THRESHOLDS_FAILED)
 
 
+def _write_result(
+    result: RunResult, json_path: Path | None, scenario_name: str
+) -> tuple[Path | None, bool]:
+    """Write the JSON result (``-``: standard output, then None); (the file, True). A path
+    that cannot be written is said so, naming it, and the result kept in a file of its own
+    elsewhere (``result.files.keep_elsewhere``): (that file, False). Nothing is lost."""
+    from loadgen.result.files import OutputError
+
+    if json_path == STDOUT:
+        sys.stdout.write(result.to_json() + "\n")
+        sys.stdout.flush()
+        return None, True
+    default = _default_result_path(scenario_name)
+    try:
+        return result.write(json_path or default), True
+    except OutputError as exc:
+        kept = keep_result(exc, default.name, result.to_json() + "\n")
+        return (None if kept == "standard error" else Path(kept)), False
+
+
 def _write_run_outputs(
     result: RunResult, json_path: Path | None, outputs: Outputs, display: Console
-) -> None:
-    """The optional outputs of ``run``, written after its JSON."""
+) -> bool:
+    """The optional outputs of ``run``, written after its JSON; False when one could not be
+    written (said so, naming its path; the others are still written)."""
     from loadgen.report.csv_export import write_csv
     from loadgen.report.hdrlog import write_hdr_log
     from loadgen.report.html import write_html
     from loadgen.report.loading import from_result
 
     run = from_result(result, source=str(json_path or "standard output"))
-    try:
-        if outputs.html_path is not None:
-            write_html([run], outputs.html_path)
-            display.print(f"report: {outputs.html_path}", highlight=False, soft_wrap=True)
-        if outputs.csv_prefix is not None:
-            for written in write_csv([run], outputs.csv_prefix):
-                display.print(f"csv: {written}", highlight=False, soft_wrap=True)
-        if outputs.hdr_log_path is not None:
-            write_hdr_log(result, outputs.hdr_log_path)
-            display.print(f"hdr log: {outputs.hdr_log_path}", highlight=False, soft_wrap=True)
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+    failed = False
+
+    def written(path: Path, write: Callable[[], object]) -> bool:
+        nonlocal failed
+        try:
+            write()
+        except OSError as exc:
+            errors.print(f"[red]error:[/] {describe_write_error(path, exc)}", highlight=False)
+            failed = True
+            return False
+        return True
+
+    html_path, csv_prefix, hdr_path = outputs.html_path, outputs.csv_prefix, outputs.hdr_log_path
+    if html_path is not None and written(html_path, lambda: write_html([run], html_path)):
+        display.print(f"report: {html_path}", highlight=False, soft_wrap=True)
+    if csv_prefix is not None:
+        files: list[Path] = []
+        if written(csv_prefix, lambda: files.extend(write_csv([run], csv_prefix))):
+            for file in files:
+                display.print(f"csv: {file}", highlight=False, soft_wrap=True)
+    if hdr_path is not None and written(hdr_path, lambda: write_hdr_log(result, hdr_path)):
+        display.print(f"hdr log: {hdr_path}", highlight=False, soft_wrap=True)
+    return not failed

@@ -136,7 +136,7 @@ def _serve_builtin(
 ) -> None:
     """Run a built-in target until Ctrl-C (or stdin's end, for a parent process)."""
     from loadgen.run.environment import raise_fd_limit
-    from loadgen.run.interrupts import interrupt_signals
+    from loadgen.run.interrupts import STOP_SIGNAL_NAMES
     from loadgen.targets.scaled import WINDOWS_NOTE, ScaledServer, reuse_port_supported
 
     if processes > 1 and not reuse_port_supported():
@@ -157,9 +157,12 @@ def _serve_builtin(
         engine.shutdown()
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
     if stop_on_stdin_eof:
-        # The parent owns our life: Ctrl-C (Ctrl-Break) in its terminal is its to handle.
-        for signum in interrupt_signals():
-            signal.signal(signum, signal.SIG_IGN)
+        # The parent owns our life: Ctrl-C (Ctrl-Break) in its terminal, or a SIGTERM or
+        # SIGHUP sent to its whole process group (``timeout``, a closed terminal), is its to
+        # handle: it keeps measuring its partial result against us, then closes our stdin.
+        for signal_name in STOP_SIGNAL_NAMES:
+            if hasattr(signal, signal_name):
+                signal.signal(getattr(signal, signal_name), signal.SIG_IGN)
 
         def watch_stdin() -> None:
             sys.stdin.read()
@@ -167,10 +170,11 @@ def _serve_builtin(
 
         threading.Thread(target=watch_stdin, daemon=True).start()
     else:
-        # Ctrl-C (or Ctrl-Break) asks the loop to stop (it looks every tick) instead of
-        # raising inside it.
-        for signum in interrupt_signals():
-            signal.signal(signum, lambda signum, frame: server.stop())
+        # Ctrl-C (or Ctrl-Break, SIGTERM, SIGHUP) asks the loop to stop (it looks every
+        # tick) instead of raising inside it or ending the process where it stands.
+        for signal_name in STOP_SIGNAL_NAMES:
+            if hasattr(signal, signal_name):
+                signal.signal(getattr(signal, signal_name), lambda signum, frame: server.stop())
     host_text = f"[{server.address[0]}]" if ":" in server.address[0] else server.address[0]
     print(f"listening on {host_text}:{server.address[1]}", flush=True)
     try:

@@ -99,16 +99,18 @@ def recv_modes(
     come back). Writes recv-modes-TIME.json and .html into --out.
     """
     from loadgen.cli.common import (
-        EXIT_INTERRUPTED,
         EXIT_RUNTIME_FAILURE,
         EXIT_USAGE,
         console,
+        keep_result,
         make_console,
     )
     from loadgen.config.scenario import ScenarioError, load_scenario
     from loadgen.config.units import parse_duration_s, parse_size_bytes
     from loadgen.engine import BackendUnavailable
-    from loadgen.result.stop import StopKind
+    from loadgen.result.files import OutputError
+    from loadgen.result.stop import StopKind, StopReason
+    from loadgen.run.interrupts import interrupted_exit_code
     from loadgen.run.limits import ConnectionLimitError
     from loadgen.study.console import render_study
     from loadgen.study.driver import run_study
@@ -170,18 +172,29 @@ def recv_modes(
     except TargetError as exc:
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    json_target = out / f"recv-modes-{stamp}.json"
     try:
-        json_path = study.write(out / f"recv-modes-{stamp}.json")
-        html_path = write_study_html(study, out / f"recv-modes-{stamp}.html")
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        json_path: Path = study.write(json_target)
+    except OutputError as exc:  # keep what hours of measuring gave, and say where
+        json_path = Path(keep_result(exc, json_target.name, study.to_json() + "\n"))
+        written = False
+    else:
+        written = True
+    html_target = out / f"recv-modes-{stamp}.html"
+    try:
+        write_study_html(study, html_target)
+    except OutputError as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        written = False
     render_study(study, console)
     console.print(f"result: {json_path}", highlight=False, soft_wrap=True)
-    console.print(f"report: {html_path}", highlight=False, soft_wrap=True)
-    kinds = {trial.stop_kind for trial in study.trials}
-    if StopKind.INTERRUPTED in kinds:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if StopKind.FAILED in kinds:
+    if written:
+        console.print(f"report: {html_target}", highlight=False, soft_wrap=True)
+    for trial in study.trials:
+        interrupted = interrupted_exit_code(StopReason.parse(trial.stop_reason))
+        if interrupted is not None:
+            raise typer.Exit(interrupted)
+    if not written or StopKind.FAILED in {trial.stop_kind for trial in study.trials}:
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
 
 

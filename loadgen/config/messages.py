@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loadgen.config.document import shown_value
+
 _QUOTED = re.compile(r"'([^']*)'")
 
 
@@ -36,7 +38,9 @@ def did_you_mean(word: str, known: Sequence[str]) -> str:
 
 def choice_problem(value: object, choices: Sequence[str]) -> str:
     """``expected buffered, zero-byte or buffer-ring, got 'zerobyte'; did you mean ...``."""
-    return f"expected {choices_text(choices)}, got {value!r}" + did_you_mean(str(value), choices)
+    return f"expected {choices_text(choices)}, got {shown_value(value)}" + did_you_mean(
+        str(value), choices
+    )
 
 
 def _plural(count: int, noun: str) -> str:
@@ -58,7 +62,7 @@ def friendly_message(error: Mapping[str, Any]) -> str:
     }
     if kind in bounds:
         words, key = bounds[kind]
-        return f"must be {words} {context.get(key)}, got {value!r}"
+        return f"must be {words} {context.get(key)}, got {shown_value(value)}"
     simple = {
         "int_parsing": "expected a whole number",
         "int_type": "expected a whole number",
@@ -75,7 +79,7 @@ def friendly_message(error: Mapping[str, Any]) -> str:
         "tuple_type": "expected a list",
     }
     if kind in simple:
-        return f"{simple[kind]}, got {value!r}"
+        return f"{simple[kind]}, got {shown_value(value)}"
     if kind == "too_short":
         return f"needs at least {_plural(int(context.get('min_length', 1)), 'item')}"
     if kind == "too_long":
@@ -83,8 +87,8 @@ def friendly_message(error: Mapping[str, Any]) -> str:
     if kind == "string_too_long":
         return f"at most {context.get('max_length')} characters, got {len(str(value))}"
     if kind == "string_pattern_mismatch":
-        return f"{value!r} does not match the pattern {context.get('pattern')}"
+        return f"{shown_value(value)} does not match the pattern {context.get('pattern')}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if "input" in error and kind != "value_error":
-        message += f" (got {value!r})"
+        message += f" (got {shown_value(value)})"
     return message

@@ -12,16 +12,17 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from loadgen.config.document import Located as Located
+from loadgen.config.document import Path, override_value
+from loadgen.config.document import ScenarioError as ScenarioError
 from loadgen.config.messages import did_you_mean, friendly_message
 
-Path = tuple[str | int, ...]
 #: A model's own rewording of one error (its shorthands): (path, message) -> (path, message).
 Reword = Callable[[Path, str, Mapping[str, Any], Mapping[str, Any]], tuple[Path, str]]
 
@@ -31,49 +32,14 @@ WRITTEN = "written"
 #: A ``--set`` that works in any scenario, for messages that need an example.
 SET_EXAMPLE = "timeouts.request=2s"
 _MISSING = object()
+#: Longest message of one problem: a validator's message may echo the value it refused.
+MAX_MESSAGE_CHARS = 300
+#: Problems listed for one scenario; a generated list of thousands of bad items says no
+#: more after the first few.
+MAX_PROBLEMS = 20
 #: A model check names the field it means first: ``phases[0]: the open model needs a rate``.
 _LEADING_PATH = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): (.+)$")
 _PATH_PART = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; ``str()`` is one line per problem, ready to print."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
-
-
-# --- YAML with line numbers -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Located:
-    """Where each node of the document starts, by path of keys and indexes."""
-
-    lines: dict[Path, int]
-
-    def line_of(self, path: Path) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
-
-
-def index_lines(node: yaml.Node, path: Path = (), out: dict[Path, int] | None = None) -> Located:
-    """The line of every node of a composed YAML document (a field's line is its key's)."""
-    lines: dict[Path, int] = {} if out is None else out
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            index_lines(value_node, (*path, key), lines)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            index_lines(item, (*path, index), lines)
-    return Located(lines)
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -198,8 +164,8 @@ def _set_without_value(model: type[BaseModel], document: Mapping[str, Any], item
 def apply_overrides(
     model: type[BaseModel], document: dict[str, Any], overrides: Sequence[str]
 ) -> list[str]:
-    """Apply ``key.sub=value`` strings (values parsed as YAML); return the paths set, in
-    order."""
+    """Apply ``key.sub=value`` strings (values parsed as YAML when they are, bounded as a
+    file is: ``document.override_value``); return the paths set, in order."""
     touched: list[str] = []
     for item in overrides:
         path, sep, raw = item.partition("=")
@@ -213,12 +179,7 @@ def apply_overrides(
             if not isinstance(child, dict):
                 raise ScenarioError([f"--set {path}: {key} is not a mapping"])
             target = child
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ScenarioError([f"--set {path}: the value is not valid YAML: {problem}"]) from None
-        target[keys[-1]] = value
+        target[keys[-1]] = override_value(path, raw)  # not YAML ([::1]:8080): the text
         if path not in touched:
             touched.append(path)
     return touched
@@ -288,6 +249,8 @@ def describe_errors(
     problems = []
     for error in errors:
         path, message = _where_in_document(model, error, document, reword)
+        if len(message) > MAX_MESSAGE_CHARS:  # a validator may have echoed a large value
+            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
         field = format_path(path)
         setting = _overriding(field, overridden) if field else None
         if setting is not None:
@@ -298,4 +261,10 @@ def describe_errors(
         text = f"{where}: {field}: {message}" if field else f"{where}: {message}"
         problems.append((order, text))
     problems.sort(key=lambda problem: problem[0])
-    return list(dict.fromkeys(text for _, text in problems))
+    texts = list(dict.fromkeys(text for _, text in problems))
+    if len(texts) > MAX_PROBLEMS:
+        texts = [
+            *texts[:MAX_PROBLEMS],
+            f"{source}: ... and {len(texts) - MAX_PROBLEMS} more problems",
+        ]
+    return texts

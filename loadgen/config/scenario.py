@@ -11,13 +11,11 @@ they are checked exactly like the file (their errors name ``--set`` instead of a
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,17 +27,31 @@ from pydantic import (
     model_validator,
 )
 
+from loadgen.config.document import load_document
+from loadgen.config.files import anchor_paths, check_files
+from loadgen.config.http import HttpSpec as HttpSpec  # re-exported: its home moved
+from loadgen.config.http import TlsSpec
 from loadgen.config.messages import choice_problem
 from loadgen.config.problems import (
     WRITTEN,
+    Located,
     apply_overrides,
     describe_errors,
-    index_lines,
+    format_path,
 )
 from loadgen.config.problems import (
     ScenarioError as ScenarioError,  # raised here too: importers take it from here
 )
 from loadgen.config.receive import ReceiveMode
+from loadgen.config.targets import (
+    TargetUrl,
+    check_url_targets,
+    expand_address_range,
+    is_url,
+    parse_target,
+    parse_url,
+)
+from loadgen.config.targets import parse_address as parse_address  # re-exported
 from loadgen.config.thresholds import Threshold
 from loadgen.config.units import (
     parse_byte_rate_per_s,
@@ -208,14 +220,6 @@ class EchoSpec(_Model):
     """Echo with verification (the message size is the top-level ``message_size``)."""
 
 
-class HttpSpec(_Model):
-    method: str = "GET"
-    path: str = "/"
-    headers: dict[str, str] = {}
-    body: str = ""
-    pipeline: int = Field(default=1, ge=1, le=1024)
-
-
 class RedisSpec(_Model):
     command: list[str] = ["PING"]
     pipeline: int = Field(default=1, ge=1, le=1024)
@@ -297,6 +301,40 @@ class Scenario(_Model):
     #: rst (SO_LINGER 0: an abort, no TIME_WAIT; for high-rate churn).
     close: Literal["fin", "rst"] = "fin"
     thresholds: list[ThresholdSpec] = []
+    #: TLS on every connection (``https://`` targets turn it on).
+    tls: TlsSpec = TlsSpec()
+    #: A run in which no request succeeds is a failure (exit 1) unless this is set: for
+    #: studies of refusals, or of a target that answers only errors.
+    expect_failures: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_defaults(cls, document: Any) -> Any:
+        """A URL target means HTTP (unless a protocol is given: checked later, with its
+        line), its path is the default request path, and ``https`` turns TLS on."""
+        if not isinstance(document, dict):
+            return document
+        targets = document.get("target")
+        first = targets[0] if isinstance(targets, list) and targets else targets
+        if not isinstance(first, str) or not is_url(first):
+            return document
+        try:
+            url = parse_url(first)
+        except ValueError:
+            return document  # reported by the target check
+        document = dict(document)
+        protocol = document.get("protocol", "http")
+        if protocol == "http":
+            protocol = {"http": {}}
+        if isinstance(protocol, dict) and isinstance(protocol.get("http", {}), dict):
+            http = dict(protocol.get("http") or {})
+            http.setdefault("path", url.path)
+            protocol = {**protocol, "http": http}
+        document["protocol"] = protocol
+        tls = document.get("tls", {})
+        if url.tls and isinstance(tls, dict) and "enabled" not in tls:
+            document["tls"] = {**tls, "enabled": True}
+        return document
 
     @model_validator(mode="after")
     def _resolve_load(self) -> Scenario:
@@ -391,8 +429,27 @@ class Scenario(_Model):
         return rest if kind == "builtin" else None
 
     def target_addresses(self) -> list[tuple[str, int]]:
-        """(host, port) of each network target (not for builtin ones)."""
-        return [parse_address(target) for target in self.targets]
+        """(host, port) of each network target (not for builtin ones); a host may be a name
+        (``loadgen.run.resolve`` resolves it at the start of a run)."""
+        return [parse_target(target) for target in self.targets]
+
+    @property
+    def target_url(self) -> TargetUrl | None:
+        """The (first) target as a URL, or None for HOST:PORT and built-in targets."""
+        first = self.targets[0]
+        return parse_url(first) if is_url(first) else None
+
+    def target_authorities(self) -> list[str]:
+        """What each target's HTTP ``Host`` header says: a URL's host (and port unless it
+        is the scheme's default), else ``host:port``."""
+        authorities = []
+        for target in self.targets:
+            if is_url(target):
+                authorities.append(parse_url(target).authority)
+            else:
+                host, port = parse_address(target)
+                authorities.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return authorities
 
     def source_addresses(self) -> list[str]:
         """Local addresses to spread connections over (empty: let the kernel choose)."""
@@ -424,32 +481,23 @@ class Scenario(_Model):
             else sizes.model_dump(mode="json", exclude_none=True)
         )
         data["thresholds"] = [threshold.expression for threshold in self.thresholds]
+        if self.protocol.http is not None:
+            data["protocol"]["http"] = _http_dict(self.protocol.http)
         return data
 
 
-def expand_address_range(text: str) -> list[str]:
-    """``127.0.0.1-127.0.0.8`` → eight addresses; a single address → itself."""
-    first, sep, last = text.partition("-")
-    try:
-        start = ipaddress.ip_address(first.strip())
-        end = ipaddress.ip_address(last.strip()) if sep else start
-    except ValueError:
-        raise ValueError(f"expected an IP address or a range A-B, got {text!r}") from None
-    if start.version != end.version or int(end) < int(start):
-        raise ValueError(f"address range {text!r} is empty or mixes IPv4 and IPv6")
-    if int(end) - int(start) >= 65536:
-        raise ValueError(f"address range {text!r} is larger than 65,536 addresses")
-    return [str(ipaddress.ip_address(n)) for n in range(int(start), int(end) + 1)]
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6addr]:port`` → (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"expected HOST:PORT or builtin:NAME, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
+def _http_dict(http: HttpSpec) -> dict[str, Any]:
+    """The http settings as a result records them: the keys that say something (no
+    request-set keys for one request, no unset optional fields)."""
+    data = http.model_dump(mode="json", exclude_none=True)
+    if not http.is_set:
+        data.pop("order", None)
+    if not http.variables:
+        data.pop("variables", None)
+    for variable in data.get("variables", {}).values():
+        if not variable.get("uuid"):
+            variable.pop("uuid", None)
+    return data
 
 
 def _check_target(scenario: Scenario) -> tuple[str, str] | None:
@@ -467,6 +515,10 @@ def _check_target(scenario: Scenario) -> tuple[str, str] | None:
             scenario.target_addresses()
         except ValueError as exc:
             return "target", str(exc)
+        tls = scenario.tls.enabled
+        problem = check_url_targets(scenario.targets, scenario.protocol_name, tls)
+        if problem:
+            return problem
     try:
         scenario.source_addresses()
     except ValueError as exc:
@@ -512,24 +564,30 @@ def _reword_shorthands(
 
 
 def parse_scenario(
-    text: str, source: str = "<scenario>", overrides: Sequence[str] = ()
+    text: str,
+    source: str = "<scenario>",
+    overrides: Sequence[str] = (),
+    base_dir: Path | None = None,
 ) -> Scenario:
     """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field (or the
-    ``--set`` that wrote it), every problem in the file's line order."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError([f"{source}{line}: not valid YAML: {problem}"]) from None
-    if node is None or not isinstance(document, dict):
-        raise ScenarioError(
-            [f"{source}:1: expected a mapping of scenario fields (name, target, ...)"]
-        )
-    located = index_lines(node)
+    ``--set`` that wrote it), every problem in the file's line order. Relative file paths in
+    it are relative to ``base_dir`` (default: the current directory)."""
+    document, located = load_document(text, source)
+    return validate_document(document, source, overrides, base_dir, located)
+
+
+def validate_document(
+    document: dict[str, Any],
+    source: str,
+    overrides: Sequence[str] = (),
+    base_dir: Path | None = None,
+    located: Located | None = None,
+) -> Scenario:
+    """Validate a scenario document (``parse_scenario`` without the YAML): errors name
+    ``source`` and, where ``located`` knows it, the line of the field."""
+    located = located or Located({})
     overridden = apply_overrides(Scenario, document, overrides)
+    anchor_paths(document, base_dir or Path.cwd())
     try:
         scenario = Scenario.model_validate(document, context={WRITTEN: True})
     except ValidationError as exc:
@@ -551,6 +609,17 @@ def parse_scenario(
             raise ScenarioError([f"--set {field}: {field}: {message}"])
         line = f":{located.lines[(field,)]}" if (field,) in located.lines else ""
         raise ScenarioError([f"{source}{line}: {field}: {message}"])
+    files = check_files(scenario.protocol.http, scenario.tls)
+    if files:
+        path, message = files
+        field = format_path(path)
+        number = located.line_of(path)
+        setting = next(
+            (o for o in overridden if field == o or field.startswith((o + ".", o + "["))), None
+        )
+        where = f"{source}:{number}" if number else source
+        where = f"--set {setting}" if setting is not None else where
+        raise ScenarioError([f"{where}: {field}: {message}"])
     return scenario
 
 
@@ -558,7 +627,14 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """Read and validate a scenario file."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as exc:
         raise ScenarioError([f"{file}: cannot read: {exc.strerror or exc}"]) from None
-    return parse_scenario(text, str(file), overrides)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScenarioError(
+            [f"{file}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8"]
+        ) from None
+    return parse_scenario(text, str(file), overrides, base_dir=file.resolve().parent)

@@ -1,4 +1,10 @@
-"""Thresholds: ``p99 < 5ms``, ``error_rate < 0.1%``, ``throughput > 1k/s``, checked on a result.
+"""Thresholds: ``p99 < 5ms``, ``error_rate < 0.1%``, ``failed_rate < 1%``, ``throughput > 1k/s``,
+checked on a result.
+
+``error_rate`` is errors of any kind per attempt (a request, or an exchange that ended in an
+error without a response); ``failed_rate`` is failed requests (answered outside the
+expectation, e.g. an HTTP status outside ``http.expect``) per request, as k6's
+``http_req_failed``; ``failed`` counts them.
 
 Parsed when the scenario is validated (a misspelled metric is an error there, never a silent
 pass) and evaluated on the summary at the end of the run. Latency metrics compare in
@@ -49,9 +55,12 @@ _EXPRESSION = re.compile(
 
 def _parse_fraction(text: object) -> float:
     value = str(text).strip()
-    if value.endswith("%"):
-        return float(value[:-1]) / 100
-    return float(value)
+    fraction = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    if not 0 <= fraction <= 1:  # also refuses nan
+        raise ValueError(
+            f"an error rate is a share of the requests, 0% to 100% (0 to 1), got {value}"
+        )
+    return fraction
 
 
 def _written_duration_s(value: object) -> float:
@@ -64,6 +73,8 @@ def _metric_parsers() -> dict[str, Callable[[object], float]]:
         for prefix in _PREFIXES:
             parsers[prefix + stat] = _written_duration_s
     parsers["error_rate"] = _parse_fraction
+    parsers["failed_rate"] = _parse_fraction
+    parsers["failed"] = lambda v: float(parse_count(v))
     parsers["throughput"] = parse_rate_per_s
     parsers["errors"] = lambda v: float(parse_count(v))
     parsers["requests"] = lambda v: float(parse_count(v))
@@ -108,8 +119,12 @@ class Threshold:
         result keeps them: ``latency``, ``latency_corrected``, ``connect_latency``)."""
         metric = self.metric
         if metric == "error_rate":
-            attempts = summary.requests + summary.error_count
-            return summary.error_count / attempts if attempts else 0.0
+            return float(summary.error_rate)
+        if metric == "failed_rate":  # None without a request: "not measured", never a pass
+            rate = summary.failed_rate
+            return None if rate is None else float(rate)
+        if metric == "failed":
+            return float(summary.failed)
         if metric == "throughput":
             return float(summary.throughput_rps)
         if metric == "errors":

@@ -23,8 +23,8 @@ number since that start and feed the live view; at the end the hosts' results me
 
 Faults: a worker that leaves the cluster (died, killed) or a host task that fails makes the
 run partial and is named (host, worker address, hostname, why); the others are stopped, and
-what the lost host had reported in its ticks is merged with the rest. Ctrl-C stops every
-host and the partial result is still returned.
+what the lost host had reported in its ticks is merged with the rest, even when no host is
+left. Ctrl-C (or SIGTERM, SIGHUP) stops every host and the partial result is still returned.
 
 Security: the scheduler runs whatever pickled code its clients send; run it on a private
 network or with TLS (README, "Distributed runs").
@@ -55,9 +55,10 @@ from loadgen.distributed.bridge import (
 )
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
-from loadgen.result.model import Cluster, ClusterHost, RunResult
+from loadgen.distributed.unmeasured import unmeasured_result
+from loadgen.result.model import Cluster, ClusterHost, Environment, RunResult
 from loadgen.result.stop import StopKind, StopReason
-from loadgen.run.interrupts import sigint_recorded
+from loadgen.run.interrupts import interrupts_recorded
 from loadgen.run.merge import add_counts, merge_results, result_from_intervals
 from loadgen.run.progress import Snapshot, TickBoard
 from loadgen.run.shard import ShardError
@@ -98,6 +99,8 @@ class HostInfo:
     hostname: str
     loadgen_version: str
     cpu_count: int
+    os: str = ""
+    python: str = ""
 
 
 def _import_distributed() -> Any:
@@ -173,6 +176,8 @@ def choose_hosts(client: Any, address: str, hosts: int | None) -> list[HostInfo]
             hostname=str(identities[worker]["hostname"]),
             loadgen_version=str(versions[worker]),
             cpu_count=int(identities[worker]["cpu_count"]),
+            os=str(identities[worker].get("os", "")),
+            python=str(identities[worker].get("python", "")),
         )
         for worker in chosen
     ]
@@ -258,6 +263,7 @@ class _ClusterRun:
         self.tracebacks: dict[int, str] = {}  # lost host -> the traceback its failure sent
         self.interrupted: list[StopReason] = []
         self.started = False
+        self.started_at_s: float | None = None
         self.stopping = False
         self.futures: list[Any] = []
         self.own_offset = measure_offset(lambda: float(client.run_on_scheduler(time.time)))
@@ -322,6 +328,7 @@ class _ClusterRun:
         margin_s = max(margin for _offset, margin in self.ready.values())
         scheduler_now = time.time() - self.own_offset.offset_s
         self.start_variable.set(scheduler_now + margin_s + START_SLACK_S)
+        self.started_at_s = time.time() + margin_s + START_SLACK_S  # on this host's clock
         self.started = True
 
     def drive(self, duration_s: float) -> None:
@@ -348,8 +355,8 @@ class _ClusterRun:
             for spec in job.specs
         )
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
-        # Ctrl-C only records (no Dask call inside a signal handler); the loop stops the hosts.
-        with sigint_recorded() as self.interrupted:
+        # A stop signal only records (no Dask call in a signal handler); the loop stops hosts.
+        with interrupts_recorded() as self.interrupted:
             while len(self.outcomes) + len(self.lost) < len(self.jobs):
                 if self.interrupted and not self.stopping:
                     self.stop()
@@ -430,6 +437,7 @@ def run_cluster_hosts(
     watch: BoardWatch | None = None,
 ) -> ClusterOutcome:
     """``run_cluster``, with every host's own result beside the merged one."""
+    from loadgen.run.resolve import resolve_targets
     from loadgen.targets.process import builtin_target
 
     with ExitStack() as stack:
@@ -448,8 +456,10 @@ def run_cluster_hosts(
                     "address"
                 )
             addresses = [stack.enter_context(builtin_target(builtin, backend=backend))]
-        else:
-            addresses = scenario.target_addresses()
+        else:  # resolved here, once: every host connects to the same addresses
+            addresses = resolve_targets(
+                scenario.target_addresses(), scenario.timeouts.connect, notice
+            )
         jobs = plan_jobs(scenario, chosen, processes, backend, addresses, seed)
         check_hosts(client, chosen, jobs)
         shards = sum(len(job.specs) for job in jobs)
@@ -470,7 +480,7 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
     parts: list[RunResult] = []
     labels: list[str] = []
     machines: list[str] = []
-    like = next(iter(run.outcomes.values())).result if run.outcomes else None
+    like = next(iter(run.outcomes.values())).result if run.outcomes else _nothing(run, scenario)
     for host, job in enumerate(run.jobs):
         info = run.hosts[host]
         if host in run.outcomes:
@@ -526,6 +536,26 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
     )
     cluster = _cluster(run, address, processes)  # its warnings: shown with the result
     return replace(result, scenario=scenario.to_dict(), cluster=cluster)
+
+
+def _nothing(run: _ClusterRun, scenario: Scenario) -> RunResult | None:
+    """When no host gave a result: a result with nothing measured, in a host's shape, for
+    what the lost hosts had ticked; None when the run never started (nothing was ticked)."""
+    if run.started_at_s is None:
+        return None
+    first = run.hosts[0]
+    environment = Environment(
+        backend=run.jobs[0].backend,  # as asked ("auto": the lost host resolved it)
+        recv_mode=scenario.receive,
+        recv_options=scenario.receive_options(),
+        os=first.os,
+        python=first.python,
+        loadgen_version=first.loadgen_version,
+        processes=1,
+        cpu_count=first.cpu_count,
+        hostname=first.hostname,
+    )
+    return unmeasured_result(scenario, environment, run.started_at_s)
 
 
 def _cluster(run: _ClusterRun, address: str, processes: int) -> Cluster:

@@ -36,6 +36,7 @@ from loadgen.engine.base import (
     Completion,
     ErrorKind,
     NoBufferFeatures,
+    posix_end_error,
     posix_error_kind,
 )
 
@@ -217,6 +218,10 @@ class EpollBackend(NoBufferFeatures):
             self._finish_read(state, -errno.ECANCELED)
         elif state.write_op and state.write_token == token:
             self._finish_write(state, -errno.ECANCELED)
+
+    def end_error(self, handle: int) -> int:
+        state = self._socks.get(handle)
+        return 0 if state is None else posix_end_error(state.sock)
 
     def recv_now(self, handle: int, buf: Buffer) -> int:
         try:

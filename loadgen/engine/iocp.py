@@ -438,6 +438,21 @@ class IocpBackend(NoBufferFeatures):
                 self._k32.CancelIoEx(handle, op.address)
 
     # --- immediate -----------------------------------------------------------------------
+    def end_error(self, handle: int) -> int:
+        """SO_ERROR (Windows reports a reset on the receive itself, WSAECONNRESET)."""
+        if handle not in self._socks:
+            return 0
+        value = ctypes.c_int(0)
+        size = ctypes.c_int(ctypes.sizeof(value))
+        rc = self._ws2.getsockopt(
+            handle,
+            win32.SocketLevel.SOL_SOCKET,
+            win32.SocketOption.SO_ERROR,
+            ctypes.byref(value),
+            ctypes.byref(size),
+        )
+        return value.value if rc == 0 else 0
+
     def recv_now(self, handle: int, buf: Buffer) -> int:
         if buf is not self._recv_now_buf:  # the caller reuses one scratch buffer
             self._recv_now_anchor, self._recv_now_address, self._recv_now_len = address_of(buf)

@@ -117,6 +117,7 @@ from loadgen.engine.base import (
     Completion,
     ErrorKind,
     FeatureUnavailable,
+    posix_end_error,
     posix_error_kind,
 )
 from loadgen.engine.uring_buffers import BufferRing
@@ -644,6 +645,10 @@ class UringBackend:
         self._push(abi.IORING_OP_ASYNC_CANCEL, -1, token, 0, _UD_CANCEL_TOKEN)
 
     # --- immediate -----------------------------------------------------------------------
+
+    def end_error(self, handle: int) -> int:
+        state = self._conns.get(handle)
+        return 0 if state is None else posix_end_error(state.sock)
 
     def recv_now(self, handle: int, buf: Buffer) -> int:
         try:

@@ -10,22 +10,59 @@ Histograms (all nanoseconds):
 * ``latency_corrected``: open model only, from each request's *intended* send time;
 * ``connect_latency``: from connect submitted to connect completed;
 * ``schedule_lag``: open model only, how late each request left against its schedule.
+
+A response outside the scenario's expectation (``failure``) is timed like any other and
+also counted in ``failed`` and as an error of its kind. A request set keeps the same numbers
+per request name (``by_name``), flushed with the rest.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from loadgen.result.model import Interval
 from loadgen.stats.histogram import HdrHistogram
 
 
+class NamedStats:
+    """One request name's latency (and corrected latency), failed responses and errors."""
+
+    __slots__ = (
+        "errors",
+        "failed",
+        "latency",
+        "latency_corrected",
+        "name",
+        "pending_corrected",
+        "pending_latency",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.latency = HdrHistogram()
+        self.latency_corrected = HdrHistogram()
+        self.failed = 0
+        self.errors: Counter[str] = Counter()
+        self.pending_latency: array[int] = array("q")
+        self.pending_corrected: array[int] = array("q")
+
+    def flush(self) -> None:
+        for pending, histogram in (
+            (self.pending_latency, self.latency),
+            (self.pending_corrected, self.latency_corrected),
+        ):
+            if pending:
+                histogram.record_many(pending)
+                del pending[:]
+
+
 class Recorder:
     """Latency, connect latency, errors and bytes for one run (one process)."""
 
-    def __init__(self, start_ns: int, interval_s: float = 1.0) -> None:
+    def __init__(self, start_ns: int, interval_s: float = 1.0, names: Sequence[str] = ()) -> None:
         self.start_ns = start_ns
         self.interval_ns = int(interval_s * 1e9)
         self.latency = HdrHistogram()
@@ -35,6 +72,9 @@ class Recorder:
         self.errors: Counter[str] = Counter()
         #: The OS code behind each error counted with one: kind -> code -> count.
         self.error_codes: dict[str, Counter[int]] = {}
+        self.failed = 0  # responses outside the expectation (also in ``errors``)
+        #: A request set's numbers per request name, indexed as the set lists them.
+        self.by_name = [NamedStats(name) for name in names]
         self.connects = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -49,6 +89,7 @@ class Recorder:
         self._interval_corrected = HdrHistogram()
         self._interval_index = 0
         self._interval_errors: Counter[str] = Counter()
+        self._interval_failed = 0
         self._interval_base = (0, 0)  # bytes sent and received when the interval began
         self._connections: int | None = None  # open connections, as of the last tick
         #: Memory samples taken by the client's tick (``stats.memory``), for the result.
@@ -71,6 +112,13 @@ class Recorder:
             for kind, codes in sorted(self.error_codes.items())
         }
 
+    def failure(self, kind: str) -> None:
+        """A whole response outside the expectation (its latency is recorded as usual)."""
+        self.failed += 1
+        self._interval_failed += 1
+        self.errors[kind] += 1
+        self._interval_errors[kind] += 1
+
     def flush(self) -> None:
         """Move buffered values into the histograms."""
         for pending, histogram in (
@@ -82,6 +130,8 @@ class Recorder:
             if pending:
                 histogram.record_many(pending)
                 del pending[:]
+        for named in self.by_name:
+            named.flush()
         self.connects = self.connect_latency.total_count
 
     def tick(self, now_ns: int, connections: int | None = None) -> None:
@@ -120,6 +170,7 @@ class Recorder:
                 latency=self._interval.to_dict(),
                 latency_corrected=corrected.to_dict() if corrected.total_count else None,
                 connections=self._connections,
+                failed=self._interval_failed,
             )
         )
         self.latency.merge(self._interval)
@@ -127,5 +178,6 @@ class Recorder:
         self._interval.reset()
         corrected.reset()
         self._interval_errors.clear()
+        self._interval_failed = 0
         self._interval_base = (self.bytes_sent, self.bytes_received)
         self._interval_index += 1

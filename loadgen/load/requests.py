@@ -29,6 +29,10 @@ with an idle phase, which then holds them as usual.
 Connection slots (token layout, reconnects with backoff, timeouts, ramps) come from
 ``loadgen.load.pool``; protocols other than echo come in as sans-IO codecs
 (``loadgen.protocols.base.Codec``: HTTP/1.1, Redis), with ``pipeline`` requests per exchange.
+Every whole response is timed; one the codec judges a failure (an HTTP status outside the
+expectation, a Redis error reply) is also counted as failed and as an error of its kind.
+An HTTP request set or variables (``loadgen.load.request_set``) give each exchange its own
+bytes and the request name of each response, for the per-name breakdown.
 
 Receive modes:
 
@@ -78,6 +82,7 @@ from loadgen.load.pool import (
     SlotPool,
 )
 from loadgen.load.recorder import Recorder
+from loadgen.load.request_set import ConnectionRequests, RequestSet
 from loadgen.protocols.base import KIND_PROTOCOL, Codec, ProtocolError, Response
 from loadgen.protocols.echo import EchoCodec, Verdict
 
@@ -112,6 +117,9 @@ class ClientConfig:
     ring_buffers: int = 256  # buffer-ring: buffers in the ring (a power of two)
     register_buffers: bool = False  # buffered: register the buffers with the kernel
     close_rst: bool = False  # close: rst: every close an abort (no TIME_WAIT)
+    #: HTTP request sets and variables: what each connection sends per exchange (None:
+    #: the codec's one fixed request).
+    request_set: RequestSet | None = None
 
 
 def ring_index_shift() -> int:
@@ -155,12 +163,21 @@ class _Conn(Slot):
         "responses",
         "sent",
         "sent_ns",
+        "source",
     )
 
-    def __init__(self, index: int, codec: Any, request: bytearray, recv_buf: Buffer | None) -> None:
+    def __init__(
+        self,
+        index: int,
+        codec: Any,
+        request: bytes | bytearray,
+        recv_buf: Buffer | None,
+        source: ConnectionRequests | None = None,
+    ) -> None:
         super().__init__(index)
         self.codec = codec  # EchoCodec for echo, else a protocols.base.Codec
         self.request = request  # what goes out per exchange (echo: the codec's message)
+        self.source = source  # a request set's requests (None: ``request`` every time)
         self.request_len = len(request)  # bytes of it the exchange in flight sends
         self.expect = 0  # responses still owed for the request in flight (not echo)
         self.recv_buf = recv_buf
@@ -242,7 +259,9 @@ class LoadClient(SlotPool[_Conn]):
             return _Conn(index, echo, echo.message, recv_buf)
         codec = factory(index)
         request = bytearray(codec.request_bytes() * self.config.pipeline)
-        return _Conn(index, codec, request, recv_buf)
+        requests = self.config.request_set
+        source = None if requests is None else requests.for_connection(index)
+        return _Conn(index, codec, request, recv_buf, source)
 
     # --- slot hooks --------------------------------------------------------------------
     def _on_open(self, conn: _Conn) -> None:
@@ -252,6 +271,15 @@ class LoadClient(SlotPool[_Conn]):
 
     def _on_close(self, conn: _Conn) -> None:
         conn.in_flight = False
+
+    def _fail(self, conn: _Conn, kind: str, now_ns: int, code: int | None = None) -> None:
+        # A request set: an exchange that ends in an error counts against the request in
+        # flight (the first response still owed); a connect error belongs to none.
+        if conn.expect > 0 and conn.in_flight and conn.source is not None:
+            by_name = self.recorder.by_name
+            if by_name:
+                by_name[conn.source.names[self.config.pipeline - conn.expect]].errors[kind] += 1
+        super()._fail(conn, kind, now_ns, code)
 
     def _stalled(self, conn: _Conn, now_ns: int) -> bool:
         return conn.in_flight and now_ns - conn.sent_ns > self._request_timeout_ns
@@ -323,6 +351,9 @@ class LoadClient(SlotPool[_Conn]):
             message = conn.codec.next_request(None if sizes is None else sizes())
             conn.request_len = len(message)
         else:
+            if conn.source is not None:  # a request set: this exchange's own requests
+                conn.request = conn.source.exchange()
+                conn.request_len = len(conn.request)
             message = conn.request
             conn.expect = self.config.pipeline
         conn.sent = 0
@@ -427,9 +458,11 @@ class LoadClient(SlotPool[_Conn]):
             return
         # Every response in this chunk answers a request sent at conn.sent_ns; pipelined ones
         # are mostly the same (interned) response, so its status is judged once per run of it.
+        # Every whole response is timed; one outside the expectation is a failed request too.
         latency = now_ns - conn.sent_ns
         pending = recorder.pending_latency
         corrected = recorder.pending_corrected if self._arrivals is not None else None
+        by_name = recorder.by_name if conn.source is not None else None
         next_response = codec.next_response
         last: Response | None = None
         kind: str | None = None
@@ -437,15 +470,23 @@ class LoadClient(SlotPool[_Conn]):
             if conn.expect <= 0:
                 self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
                 return
-            conn.expect -= 1
             if response is not last:
                 last, kind = response, codec.status_kind(response.status)
-            if kind is not None:
-                recorder.error(kind)
-                continue
             pending.append(latency)
             if corrected is not None:
                 corrected.append(now_ns - conn.intended_ns)
+            if kind is not None:
+                recorder.failure(kind)
+            if by_name:
+                assert conn.source is not None
+                named = by_name[conn.source.names[self.config.pipeline - conn.expect]]
+                named.pending_latency.append(latency)
+                if corrected is not None:
+                    named.pending_corrected.append(now_ns - conn.intended_ns)
+                if kind is not None:
+                    named.failed += 1
+                    named.errors[kind] += 1
+            conn.expect -= 1
         if conn.expect > 0:
             if not data or codec.closing:  # the server ended it with responses still owed
                 self._fail(conn, ErrorKind.EOF.value, now_ns)
@@ -713,7 +754,12 @@ class LoadClient(SlotPool[_Conn]):
     def _eof(self, conn: _Conn, now_ns: int) -> None:
         """The server closed the connection. For echo that is an ``eof`` error; a codec is
         told (a close may end an HTTP/1.0 body); an idle keep-alive connection closed by
-        the server is just reopened."""
+        the server is just reopened. A reset that only showed as the end of the stream
+        (its error taken by a send first) is counted as the reset it was."""
+        code = self.engine.end_error(conn.handle)
+        if code:
+            self._error(conn, -code, now_ns)
+            return
         if self._echo:
             self._fail(conn, ErrorKind.EOF.value, now_ns)
         elif conn.in_flight:

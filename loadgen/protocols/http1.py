@@ -8,7 +8,9 @@ Response side: ``receive_data`` feeds llhttp, whose callbacks append a ``Respons
 body_bytes)`` per finished response; ``next_response`` pops them in order. Framing is
 llhttp's: Content-Length, chunked (trailers allowed), no body for 204/304, keep-alive rules
 of HTTP/1.0 and 1.1, several responses in one chunk and a response split at any byte. No
-response bytes are buffered here: the body is only counted.
+response bytes are buffered here: the body is only counted. Whether a status is a success
+is the scenario's expectation (``status_kinds``; 200-399 by default): one outside it is an
+error of its class (``http_4xx``, ``http_5xx``) or ``http_unexpected``.
 
 Facts this module relies on (checked in ``tests/protocols/test_http1.py``):
 
@@ -33,6 +35,7 @@ Facts this module relies on (checked in ``tests/protocols/test_http1.py``):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -41,16 +44,17 @@ import httptools
 
 from loadgen.protocols.base import KIND_EOF, ProtocolError, Response, ResponseCache
 
-#: The error kind of each status class, indexed by ``status // 100``; 2xx is a success.
-_STATUS_KINDS: tuple[str | None, ...] = tuple(
-    None if hundreds == 2 else f"http_{hundreds}xx" for hundreds in range(10)
-)
+#: The statuses a response may have and count as a success unless a scenario says otherwise
+#: (``http.expect.status``): 2xx and 3xx (a redirect is not followed, but it is an answer).
+DEFAULT_EXPECTED: tuple[tuple[int, int], ...] = ((200, 399),)
+#: Error kinds of a status outside the expectation: its class for 4xx and 5xx, else this.
+KIND_UNEXPECTED = "http_unexpected"
 
 #: Methods whose request carries a body by definition: they get ``Content-Length: 0``
 #: when the body is empty (RFC 9110 section 8.6; some servers answer 411 otherwise).
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: RFC 9110 token characters, for methods and header names.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 #: A HEAD response's header block larger than this is taken as garbage, not buffered on.
 MAX_HEAD_BLOCK_BYTES = 64 * 1024
 
@@ -59,9 +63,29 @@ _RESPONSES = ResponseCache()
 HeaderItems = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
-def status_kind(status: int) -> str | None:
-    """``None`` for 2xx, else ``"http_1xx"`` / ``"http_3xx"`` / ``"http_4xx"`` / ``"http_5xx"``."""
-    return _STATUS_KINDS[status // 100] if 0 <= status < 1000 else "http_other"
+@functools.lru_cache(maxsize=64)
+def status_kinds(
+    expected: tuple[tuple[int, int], ...] = DEFAULT_EXPECTED,
+) -> tuple[str | None, ...]:
+    """The error kind of every status 0-999 (indexed by status): ``None`` for a status in one
+    of the ``expected`` (low, high) ranges, else ``http_4xx``, ``http_5xx`` or
+    ``http_unexpected``. Built once per expectation: a lookup per response."""
+    kinds: list[str | None] = []
+    for status in range(1000):
+        if any(low <= status <= high for low, high in expected):
+            kinds.append(None)
+        elif status // 100 in (4, 5):
+            kinds.append(f"http_{status // 100}xx")
+        else:
+            kinds.append(KIND_UNEXPECTED)
+    return tuple(kinds)
+
+
+def status_kind(
+    status: int, expected: tuple[tuple[int, int], ...] = DEFAULT_EXPECTED
+) -> str | None:
+    """``None`` for an expected status, else its error kind (``status_kinds``)."""
+    return status_kinds(expected)[status] if 0 <= status < 1000 else KIND_UNEXPECTED
 
 
 def encode_request(
@@ -74,7 +98,7 @@ def encode_request(
     """One HTTP/1.1 request. ``Host`` comes from ``host`` unless ``headers`` has one;
     ``Content-Length`` is added for a body (or an empty POST/PUT/PATCH). Values that would
     break the framing (CR, LF, NUL, non-token names) raise ``ValueError``."""
-    if not _TOKEN.match(method):
+    if not TOKEN.match(method):
         raise ValueError(f"HTTP method {method!r} is not a token")
     if not path or any(c in path for c in " \r\n\0") or not (path[0] == "/" or path == "*"):
         raise ValueError(f"HTTP path {path!r} must start with / and contain no spaces")
@@ -84,11 +108,11 @@ def encode_request(
         items.insert(0, ("Host", host))
     if "content-length" in names or "transfer-encoding" in names:
         raise ValueError("Content-Length and Transfer-Encoding are set by loadgen from the body")
-    if body or method in _BODY_METHODS:
+    if body or method in BODY_METHODS:
         items.append(("Content-Length", str(len(body))))
     lines = [f"{method} {path} HTTP/1.1"]
     for name, value in items:
-        if not _TOKEN.match(name):
+        if not TOKEN.match(name):
             raise ValueError(f"HTTP header name {name!r} is not a token")
         if any(c in value for c in "\r\n\0"):
             raise ValueError(f"HTTP header {name!r} has a line break or NUL in its value")
@@ -165,7 +189,7 @@ class _Events:
 class Http1Codec:
     """One HTTP/1.1 connection's codec: a fixed request, a stream of responses."""
 
-    __slots__ = ("_events", "_head_buffer", "_is_head", "_request", "method")
+    __slots__ = ("_events", "_head_buffer", "_is_head", "_kinds", "_request", "method")
 
     def __init__(
         self,
@@ -174,12 +198,14 @@ class Http1Codec:
         path: str = "/",
         headers: HeaderItems = (),
         body: bytes = b"",
+        expected: tuple[tuple[int, int], ...] = DEFAULT_EXPECTED,
     ) -> None:
         method = method.upper()
         if method == "CONNECT":
             raise ValueError("CONNECT opens a tunnel, not a request/response exchange")
         self.method = method
         self._request = encode_request(method, path, headers, body, host)
+        self._kinds = status_kinds(tuple(expected))
         self._is_head = method == "HEAD"
         self._head_buffer = bytearray()
         self._events = _Events(self._is_head)
@@ -212,7 +238,7 @@ class Http1Codec:
         self._head_buffer.clear()
 
     def status_kind(self, status: int) -> str | None:
-        return status_kind(status)
+        return self._kinds[status] if 0 <= status < 1000 else KIND_UNEXPECTED
 
     # --- internals ------------------------------------------------------------------
     @property

@@ -12,9 +12,9 @@ value per metric (its throughput, its p99, ...).
 * Fewer: the relative change of medians against the tolerance alone, labelled as such.
 
 Latency is the corrected latency in the open model (from intended send times, the one its
-thresholds use) and the only one in the closed model. Error rate is errors / (requests +
-errors); from a zero baseline any error is an infinite relative change, so new errors fail a
-tolerance-only comparison.
+thresholds use) and the only one in the closed model. Error rate is errors per attempt
+(``Summary.error_rate``: a failed request is one attempt, not two); from a zero baseline
+any error is an infinite relative change, so new errors fail a tolerance-only comparison.
 """
 
 from __future__ import annotations
@@ -65,8 +65,7 @@ def _latency(summary: Summary) -> LatencySummary:
 
 
 def _error_rate_percent(summary: Summary) -> float:
-    attempts = summary.requests + summary.error_count
-    return 100.0 * summary.error_count / attempts if attempts else 0.0
+    return 100.0 * summary.error_rate
 
 
 METRICS: tuple[Metric, ...] = (
@@ -133,6 +132,59 @@ class MetricComparison:
 
 
 @dataclass(frozen=True)
+class NameSide:
+    """One request name on one side: medians over the runs that have it."""
+
+    runs: int
+    p50_us: float | None
+    p99_us: float | None
+    failed_percent: float | None
+
+
+@dataclass(frozen=True)
+class NameComparison:
+    name: str
+    baseline: NameSide
+    current: NameSide
+
+    @property
+    def p99_change(self) -> float | None:
+        base, now = self.baseline.p99_us, self.current.p99_us
+        return None if base is None or now is None else relative_change(base, now)
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _name_side(name: str, runs: Sequence[LoadedRun]) -> NameSide:
+    items = [i for run in runs for i in run.result.requests_by_name if i.name == name]
+    latencies = [item.latency_corrected_us or item.latency_us for item in items]
+    return NameSide(
+        runs=len(items),
+        p50_us=_median([latency.p50 for latency in latencies]),
+        p99_us=_median([latency.p99 for latency in latencies]),
+        failed_percent=_median(
+            [None if i.failed_rate is None else 100 * i.failed_rate for i in items]
+        ),
+    )
+
+
+def compare_by_name(
+    baseline: Sequence[LoadedRun], current: Sequence[LoadedRun]
+) -> tuple[NameComparison, ...]:
+    """Every request name of either side, in the order first seen."""
+    names = dict.fromkeys(
+        item.name for run in [*baseline, *current] for item in run.result.requests_by_name
+    )
+    return tuple(
+        NameComparison(name, _name_side(name, baseline), _name_side(name, current))
+        for name in names
+    )
+
+
+@dataclass(frozen=True)
 class Comparison:
     tolerance: float  # the default tolerance (``tolerances`` has each metric's)
     tested: bool  # True: Mann-Whitney U + bootstrap; False: tolerance only
@@ -150,6 +202,11 @@ class Comparison:
     tolerances: Tolerances = Tolerances()
     #: Runs (either side) that did not complete: (label, why they stopped).
     stopped_runs: tuple[tuple[str, StopReason], ...] = ()
+    #: Current runs that did not complete (label, why they stopped): a gate cannot pass a
+    #: run that failed or was cut short (empty when ``compare_runs`` was told to allow them).
+    incomplete: tuple[tuple[str, StopReason], ...] = ()
+    #: Request sets: each request name's medians on both sides (shown, not judged).
+    by_name: tuple[NameComparison, ...] = ()
 
     @property
     def regressed(self) -> bool:
@@ -161,8 +218,9 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        """A regression, or a current run that failed one of its thresholds (both exit 99)."""
-        return self.regressed or self.thresholds_failed
+        """A regression, a current run that failed one of its thresholds (both exit 99), or a
+        current run that did not complete (exit 1)."""
+        return self.regressed or self.thresholds_failed or bool(self.incomplete)
 
     @property
     def method(self) -> str:
@@ -209,7 +267,11 @@ def compare_runs(
     baseline: Sequence[LoadedRun],
     current: Sequence[LoadedRun],
     tolerance: float | Tolerances = DEFAULT_TOLERANCE,
+    *,
+    allow_partial: bool = False,
 ) -> Comparison:
+    """Baseline against current; a current run that is partial (failed, interrupted) fails
+    the comparison unless ``allow_partial`` (a baseline that is partial is a warning)."""
     if not baseline or not current:
         raise ValueError("compare needs at least one baseline and one current run")
     tolerances = tolerance if isinstance(tolerance, Tolerances) else Tolerances(tolerance)
@@ -248,6 +310,10 @@ def compare_runs(
             for run in [*baseline, *current]
             if not run.result.stop.is_completed
         ),
+        incomplete=()
+        if allow_partial
+        else tuple((run.label, run.result.stop) for run in current if run.result.partial),
+        by_name=compare_by_name(baseline, current),
     )
 
 
@@ -274,6 +340,17 @@ def _compare_metric(
             Verdict.NO_DATA,
             "no value on one side",
             tolerance,
+        )
+    if not all(math.isfinite(value) for value in (*baseline, *current)):
+        return MetricComparison(
+            metric,
+            baseline,
+            current,
+            None,
+            None,
+            None,
+            Verdict.REGRESSION,
+            "a value is not a finite number: it cannot be judged",
         )
     change = relative_change(statistics.median(baseline), statistics.median(current))
     worse = -change if metric.higher_is_better else change  # > 0: moved the bad way

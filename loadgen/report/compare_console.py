@@ -100,6 +100,7 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
         *(["invalid runs (their generator was the bottleneck)"] if comparison.invalid_runs else []),
         *(["regression"] if comparison.regressed else []),
         *(["a threshold failed"] if comparison.thresholds_failed else []),
+        *(["a current run did not complete"] if comparison.incomplete else []),
     ]
     verdict = f"[bold red]FAIL[/]: {', '.join(reasons)}" if reasons else "[green]PASS[/]"
     console.print(f"compare: {verdict}")

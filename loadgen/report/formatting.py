@@ -94,10 +94,10 @@ def format_threshold_value(metric: str, value: float | None) -> str:
     """A threshold's observed value in its metric's unit (latencies arrive in seconds)."""
     if value is None:
         return "not measured"
-    if metric == "error_rate":
+    if metric in ("error_rate", "failed_rate"):
         return format_percent_value(100 * value)
     if metric == "throughput":
         return format_rate(value)
-    if metric in ("errors", "requests"):
+    if metric in ("errors", "requests", "failed"):
         return format_count(value)
     return format_us(value * 1e6)

@@ -79,9 +79,19 @@ def _status(run: LoadedRun) -> str:
                 f"{escape(result.stop.traceback)}</pre></details>"
             )
         return badge
+    if result.no_success:
+        return _badge("no request succeeded", "bad")
     if result.partial:
         return _badge(f"partial: {result.stop_reason}", "warn")
     return _badge("completed", "good")
+
+
+def _failed(run: LoadedRun) -> str:
+    summary = run.result.summary
+    if not summary.failed:
+        return "none"
+    rate = 100 * (summary.failed_rate or 0.0)
+    return _badge(f"{format_count(summary.failed)} ({format_percent_value(rate)})", "bad")
 
 
 def started_text(run: LoadedRun) -> str:
@@ -122,6 +132,29 @@ def invalid_banner(runs: Sequence[LoadedRun]) -> str:
             "</strong><p>The load generator itself was the bottleneck, so these numbers "
             f"measure loadgen rather than the target.</p><ul>{reasons}</ul>"
             f"<p>What to do (any one of):</p><ul>{advice}</ul></div>"
+        )
+    return "".join(parts)
+
+
+def no_success_banner(runs: Sequence[LoadedRun]) -> str:
+    """A red box per run in which no request succeeded; empty otherwise."""
+    parts = []
+    for run in runs:
+        if not run.result.no_success:
+            continue
+        summary = run.result.summary
+        errors = ", ".join(f"{kind} {format_count(n)}" for kind, n in summary.errors.items())
+        what = (
+            f"all {format_count(summary.requests)} responses failed the expectation"
+            if summary.requests
+            else "no response arrived"
+        )
+        parts.append(
+            f'<div class="invalid no-success" role="alert"><strong>No request succeeded: '
+            f"{escape(run.label)}</strong><p>{escape(what)} "
+            f"({escape(errors or 'no errors either')}). <code>loadgen run</code> exits 1 "
+            "for such a run unless the scenario sets <code>expect_failures: true</code>.</p>"
+            "</div>"
         )
     return "".join(parts)
 
@@ -192,7 +225,7 @@ def _errors(run: LoadedRun) -> str:
     total = summary.error_count
     if total == 0:
         return "none"
-    rate = 100 * total / (summary.requests + total)
+    rate = 100 * summary.error_rate
     return _badge(f"{format_count(total)} ({format_percent_value(rate)})", "bad")
 
 
@@ -215,6 +248,7 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
             ("status", _status),
             ("duration", lambda r: format_seconds(r.result.summary.duration_s)),
             ("requests", lambda r: format_count(r.result.summary.requests)),
+            ("failed requests", _failed),
             ("throughput", lambda r: _badge(format_rate(r.result.summary.throughput_rps), "key")),
             ("latency p50", lambda r: format_us(_latency(r).p50)),
             ("latency p99", lambda r: _badge(format_us(_latency(r).p99), "key")),
@@ -319,6 +353,39 @@ def latency_tables(runs: Sequence[LoadedRun]) -> str:
             title = "Request latency, raw (from each request's actual send)"
         header = ["run", "count", *(h for _, h in _LATENCY_COLUMNS)]
         parts.append(f"<h3>{escape(title)}</h3>" + _table(header, rows))
+    return "".join(parts)
+
+
+def by_name_section(runs: Sequence[LoadedRun]) -> str:
+    """Each request set's breakdown: a row per request name (one table per run that has a
+    breakdown); empty when no run has one."""
+    parts = []
+    for run in runs:
+        named = run.result.requests_by_name
+        if not named:
+            continue
+        rows = []
+        for item in named:
+            latency = item.latency_corrected_us or item.latency_us
+            failed = format_count(item.failed)
+            if item.failed:
+                rate = format_percent_value(100 * (item.failed_rate or 0.0))
+                failed = _badge(f"{failed} ({rate})", "bad")
+            errors = ", ".join(
+                f"{escape(kind)} {format_count(count)}" for kind, count in item.errors.items()
+            )
+            rows.append(
+                [
+                    escape(item.name),
+                    format_count(item.requests),
+                    failed,
+                    *(format_us(getattr(latency, key)) for key, _ in _LATENCY_COLUMNS),
+                    errors or "none",
+                ]
+            )
+        header = ["request", "count", "failed", *(h for _, h in _LATENCY_COLUMNS), "errors"]
+        title = f"<h3>{escape(run.label)}</h3>" if len(runs) > 1 else ""
+        parts.append(title + _table(header, rows, css="grid by-name"))
     return "".join(parts)
 
 

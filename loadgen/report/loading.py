@@ -14,7 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from loadgen.config.document import shown_value
+from loadgen.report.shape import shape_problem
 from loadgen.result.model import SCHEMA_VERSION, RunResult
+from loadgen.result.stop import StopReason
+from loadgen.stats.histogram import HdrHistogram
 
 #: Keys every loadgen result has had since schema 1; a JSON object without them is not one.
 _REQUIRED_KEYS = ("schema_version", "scenario", "environment", "summary", "histograms")
@@ -122,11 +126,37 @@ def _check(data: dict[str, Any], source: str | Path) -> tuple[RunResult, dict[st
             f"written by a newer loadgen (schema_version {version}; this loadgen reads "
             f"{SCHEMA_VERSION}): upgrade loadgen to read it",
         )
+    problem = _stop_problem(data) or shape_problem(_without_stop_reason(data), RunResult)
+    if problem is not None:
+        raise ResultFileError(source, f"malformed loadgen result: {problem}")
     try:
         result = RunResult.from_dict(data)
         for name in result.histograms:
             result.histogram(name)  # decode once: a damaged histogram fails here, not later
+        for interval in result.intervals:
+            for encoded in (interval.latency, interval.latency_corrected):
+                if encoded is not None:
+                    HdrHistogram.from_dict(encoded)
     except (KeyError, TypeError, ValueError, AttributeError, struct.error, zlib.error) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ResultFileError(source, f"malformed loadgen result: {detail}") from None
     return result, data
+
+
+def _stop_problem(data: dict[str, Any]) -> str | None:
+    """The one-line ``stop_reason`` (every schema; alone before schema 4) must be text, and
+    one of ``stop_reason`` and ``stop`` must be there."""
+    if "stop_reason" in data and not isinstance(data["stop_reason"], str):
+        return f"stop_reason: expected text, got {shown_value(data['stop_reason'])}"
+    if "stop" not in data and "stop_reason" not in data:
+        return "stop: missing"
+    return None
+
+
+def _without_stop_reason(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``RunResult`` has: ``stop_reason`` is ``stop`` in one line (its property),
+    and a result before schema 4 has only that (``stop`` is then parsed from it)."""
+    shaped = {key: value for key, value in data.items() if key != "stop_reason"}
+    if "stop" not in shaped:
+        shaped["stop"] = StopReason.completed().to_dict()  # checked above as stop_reason
+    return shaped

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loadgen.report import cluster as cluster_text
-from loadgen.report.compare import Comparison, MetricComparison, Verdict, format_percent
+from loadgen.report.compare import (
+    Comparison,
+    MetricComparison,
+    NameComparison,
+    Verdict,
+    format_percent,
+)
 from loadgen.report.formatting import (
     MISSING,
     format_change,
@@ -70,6 +76,31 @@ def cluster_markdown(clusters: Sequence[tuple[str, Cluster]]) -> list[str]:
     return lines
 
 
+def by_name_markdown(rows: Sequence[NameComparison]) -> list[str]:
+    """A request set's names: medians of p50, p99 and the failed share on both sides."""
+    lines = [
+        "**Requests by name** (medians over the runs; shown, not judged)",
+        "",
+        "| request | p50 baseline | p50 current | p99 baseline | p99 current | p99 change "
+        "| failed baseline | failed current |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        base, now = row.baseline, row.current
+        cells = [
+            row.name,
+            format_metric(base.p50_us, "µs"),
+            format_metric(now.p50_us, "µs"),
+            format_metric(base.p99_us, "µs"),
+            format_metric(now.p99_us, "µs"),
+            format_change(row.p99_change),
+            format_metric(base.failed_percent, "%"),
+            format_metric(now.failed_percent, "%"),
+        ]
+        lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+    return lines
+
+
 def comparison_markdown(comparison: Comparison) -> str:
     outcome = "❌ FAIL" if comparison.failed else "✅ PASS"
     if comparison.invalid_runs:
@@ -85,6 +116,9 @@ def comparison_markdown(comparison: Comparison) -> str:
     ]
     for label, reasons in comparison.invalid_runs:
         lines.append(f"> ⛔ **{_escape(label)} is invalid**: {_escape('; '.join(reasons))}")
+        lines.append("")
+    for label, stop in comparison.incomplete:
+        lines.append(f"> ❌ **{_escape(label)} did not complete**: {_escape(str(stop))}")
         lines.append("")
     per_metric = not comparison.tolerances.uniform
     # Several runs a side: each cell is their median, said once in the header.
@@ -112,6 +146,8 @@ def comparison_markdown(comparison: Comparison) -> str:
                 "✅ pass" if verdict.passed else "❌ **fail**",
             ]
             lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+    if comparison.by_name:
+        lines += ["", *by_name_markdown(comparison.by_name)]
     if comparison.clusters:
         lines += ["", *cluster_markdown(comparison.clusters)]
     if comparison.warnings:

@@ -4,9 +4,15 @@ into a RunResult.
 ``run()`` never lets a target's behaviour become a crash: refused, reset or silent targets
 are counted by error kind. Ctrl-C (SIGINT) ends the run early and the result is still
 returned, marked ``partial``. Only a failure of loadgen itself (no backend, a built-in
-target that cannot start, no shard process that produced anything) raises, and so does a
+target that cannot start, no shard process that produced anything) raises, and so do a
+target host name that does not resolve (``ResolveError``, ``loadgen.run.resolve``) and a
 receive feature the chosen backend lacks (``receive: buffer-ring`` or ``register_buffers``
-off io_uring): ``FeatureUnavailable``, before the target starts, naming the backend.
+off io_uring), or TLS, which this build does not have yet: ``FeatureUnavailable``, before
+the target starts, naming the backend or saying so.
+
+A built-in target whose process dies before the run's end makes the result partial and
+failed (``failed: the built-in target (pid 4242) killed by SIGKILL during the run``): the
+errors after its death measure no target.
 
 ``run()`` starts the built-in target (if any), splits the scenario into shards, runs them
 (in this process for one, as spawned processes for more: ``loadgen.run.processes``) and
@@ -29,14 +35,16 @@ from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario
 from loadgen.engine import select_backend
 from loadgen.result.model import RunResult
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.limits import Fit, fit_run
 from loadgen.run.measure import run_shard
 from loadgen.run.processes import run_processes, shard_specs
 from loadgen.run.progress import Snapshot, TickBoard
+from loadgen.run.resolve import resolve_targets
 from loadgen.run.shard import LocalChannel
 from loadgen.run.split import usable_processes
 from loadgen.run.wiring import check_receive_features
-from loadgen.targets.process import builtin_target
+from loadgen.targets.process import RunningTarget, running_builtin_target
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
@@ -92,16 +100,16 @@ def run(
     processes = usable
     with ExitStack() as stack:
         builtin = scenario.builtin_target
+        target: RunningTarget | None = None
         if builtin is not None:
             target_processes = builtin_processes(target_processes, notice)
+            target = stack.enter_context(
+                running_builtin_target(builtin, backend=engine_name, processes=target_processes)
+            )
         addresses = (
-            [
-                stack.enter_context(
-                    builtin_target(builtin, backend=engine_name, processes=target_processes)
-                )
-            ]
-            if builtin is not None
-            else scenario.target_addresses()
+            [target.address]
+            if target is not None
+            else resolve_targets(scenario.target_addresses(), scenario.timeouts.connect, notice)
         )
         specs = shard_specs(scenario, processes, engine_name, addresses, seed)
         board = TickBoard(processes, plan.duration_s, plan.phase_label)
@@ -114,6 +122,11 @@ def run(
                 board.retire(0)
             else:
                 result = run_processes(specs, scenario, board)
+        death = None
+        if target is not None and (how := target.death()) is not None:
+            death = f"the built-in target (pid {target.process.pid}) {how}"
+    if death is not None:
+        result = _target_died(result, death)
     if processes == 1:  # the one slice is the whole scenario: keep its own spelling
         result = replace(result, scenario=scenario.to_dict())
     if builtin is not None:
@@ -121,6 +134,17 @@ def run(
             result, environment=replace(result.environment, target_processes=target_processes)
         )
     return result
+
+
+def _target_died(result: RunResult, what: str) -> RunResult:
+    """A run whose built-in target died before its end: partial, and failed unless it was
+    interrupted (what it measured after the death is the death's errors, not the target)."""
+    stop = result.stop
+    if stop.kind is StopKind.INTERRUPTED:
+        return replace(result, partial=True)
+    if stop.kind is StopKind.FAILED:
+        return replace(result, partial=True, stop=replace(stop, detail=f"{stop.detail}; {what}"))
+    return replace(result, partial=True, stop=StopReason(StopKind.FAILED, f"{what} during the run"))
 
 
 def fit_to_machine(

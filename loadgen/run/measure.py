@@ -24,7 +24,7 @@ from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import StreamSpec
 from loadgen.engine import select_backend
-from loadgen.load.recorder import Recorder
+from loadgen.load.recorder import NamedStats, Recorder
 from loadgen.load.requests import LoadClient
 from loadgen.load.streams import StreamClient
 from loadgen.result.model import (
@@ -32,12 +32,13 @@ from loadgen.result.model import (
     Generator,
     Interval,
     LatencySummary,
+    RequestName,
     RunResult,
     Summary,
 )
 from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.environment import os_description, raise_fd_limit
-from loadgen.run.interrupts import sigint_recorded
+from loadgen.run.interrupts import interrupts_recorded
 from loadgen.run.selfcheck import check as self_check
 from loadgen.run.shard import ProcessChannel, ShardChannel, ShardSpec, sleep_until, ticking
 from loadgen.run.wiring import check_receive_features, client_config, shard_arrivals
@@ -47,7 +48,8 @@ from loadgen.stats.histogram import HdrHistogram
 
 
 def _stopper(client: LoadClient | StreamClient) -> Callable[[], None]:
-    """Ctrl-C's action on a running client: its loop stops, and the run ends normally."""
+    """A stop signal's action (Ctrl-C, SIGTERM, SIGHUP) on a running client: its loop
+    stops, and the run ends normally."""
 
     def stop() -> None:
         client.stop_requested = True
@@ -75,7 +77,8 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         timer_ms = stack.enter_context(raised_timer_resolution())
         check_receive_features(scenario, engine)  # again: a shard may run elsewhere
         addresses = list(spec.addresses)
-        config = client_config(scenario, plan, addresses, seed)
+        config = client_config(scenario, plan, addresses, seed, shard=spec.index, shards=spec.count)
+        names = config.request_set.names if config.request_set is not None else []
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         options = scenario.protocol_options
 
@@ -91,9 +94,9 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             # Connected before reporting ready: the recorder's start is provisional until
             # the start instant is known (connect latencies and errors of these connects
             # count for the run; the errors land in interval 0).
-            recorder = Recorder(time.perf_counter_ns())
+            recorder = Recorder(time.perf_counter_ns(), names=names)
             client = make_client(recorder)
-            with sigint_recorded(_stopper(client)) as early:
+            with interrupts_recorded(_stopper(client)) as early:
                 try:
                     client.preconnect()
                 except Exception as exc:  # reported as the run's failure, after ready
@@ -105,14 +108,14 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         else:
             start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
             started_at += timedelta(microseconds=(start_ns - time.perf_counter_ns()) / 1000)
-            recorder = Recorder(start_ns)
+            recorder = Recorder(start_ns, names=names)
             client = make_client(recorder)
         sleep_until(start_ns)
         late_ns = time.perf_counter_ns() - start_ns  # the wake-up from the start barrier
         cpu_start = time.process_time()
         watching = ticking(spec, channel, client, recorder)
         cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
-        with sigint_recorded(_stopper(client)) as interrupted, watching, cpu:
+        with interrupts_recorded(_stopper(client)) as interrupted, watching, cpu:
             try:
                 if stop.is_completed and not early:
                     client.run(start_ns + int(plan.duration_s * 1e9))
@@ -152,6 +155,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         schedule_lag_us=_latency(recorder.schedule_lag, open_model),
         waited_for_connection=client.waited_for_connection if open_model else None,
         unsent=client.unsent if open_model else None,
+        failed=recorder.failed,
     )
     histograms = {
         "latency": recorder.latency.to_dict(),
@@ -203,6 +207,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             threshold.check(summary, {"connect_latency": recorder.connect_latency, **measured})
             for threshold in scenario.thresholds
         ],
+        requests_by_name=[_named(stats, open_model) for stats in recorder.by_name],
         self_check=self_check(
             summary,
             processes=processes,
@@ -212,6 +217,22 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             interval_runnable=interval_runnable,
             clock_resolution_ns=clock.resolution_ns,
         ),
+    )
+
+
+def _named(stats: NamedStats, open_model: bool) -> RequestName:
+    """One request name's part of the result (its histograms kept for an exact merge)."""
+    histograms = {"latency": stats.latency.to_dict()}
+    if open_model:
+        histograms["latency_corrected"] = stats.latency_corrected.to_dict()
+    return RequestName(
+        name=stats.name,
+        requests=stats.latency.total_count,
+        failed=stats.failed,
+        errors=dict(sorted(stats.errors.items())),
+        latency_us=LatencySummary.from_histogram(stats.latency),
+        latency_corrected_us=_latency(stats.latency_corrected, open_model),
+        histograms=histograms,
     )
 
 

@@ -4,9 +4,11 @@ Shards start at one shared instant, so their intervals align by index. Merging:
 
 * histograms add (same layout everywhere), and every latency summary is recomputed from the
   merged histograms (never an average of percentiles);
-* requests, errors by kind, bytes, connects, open connections and the open model's
-  ``waited_for_connection``/``unsent`` add; ``duration_s`` is the longest shard's (all
-  started together), and throughput is recomputed over it;
+* requests, failed requests, errors by kind, bytes, connects, open connections and the
+  open model's ``waited_for_connection``/``unsent`` add; ``duration_s`` is the longest
+  shard's (all started together), and throughput is recomputed over it;
+* a request set's breakdown adds by request name: each name's histograms add and its
+  percentiles are computed from them, its requests, failed requests and errors add;
 * intervals with the same index add (their histograms too); a shard's short last interval
   lasts as long as the longest one of that index;
 * the generator's CPU seconds and loop iterations add (so ``cpu_percent`` is of one core
@@ -39,6 +41,7 @@ from loadgen.result.model import (
     Generator,
     Interval,
     LatencySummary,
+    RequestName,
     RunResult,
     SelfCheck,
     Summary,
@@ -120,9 +123,41 @@ def merge_intervals(parts: Sequence[Sequence[Interval]]) -> list[Interval]:
                 latency_corrected=None if corrected is None else corrected.to_dict(),
                 connections=sum(connections) if connections else None,
                 cpu_percent=round(sum(cpu), 1) if cpu else None,  # % of one core, added
+                failed=sum(i.failed for i in group),
             )
         )
     return merged
+
+
+def merge_by_name(parts: Sequence[Sequence[RequestName]]) -> list[RequestName]:
+    """Each request name's numbers added over the parts, in the order names first appear."""
+    by_name: dict[str, list[RequestName]] = {}
+    for named in parts:
+        for item in named:
+            by_name.setdefault(item.name, []).append(item)
+    merged = []
+    for name, group in by_name.items():
+        latency = add_histograms([item.histograms.get("latency") for item in group])
+        corrected = add_histograms([item.histograms.get("latency_corrected") for item in group])
+        histograms = {"latency": _or_empty(latency).to_dict()}
+        if corrected is not None:
+            histograms["latency_corrected"] = corrected.to_dict()
+        merged.append(
+            RequestName(
+                name=name,
+                requests=sum(item.requests for item in group),
+                failed=sum(item.failed for item in group),
+                errors=add_counts([item.errors for item in group]),
+                latency_us=_latency(latency),
+                latency_corrected_us=None if corrected is None else _latency(corrected),
+                histograms=histograms,
+            )
+        )
+    return merged
+
+
+def _or_empty(histogram: HdrHistogram | None) -> HdrHistogram:
+    return histogram if histogram is not None else HdrHistogram()
 
 
 #: A process's memory sample stands for it this long (seconds) in a merged sample taken
@@ -254,6 +289,7 @@ def merge_results(
         schedule_lag_us=_latency(merged_histograms.get("schedule_lag")) if open_model else None,
         waited_for_connection=_optional_sum([s.waited_for_connection for s in summaries]),
         unsent=_optional_sum([s.unsent for s in summaries]),
+        failed=sum(s.failed for s in summaries),
     )
     cpu_s = sum(part.generator.cpu_s for part in parts)
     generator = Generator(
@@ -299,6 +335,7 @@ def merge_results(
             threshold.check(summary, merged_histograms) for threshold in scenario.thresholds
         ],
         self_check=merge_self_checks(parts, summary, generator, intervals, labels),
+        requests_by_name=merge_by_name([part.requests_by_name for part in parts]),
     )
 
 
@@ -374,6 +411,7 @@ def result_from_intervals(
         bytes_sent=sum(i.bytes_sent for i in intervals),
         bytes_received=sum(i.bytes_received for i in intervals),
         in_flight_at_end=0,
+        failed=sum(i.failed for i in intervals),
     )
     return replace(
         like,
@@ -386,5 +424,6 @@ def result_from_intervals(
         memory=[],
         thresholds=[],
         self_check=None,  # it did not live to check itself
+        requests_by_name=[],  # a breakdown is only in a whole result (not in intervals)
         environment=replace(like.environment, processes=1),
     )

@@ -23,10 +23,11 @@ decides it for every host at once (``loadgen.distributed.host``).
 Failures: a shard that raises or dies (killed, crashed) is named in the result's ``stop``
 (``failed: shard 1 (pid 4242) died: killed by SIGKILL``; a shard that raised sends its
 traceback, which the stop keeps) and the others are asked to stop; the result merges what
-every shard gave, the dead one's intervals included (it sent them in its ticks). Ctrl-C
-stops every shard (each gets the SIGINT itself, and the coordinator also raises the stop
-flag, for a SIGINT sent to it alone); the merged partial result is returned with
-``interrupted (SIGINT)``. Shards stop on their own when the coordinator dies.
+every shard gave, the dead one's intervals included (it sent them in its ticks). Ctrl-C (or
+SIGTERM, SIGHUP) stops every shard (each gets a Ctrl-C itself, and the coordinator also
+raises the stop flag, for a signal sent to it alone); the merged partial result is returned
+with ``interrupted (SIGINT)`` (or the signal that came). Shards stop on their own when the
+coordinator dies.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario
 from loadgen.result.model import RunResult
 from loadgen.result.stop import StopKind, StopReason
-from loadgen.run.interrupts import interrupts_ignored, sigint_recorded
+from loadgen.run.interrupts import interrupts_recorded, stop_signals_ignored
 from loadgen.run.measure import shard_process_main
 from loadgen.run.merge import merge_results, result_from_intervals
 from loadgen.run.progress import TickBoard
@@ -229,7 +230,7 @@ class _Coordinator:
 
     def run(self, duration_s: float) -> list[StopReason]:
         """Drive the shards to their end; return the coordinator's stop reasons."""
-        with interrupts_ignored():
+        with stop_signals_ignored():  # each shard installs its own handlers to run
             for process in self.processes:
                 process.start()
         began = time.monotonic()
@@ -238,7 +239,7 @@ class _Coordinator:
         )
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
         deadline: float | None = None
-        with sigint_recorded(self.channel.stop) as interrupted:
+        with interrupts_recorded(self.channel.stop) as interrupted:
             try:
                 while len(self.results) + len(self.failures) < len(self.specs):
                     with suppress(queue.Empty):

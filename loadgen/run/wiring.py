@@ -14,6 +14,7 @@ from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import HttpSpec, RedisSpec, Scenario, check_receive
 from loadgen.engine import Backend
 from loadgen.engine.base import FeatureUnavailable
+from loadgen.load.request_set import RequestSet
 from loadgen.load.requests import ClientConfig
 from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
@@ -21,11 +22,27 @@ from loadgen.protocols.resp import RespCodec
 
 
 def client_config(
-    scenario: Scenario, plan: LoadPlan, addresses: list[tuple[str, int]], seed: int | None = None
+    scenario: Scenario,
+    plan: LoadPlan,
+    addresses: list[tuple[str, int]],
+    seed: int | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> ClientConfig:
     """What the client needs from a scenario and its plan, once the target addresses are
-    known."""
+    known (this is shard ``shard`` of ``shards``: run-wide sequences interleave by it)."""
     codec_factory, pipeline = codec_for(scenario, addresses)
+    http = scenario.protocol.http
+    request_set = None
+    if http is not None:
+        request_set = RequestSet(
+            http,
+            target_authorities(scenario, addresses),
+            pipeline=http.pipeline,
+            seed=seed,
+            shard=shard,
+            shards=shards,
+        )
     return ClientConfig(
         addresses=addresses,
         connections=plan.peak_connections,
@@ -45,11 +62,22 @@ def client_config(
         ring_buffers=scenario.ring_buffer_count,
         register_buffers=scenario.register_buffers,
         close_rst=scenario.close == "rst",
+        request_set=None if request_set is None or request_set.fixed else request_set,
     )
 
 
+#: What a run over TLS is told until TLS rides on the completion engine.
+TLS_UNAVAILABLE = (
+    "TLS is not available yet in this build: https:// targets and the tls section are "
+    "checked (loadgen validate), but a run over TLS is refused; test over http:// meanwhile"
+)
+
+
 def check_receive_features(scenario: Scenario, engine: Backend) -> None:
-    """Refuse, before anything starts, a receive mode the chosen backend does not have."""
+    """Refuse, before anything starts, what this build or the chosen backend cannot do: TLS
+    (not in this build yet) and a receive mode the backend does not have."""
+    if scenario.tls.enabled:
+        raise FeatureUnavailable(TLS_UNAVAILABLE)
     problem = check_receive(scenario)
     if problem:
         raise FeatureUnavailable(f"{problem[0]}: {problem[1]}")
@@ -74,17 +102,34 @@ def codec_for(
     options = scenario.protocol_options
     if isinstance(options, HttpSpec):
         http = options
+        authorities = target_authorities(scenario, addresses)
+        expected = http.expect.ranges
+        # The codec parses the responses; its own request is the scenario's one request
+        # (a request set's connections send theirs from the set: load.request_set). Its
+        # method matters: a HEAD response has no body on the wire.
+        method = http.request_list()[0].method
+        fixed = http.fixed_request
 
         def make_http(index: int) -> Codec:
-            host, port = addresses[index % len(addresses)]
-            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            return Http1Codec(authority, http.method, http.path, http.headers, http.body.encode())
+            authority = authorities[index % len(authorities)]
+            if fixed:
+                body = http.body.encode()
+                return Http1Codec(authority, http.method, http.path, http.headers, body, expected)
+            return Http1Codec(authority, method, expected=expected)
 
         return make_http, http.pipeline
     if isinstance(options, RedisSpec):
         command = options.command
         return (lambda index: RespCodec(command)), options.pipeline
     return None, 1
+
+
+def target_authorities(scenario: Scenario, addresses: list[tuple[str, int]]) -> list[str]:
+    """The HTTP ``Host`` of each target: as the scenario wrote it (a URL's host), or for a
+    built-in target the address it listens on."""
+    if scenario.builtin_target is None:
+        return scenario.target_authorities()
+    return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in addresses]
 
 
 def shifted(offsets: Iterator[int], shift_ns: int, end_ns: int) -> Iterator[int]:

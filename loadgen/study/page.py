@@ -18,6 +18,7 @@ from typing import Any
 
 from loadgen.report.charts import run_colour
 from loadgen.report.page import render_page, script_json
+from loadgen.result.files import write_atomically
 from loadgen.study.result import PHASES, Group, Spread, StudyResult
 from loadgen.study.text import (
     bytes_scale,
@@ -409,7 +410,4 @@ def render_study_html(study: StudyResult, generated: datetime | None = None) -> 
 
 
 def write_study_html(study: StudyResult, path: str | Path) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_study_html(study), encoding="utf-8")
-    return target
+    return write_atomically(path, render_study_html(study))

@@ -279,12 +279,24 @@ def test_connect_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(101, "http_1xx"), (200, None), (204, None), (299, None), (301, "http_3xx"),
-     (404, "http_4xx"), (499, "http_4xx"), (500, "http_5xx"), (599, "http_5xx"), (999, "http_9xx")],
+    [(101, "http_unexpected"), (200, None), (204, None), (299, None), (301, None), (399, None),
+     (404, "http_4xx"), (499, "http_4xx"), (500, "http_5xx"), (599, "http_5xx"),
+     (999, "http_unexpected")],
 )  # fmt: skip
-def test_status_kind(status: int, kind: str | None) -> None:
+def test_status_kind_by_default_expects_2xx_and_3xx(status: int, kind: str | None) -> None:
     assert status_kind(status) == kind
     assert Http1Codec().status_kind(status) == kind
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(200, None), (250, None), (299, None), (304, None), (301, "http_unexpected"),
+     (404, "http_4xx"), (410, None), (503, "http_5xx"), (100, "http_unexpected")],
+)  # fmt: skip
+def test_status_kind_follows_the_expectation(status: int, kind: str | None) -> None:
+    expected = ((200, 299), (304, 304), (410, 410))
+    assert status_kind(status, expected) == kind
+    assert Http1Codec(expected=expected).status_kind(status) == kind
 
 
 def test_it_is_a_codec() -> None:

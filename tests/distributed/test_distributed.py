@@ -149,6 +149,39 @@ def test_cli_run_on_a_cluster_writes_the_merged_result(
     assert data["summary"]["requests"] == sum(h["requests"] for h in data["cluster"]["hosts"])
 
 
+def test_cli_capacity_on_a_cluster_runs_every_step_there(
+    cluster: tuple[Any, Any], tmp_path: Path
+) -> None:
+    """``loadgen capacity --cluster`` passes the cluster through to every step's run."""
+    local, _client = cluster
+    scenario = tmp_path / "capacity.yaml"
+    scenario.write_text("name: dist-capacity\ntarget: builtin:echo\nconnections: 1\nduration: 1s\n")
+    out = tmp_path / "capacity.json"
+    outcome = CliRunner().invoke(
+        app,
+        [
+            "capacity", str(scenario), "--cluster", local.scheduler_address, "--hosts", "2",
+            "--processes", "1", "--slo", "p50 < 1s", "--start", "100/s", "--max", "200/s",
+            "--warmup", "1s", "--step-duration", "1s", "--confirm", "0", "--json", str(out),
+        ],
+    )  # fmt: skip
+    data = json.loads(out.read_text())
+    assert data["kind"] == "loadgen.capacity"
+    # On a machine this busy the generator may not keep even 100/s on schedule: then the
+    # search says so (exit 3), and every step it ran still ran on the cluster.
+    status = data["outcome"]["status"]
+    assert (status, outcome.exit_code) in (("above max", 0), ("generator limited", 3)), (
+        outcome.output
+    )
+    if status == "above max":
+        assert [step["offered"] for step in data["steps"]] == [100, 200]
+    assert data["steps"]
+    for step in data["steps"]:
+        hosts = step["result"]["cluster"]["hosts"]
+        assert [host["processes"] for host in hosts] == [1, 1]
+        assert step["result"]["scenario"]["load"]["model"] == "open"
+
+
 def test_too_few_loadgen_workers_is_refused_before_traffic(cluster: tuple[Any, Any]) -> None:
     local, _client = cluster
     scenario = _scenario("connections: 10\nduration: 1s\n")

@@ -2,9 +2,14 @@
 build) under Wine, through ``scripts/windows-python``.
 
 It runs the backend contract suite (parametrized to ``iocp`` there), the Windows ABI and
-IOCP tests, the Windows memory sampler's tests, the quickstart end to end on IOCP in both
-receive modes, the stream patterns and the refusal of io_uring-only receive features, and
-checks that the IOCP cases really ran and passed.
+IOCP tests (handle reuse, the accept pool, cleanup), the Windows memory sampler's tests, the
+measuring clock and the timer, the quickstart end to end on IOCP in both receive modes
+(distinct, non-zero latencies), the stream patterns, the refusal of io_uring-only receive
+features, OS error codes and refused binds, the dynamic port range, ``doctor``, Ctrl-Break
+and piped console output, and checks that the Windows cases really ran and passed.
+
+``python tests/test_wine.py`` prints the list of test paths (the Windows CI job runs the
+same list on real Windows).
 """
 
 from __future__ import annotations
@@ -20,13 +25,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOWS_TESTS = [
-    "tests/engine",
+    "tests/engine",  # the contract suite, IOCP facts and bookkeeping, the quickstart e2e
     "tests/stats/test_memory_windows.py",
-    "tests/engine/test_iocp_e2e.py",
+    "tests/stats/test_clock.py",
     "tests/study/test_recv_modes_windows.py",  # the receive-mode study completes on IOCP
     "tests/load/test_streams.py",
     "tests/load/test_receive_features.py",
+    "tests/load/test_error_codes.py",
+    "tests/run/test_windows_ports.py",
+    "tests/cli/test_windows_cli.py",
 ]
+#: Files whose Windows tests must all have run and passed under Wine: how many pass there
+#: (the rest check the answer off Windows and skip).
+MUST_PASS = {
+    "tests/engine/test_iocp_bookkeeping.py": 10,
+    "tests/stats/test_clock.py": 3,
+    "tests/run/test_windows_ports.py": 3,
+    "tests/cli/test_windows_cli.py": 5,
+}
 #: Provisioning from a cold cache takes ~2 minutes; a warm run ~1 minute.
 TIMEOUT_S = 1500
 
@@ -53,5 +69,16 @@ def test_windows_suite_under_wine() -> None:
     assert e2e == ["PASSED", "PASSED"], tail
     study = re.findall(r"^tests/study/test_recv_modes_windows\.py::\S+ (\w+)", output, re.M)
     assert study == ["PASSED"], tail
+    for path, passing in MUST_PASS.items():
+        pattern = rf"^{re.escape(path)}::(\S+) (\w+)"
+        outcomes = list(dict(re.findall(pattern, output, re.M)).values())
+        assert outcomes.count("PASSED") == passing, (path, outcomes)
+        assert set(outcomes) <= {"PASSED", "SKIPPED"}, (path, outcomes)
+    codes = re.findall(r"^tests/load/test_error_codes\.py::\S+\[iocp\] (\w+)", output, re.M)
+    assert codes == ["PASSED", "PASSED"], tail
     assert "sys.platform" not in tail  # sanity: the summary line is pytest's, not a crash
     assert re.search(r"(\d+) passed", tail), tail
+
+
+if __name__ == "__main__":
+    print(" ".join(WINDOWS_TESTS))

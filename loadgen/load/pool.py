@@ -61,6 +61,17 @@ BACKOFF_MAX_NS = 1_000_000_000
 BATCH = 512
 
 
+def _backoff_ns(failures: int) -> int:
+    """The wait before reconnecting after ``failures`` consecutive failed connects."""
+    return min(BACKOFF_MIN_NS << (failures - 1), BACKOFF_MAX_NS) if failures else 0
+
+
+def os_error_code(exc: OSError) -> int:
+    """The OS's number for an error raised by the engine: the Win32/Winsock code on
+    Windows (``winerror``), else errno (0 when the exception carries neither)."""
+    return getattr(exc, "winerror", None) or exc.errno or 0
+
+
 class Slot:
     """One connection slot's life; clients subclass it with their per-exchange state."""
 
@@ -278,17 +289,35 @@ class SlotPool(Generic[S]):
 
     # --- slot life -----------------------------------------------------------------
     def _open(self, conn: S, now_ns: int) -> None:
+        """Make ``conn``'s socket and start its connect. A socket, bind or connect the OS
+        refuses at once (no buffers, no free port, a source address not on this host) is
+        counted by its kind and retried after the backoff, like a failed connect."""
         conn.generation = (conn.generation + 1) & GENERATION_MASK
         conn.token_base = token_base(conn.index, conn.generation)
-        conn.handle = handle = self.engine.tcp_socket()
+        engine = self.engine
+        try:
+            handle = engine.tcp_socket()
+        except OSError as exc:
+            code = os_error_code(exc)
+            self.recorder.error(engine.error_kind(code).value, code)
+            conn.failures += 1
+            conn.retry_at_ns = now_ns + _backoff_ns(conn.failures)
+            return
+        conn.handle = handle
         conn.state = CONNECTING
-        conn.connect_started_ns = now_ns
+        # Its own start, not the batch's ``now_ns``: a tick or preconnect opens hundreds in
+        # a row, and one shared start made every connect latency of a batch the same.
+        conn.connect_started_ns = time.perf_counter_ns()
         self._connecting += 1
         self._on_open(conn)
-        if self._sources:
-            self.engine.bind(handle, (self._sources[conn.index % len(self._sources)], 0))
-        address = self._addresses[conn.index % len(self._addresses)]
-        self.engine.connect(handle, address, conn.token_base | OP_CONNECT)
+        try:
+            if self._sources:
+                engine.bind(handle, (self._sources[conn.index % len(self._sources)], 0))
+            address = self._addresses[conn.index % len(self._addresses)]
+            engine.connect(handle, address, conn.token_base | OP_CONNECT)
+        except OSError as exc:
+            code = os_error_code(exc)
+            self._fail(conn, engine.error_kind(code).value, now_ns, code)
 
     def _connected(self, conn: S, now_ns: int) -> None:
         """Bookkeeping of a connect that succeeded; the client then starts its exchange."""
@@ -308,19 +337,17 @@ class SlotPool(Generic[S]):
         conn.state = IDLE
         self._on_close(conn)
 
-    def _fail(self, conn: S, kind: str, now_ns: int) -> None:
-        """Count an error, drop the socket (RST: no TIME_WAIT), schedule a reconnect."""
-        self.recorder.error(kind)
+    def _fail(self, conn: S, kind: str, now_ns: int, code: int | None = None) -> None:
+        """Count an error (with the OS's ``code`` when there is one), drop the socket (RST:
+        no TIME_WAIT), schedule a reconnect."""
+        self.recorder.error(kind, code)
         conn.failures = conn.failures + 1 if conn.state == CONNECTING else 0
         self._close(conn, abort=True)
-        backoff = 0
-        if conn.failures:
-            backoff = min(BACKOFF_MIN_NS << (conn.failures - 1), BACKOFF_MAX_NS)
-        conn.retry_at_ns = now_ns + backoff
+        conn.retry_at_ns = now_ns + _backoff_ns(conn.failures)
 
     def _error(self, conn: S, result: int, now_ns: int) -> None:
         """An operation completed with ``result`` = -code: fail with the code's kind."""
-        self._fail(conn, self.engine.error_kind(-result).value, now_ns)
+        self._fail(conn, self.engine.error_kind(-result).value, now_ns, -result)
 
     def _tick(self, now_ns: int) -> None:
         """Intervals, memory samples, ramps, timeouts and reconnects (every TICK_NS)."""

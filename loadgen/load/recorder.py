@@ -70,6 +70,8 @@ class Recorder:
         self.connect_latency = HdrHistogram()
         self.schedule_lag = HdrHistogram()
         self.errors: Counter[str] = Counter()
+        #: The OS code behind each error counted with one: kind -> code -> count.
+        self.error_codes: dict[str, Counter[int]] = {}
         self.failed = 0  # responses outside the expectation (also in ``errors``)
         #: A request set's numbers per request name, indexed as the set lists them.
         self.by_name = [NamedStats(name) for name in names]
@@ -93,9 +95,22 @@ class Recorder:
         #: Memory samples taken by the client's tick (``stats.memory``), for the result.
         self.memory: list[dict[str, Any]] = []
 
-    def error(self, kind: str) -> None:
+    def error(self, kind: str, code: int | None = None) -> None:
+        """Count one error of ``kind``; ``code`` is the OS's own number for it, if any."""
         self.errors[kind] += 1
         self._interval_errors[kind] += 1
+        if code is not None:
+            codes = self.error_codes.get(kind)
+            if codes is None:
+                codes = self.error_codes[kind] = Counter()
+            codes[code] += 1
+
+    def error_codes_by_kind(self) -> dict[str, dict[str, int]]:
+        """``error_codes`` as the result keeps them (JSON keys are strings), sorted."""
+        return {
+            kind: {str(code): n for code, n in sorted(codes.items())}
+            for kind, codes in sorted(self.error_codes.items())
+        }
 
     def failure(self, kind: str) -> None:
         """A whole response outside the expectation (its latency is recorded as usual)."""

@@ -202,14 +202,14 @@ class LoadClient(SlotPool[_Conn]):
     def _on_close(self, conn: _Conn) -> None:
         conn.in_flight = False
 
-    def _fail(self, conn: _Conn, kind: str, now_ns: int) -> None:
+    def _fail(self, conn: _Conn, kind: str, now_ns: int, code: int | None = None) -> None:
         # A request set: an exchange that ends in an error counts against the request in
         # flight (the first response still owed); a connect error belongs to none.
         if conn.expect > 0 and conn.in_flight and conn.source is not None:
             by_name = self.recorder.by_name
             if by_name:
                 by_name[conn.source.names[self._pipeline - conn.expect]].errors[kind] += 1
-        super()._fail(conn, kind, now_ns)
+        super()._fail(conn, kind, now_ns, code)
 
     def _stalled(self, conn: _Conn, now_ns: int) -> bool:
         return conn.in_flight and now_ns - conn.sent_ns > self._request_timeout_ns

@@ -74,6 +74,14 @@ def add_counts(counters: Sequence[Mapping[str, int]]) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
+def add_error_codes(
+    parts: Sequence[Mapping[str, Mapping[str, int]]],
+) -> dict[str, dict[str, int]]:
+    """``Summary.error_codes`` of several parts added, kind by kind and code by code."""
+    kinds = sorted({kind for part in parts for kind in part})
+    return {kind: add_counts([part.get(kind, {}) for part in parts]) for kind in kinds}
+
+
 def add_histograms(encoded: Sequence[Mapping[str, Any] | None]) -> HdrHistogram | None:
     """The sum of ``to_dict()`` histograms (None entries skipped; None if all are)."""
     merged: HdrHistogram | None = None
@@ -260,6 +268,7 @@ def merge_results(
     summary = Summary(
         requests=requests,
         errors=add_counts([s.errors for s in summaries]),
+        error_codes=add_error_codes([s.error_codes for s in summaries]),
         duration_s=duration_s,
         throughput_rps=round(requests / duration_s, 3) if duration_s > 0 else 0.0,
         latency_us=_latency(merged_histograms["latency"]),
@@ -352,12 +361,16 @@ def merge_self_checks(
         processes=sum(part.environment.processes for part in parts),
         cpu_percent=generator.cpu_percent,
         interval_cpu=[i.cpu_percent for i in intervals if i.duration_s >= full_s * 0.999],
+        clock_resolution_ns=max(
+            (c.clock_resolution_ns for c in checks if c and c.clock_resolution_ns is not None),
+            default=None,
+        ),
     )
     reasons = list(merged.reasons)
     names = labels or [f"process {n} of {len(parts)}" for n in range(1, len(parts) + 1)]
     for name, check in zip(names, checks, strict=True):
         if check is not None and not check.valid:
-            reasons += [f"{name}: {reason}" for reason in check.reasons]
+            reasons += [f"{name}: {r}" for r in check.reasons if r not in merged.reasons]
     runnable = [
         c.runnable_percent for c in checks if c is not None and c.runnable_percent is not None
     ]

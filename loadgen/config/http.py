@@ -35,7 +35,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from loadgen.protocols.http1 import DEFAULT_EXPECTED
+from loadgen.config.units import parse_size_bytes
+from loadgen.protocols.http1 import DEFAULT_EXPECTED, DEFAULT_MAX_BODY_BYTES
 from loadgen.protocols.http_template import (
     Reference,
     RequestTemplate,
@@ -195,6 +196,11 @@ class HttpSpec(_Model):
     order: Literal["random", "sequence"] = "random"
     variables: dict[str, Variable] = {}
     expect: Expect = Expect()
+    #: Largest response body (e.g. ``1GiB``); past it the connection fails with
+    #: ``reply_too_large``. Bodies are counted, never stored, so this bounds time, not memory.
+    max_body: Annotated[int, BeforeValidator(parse_size_bytes)] = Field(
+        default=DEFAULT_MAX_BODY_BYTES, ge=1
+    )
 
     @model_validator(mode="after")
     def _requests_fit(self) -> HttpSpec:

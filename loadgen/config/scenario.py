@@ -62,6 +62,7 @@ from loadgen.config.units import (
     parse_rate_per_s,
     parse_size_bytes,
 )
+from loadgen.protocols.resp import DEFAULT_MAX_REPLY_BYTES
 from loadgen.protocols.stream import MAX_SEGMENT_BYTES, MAX_STREAM_BYTES
 
 
@@ -226,6 +227,9 @@ class EchoSpec(_Model):
 class RedisSpec(_Model):
     command: list[str] = ["PING"]
     pipeline: int = Field(default=1, ge=1, le=1024)
+    #: Largest reply (its data bytes, e.g. ``1GiB``); past it the connection fails with
+    #: ``reply_too_large``. Replies are counted, never stored, so this bounds time, not memory.
+    max_reply: SizeBytes = Field(default=DEFAULT_MAX_REPLY_BYTES, ge=1)
 
 
 class StreamSpec(_Model):

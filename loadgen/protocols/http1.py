@@ -65,6 +65,10 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 #: A HEAD response's header block larger than this is taken as garbage, not buffered on.
 MAX_HEAD_BLOCK_BYTES = 64 * 1024
+#: Default largest response body: far above what a load test's responses carry, far below
+#: what an endless body could make a run wait for. Bodies are counted, never stored.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+KIND_REPLY_TOO_LARGE = "reply_too_large"
 
 _RESPONSES = ResponseCache()
 
@@ -143,12 +147,14 @@ class _Events:
         "head",
         "headers_done",
         "in_message",
+        "max_body",
         "parser",
         "queue",
         "responses",
     )
 
-    def __init__(self, head: bool) -> None:
+    def __init__(self, head: bool, max_body: int) -> None:
+        self.max_body = max_body  # bytes; past it the connection fails (checked after a feed)
         self.queue: deque[Response] = deque()
         self.responses = _RESPONSES
         self.head = head  # answering HEAD: no body, whatever the headers say
@@ -176,6 +182,12 @@ class _Events:
 
     def on_body(self, body: bytes) -> None:
         self.body += len(body)
+        if self.body > self.max_body:
+            raise ProtocolError(
+                f"server sent a response body of more than {self.max_body} bytes; "
+                "raise max_body to accept it",
+                KIND_REPLY_TOO_LARGE,
+            )
 
     def on_message_complete(self) -> None:
         if self.head:
@@ -216,6 +228,7 @@ class Http1Codec:
         headers: HeaderItems = (),
         body: bytes = b"",
         expected: tuple[tuple[int, int], ...] = DEFAULT_EXPECTED,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         method = method.upper()
         if method == "CONNECT":
@@ -226,7 +239,7 @@ class Http1Codec:
         self._kinds = status_kinds(tuple(expected))
         self._is_head = method == "HEAD"
         self._head_buffer = bytearray()
-        self._events = _Events(self._is_head)
+        self._events = _Events(self._is_head, self._events.max_body)
         self.failures: list[tuple[int, str]] = []
 
     def request_bytes(self) -> bytes:
@@ -261,7 +274,7 @@ class Http1Codec:
         return events.close_seen and not events.queue
 
     def reset(self) -> None:
-        self._events = _Events(self._is_head)
+        self._events = _Events(self._is_head, self._events.max_body)
         self._head_buffer.clear()
         self.failures.clear()
 
@@ -282,6 +295,8 @@ class Http1Codec:
                 "server switched protocols (101) although the request asked for no upgrade"
             ) from None
         except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, ProtocolError):  # raised by a callback (on_body)
+                raise exc.__context__ from None
             raise ProtocolError(f"server sent invalid HTTP/1.1: {exc}") from None
 
     def _receive_head(self, data: bytes | bytearray | memoryview) -> None:

@@ -20,6 +20,14 @@ in the reply without the framing: the text of simple strings, errors and integer
 length of bulk strings (``GET`` of a 1,000-byte value gives 1,000). The text of the most
 recent error reply is kept in ``last_error`` for reports.
 
+Bulk string payloads are counted, never stored: once a bulk string's header is parsed, the
+payload bytes already received are dropped and ``_skip`` counts how many are still to come;
+later chunks are skipped over by that counter, across any number of receive calls, and only
+the closing CRLF is checked. A codec's memory is so bounded by ``MAX_LINE_BYTES`` plus one
+receive chunk, whatever the reply size. A reply whose data would pass ``max_reply_bytes``
+(64 MiB unless the scenario says otherwise) fails the connection with kind
+``reply_too_large``.
+
 A load test sends one command over and over, so the server answers with the same bytes
 over and over (``+OK\\r\\n`` for SET, ``$3\\r\\nxxx\\r\\n`` for GET): once a chunk that
 began between replies held whole, equal, error-free replies and nothing else, those bytes
@@ -54,8 +62,13 @@ STATUS_ERROR = 1
 #: Longest line (simple string, error, integer, length) accepted before CRLF: real ones are
 #: short; a peer streaming bytes without a line break is garbage, not a reply to wait for.
 MAX_LINE_BYTES = 64 * 1024
-#: Largest bulk string: Redis's own proto-max-bulk-len default (512 MiB).
+#: Largest bulk string or array length accepted at all: Redis's own proto-max-bulk-len
+#: default (512 MiB).
 MAX_BULK_BYTES = 512 * 1024 * 1024
+#: Default largest reply (its data bytes): far above what a load test's GET returns, far
+#: below what a misbehaving peer could make a run wait for.
+DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
+KIND_REPLY_TOO_LARGE = "reply_too_large"
 
 _RESPONSES = ResponseCache()
 
@@ -85,19 +98,26 @@ class RespCodec:
 
     __slots__ = (
         "_buffer",
+        "_bulk_tail",
         "_bytes",
+        "_max_reply_bytes",
         "_queue",
         "_repeat",
         "_repeat_response",
         "_request",
         "_request_buffer",
+        "_skip",
         "_stack",
         "_status",
         "failures",
         "last_error",
     )
 
-    def __init__(self, command: Sequence[Argument] = ("PING",)) -> None:
+    def __init__(
+        self,
+        command: Sequence[Argument] = ("PING",),
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    ) -> None:
         self._request = encode_command(*command)
         self._request_buffer = bytearray(self._request)  # what the engine sends from
         self._buffer = bytearray()
@@ -105,6 +125,9 @@ class RespCodec:
         self._stack: list[int] = []  # elements still expected by each open array
         self._status = STATUS_OK  # of the reply being parsed
         self._bytes = 0  # data bytes of the reply being parsed
+        self._max_reply_bytes = max_reply_bytes
+        self._skip = 0  # payload bytes of the open bulk string still to come (not stored)
+        self._bulk_tail = False  # the open bulk string's payload is done; its CRLF is next
         self._repeat = b""  # one whole reply the server sends again and again (see header)
         self._repeat_response = _RESPONSES.get(STATUS_OK, 0)  # its response (unused while b"")
         self.last_error: str | None = None
@@ -128,11 +151,19 @@ class RespCodec:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
-            if self._buffer or self._stack:
+            if self._buffer or self._stack or self._skip or self._bulk_tail:
                 raise ProtocolError("server closed the connection in the middle of a reply", "eof")
             return
+        if self._skip:  # inside a bulk string's payload: count it, keep none of it
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            if not self._skip:
+                self._bulk_tail = True
+            data = memoryview(data)[skipped:]
+            if not data:
+                return
         buffer = self._buffer
-        if buffer or self._stack:  # in the middle of a reply
+        if buffer or self._stack or self._bulk_tail:  # in the middle of a reply
             buffer += data
             consumed = self._parse(buffer)
             if consumed:
@@ -151,7 +182,8 @@ class RespCodec:
         if consumed:
             del buffer[:consumed]
         replies = len(queue) - queued
-        if replies and not buffer and not self._stack and len(data) % replies == 0:
+        whole = not (buffer or self._stack or self._skip or self._bulk_tail)
+        if replies and whole and len(data) % replies == 0:
             response = queue[-1]
             size = len(data) // replies
             if response.status == STATUS_OK and data == bytes(data[-size:]) * replies:
@@ -168,6 +200,8 @@ class RespCodec:
         self._stack.clear()
         self._status = STATUS_OK
         self._bytes = 0
+        self._skip = 0
+        self._bulk_tail = False
         self.failures.clear()
 
     def status_kind(self, status: int) -> str | None:
@@ -179,6 +213,14 @@ class RespCodec:
         pos = 0
         end = len(buffer)
         stack = self._stack
+        if self._bulk_tail:  # the CRLF after a skipped bulk payload
+            if end < 2:
+                return 0
+            if buffer[:2] != b"\r\n":
+                raise ProtocolError("server sent a bulk string longer than announced")
+            self._bulk_tail = False
+            pos = 2
+            self._element_done()
         while pos < end:
             line_end = buffer.find(b"\r\n", pos + 1)
             if line_end < 0:
@@ -193,12 +235,22 @@ class RespCodec:
                 if length < 0:  # null bulk string
                     pos = line_end + 2
                 else:
+                    if self._bytes + length > self._max_reply_bytes:
+                        raise ProtocolError(
+                            f"server sent a reply of more than {self._max_reply_bytes} bytes "
+                            f"(a {length}-byte bulk string); raise max_reply to accept it",
+                            KIND_REPLY_TOO_LARGE,
+                        )
+                    self._bytes += length
                     stop = line_end + 2 + length
                     if stop + 2 > end:
-                        break  # the rest of the bulk string is still to come
+                        # The rest is still to come: drop the payload received so far and
+                        # count the remainder off as it arrives (receive_data).
+                        self._skip = max(stop - end, 0)
+                        self._bulk_tail = not self._skip
+                        return min(stop, end)
                     if buffer[stop : stop + 2] != b"\r\n":
                         raise ProtocolError("server sent a bulk string longer than announced")
-                    self._bytes += length
                     pos = stop + 2
             elif kind == 0x2B:  # '+' simple string
                 self._bytes += line_end - pos - 1
@@ -224,7 +276,8 @@ class RespCodec:
                 raise ProtocolError(
                     f"server sent {bytes(buffer[pos : pos + 16])!r}..., which is not a RESP2 reply"
                 )
-            # One element is complete: close every array it completes.
+            # One element is complete: close every array it completes (as _element_done,
+            # inlined on this per-element path).
             while stack:
                 stack[-1] -= 1
                 if stack[-1]:
@@ -235,6 +288,18 @@ class RespCodec:
                 self._status = STATUS_OK
                 self._bytes = 0
         return pos
+
+    def _element_done(self) -> None:
+        """One element is complete: close every array it completes, queue a whole reply."""
+        stack = self._stack
+        while stack:
+            stack[-1] -= 1
+            if stack[-1]:
+                return
+            stack.pop()
+        self._queue.append(_RESPONSES.get(self._status, self._bytes))
+        self._status = STATUS_OK
+        self._bytes = 0
 
 
 def _status_kind(status: int) -> str | None:

@@ -115,13 +115,22 @@ def codec_for(
             authority = authorities[index % len(authorities)]
             if fixed:
                 body = http.body.encode()
-                return Http1Codec(authority, http.method, http.path, http.headers, body, expected)
-            return Http1Codec(authority, method, expected=expected)
+                return Http1Codec(
+                    authority,
+                    http.method,
+                    http.path,
+                    http.headers,
+                    body,
+                    expected,
+                    max_body_bytes=http.max_body,
+                )
+            return Http1Codec(authority, method, expected=expected, max_body_bytes=http.max_body)
 
         return make_http, http.pipeline
     if isinstance(options, RedisSpec):
         command = options.command
-        return (lambda index: RespCodec(command)), options.pipeline
+        max_reply = options.max_reply
+        return (lambda index: RespCodec(command, max_reply)), options.pipeline
     return None, 1
 
 

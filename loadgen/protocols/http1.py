@@ -239,7 +239,7 @@ class Http1Codec:
         self._kinds = status_kinds(tuple(expected))
         self._is_head = method == "HEAD"
         self._head_buffer = bytearray()
-        self._events = _Events(self._is_head, self._events.max_body)
+        self._events = _Events(self._is_head, max_body_bytes)
         self.failures: list[tuple[int, str]] = []
 
     def request_bytes(self) -> bytes:
@@ -319,7 +319,7 @@ class Http1Codec:
             # A fresh parser for the next response: this one may be waiting for a body
             # that a HEAD response never sends. The closing flag carries over.
             close_seen = events.close_seen
-            self._events = _Events(True)
+            self._events = _Events(True, events.max_body)
             self._events.queue = events.queue
             self._events.close_seen = close_seen
             if close_seen and buffer:

@@ -312,7 +312,11 @@ def _length(buffer: bytearray, start: int, stop: int) -> int:
     if text.isdigit():
         length = int(text)
         if length > MAX_BULK_BYTES:
-            raise ProtocolError(f"server announced a {length}-byte RESP element")
+            raise ProtocolError(
+                f"server announced a {length}-byte RESP element (Redis's own limit is "
+                f"{MAX_BULK_BYTES})",
+                KIND_REPLY_TOO_LARGE,
+            )
         return length
     if text == b"-1":
         return -1

@@ -87,7 +87,6 @@ BAD = [
     ("length with a sign", b"*+1\r\n:1\r\n"),
     ("negative length other than -1", b"$-2\r\n"),
     ("malformed integer", b":12a\r\n"),
-    ("absurd length", b"$99999999999\r\n"),
 ]
 
 

@@ -12,7 +12,37 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-BEHAVIOURS = ("echo", "corrupt", "close", "reset", "silent", "http10", "http_cut")
+BEHAVIOURS = (
+    "echo",
+    "corrupt",
+    "close",
+    "reset",
+    "silent",
+    "http10",
+    "http_cut",
+    "resp_huge",
+    "resp_absurd",
+)
+#: The bulk string "resp_huge" answers every request with: large enough that buffering it
+#: shows in RSS at once, small enough to cross loopback in well under a second.
+HUGE_BULK_BYTES = 200_000_000
+#: What "resp_absurd" streams after announcing a 1e9-byte bulk string, unless the client
+#: hangs up first (it should at once): a bound so the server never streams forever.
+ABSURD_STREAM_BYTES = 64 * 1024 * 1024
+_STREAM_CHUNK = b"x" * (1024 * 1024)
+
+
+def _stream(conn: socket.socket, header: bytes, size: int, trailer: bytes) -> None:
+    """Send ``header``, ``size`` filler bytes and ``trailer``; stop when the peer leaves."""
+    conn.setblocking(True)
+    try:
+        conn.sendall(header)
+        for _ in range(size // len(_STREAM_CHUNK)):
+            conn.sendall(_STREAM_CHUNK)
+        conn.sendall(_STREAM_CHUNK[: size % len(_STREAM_CHUNK)] + trailer)
+        conn.setblocking(False)
+    except OSError:
+        pass  # the client hung up
 
 
 def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: list[str]) -> None:
@@ -50,6 +80,10 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: 
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
                 selector.unregister(conn)
                 conn.close()
+            elif behaviour == "resp_huge":  # a valid, very large bulk string per request
+                _stream(conn, b"$%d\r\n" % HUGE_BULK_BYTES, HUGE_BULK_BYTES, b"\r\n")
+            elif behaviour == "resp_absurd":  # announces 1e9 bytes, then streams filler
+                _stream(conn, b"$1000000000\r\n", ABSURD_STREAM_BYTES, b"")
             elif behaviour == "corrupt":
                 echo = bytearray(data)
                 echo[-1] ^= 0xFF

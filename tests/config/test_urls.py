@@ -158,6 +158,7 @@ def test_one_request_records_no_request_set_keys() -> None:
         "body": "",
         "pipeline": 1,
         "expect": {"status": ["200-399"]},
+        "max_body": 64 * 1024 * 1024,
     }
 
 

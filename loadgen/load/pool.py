@@ -44,6 +44,7 @@ from loadgen.load.recorder import Recorder
 from loadgen.load.tokens import GENERATION_MASK, INDEX_SHIFT, OP_CONNECT, token_base
 from loadgen.stats.memory import sample_memory
 
+
 def address_family(host: str) -> int:
     """AF_INET6 for an IPv6 literal (it alone has colons), else AF_INET: targets reach the
     pool resolved (``loadgen.run.resolve``), so a host here is an address."""

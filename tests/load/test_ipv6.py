@@ -91,8 +91,8 @@ def test_a_mixed_ipv4_and_ipv6_target_list_runs_without_errors(
 ) -> None:
     scenario = tmp_path / "mixed.yaml"
     scenario.write_text(
-        f'name: mixed\ntarget: ["{echo_target}", "[::1]:{echo_v6}"]\nprotocol: echo\nmessage_size: 64B\n'
-        "connections: 8\nduration: 500ms\n"
+        f'name: mixed\ntarget: ["{echo_target}", "[::1]:{echo_v6}"]\n'
+        "protocol: echo\nmessage_size: 64B\nconnections: 8\nduration: 500ms\n"
     )
     summary = _run(["run", str(scenario), "--backend", backend], tmp_path / "r.json")
     assert summary["requests"] > 0
@@ -105,7 +105,8 @@ def test_sources_of_both_families_serve_a_mixed_list(
     """Each connection binds a source of its own target's family."""
     scenario = tmp_path / "mixed.yaml"
     scenario.write_text(
-        f'name: sources\ntarget: ["{echo_target}", "[::1]:{echo_v6}"]\nsource: ["127.0.0.1", "::1"]\n'
+        f'name: sources\ntarget: ["{echo_target}", "[::1]:{echo_v6}"]\n'
+        'source: ["127.0.0.1", "::1"]\n'
         "protocol: echo\nmessage_size: 64B\nconnections: 8\nduration: 500ms\n"
     )
     summary = _run(["run", str(scenario)], tmp_path / "r.json")
@@ -118,11 +119,9 @@ def test_an_ipv4_source_for_an_ipv6_target_is_refused_before_the_run(
 ) -> None:
     out = tmp_path / "r.json"
     quick = str(ROOT / "scenarios" / "quickstart.yaml")
-    outcome = CliRunner().invoke(
-        app,
-        ["run", quick, "-d", "1s", "-p", "1", "--set", f"target=[::1]:{echo_v6}"]
-        + ["--set", "source=127.0.0.1", "--json", str(out)],
-    )
+    target = f"target=[::1]:{echo_v6}"
+    args = ["run", quick, "-d", "1s", "-p", "1", "--set", target, "--set", "source=127.0.0.1"]
+    outcome = CliRunner().invoke(app, [*args, "--json", str(out)])
     assert outcome.exit_code == 2, outcome.output
     assert f"target [::1]:{echo_v6} is IPv6 but every source is IPv4" in outcome.stderr
     assert not out.exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from loadgen.run.sources import mismatched_source
 from loadgen.targets.process import builtin_target
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = ["io_uring", "epoll"]
+#: Every completion backend of the platform (tests/test_wine.py runs this file on Windows).
+BACKENDS = ["iocp"] if sys.platform == "win32" else ["io_uring", "epoll"]
 
 
 def _ipv6_loopback() -> str | None:

@@ -5,8 +5,9 @@ It runs the backend contract suite (parametrized to ``iocp`` there), the Windows
 IOCP tests (handle reuse, the accept pool, cleanup), the Windows memory sampler's tests, the
 measuring clock and the timer, the quickstart end to end on IOCP in both receive modes
 (distinct, non-zero latencies), the stream patterns, the refusal of io_uring-only receive
-features, OS error codes and refused binds, IPv6 and mixed-family targets, the dynamic port range, ``doctor``, Ctrl-Break
-and piped console output, and checks that the Windows cases really ran and passed.
+features, OS error codes and refused binds, IPv6 and mixed-family targets, the dynamic port
+range, ``doctor``, Ctrl-Break and piped console output, and checks that the Windows cases
+really ran and passed.
 
 ``python tests/test_wine.py`` prints the list of test paths (the Windows CI job runs the
 same list on real Windows).

@@ -5,8 +5,9 @@ It runs the backend contract suite (parametrized to ``iocp`` there), the Windows
 IOCP tests (handle reuse, the accept pool, cleanup), the Windows memory sampler's tests, the
 measuring clock and the timer, the quickstart end to end on IOCP in both receive modes
 (distinct, non-zero latencies), the stream patterns, the refusal of io_uring-only receive
-features, OS error codes and refused binds, the dynamic port range, ``doctor``, Ctrl-Break
-and piped console output, and checks that the Windows cases really ran and passed.
+features, OS error codes and refused binds, IPv6 and mixed-family targets, the dynamic port
+range, ``doctor``, Ctrl-Break and piped console output, and checks that the Windows cases
+really ran and passed.
 
 ``python tests/test_wine.py`` prints the list of test paths (the Windows CI job runs the
 same list on real Windows).
@@ -32,6 +33,7 @@ WINDOWS_TESTS = [
     "tests/load/test_streams.py",
     "tests/load/test_receive_features.py",
     "tests/load/test_error_codes.py",
+    "tests/load/test_ipv6.py",  # IPv6 and mixed-family targets on IOCP
     "tests/run/test_windows_ports.py",
     "tests/cli/test_windows_cli.py",
 ]
@@ -39,6 +41,7 @@ WINDOWS_TESTS = [
 #: (the rest check the answer off Windows and skip).
 MUST_PASS = {
     "tests/engine/test_iocp_bookkeeping.py": 10,
+    "tests/load/test_ipv6.py": 7,
     "tests/stats/test_clock.py": 3,
     "tests/run/test_windows_ports.py": 3,
     "tests/cli/test_windows_cli.py": 5,

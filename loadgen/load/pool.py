@@ -31,6 +31,7 @@ client does the same way:
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Sequence
 from typing import Generic, TypeVar
@@ -42,6 +43,13 @@ from loadgen.load.receive import give_back, is_stale
 from loadgen.load.recorder import Recorder
 from loadgen.load.tokens import GENERATION_MASK, INDEX_SHIFT, OP_CONNECT, token_base
 from loadgen.stats.memory import sample_memory
+
+
+def address_family(host: str) -> int:
+    """AF_INET6 for an IPv6 literal (it alone has colons), else AF_INET: targets reach the
+    pool resolved (``loadgen.run.resolve``), so a host here is an address."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
 
 # Slot states.
 IDLE, CONNECTING, OPEN, RETIRED = 0, 1, 2, 3
@@ -124,7 +132,14 @@ class SlotPool(Generic[S]):
         self.max_loop_lag_ns = 0
         self._conns: list[S] = []
         self._addresses = addresses
+        #: Each target's address family: its sockets are made in it (an AF_INET socket
+        #: cannot connect to an IPv6 address), and bound only to sources of that family.
+        self._families = [address_family(host) for host, _ in addresses]
         self._sources = sources
+        self._sources_by_family = {
+            family: [s for s in sources if address_family(s) == family]
+            for family in set(self._families)
+        }
         self._connect_timeout_ns = int(connect_timeout_s * 1e9)
         self._connection_phases = connection_phases
         self._connecting = 0
@@ -295,8 +310,10 @@ class SlotPool(Generic[S]):
         conn.generation = (conn.generation + 1) & GENERATION_MASK
         conn.token_base = token_base(conn.index, conn.generation)
         engine = self.engine
+        target = conn.index % len(self._addresses)
+        family = self._families[target]
         try:
-            handle = engine.tcp_socket()
+            handle = engine.tcp_socket(family)
         except OSError as exc:
             code = os_error_code(exc)
             self.recorder.error(engine.error_kind(code).value, code)
@@ -312,9 +329,11 @@ class SlotPool(Generic[S]):
         self._on_open(conn)
         try:
             if self._sources:
-                engine.bind(handle, (self._sources[conn.index % len(self._sources)], 0))
-            address = self._addresses[conn.index % len(self._addresses)]
-            engine.connect(handle, address, conn.token_base | OP_CONNECT)
+                # None of the target's family (refused before a CLI run): the bind fails
+                # and is counted, like any source the OS refuses.
+                sources = self._sources_by_family[family] or self._sources
+                engine.bind(handle, (sources[conn.index % len(sources)], 0))
+            engine.connect(handle, self._addresses[target], conn.token_base | OP_CONNECT)
         except OSError as exc:
             code = os_error_code(exc)
             self._fail(conn, engine.error_kind(code).value, now_ns, code)

@@ -40,6 +40,10 @@ def _default_result_path(name: str) -> Path:
 
 def run(
     scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", "-k", help="TLS: do not verify the server's certificate."),
+    ] = False,
     backend: BackendOption = "auto",
     recv_mode: Annotated[
         str | None,
@@ -125,6 +129,8 @@ def run(
     settings = list(overrides or [])
     if recv_mode is not None:
         settings.append(f"receive={recv_mode}")
+    if insecure:
+        settings.append("tls.verify=false")
     try:
         scenario = load_scenario(scenario_file, settings)
         if duration is not None:

@@ -33,6 +33,7 @@ from pydantic import (
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.schedule import offerable_rates
 from loadgen.config.thresholds import Threshold
+from loadgen.config.tls import TlsSpec, check_tls
 from loadgen.config.units import (
     parse_byte_rate_per_s,
     parse_count,
@@ -293,6 +294,8 @@ class Scenario(_Model):
     #: rst (SO_LINGER 0: an abort, no TIME_WAIT; for high-rate churn).
     close: Literal["fin", "rst"] = "fin"
     thresholds: list[ThresholdSpec] = []
+    #: TLS on every connection (``loadgen.config.tls``).
+    tls: TlsSpec = TlsSpec()
 
     @model_validator(mode="after")
     def _resolve_load(self) -> Scenario:
@@ -618,12 +621,18 @@ def parse_scenario(
         raise ScenarioError(
             [_describe(e, source, located, overridden) for e in exc.errors()]
         ) from None
-    problem = _check_target(scenario) or check_receive(scenario)
+    problem = (
+        _check_target(scenario)
+        or check_receive(scenario)
+        or check_tls(scenario.tls, scenario.builtin_target)
+    )
     if problem:
         field, message = problem
         if field in overridden:
             raise ScenarioError([f"--set {field}: {field}: {message}"])
-        line = f":{lines[(field,)]}" if (field,) in lines else ""
+        keys = tuple(field.split("."))
+        number = lines.get(keys) or lines.get(keys[:1])  # tls.ca_file: its line, or tls's
+        line = f":{number}" if number else ""
         raise ScenarioError([f"{source}{line}: {field}: {message}"])
     return scenario
 

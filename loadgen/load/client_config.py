@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from loadgen.config.receive import ReceiveMode
+from loadgen.load.tls import TlsConfig
 from loadgen.protocols.base import Codec
 
 
@@ -37,3 +38,4 @@ class ClientConfig:
     ring_buffers: int = 256  # buffer-ring: buffers in the ring (a power of two)
     register_buffers: bool = False  # buffered: register the buffers with the kernel
     close_rst: bool = False  # close: rst: every close an abort (no TIME_WAIT)
+    tls: TlsConfig | None = None  # TLS on every connection (None: plain TCP)

@@ -9,7 +9,13 @@ Histograms (all nanoseconds):
 * ``latency``: from each request's actual send to its whole response (service time);
 * ``latency_corrected``: open model only, from each request's *intended* send time;
 * ``connect_latency``: from connect submitted to connect completed;
-* ``schedule_lag``: open model only, how late each request left against its schedule.
+* ``schedule_lag``: open model only, how late each request left against its schedule;
+* ``tls_handshake``: TLS runs only, from the TCP connect completing to the TLS handshake
+  completing (``tls_resumed`` counts the handshakes that resumed a session).
+
+An error may come with its reason (a TLS alert, a failed certificate check, what a server
+did wrong): ``error_reasons`` counts them per kind, at most ``MAX_REASONS_PER_KIND``
+distinct ones (the rest under ``OTHER_REASONS``), so a result says why as well as how often.
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ from array import array
 from collections import Counter
 from typing import Any
 
-from loadgen.result.model import Interval
+from loadgen.result.model import OTHER_REASONS, Interval
 from loadgen.stats.histogram import HdrHistogram
+
+#: Distinct reasons kept per error kind: enough for the few causes a run has (a bad
+#: certificate, an alert), bounded for a target that names each failure differently.
+MAX_REASONS_PER_KIND = 10
 
 
 class Recorder:
@@ -32,7 +42,10 @@ class Recorder:
         self.latency_corrected = HdrHistogram()
         self.connect_latency = HdrHistogram()
         self.schedule_lag = HdrHistogram()
+        self.tls_handshake = HdrHistogram()
+        self.tls_resumed = 0
         self.errors: Counter[str] = Counter()
+        self.error_reasons: dict[str, Counter[str]] = {}
         self.connects = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -42,6 +55,7 @@ class Recorder:
         self.pending_corrected: array[int] = array("q")
         self.pending_connect: array[int] = array("q")
         self.pending_schedule_lag: array[int] = array("q")
+        self.pending_tls_handshake: array[int] = array("q")
         self.intervals: list[Interval] = []
         self._interval = HdrHistogram()
         self._interval_corrected = HdrHistogram()
@@ -55,9 +69,14 @@ class Recorder:
         #: Memory samples taken by the client's tick (``stats.memory``), for the result.
         self.memory: list[dict[str, Any]] = []
 
-    def error(self, kind: str) -> None:
+    def error(self, kind: str, reason: str | None = None) -> None:
         self.errors[kind] += 1
         self._interval_errors[kind] += 1
+        if reason is not None:
+            reasons = self.error_reasons.setdefault(kind, Counter())
+            if reason not in reasons and len(reasons) >= MAX_REASONS_PER_KIND:
+                reason = OTHER_REASONS
+            reasons[reason] += 1
 
     def flush(self) -> None:
         """Move buffered values into the histograms."""
@@ -66,6 +85,7 @@ class Recorder:
             (self.pending_corrected, self._interval_corrected),
             (self.pending_connect, self.connect_latency),
             (self.pending_schedule_lag, self.schedule_lag),
+            (self.pending_tls_handshake, self.tls_handshake),
         ):
             if pending:
                 histogram.record_many(pending)

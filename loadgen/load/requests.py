@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Callable
 
 from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
@@ -134,6 +135,9 @@ class LoadClient(SlotPool[_Conn]):
             self._make_conn(i, _NO_BUFFER if buffers is None else buffers[i])
             for i in range(config.connections)
         ]
+        #: Hands a request to the connection: the engine's send, or over TLS the TLS
+        #: layer's (``loadgen.load.tls_clients``), which encrypts and then sends.
+        self._send: Callable[[int, Buffer, int], None] = engine.send
         self._request_timeout_ns = int(config.request_timeout_s * 1e9)
         self._pipeline = config.pipeline
         self._pacing: Pacing[_Conn] = Pacing(config.think_time_s, config.idle_windows)
@@ -299,7 +303,7 @@ class LoadClient(SlotPool[_Conn]):
         try:
             done = codec.receive(data, n)
         except ProtocolError as exc:
-            self._fail(conn, exc.kind, now_ns)
+            self._fail(conn, exc.kind, now_ns, exc.message)
             return False
         if not done:
             return True
@@ -335,7 +339,7 @@ class LoadClient(SlotPool[_Conn]):
             conn.expect = self._pipeline
             conn.sent = 0
             conn.sent_ns = time.perf_counter_ns()
-            self.engine.send(conn.handle, message, conn.token_base | OP_SEND)
+            self._send(conn.handle, message, conn.token_base | OP_SEND)
             return True
         token_base = conn.token_base
         self._after_response(conn, now_ns)
@@ -369,7 +373,7 @@ class LoadClient(SlotPool[_Conn]):
         try:
             conn.codec.receive(data, n)
         except ProtocolError as exc:
-            self._fail(conn, exc.kind, now_ns)
+            self._fail(conn, exc.kind, now_ns, exc.message)
             return
         self._fail(conn, KIND_PROTOCOL, now_ns)
 
@@ -381,7 +385,7 @@ class LoadClient(SlotPool[_Conn]):
             try:
                 conn.codec.receive(_CLOSED, 0)
             except ProtocolError as exc:
-                self._fail(conn, exc.kind, now_ns)
+                self._fail(conn, exc.kind, now_ns, exc.message)
                 return
             self._close(conn, abort=False)
             self._open(conn, now_ns)
@@ -402,7 +406,7 @@ class LoadClient(SlotPool[_Conn]):
         if intended_ns:
             conn.intended_ns = intended_ns
             self.recorder.pending_schedule_lag.append(sent_ns - intended_ns)
-        self.engine.send(conn.handle, message, conn.token_base | OP_SEND)
+        self._send(conn.handle, message, conn.token_base | OP_SEND)
 
     def _send_due(self, conn: _Conn, intended_ns: int) -> bool:
         """Open model: a due request on a connection that was free (False: not any more)."""

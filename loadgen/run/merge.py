@@ -7,6 +7,8 @@ Shards start at one shared instant, so their intervals align by index. Merging:
 * requests, errors by kind, bytes, connects, open connections and the open model's
   ``waited_for_connection``/``unsent`` add; ``duration_s`` is the longest shard's (all
   started together), and throughput is recomputed over it;
+* TLS handshakes: the ``tls_handshake`` histograms add (the summary is computed from the
+  sum) and resumed handshakes add; the reasons kept per error kind add by reason;
 * intervals with the same index add (their histograms too); a shard's short last interval
   lasts as long as the longest one of that index;
 * the generator's CPU seconds and loop iterations add (so ``cpu_percent`` is of one core
@@ -68,6 +70,12 @@ def add_counts(counters: Sequence[Mapping[str, int]]) -> dict[str, int]:
         for kind, count in counter.items():
             total[kind] = total.get(kind, 0) + count
     return dict(sorted(total.items()))
+
+
+def add_reasons(parts: Sequence[Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
+    """``Summary.error_reasons`` added by kind and reason."""
+    kinds = sorted({kind for part in parts for kind in part})
+    return {kind: add_counts([part.get(kind, {}) for part in parts]) for kind in kinds}
 
 
 def add_histograms(encoded: Sequence[Mapping[str, Any] | None]) -> HdrHistogram | None:
@@ -243,6 +251,13 @@ def merge_results(
         schedule_lag_us=_latency(merged_histograms.get("schedule_lag")) if open_model else None,
         waited_for_connection=_optional_sum([s.waited_for_connection for s in summaries]),
         unsent=_optional_sum([s.unsent for s in summaries]),
+        tls_handshake_us=(
+            _latency(merged_histograms["tls_handshake"])
+            if "tls_handshake" in merged_histograms
+            else None
+        ),
+        tls_resumed=_optional_sum([s.tls_resumed for s in summaries]),
+        error_reasons=add_reasons([s.error_reasons for s in summaries]),
     )
     cpu_s = sum(part.generator.cpu_s for part in parts)
     generator = Generator(

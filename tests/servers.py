@@ -305,7 +305,8 @@ def nginx_tls_proxy(tmp: Path, files: TlsFiles, upstream: tuple[str, int]) -> It
     binary = require_binary("nginx", "nginx")
     module = next((m for m in NGINX_STREAM_MODULES if Path(m).exists()), None)
     if module is None:
-        message = "nginx's stream module not found: install the Debian package 'libnginx-mod-stream'"
+        message = "nginx's stream module not found: install the Debian package "
+        message += "'libnginx-mod-stream'"
         if os.environ.get("CI"):
             pytest.fail(f"{message} (CI must run this test, see .ci/run)")
         pytest.skip(message)

@@ -10,12 +10,14 @@
       min_version: "1.2"             # or "1.3"
       session_resumption: true       # resume the slot's last session on reconnects
 
-No network here: the files are checked for readability (``check_tls``), the TLS context is
-built by each shard (``loadgen.load.tls``).
+No network here: the files are read and loaded into a throw-away context once
+(``check_tls``: a scenario error names the field), the TLS context of a run is built by each
+shard (``loadgen.load.tls``).
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -48,9 +50,23 @@ class TlsSpec(BaseModel):
         return self
 
 
+class EncryptedKeyError(ValueError):
+    """The client key asks for a passphrase: a load test has nobody to type it."""
+
+
+def no_passphrase() -> str:
+    """``load_cert_chain``'s passphrase callback: OpenSSL would otherwise prompt on the
+    terminal, in the middle of a run."""
+    raise EncryptedKeyError(
+        "the private key is encrypted (it asks for a passphrase); give it decrypted, e.g. "
+        "openssl pkey -in KEY -out PLAIN-KEY"
+    )
+
+
 def check_tls(tls: TlsSpec, builtin_target: str | None) -> tuple[str, str] | None:
-    """(field, problem) for a TLS section that cannot be used, else None: a file that
-    cannot be read, or TLS towards a built-in target (they speak plain TCP)."""
+    """(field, problem) for a TLS section that cannot be used, else None: TLS towards a
+    built-in target (they speak plain TCP), a file that cannot be read, or one OpenSSL
+    cannot use (not PEM, a key that does not match its certificate)."""
     if not tls.enabled:
         return None
     if builtin_target is not None:
@@ -67,4 +83,25 @@ def check_tls(tls: TlsSpec, builtin_target: str | None) -> tuple[str, str] | Non
                 pass
         except OSError as exc:
             return f"tls.{key}", f"cannot read {path}: {exc.strerror or exc}"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if tls.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=tls.ca_file)
+        except ssl.SSLError as exc:
+            return "tls.ca_file", f"{tls.ca_file}: no CA certificate OpenSSL can use ({exc})"
+    if tls.client_cert is not None:
+        try:
+            context.load_cert_chain(tls.client_cert, tls.client_key, password=no_passphrase)
+        except EncryptedKeyError as exc:
+            return "tls.client_key" if tls.client_key else "tls.client_cert", str(exc)
+        except ssl.SSLError as exc:
+            where = (
+                tls.client_cert
+                if tls.client_key is None
+                else f"{tls.client_cert} with {tls.client_key}"
+            )
+            return "tls.client_cert", (
+                f"{where}: not a certificate and its private key OpenSSL can use ({exc}); "
+                "give client_key unless the key is in the same file"
+            )
     return None

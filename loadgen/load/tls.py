@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar, cast
 
+from loadgen.config.tls import no_passphrase
 from loadgen.engine import Backend
 from loadgen.engine.base import Buffer
 from loadgen.load.recorder import Recorder
@@ -86,7 +87,7 @@ def client_context(config: TlsConfig) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if config.client_cert is not None:
-        context.load_cert_chain(config.client_cert, config.client_key)
+        context.load_cert_chain(config.client_cert, config.client_key, password=no_passphrase)
     if config.alpn:
         context.set_alpn_protocols(list(config.alpn))
     return context

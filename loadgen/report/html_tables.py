@@ -21,6 +21,7 @@ from loadgen.report.formatting import (
     format_seconds,
     format_threshold_value,
     format_us,
+    reason_lines,
 )
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import Counter, RunMemory
@@ -264,6 +265,10 @@ LATENCY_TABLES: tuple[tuple[str, LatencyPick], ...] = (
     ("Request latency", lambda run: run.result.summary.latency_us),
     ("Schedule lag (how late requests left)", lambda run: run.result.summary.schedule_lag_us),
     ("Connect latency", lambda run: run.result.summary.connect_latency_us),
+    (
+        "TLS handshake (from the TCP connect to the handshake's end)",
+        lambda run: run.result.summary.tls_handshake_us,
+    ),
 )
 
 
@@ -302,7 +307,13 @@ def errors_table(runs: Sequence[LoadedRun]) -> str:
         for kind in kinds
     ]
     rows.append(["total", *(format_count(run.result.summary.error_count) for run in runs)])
-    return _table(["kind", *(escape(run.label) for run in runs)], rows)
+    table = _table(["kind", *(escape(run.label) for run in runs)], rows)
+    reasons = [
+        f"<li>{escape(f'{run.label}: {line}' if len(runs) > 1 else line)}</li>"
+        for run in runs
+        for line in reason_lines(run.result.summary.error_reasons)
+    ]
+    return table + (f'<ul class="note">{"".join(reasons)}</ul>' if reasons else "")
 
 
 def thresholds_section(runs: Sequence[LoadedRun]) -> str:

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli.app import app
+from loadgen.result.model import SCHEMA_VERSION
 from tests.bad_targets import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def test_run_quickstart_writes_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "throughput" in result.output and f"result: {out}" in result.output
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == SCHEMA_VERSION
     assert data["scenario"]["name"] == "quickstart"
     assert data["scenario"]["load"]["connections"] == 50
     assert data["scenario"]["load"]["phases"][0]["duration"] == 1.0

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from loadgen.cli.app import app
 from loadgen.config.scenario import Scenario, parse_scenario
-from loadgen.result.model import LatencySummary, RunResult
+from loadgen.result.model import SCHEMA_VERSION, LatencySummary, RunResult
 from loadgen.run.progress import Snapshot
 from loadgen.stats.histogram import HdrHistogram
 from tests.hdr_values import values_of
@@ -144,7 +144,7 @@ def test_cli_run_on_a_cluster_writes_the_merged_result(
     )
     assert outcome.exit_code == 0, outcome.output
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == SCHEMA_VERSION
     assert [host["processes"] for host in data["cluster"]["hosts"]] == [1, 1]
     assert data["summary"]["requests"] == sum(h["requests"] for h in data["cluster"]["hosts"])
 

@@ -15,14 +15,18 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from loadgen.config.scenario import Scenario, parse_scenario
 from loadgen.engine import select_backend
 from loadgen.load.tls import TlsConfig, client_context, failure_reason
+from loadgen.report.console import render_summary
+from loadgen.report.html import render_html
+from loadgen.report.loading import from_result
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
 from loadgen.targets.process import builtin_target
@@ -45,7 +49,7 @@ def https(tmp_path_factory: pytest.TempPathFactory, certs: TlsFiles) -> Iterator
         yield server
 
 
-def scenario(target: str, tls: dict[str, object], **fields: object) -> Scenario:
+def scenario(target: str, tls: Mapping[str, object], **fields: object) -> Scenario:
     """A short closed-loop scenario over TLS (``tls`` is the section, ``enabled`` added)."""
     settings: dict[str, object] = {
         "name": "tls",
@@ -207,9 +211,7 @@ def test_a_client_certificate_where_the_server_requires_one(
     assert result.summary.requests > 20
 
 
-def test_without_the_client_certificate_nginx_answers_400(
-    https: NginxTls, certs: TlsFiles
-) -> None:
+def test_without_the_client_certificate_nginx_answers_400(https: NginxTls, certs: TlsFiles) -> None:
     target = f"127.0.0.1:{https.client_cert_port}"
     result = run(scenario(target, {"ca_file": str(certs.ca)}), backend=ANY_BACKEND)
     summary = result.summary
@@ -310,3 +312,19 @@ def test_a_silent_server_times_the_handshake_out() -> None:
 def test_failure_reasons_drop_the_source_line() -> None:
     error = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:992)")
     assert failure_reason(error) == "[SSL: WRONG_VERSION_NUMBER] wrong version number"
+
+
+def test_reports_show_the_handshakes_and_the_reasons(https: NginxTls, certs: TlsFiles) -> None:
+    """The terminal summary and the HTML report of a TLS run: the handshake latency beside
+    the connect latency, resumed handshakes, and why the failed connections failed."""
+    good = run(scenario(f"127.0.0.1:{https.port}", {"ca_file": str(certs.ca)}), backend=ANY_BACKEND)
+    bad = run(scenario(f"127.0.0.1:{https.port}", {}), backend=ANY_BACKEND)
+    console = Console(record=True, width=120)
+    render_summary(good, console)
+    render_summary(bad, console)
+    text = console.export_text()
+    assert "handshake" in text and "4 handshakes, 0 resumed" in text
+    assert "tls: certificate verify failed: " in text
+    page = render_html([from_result(good, "good"), from_result(bad, "bad")])
+    assert "TLS handshake (from the TCP connect to the handshake&#x27;s end)" in page
+    assert "bad: tls: certificate verify failed: " in page

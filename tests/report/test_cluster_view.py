@@ -24,7 +24,7 @@ from loadgen.cli.app import app
 from loadgen.report.console import render_summary
 from loadgen.report.html import render_html
 from loadgen.report.loading import load_run
-from loadgen.result.model import Cluster, ClusterHost, RunResult
+from loadgen.result.model import SCHEMA_VERSION, Cluster, ClusterHost, RunResult
 
 from . import chromium
 from .conftest import RunFile
@@ -191,7 +191,8 @@ def test_json_round_trip_and_report_of_the_file(
 ) -> None:
     path = distributed.write(tmp_path / "dist.json")
     raw = json.loads(path.read_text(encoding="utf-8"))
-    assert raw["schema_version"] == 3 and raw["cluster"]["hosts"][2]["lost"] == LOST_REASON
+    assert raw["schema_version"] == SCHEMA_VERSION
+    assert raw["cluster"]["hosts"][2]["lost"] == LOST_REASON
     assert RunResult.from_dict(raw) == distributed
     assert RunResult.read(path).cluster == distributed.cluster
     out = tmp_path / "dist.html"

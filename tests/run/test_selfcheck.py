@@ -20,7 +20,7 @@ from loadgen.report.html import render_html
 from loadgen.report.junit import comparison_junit
 from loadgen.report.loading import load_run
 from loadgen.report.markdown import comparison_markdown
-from loadgen.result.model import RunResult
+from loadgen.result.model import SCHEMA_VERSION, RunResult
 from loadgen.run.selfcheck import CPU_WINDOW_S, busiest, check
 from loadgen.stats.cpu import CpuSampler, read_runnable_ns
 from tests.report import chromium
@@ -165,7 +165,7 @@ def test_schema_1_results_still_load_as_not_checked(
     assert run.result.self_check is None and not run.result.invalid
     assert "not checked" in render_html([run])
     newer = tmp_path / "newer.json"
-    newer.write_text(json.dumps({**data, "schema_version": 4}))
+    newer.write_text(json.dumps({**data, "schema_version": SCHEMA_VERSION + 1}))
     outcome = runner.invoke(app, ["report", str(newer)])
     assert outcome.exit_code == 2 and "written by a newer loadgen" in outcome.output
 

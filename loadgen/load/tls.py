@@ -131,7 +131,7 @@ class TlsChannel:
         )
         self.handshaking = True
         self.started_ns = now_ns  # the TCP connect's completion
-        self.wire: memoryview = memoryview(b"")  # the ciphertext being sent
+        self.wire: bytearray | memoryview = bytearray()  # the ciphertext being sent
         self.wire_sent = 0
         self.sending = False
         self.plain_pending = 0  # plaintext written since everything had last left
@@ -149,12 +149,17 @@ C = TypeVar("C", bound=TlsSlot)
 
 
 class TlsLayer(Generic[C]):
-    """TLS for one client's connection slots (``conns``, by index). The client's callbacks:
+    """TLS for one client's ``slots`` connection slots (by index). The client's callbacks:
 
     * ``ready(conn, now_ns)``: the handshake completed; the connection may send;
     * ``consume(conn, data, n, now_ns) -> bool``: plaintext arrived, as the receive
       mechanics' ``consume`` (True while the connection wants to go on receiving);
-    * ``sent(conn, n, now_ns)``: ``n`` plaintext bytes written have all left;
+    * ``sent(conn, n, now_ns)``: ``n`` plaintext bytes written have all left (None: the
+      client needs no word of it);
+
+    With ``count_bytes`` the layer counts the plaintext in the recorder's ``bytes_sent``
+    (as it is written) and ``bytes_received`` (as it is read); otherwise the client counts
+    what it wants to (a stream: its payload).
     * ``eof(conn, now_ns)``: the server ended the TLS session (close_notify);
     * ``fail(conn, kind, now_ns, reason)``: count an error and drop the connection.
     """
@@ -163,31 +168,35 @@ class TlsLayer(Generic[C]):
         self,
         engine: Backend,
         config: TlsConfig,
-        conns: Sequence[C],
+        slots: int,
         recorder: Recorder,
         *,
         ready: Callable[[C, int], None],
         consume: Callable[[C, Buffer | bytes, int, int], bool],
-        sent: Callable[[C, int, int], None],
+        sent: Callable[[C, int, int], None] | None,
         eof: Callable[[C, int], None],
         fail: Callable[[C, str, int, str | None], None],
+        count_bytes: bool = False,
     ) -> None:
         self.engine = engine
         self.context = client_context(config)
         self._server_names = list(config.server_names)
         self._resume = config.session_resumption
         self.handshake_timeout_ns = int(config.handshake_timeout_s * 1e9)
-        self._conns = conns
         self._recorder = recorder
         self._ready = ready
         self._consume = consume
         self._sent = sent
         self._eof = eof
         self._fail = fail
-        self.channels: list[TlsChannel | None] = [None] * len(conns)
+        self._count_bytes = count_bytes
+        self.channels: list[TlsChannel | None] = [None] * slots
         #: The last session of each slot, resumed by its next connection.
-        self._sessions: list[ssl.SSLSession | None] = [None] * len(conns)
+        self._sessions: list[ssl.SSLSession | None] = [None] * slots
         self._plain = bytearray(PLAINTEXT_BYTES)
+        #: Each slot's send buffer, and the size of its last one-off send (``_send_wire``).
+        self._wires = [bytearray() for _ in range(slots)]
+        self._last_sizes = [0] * slots
         self.handshaking = 0  # channels whose handshake is in progress
 
     # --- a connection's life -----------------------------------------------------------
@@ -231,42 +240,66 @@ class TlsLayer(Generic[C]):
     def send(self, handle: int, data: Buffer, token: int) -> None:
         """The client's send over TLS: encrypt ``data`` and send the ciphertext (now, or
         after the send in flight). ``token`` names the slot, as for the engine's send."""
-        conn = self._conns[token >> INDEX_SHIFT]
-        channel = self.channels[conn.index]
+        index = token >> INDEX_SHIFT
+        channel = self.channels[index]
         assert channel is not None and not channel.handshaking, "send before the handshake"
         channel.ssl.write(data)
-        channel.plain_pending += len(data)
+        if self._count_bytes:
+            self._recorder.bytes_sent += len(data)
+        if self._sent is not None:
+            channel.plain_pending += len(data)
         if not channel.sending:
-            self._send_wire(conn, channel)
+            self._send_wire(channel, index, handle, token)
 
     def wire_sent(self, conn: C, result: int, now_ns: int) -> None:
         """A send of ciphertext completed with ``result`` bytes (>= 0)."""
         channel = self.channels[conn.index]
         if channel is None:
             return
-        channel.wire_sent += result
+        sent = channel.wire_sent + result
         wire = channel.wire
-        if channel.wire_sent < len(wire):  # a partial send: the rest now
-            self.engine.send(conn.handle, wire[channel.wire_sent :], conn.token_base | OP_SEND)
-            return
-        channel.sending = False
-        if channel.outgoing.pending:
-            self._send_wire(conn, channel)
-        elif channel.plain_pending:
-            written, channel.plain_pending = channel.plain_pending, 0
-            self._sent(conn, written, now_ns)
+        if sent < len(wire):  # a partial send: the rest now
+            channel.wire_sent = sent
+            rest = memoryview(wire)[sent:]
+            self.engine.send(conn.handle, rest, conn.token_base | OP_SEND)
+        elif channel.outgoing.pending:
+            self._send_wire(
+                channel, conn.index, conn.handle, conn.token_base | OP_SEND
+            )  # written while this send was in flight
+        else:
+            channel.sending = False
+            if self._sent is not None and channel.plain_pending:
+                written, channel.plain_pending = channel.plain_pending, 0
+                self._sent(conn, written, now_ns)
 
-    def _send_wire(self, conn: C, channel: TlsChannel) -> None:
-        """Send what waits in the outgoing BIO (the caller checked nothing is in flight).
-        A fresh buffer each time: the ciphertext is new, and a view is what the engines
-        pin per send without keeping it (io_uring caches whole objects it is given)."""
+    def _send_wire(self, channel: TlsChannel, index: int, handle: int, token: int) -> None:
+        """Send what waits in the outgoing BIO on slot ``index``'s socket ``handle`` with
+        ``token`` (its send token); nothing else is in flight there.
+
+        The engines pin a buffer object once and keep it (io_uring caches what it is
+        given, by object), so a slot sends from a buffer of its own, filled in place, when
+        the ciphertext has the size that slot sent last time: a fixed request (or a stream's
+        segment) encrypts to the same size every time. Other sizes (handshake flights, a
+        size seen once) go from a one-off view, which the engines pin per send and keep
+        none of. (A send of the slot's previous socket may still be pending when the next
+        socket fills the buffer: that socket was closed, whatever it still sends is cut.)"""
         data = channel.outgoing.read()
-        if not data:
+        n = len(data)
+        if not n:
+            channel.sending = False
             return
-        channel.wire = wire = memoryview(bytearray(data))
+        wire = self._wires[index]
+        if len(wire) == n:
+            wire[:] = data  # the same size: no resize, so allowed while the engine pins it
+            channel.wire = wire
+        elif n == self._last_sizes[index]:
+            channel.wire = self._wires[index] = bytearray(data)  # this size repeats
+        else:
+            self._last_sizes[index] = n
+            channel.wire = memoryview(bytearray(data))
         channel.wire_sent = 0
         channel.sending = True
-        self.engine.send(conn.handle, wire, conn.token_base | OP_SEND)
+        self.engine.send(handle, channel.wire, token)
 
     # --- receiving ---------------------------------------------------------------------
     def received(self, conn: C, data: Buffer | bytes, n: int, now_ns: int) -> bool:
@@ -276,7 +309,8 @@ class TlsLayer(Generic[C]):
         channel = self.channels[conn.index]
         if channel is None:
             return False
-        channel.incoming.write(data if len(data) == n else memoryview(data)[:n])
+        incoming = channel.incoming
+        incoming.write(data if len(data) == n else memoryview(data)[:n])
         if channel.handshaking:
             if not self._handshake(conn, channel, now_ns):
                 return False
@@ -284,7 +318,33 @@ class TlsLayer(Generic[C]):
                 return False  # the client closed it when it became ready
             if self.in_handshake(conn):
                 return True  # more of the server's flight to come
-        return self._decrypt(conn, channel, now_ns)
+        tls = channel.ssl
+        plain = self._plain
+        consume = self._consume
+        while True:
+            try:
+                # Into ``plain``, it returns a count (typeshed types the bytes form only).
+                got = cast("int", tls.read(PLAINTEXT_BYTES, plain))
+            except ssl.SSLWantReadError:
+                break  # the rest of a record is still on its way
+            except ssl.SSLZeroReturnError:
+                got = 0
+            except ssl.SSLError as exc:
+                self._fail(conn, KIND_TLS, now_ns, failure_reason(exc))
+                return False
+            if not got:  # the server's close_notify: the session ended
+                self._eof(conn, now_ns)
+                return False
+            if self._count_bytes:
+                self._recorder.bytes_received += got
+            if not consume(conn, plain, got, now_ns):
+                return False
+            if not incoming.pending and not tls.pending():
+                break  # all taken: skip the read that would only say "want read"
+        # Reading may have answered the server (a key update) with something to send.
+        if channel.outgoing.pending and not channel.sending:
+            self._send_wire(channel, conn.index, conn.handle, conn.token_base | OP_SEND)
+        return True
 
     def _handshake(self, conn: C, channel: TlsChannel, now_ns: int) -> bool:
         """One step of the handshake; False when it failed (the connection is dropped)."""
@@ -292,7 +352,7 @@ class TlsLayer(Generic[C]):
             channel.ssl.do_handshake()
         except ssl.SSLWantReadError:
             if channel.outgoing.pending and not channel.sending:
-                self._send_wire(conn, channel)
+                self._send_wire(channel, conn.index, conn.handle, conn.token_base | OP_SEND)
             return True
         except ssl.SSLError as exc:
             self._fail(conn, KIND_TLS, now_ns, failure_reason(exc))
@@ -307,36 +367,7 @@ class TlsLayer(Generic[C]):
         # the same send as the client's Finished.
         self._ready(conn, now_ns)
         if self.channels[conn.index] is channel and not channel.sending:
-            self._send_wire(conn, channel)
-        return True
-
-    def _decrypt(self, conn: C, channel: TlsChannel, now_ns: int) -> bool:
-        read = channel.ssl.read
-        pending = channel.ssl.pending
-        incoming = channel.incoming
-        plain = self._plain
-        size = len(plain)
-        while True:
-            try:
-                # Into ``plain``, it returns a count (typeshed types the bytes form only).
-                n = cast("int", read(size, plain))
-            except ssl.SSLWantReadError:
-                break  # the rest of a record is still on its way
-            except ssl.SSLZeroReturnError:
-                n = 0
-            except ssl.SSLError as exc:
-                self._fail(conn, KIND_TLS, now_ns, failure_reason(exc))
-                return False
-            if not n:  # the server's close_notify: the session ended
-                self._eof(conn, now_ns)
-                return False
-            if not self._consume(conn, plain, n, now_ns):
-                return False
-            if not incoming.pending and not pending():
-                break  # all taken: skip the read that would only say "want read"
-        # Reading may have answered the server (a key update) with something to send.
-        if channel.outgoing.pending and not channel.sending:
-            self._send_wire(conn, channel)
+            self._send_wire(channel, conn.index, conn.handle, conn.token_base | OP_SEND)
         return True
 
     def ended_in_handshake(self, conn: C, now_ns: int) -> bool:

@@ -339,8 +339,10 @@ class TlsLayer(Generic[C]):
                 self._recorder.bytes_received += got
             if not consume(conn, plain, got, now_ns):
                 return False
-            if not incoming.pending and not tls.pending():
-                break  # all taken: skip the read that would only say "want read"
+            if got < PLAINTEXT_BYTES and not incoming.pending:
+                # A read returns one record's plaintext: a short one took the record whole,
+                # and no ciphertext is left, so skip the read that would only "want read".
+                break
         # Reading may have answered the server (a key update) with something to send.
         if channel.outgoing.pending and not channel.sending:
             self._send_wire(channel, conn.index, conn.handle, conn.token_base | OP_SEND)

@@ -157,6 +157,22 @@ def test_http_peers_over_tls_runs_loadgen_and_wrk_on_https(tmp_path: Path) -> No
 
 
 @linux_only
+def test_tls_resumption_runs_both_variants(tmp_path: Path) -> None:
+    if not _peer_present("nginx"):
+        pytest.skip("the TLS server is nginx: install the Debian package 'nginx'")
+    args = ["--rounds", "1", "--seconds", "1", "--connections", "2"]
+    out, document = _run("tls_resumption.py", args, tmp_path)
+    runs = {run["variant"]: run for run in document["runs"]}
+    assert sorted(runs) == ["full", "resumed"]
+    for run in runs.values():
+        assert run["errors"] == {} and run["requests"] > 0, run
+        assert run["handshakes"] >= run["requests"]  # a connection per request
+    assert runs["full"]["resumed"] == 0 and runs["resumed"]["resumed"] > 0
+    assert document["medians"]["resumed"]["requests_per_cpu_s"]["n"] == 1
+    assert "medians (min-max):" in out
+
+
+@linux_only
 def test_http_peers_falls_back_to_the_builtin_target_and_says_so(tmp_path: Path) -> None:
     args = ["--rounds", "1", "--seconds", "1", "--connections", "2"]
     out, document = _run(

@@ -3,11 +3,15 @@ commands, and the one way to fail with a message."""
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer._click.core import Context, Parameter
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from loadgen.engine import CHOICES
 
@@ -22,10 +26,15 @@ EXIT_RUNTIME_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INVALID_RUN = 3  # the generator itself was the bottleneck (loadgen.run.selfcheck)
 EXIT_THRESHOLDS_FAILED = 99  # a threshold failed (run) or a metric regressed (compare)
+#: Interrupted: 128 + the signal's number, as a shell reports a process a signal ended:
+#: 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP (``run.interrupts.interrupted_exit_code``).
 EXIT_INTERRUPTED = 130
 
 BackendOption = Annotated[
-    str, typer.Option("--backend", "-b", help=f"Engine backend: {', '.join(CHOICES)}.")
+    str,
+    typer.Option(
+        "--backend", "-b", metavar="BACKEND", help=f"Engine backend: {', '.join(CHOICES)}."
+    ),
 ]
 AllowSaturatedOption = Annotated[
     bool,
@@ -41,3 +50,111 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print ``error: message`` on stderr; return the Exit to raise with ``code``."""
     errors.print(f"[red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def describe_write_error(path: str | Path, exc: OSError) -> str:
+    """``cannot write PATH: why``, naming the path asked for (an error raised while writing
+    or closing a file carries no file name of its own)."""
+    from loadgen.result.files import OutputError
+
+    if isinstance(exc, OutputError):
+        return str(exc)
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def keep_result(failure: OSError, name: str, text: str) -> str:
+    """A result that could not be written where asked (``failure``): kept in a file of its
+    own elsewhere (``result.files.keep_elsewhere``), or as a last resort printed on stderr;
+    says so and returns where it is."""
+    from loadgen.result.files import OutputError, keep_elsewhere
+
+    try:
+        kept = keep_elsewhere(name, text)
+    except OutputError as again:
+        errors.print(
+            f"[red]error:[/] {failure}; nor can it be kept elsewhere ({again.reason}): "
+            "the result follows on standard error",
+            highlight=False,
+        )
+        sys.stderr.write(text)
+        return "standard error"
+    errors.print(f"[red]error:[/] {failure}; the result is kept in {kept}", highlight=False)
+    return str(kept)
+
+
+# --- help screens -----------------------------------------------------------------------
+
+_REQUIRED_IN_USAGE = re.compile(r"^\{(.*)\}(\.\.\.)?$")
+
+
+def _plain_params(params: list[Parameter]) -> list[Parameter]:
+    """Options as people read them in help: a flag shows no type, an option its metavar (or
+    its name in capitals) rather than ``<str>`` or ``<int range>``, and a bound is the
+    option's help's business, not a ``[x>=1]`` beside it."""
+    for param in params:
+        if isinstance(param, TyperArgument):  # its name is its metavar: no type beside it
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        if not isinstance(param, TyperOption):
+            continue
+        if param.metavar is None:
+            param.metavar = "" if param.is_flag else (param.name or "value").upper()
+        # The bound is still enforced; only its "[x>=1]" beside the metavar goes.
+        param._get_number_range_help_str = lambda: None  # type: ignore[method-assign]
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose help reads plainly: ``loadgen run [OPTIONS] SCENARIO``, no type names."""
+
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [_REQUIRED_IN_USAGE.sub(r"\1\2", piece) for piece in pieces]
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _plain_params(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """The app's group, with the same plain help as its commands."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _plain_params(super().get_params(ctx))
+
+
+#: The one description of ``--set``, for every command that takes it.
+SET_HELP = (
+    "Override a scenario field, KEY=VALUE: a dotted path and a YAML value, e.g. "
+    "load.connections=1000 or timeouts.request=2s (repeatable)."
+)
+SetOption = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=SET_HELP)]
+
+
+def examples(*lines: str) -> str:
+    """A help screen's epilog: ``Examples:`` and one command per line."""
+    return "Examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+LabelsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--label",
+        metavar="NAME",
+        help="Name a run in tables and chart legends, one --label per result file in order "
+        "(default: the result's own label, else its file name).",
+    ),
+]
+CsvOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--csv",
+        metavar="PREFIX",
+        help="Also write PREFIX_summary.csv (a row per run) and PREFIX_intervals.csv (a row "
+        "per run and second).",
+    ),
+]
+
+
+def errors_console() -> Console:
+    """A console on standard error that wraps like ``console`` (for tables when standard
+    output carries data, ``--json -``)."""
+    return Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=120)

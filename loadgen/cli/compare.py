@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click.core import Context
 
 from loadgen.cli.common import (
     EXIT_INVALID_RUN,
@@ -14,71 +15,138 @@ from loadgen.cli.common import (
     EXIT_THRESHOLDS_FAILED,
     EXIT_USAGE,
     AllowSaturatedOption,
+    Command,
+    LabelsOption,
     console,
+    describe_write_error,
     errors,
+    examples,
     fail,
 )
 
+EXAMPLES = examples(
+    "loadgen compare --baseline main.json --current pr.json",
+    "loadgen compare --baseline main-1.json main-2.json main-3.json --current pr-*.json",
+    "loadgen compare --baseline a.json --current b.json --tolerance p99=5% "
+    "--tolerance throughput=3% --markdown summary.md",
+)
+_SIDES = ("--baseline", "--current")
 
-def _split_sides(tokens: list[str]) -> tuple[list[Path], list[Path]]:
-    """``--baseline A [A2 ...] --current B [B2 ...]`` (each flag may repeat, or take =FILE)."""
-    sides: dict[str, list[Path]] = {"--baseline": [], "--current": []}
-    side: str | None = None
-    for token in tokens:
-        name, equals, value = token.partition("=")
-        if name in sides:
-            side = name
-            if equals:
-                sides[side].append(Path(value))
-        elif token.startswith("-"):
-            raise fail(f"compare: no such option {token}", EXIT_USAGE)
-        elif side is None:
-            raise fail(f"compare: {token}: put it after --baseline or --current", EXIT_USAGE)
-        else:
-            sides[side].append(Path(token))
-    for name, files in sides.items():
-        if not files:
-            raise fail(f"compare: {name} needs at least one result file", EXIT_USAGE)
-    return sides["--baseline"], sides["--current"]
+
+class CompareCommand(Command):
+    """``--baseline A A2 A3 --current B B2``: each side takes every file after it (shell
+    globs expand to several), which click's options cannot; the arguments are rewritten to
+    the repeatable form (``--baseline A --baseline A2 ...``) before click reads them, so
+    both forms work and both options show in ``--help``."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name
+            for param in self.get_params(ctx)
+            if not getattr(param, "is_flag", True) and param.param_type_name == "option"
+            for name in param.opts
+        }
+        rewritten: list[str] = []
+        side: str | None = None
+        tokens = iter(args)
+        for token in tokens:
+            name = token.partition("=")[0]
+            if name in _SIDES:
+                side = name
+                rewritten.append(token)
+                if "=" not in token:
+                    rewritten.append(next(tokens, ""))
+            elif token.startswith("-") and token != "-":
+                rewritten.append(token)
+                if name in takes_value and "=" not in token:
+                    rewritten.append(next(tokens, ""))
+            elif side is not None:
+                rewritten += [side, token]
+            else:
+                raise fail(f"compare: {token}: put it after --baseline or --current", EXIT_USAGE)
+        return super().parse_args(ctx, rewritten)
 
 
 def compare(
-    ctx: typer.Context,
-    tolerance: Annotated[
-        str, typer.Option("--tolerance", help="Largest change that still passes, e.g. 10%.")
-    ] = "10%",
+    baseline: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--baseline",
+            metavar="RESULT.json...",
+            help="The runs to compare against: one or more result files.",
+        ),
+    ] = None,
+    current: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--current",
+            metavar="RESULT.json...",
+            help="The runs being judged: one or more result files.",
+        ),
+    ] = None,
+    tolerances: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tolerance",
+            metavar="[METRIC=]PERCENT",
+            help="Largest change that still passes: 10% for every metric, or per metric: "
+            "p99=5%, throughput=3% (metrics: throughput, p50, p90, p99, p99.9, max, "
+            "error_rate; repeatable).",
+            show_default="10%",
+        ),
+    ] = None,
+    labels: LabelsOption = None,
     junit_path: Annotated[
-        Path | None, typer.Option("--junit", help="Write JUnit XML: one testcase per metric.")
+        Path | None,
+        typer.Option("--junit", metavar="FILE", help="Write JUnit XML: one testcase per metric."),
     ] = None,
     markdown_path: Annotated[
-        Path | None, typer.Option("--markdown", help="Write the table as markdown.")
+        Path | None, typer.Option("--markdown", metavar="FILE", help="Write the table as markdown.")
     ] = None,
     allow_saturated: AllowSaturatedOption = False,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Do not exit 1 for a current run that is partial (failed or interrupted): "
+            "compare what it measured (it is still named in a warning).",
+        ),
+    ] = False,
 ) -> None:
     """Compare runs: --baseline A.json [A2.json ...] --current B.json [B2.json ...].
 
-    Exit 99 when a metric regressed (beyond --tolerance; with 3+ runs a side, also significant)
-    or a current run failed one of its own thresholds; exit 3 (before 99) when a run on either
-    side is invalid (its generator was the bottleneck), unless --allow-saturated.
+    Exit 99 when a metric regressed (beyond its tolerance; with 3+ runs a side, also
+    significant) or a current run failed one of its own thresholds; exit 3 (before 99) when a
+    run on either side is invalid (its generator was the bottleneck), unless
+    --allow-saturated; exit 1 (before 3) when a current run is partial (failed or
+    interrupted), unless --allow-partial. --label names the runs, baseline files first.
 
     The markdown table is also appended to $GITHUB_STEP_SUMMARY when that is set.
     """
-    from loadgen.report.compare import compare_runs, parse_tolerance
+    from loadgen.report.compare import compare_runs, parse_tolerances
     from loadgen.report.compare_console import render_comparison
     from loadgen.report.junit import comparison_junit
     from loadgen.report.loading import ResultFileError, load_runs
     from loadgen.report.markdown import comparison_markdown
+    from loadgen.result.files import write_atomically
 
-    baseline_files, current_files = _split_sides(list(ctx.args))
+    for name, files in (("--baseline", baseline), ("--current", current)):
+        if not files:
+            raise fail(f"compare: {name} needs at least one result file", EXIT_USAGE)
+    assert baseline is not None and current is not None
     try:
-        limit = parse_tolerance(tolerance)
+        limits = parse_tolerances(tolerances or [])
     except ValueError as exc:
         raise fail(f"--tolerance: {exc}", EXIT_USAGE) from None
     try:
-        runs = load_runs([*baseline_files, *current_files])
+        runs = load_runs([*baseline, *current], labels or None)
     except ResultFileError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    comparison = compare_runs(runs[: len(baseline_files)], runs[len(baseline_files) :], limit)
+    except ValueError as exc:
+        raise fail(f"--label: {exc}", EXIT_USAGE) from None
+    comparison = compare_runs(
+        runs[: len(baseline)], runs[len(baseline) :], limits, allow_partial=allow_partial
+    )
     for warning in comparison.warnings:
         errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, markup=True)
         for detail in warning.details:
@@ -87,16 +155,26 @@ def compare(
     markdown = comparison_markdown(comparison)
     outputs = [(junit_path, comparison_junit(comparison)), (markdown_path, markdown)]
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-    try:
-        for target, text in outputs:
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
-        if summary_file:
+    for target, text in outputs:
+        if target is not None:
+            try:
+                write_atomically(target, text)
+            except OSError as exc:
+                raise fail(describe_write_error(target, exc), EXIT_RUNTIME_FAILURE) from None
+    if summary_file:
+        try:
             with open(summary_file, "a", encoding="utf-8") as summary:
                 summary.write(markdown + "\n")
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        except OSError as exc:
+            raise fail(describe_write_error(summary_file, exc), EXIT_RUNTIME_FAILURE) from None
+    for label, stop in comparison.incomplete:
+        errors.print(
+            f"[red]error:[/] current run {label} did not complete ({stop}): a gate "
+            "needs complete runs (--allow-partial compares it anyway)",
+            highlight=False,
+        )
+    if comparison.incomplete:
+        raise typer.Exit(EXIT_RUNTIME_FAILURE)
     if comparison.invalid_runs and not allow_saturated:
         raise typer.Exit(EXIT_INVALID_RUN)
     if comparison.failed:

@@ -10,27 +10,40 @@ from typing import Annotated, Protocol
 
 import typer
 
-from loadgen.cli.common import EXIT_USAGE, BackendOption, errors, fail
+from loadgen.cli.common import EXIT_USAGE, BackendOption, Command, Group, errors, examples, fail
 from loadgen.engine import Backend, BackendUnavailable, select_backend
 
-serve_app = typer.Typer(help="Run a built-in target server.", no_args_is_help=True)
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+serve_app = typer.Typer(
+    help="Run a built-in target server.",
+    no_args_is_help=True,
+    cls=Group,
+    context_settings=_CONTEXT,
+    epilog=examples("loadgen serve echo --port 7000", "loadgen serve http --host 0.0.0.0"),
+)
 
 StopOption = Annotated[
     bool, typer.Option(hidden=True, help="Stop when stdin closes (for a parent process).")
 ]
-HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
-PortOption = Annotated[int, typer.Option(help="Port (0 picks a free one).")]
+HostOption = Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")]
+PortOption = Annotated[int, typer.Option(metavar="PORT", help="Port (0 picks a free one).")]
 ServeProcessesOption = Annotated[
     int,
     typer.Option(
         "--processes",
         min=1,
-        help="Processes accepting on the one port (SO_REUSEPORT; Linux only, else 1).",
+        metavar="N",
+        help="Processes accepting on the one port, at least 1 (SO_REUSEPORT; Linux only, else 1).",
     ),
 ]
 
 
-@serve_app.command("echo")
+@serve_app.command(
+    "echo",
+    cls=Command,
+    context_settings=_CONTEXT,
+    epilog=examples("loadgen serve echo --port 7000 --processes 2"),
+)
 def serve_echo(
     host: HostOption = "127.0.0.1",
     port: PortOption = 0,
@@ -44,7 +57,12 @@ def serve_echo(
     _serve_builtin(EchoServer, host, port, backend, stop_on_stdin_eof, processes, "echo")
 
 
-@serve_app.command("http")
+@serve_app.command(
+    "http",
+    cls=Command,
+    context_settings=_CONTEXT,
+    epilog=examples("loadgen serve http --port 8080   (then GET /bytes/512, /delay/10, ...)"),
+)
 def serve_http(
     host: HostOption = "127.0.0.1",
     port: PortOption = 0,
@@ -59,7 +77,12 @@ def serve_http(
     _serve_builtin(HttpServer, host, port, backend, stop_on_stdin_eof, processes, "http")
 
 
-@serve_app.command("stream")
+@serve_app.command(
+    "stream",
+    cls=Command,
+    context_settings=_CONTEXT,
+    epilog=examples("loadgen serve stream --port 9000"),
+)
 def serve_stream(
     host: HostOption = "127.0.0.1",
     port: PortOption = 0,
@@ -111,8 +134,12 @@ def _serve_builtin(
         engine.shutdown()
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
     if stop_on_stdin_eof:
-        # The parent owns our life: Ctrl-C in its terminal is its to handle, not ours.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # The parent owns our life: Ctrl-C in its terminal, or a SIGTERM or SIGHUP sent to
+        # its whole process group (``timeout``, a closed terminal), is its to handle: it
+        # keeps measuring its partial result against us, then closes our stdin.
+        for signal_name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            if hasattr(signal, signal_name):
+                signal.signal(getattr(signal, signal_name), signal.SIG_IGN)
 
         def watch_stdin() -> None:
             sys.stdin.read()
@@ -120,8 +147,11 @@ def _serve_builtin(
 
         threading.Thread(target=watch_stdin, daemon=True).start()
     else:
-        # Ctrl-C asks the loop to stop (it looks every tick) instead of raising inside it.
-        signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+        # Ctrl-C (or SIGTERM, SIGHUP) asks the loop to stop (it looks every tick) instead of
+        # raising inside it or ending the process where it stands.
+        for signal_name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            if hasattr(signal, signal_name):
+                signal.signal(getattr(signal, signal_name), lambda signum, frame: server.stop())
     host_text = f"[{server.address[0]}]" if ":" in server.address[0] else server.address[0]
     print(f"listening on {host_text}:{server.address[1]}", flush=True)
     try:

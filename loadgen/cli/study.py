@@ -9,45 +9,76 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from loadgen.cli.common import SetOption, examples
+
+EXAMPLES = examples(
+    "loadgen recv-modes",
+    "loadgen recv-modes -c 1000,10000 --modes buffered,zero-byte --repeat 5",
+    "loadgen recv-modes scenarios/http-builtin.yaml --out reports/study",
+)
+
 
 def recv_modes(
     scenario_file: Annotated[
         Path | None,
-        typer.Argument(help="Scenario whose target and protocol to use (default: builtin:echo)."),
+        typer.Argument(
+            metavar="SCENARIO",
+            help="Scenario whose target and protocol to use (default: builtin:echo).",
+        ),
     ] = None,
     connections: Annotated[
-        str, typer.Option("--connections", "-c", help="Connection counts, comma-separated.")
+        str,
+        typer.Option(
+            "--connections", "-c", metavar="COUNTS", help="Connection counts, comma-separated."
+        ),
     ] = "1000,5000,10000",
     modes: Annotated[
         str | None,
         typer.Option(
-            "--modes", "-m", help="Receive modes, comma-separated (default: every one known)."
+            "--modes",
+            "-m",
+            metavar="MODES",
+            help="Receive modes, comma-separated (default: every one known).",
         ),
     ] = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-r", help="Trials per cell.")] = 3,
+    repeat: Annotated[
+        int, typer.Option("--repeat", "-r", metavar="N", help="Trials per cell.")
+    ] = 3,
     buffer: Annotated[
-        str, typer.Option("--buffer", help="Receive buffer per connection (buffered mode).")
+        str,
+        typer.Option(
+            "--buffer", metavar="SIZE", help="Receive buffer per connection (buffered mode)."
+        ),
     ] = "64KiB",
     settle: Annotated[
-        str, typer.Option("--settle", help="Wait this long into each phase before sampling.")
+        str,
+        typer.Option(
+            "--settle", metavar="DURATION", help="Wait this long into each phase before sampling."
+        ),
     ] = "2s",
     window: Annotated[
-        str, typer.Option("--window", help="Sample this long per phase (once a second).")
+        str,
+        typer.Option(
+            "--window", metavar="DURATION", help="Sample this long per phase (once a second)."
+        ),
     ] = "3s",
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the JSON result and HTML report.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FOLDER", help="Folder for the JSON result and HTML report."
+        ),
     ] = Path("reports"),
-    backend: Annotated[str, typer.Option("--backend", "-b", help="Engine backend.")] = "auto",
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a scenario field: path.to.key=value (repeatable)."),
-    ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", "-b", metavar="BACKEND", help="Engine backend.")
+    ] = "auto",
+    overrides: SetOption = None,
     processes: Annotated[
         int | None,
         typer.Option(
             "--processes",
             "-p",
             min=1,
+            metavar="N",
             help="Client processes per trial (default: as loadgen run, raised to fit the "
             "descriptor limit).",
         ),
@@ -57,6 +88,7 @@ def recv_modes(
         typer.Option(
             "--target-processes",
             min=1,
+            metavar="N",
             help="Processes of a builtin: target (default: the cores left, raised to fit).",
         ),
     ] = None,
@@ -67,10 +99,13 @@ def recv_modes(
     opened and held idle, then under traffic (closed loop), then closed (the counters must
     come back). Writes recv-modes-TIME.json and .html into --out.
     """
-    from loadgen.cli.common import EXIT_INTERRUPTED, EXIT_RUNTIME_FAILURE, EXIT_USAGE, console
+    from loadgen.cli.common import EXIT_RUNTIME_FAILURE, EXIT_USAGE, console, keep_result
     from loadgen.config.scenario import ScenarioError, load_scenario
     from loadgen.config.units import parse_duration_s, parse_size_bytes
     from loadgen.engine import BackendUnavailable
+    from loadgen.result.files import OutputError
+    from loadgen.result.stop import StopKind, StopReason
+    from loadgen.run.interrupts import interrupted_exit_code
     from loadgen.run.limits import ConnectionLimitError
     from loadgen.study.console import render_study
     from loadgen.study.driver import run_study
@@ -132,17 +167,29 @@ def recv_modes(
     except TargetError as exc:
         raise fail(str(exc), EXIT_RUNTIME_FAILURE) from None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    json_target = out / f"recv-modes-{stamp}.json"
     try:
-        json_path = study.write(out / f"recv-modes-{stamp}.json")
-        html_path = write_study_html(study, out / f"recv-modes-{stamp}.html")
-    except OSError as exc:
-        raise fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_RUNTIME_FAILURE) from None
+        json_path: Path = study.write(json_target)
+    except OutputError as exc:  # keep what hours of measuring gave, and say where
+        json_path = Path(keep_result(exc, json_target.name, study.to_json() + "\n"))
+        written = False
+    else:
+        written = True
+    html_target = out / f"recv-modes-{stamp}.html"
+    try:
+        write_study_html(study, html_target)
+    except OutputError as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        written = False
     render_study(study, console)
     console.print(f"result: {json_path}", highlight=False, soft_wrap=True)
-    console.print(f"report: {html_path}", highlight=False, soft_wrap=True)
-    if any(trial.stop_reason.startswith("interrupted") for trial in study.trials):
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if any(trial.stop_reason.startswith("failed") for trial in study.trials):
+    if written:
+        console.print(f"report: {html_target}", highlight=False, soft_wrap=True)
+    for trial in study.trials:
+        interrupted = interrupted_exit_code(StopReason.parse(trial.stop_reason))
+        if interrupted is not None:
+            raise typer.Exit(interrupted)
+    if not written or StopKind.FAILED in {trial.stop_kind for trial in study.trials}:
         raise typer.Exit(EXIT_RUNTIME_FAILURE)
 
 

@@ -7,24 +7,30 @@ from typing import Annotated
 
 import typer
 
-from loadgen.cli.common import EXIT_USAGE, console, errors
+from loadgen.cli.common import EXIT_USAGE, SetOption, console, errors, examples
 from loadgen.config.scenario import ScenarioError, load_scenario
+
+EXAMPLES = examples(
+    "loadgen validate scenarios/*.yaml",
+    "loadgen validate my.yaml --set load.connections=5000",
+)
 
 
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a field: key=value.")
-    ] = None,
+    files: Annotated[
+        list[Path], typer.Argument(metavar="SCENARIO", help="Scenario files to check.")
+    ],
+    overrides: SetOption = None,
 ) -> None:
-    """Check scenario files without running them."""
+    """Check scenario files without running them (with --set applied to each, as run
+    would)."""
     bad = 0
     for file in files:
         try:
             load_scenario(file, overrides or [])
         except ScenarioError as exc:
             bad += 1
-            errors.print(str(exc), highlight=False)
+            errors.print(str(exc), highlight=False, markup=False)
         else:
             console.print(f"{file}: ok", highlight=False)
     if bad:

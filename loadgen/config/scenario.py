@@ -11,15 +11,11 @@ they are checked exactly like the file (their errors name ``--set`` instead of a
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,11 +23,35 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
+from loadgen.config.document import load_document
+from loadgen.config.files import anchor_paths, check_files
+from loadgen.config.http import HttpSpec as HttpSpec  # re-exported: its home moved
+from loadgen.config.messages import choice_problem
+from loadgen.config.problems import (
+    WRITTEN,
+    Located,
+    apply_overrides,
+    describe_errors,
+    format_path,
+)
+from loadgen.config.problems import (
+    ScenarioError as ScenarioError,  # raised here too: importers take it from here
+)
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.schedule import offerable_rates
+from loadgen.config.targets import (
+    TargetUrl,
+    check_url_targets,
+    expand_address_range,
+    is_url,
+    parse_target,
+    parse_url,
+)
+from loadgen.config.targets import parse_address as parse_address  # re-exported
 from loadgen.config.thresholds import Threshold
 from loadgen.config.tls import TlsSpec, check_tls
 from loadgen.config.units import (
@@ -44,7 +64,13 @@ from loadgen.config.units import (
 )
 from loadgen.protocols.stream import MAX_SEGMENT_BYTES, MAX_STREAM_BYTES
 
-DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
+
+def _duration_s(value: object, info: ValidationInfo) -> float:
+    written = bool(info.context and info.context.get(WRITTEN))
+    return parse_duration_s(value, unit_required=written)
+
+
+DurationS = Annotated[float, BeforeValidator(_duration_s)]
 SizeBytes = Annotated[int, BeforeValidator(parse_size_bytes)]
 Count = Annotated[int, BeforeValidator(parse_count)]
 
@@ -55,14 +81,6 @@ DEFAULT_RING_BUFFERS = 256
 #: io_uring's provided-buffer rings hold a power of two of entries below 65,536.
 MAX_RING_BUFFERS = 32768
 BUILTIN_TARGETS = ("echo", "http", "stream")
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; ``str()`` is one line per problem, ready to print."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 class _Model(BaseModel):
@@ -205,14 +223,6 @@ class EchoSpec(_Model):
     """Echo with verification (the message size is the top-level ``message_size``)."""
 
 
-class HttpSpec(_Model):
-    method: str = "GET"
-    path: str = "/"
-    headers: dict[str, str] = {}
-    body: str = ""
-    pipeline: int = Field(default=1, ge=1, le=1024)
-
-
 class RedisSpec(_Model):
     command: list[str] = ["PING"]
     pipeline: int = Field(default=1, ge=1, le=1024)
@@ -294,8 +304,40 @@ class Scenario(_Model):
     #: rst (SO_LINGER 0: an abort, no TIME_WAIT; for high-rate churn).
     close: Literal["fin", "rst"] = "fin"
     thresholds: list[ThresholdSpec] = []
-    #: TLS on every connection (``loadgen.config.tls``).
+    #: TLS on every connection (``loadgen.config.tls``; ``https://`` targets turn it on).
     tls: TlsSpec = TlsSpec()
+    #: A run in which no request succeeds is a failure (exit 1) unless this is set: for
+    #: studies of refusals, or of a target that answers only errors.
+    expect_failures: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_defaults(cls, document: Any) -> Any:
+        """A URL target means HTTP (unless a protocol is given: checked later, with its
+        line), its path is the default request path, and ``https`` turns TLS on."""
+        if not isinstance(document, dict):
+            return document
+        targets = document.get("target")
+        first = targets[0] if isinstance(targets, list) and targets else targets
+        if not isinstance(first, str) or not is_url(first):
+            return document
+        try:
+            url = parse_url(first)
+        except ValueError:
+            return document  # reported by the target check
+        document = dict(document)
+        protocol = document.get("protocol", "http")
+        if protocol == "http":
+            protocol = {"http": {}}
+        if isinstance(protocol, dict) and isinstance(protocol.get("http", {}), dict):
+            http = dict(protocol.get("http") or {})
+            http.setdefault("path", url.path)
+            protocol = {**protocol, "http": http}
+        document["protocol"] = protocol
+        tls = document.get("tls", {})
+        if url.tls and isinstance(tls, dict) and "enabled" not in tls:
+            document["tls"] = {**tls, "enabled": True}
+        return document
 
     @model_validator(mode="after")
     def _resolve_load(self) -> Scenario:
@@ -374,7 +416,8 @@ class Scenario(_Model):
 
     @property
     def plan(self) -> Load:
-        """The load plan (resolved from the shorthand when that was used)."""
+        """The ``load`` section (resolved from the shorthand when that was used); what a run
+        derives from it is ``loadgen.config.plan.LoadPlan``."""
         assert self.load is not None
         return self.load
 
@@ -389,8 +432,27 @@ class Scenario(_Model):
         return rest if kind == "builtin" else None
 
     def target_addresses(self) -> list[tuple[str, int]]:
-        """(host, port) of each network target (not for builtin ones)."""
-        return [parse_address(target) for target in self.targets]
+        """(host, port) of each network target (not for builtin ones); a host may be a name
+        (``loadgen.run.resolve`` resolves it at the start of a run)."""
+        return [parse_target(target) for target in self.targets]
+
+    @property
+    def target_url(self) -> TargetUrl | None:
+        """The (first) target as a URL, or None for HOST:PORT and built-in targets."""
+        first = self.targets[0]
+        return parse_url(first) if is_url(first) else None
+
+    def target_authorities(self) -> list[str]:
+        """What each target's HTTP ``Host`` header says: a URL's host (and port unless it
+        is the scheme's default), else ``host:port``."""
+        authorities = []
+        for target in self.targets:
+            if is_url(target):
+                authorities.append(parse_url(target).authority)
+            else:
+                host, port = parse_address(target)
+                authorities.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return authorities
 
     def source_addresses(self) -> list[str]:
         """Local addresses to spread connections over (empty: let the kernel choose)."""
@@ -422,32 +484,23 @@ class Scenario(_Model):
             else sizes.model_dump(mode="json", exclude_none=True)
         )
         data["thresholds"] = [threshold.expression for threshold in self.thresholds]
+        if self.protocol.http is not None:
+            data["protocol"]["http"] = _http_dict(self.protocol.http)
         return data
 
 
-def expand_address_range(text: str) -> list[str]:
-    """``127.0.0.1-127.0.0.8`` → eight addresses; a single address → itself."""
-    first, sep, last = text.partition("-")
-    try:
-        start = ipaddress.ip_address(first.strip())
-        end = ipaddress.ip_address(last.strip()) if sep else start
-    except ValueError:
-        raise ValueError(f"expected an IP address or a range A-B, got {text!r}") from None
-    if start.version != end.version or int(end) < int(start):
-        raise ValueError(f"address range {text!r} is empty or mixes IPv4 and IPv6")
-    if int(end) - int(start) >= 65536:
-        raise ValueError(f"address range {text!r} is larger than 65,536 addresses")
-    return [str(ipaddress.ip_address(n)) for n in range(int(start), int(end) + 1)]
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6addr]:port`` → (host, port)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"expected HOST:PORT or builtin:NAME, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port_text)
+def _http_dict(http: HttpSpec) -> dict[str, Any]:
+    """The http settings as a result records them: the keys that say something (no
+    request-set keys for one request, no unset optional fields)."""
+    data = http.model_dump(mode="json", exclude_none=True)
+    if not http.is_set:
+        data.pop("order", None)
+    if not http.variables:
+        data.pop("variables", None)
+    for variable in data.get("variables", {}).values():
+        if not variable.get("uuid"):
+            variable.pop("uuid", None)
+    return data
 
 
 def _check_target(scenario: Scenario) -> tuple[str, str] | None:
@@ -465,6 +518,10 @@ def _check_target(scenario: Scenario) -> tuple[str, str] | None:
             scenario.target_addresses()
         except ValueError as exc:
             return "target", str(exc)
+        tls = scenario.tls.enabled
+        problem = check_url_targets(scenario.targets, scenario.protocol_name, tls)
+        if problem:
+            return problem
     try:
         scenario.source_addresses()
     except ValueError as exc:
@@ -487,153 +544,93 @@ def check_receive(scenario: Scenario) -> tuple[str, str] | None:
     return None
 
 
-# --- YAML with line numbers -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Located:
-    """Where each node of the document starts, by path of keys and indexes."""
-
-    lines: dict[tuple[str | int, ...], int]
-
-    def line_of(self, path: tuple[str | int, ...]) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
-
-
-def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[Any, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            _index_lines(value_node, (*path, key), out)
-            out[(*path, key)] = key_node.start_mark.line + 1  # a field's line is its key's
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, (*path, index), out)
-
-
-def _format_path(path: Sequence[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside an annotation such as ``Load | None`` or ``list[Phase]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in get_args(annotation):
-        model = _model_in(argument)
-        if model is not None:
-            return model
-    return None
-
-
-def _known_keys(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
-    """Field names of the model that validates the mapping holding ``path[-1]``."""
-    current: Any = model
-    for part in path[:-1]:
-        if isinstance(part, int):
-            continue
-        field = current.model_fields.get(part)
-        current = _model_in(field.annotation) if field is not None else None
-        if current is None:
-            return []
-    return list(current.model_fields)
-
-
-def _describe(
-    error: Mapping[str, Any], source: str, located: _Located, overridden: set[str]
-) -> str:
-    path = tuple(error["loc"])
-    field = _format_path(path)
-    if field in overridden:
-        where = f"--set {field}"
-    else:
-        line = located.line_of(path)
-        where = f"{source}:{line}" if line else source
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        message = "unknown key"
-        close = difflib.get_close_matches(str(path[-1]), _known_keys(Scenario, path), n=1)
-        if close:
-            message += f"; did you mean {close[0]!r}?"
-        else:
-            known = _known_keys(Scenario, path)
-            if known:
-                message += f"; known keys: {', '.join(known)}"
-    elif kind == "missing":
-        message = "required field is missing"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if "input" in error and kind != "value_error":
-            message += f" (got {error['input']!r})"
-    return f"{where}: {field}: {message}" if field else f"{where}: {message}"
-
-
-def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> set[str]:
-    """Apply ``key.sub=value`` strings (values parsed as YAML scalars); return the paths set."""
-    touched: set[str] = set()
-    for item in overrides:
-        path, sep, raw = item.partition("=")
-        if not sep or not path.strip():
-            raise ScenarioError([f"--set {item}: expected KEY=VALUE, e.g. connections=1000"])
-        keys = path.strip().split(".")
-        target: dict[str, Any] = document
-        for key in keys[:-1]:
-            child = target.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise ScenarioError([f"--set {path}: {key} is not a mapping"])
-            target = child
-        target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
-        touched.add(path.strip())
-    return touched
+def _reword_shorthands(
+    path: tuple[str | int, ...], message: str, error: Mapping[str, Any], document: Mapping[str, Any]
+) -> tuple[tuple[str | int, ...], str]:
+    """``message_size: 64B`` and ``protocol: http`` have no ``fixed`` or ``http`` key in the
+    file: an error there is about the field as written."""
+    if path[:2] == ("message_size", "fixed") and not isinstance(document.get("message_size"), dict):
+        return ("message_size", *path[2:]), message
+    if (
+        len(path) == 2
+        and path[0] == "protocol"
+        and isinstance(document.get("protocol"), str)
+        and error["type"] == "extra_forbidden"
+    ):
+        return ("protocol",), choice_problem(path[1], _PROTOCOLS)
+    if error["type"] == "string_pattern_mismatch" and path == ("name",):
+        return path, (
+            f"{error.get('input')!r}: use letters, digits, '_', '.' and '-', starting with a "
+            "letter or digit"
+        )
+    return path, message
 
 
 def parse_scenario(
-    text: str, source: str = "<scenario>", overrides: Sequence[str] = ()
+    text: str,
+    source: str = "<scenario>",
+    overrides: Sequence[str] = (),
+    base_dir: Path | None = None,
 ) -> Scenario:
-    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field."""
+    """Validate scenario YAML; raise ``ScenarioError`` naming file, line and field (or the
+    ``--set`` that wrote it), every problem in the file's line order. Relative file paths in
+    it are relative to ``base_dir`` (default: the current directory)."""
+    document, located = load_document(text, source)
+    return validate_document(document, source, overrides, base_dir, located)
+
+
+def validate_document(
+    document: dict[str, Any],
+    source: str,
+    overrides: Sequence[str] = (),
+    base_dir: Path | None = None,
+    located: Located | None = None,
+) -> Scenario:
+    """Validate a scenario document (``parse_scenario`` without the YAML): errors name
+    ``source`` and, where ``located`` knows it, the line of the field."""
+    located = located or Located({})
+    overridden = apply_overrides(Scenario, document, overrides)
+    anchor_paths(document, base_dir or Path.cwd())
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError([f"{source}{line}: not valid YAML: {problem}"]) from None
-    if node is None or not isinstance(document, dict):
-        raise ScenarioError(
-            [f"{source}:1: expected a mapping of scenario fields (name, target, ...)"]
-        )
-    lines: dict[Any, int] = {}
-    _index_lines(node, (), lines)
-    overridden = apply_overrides(document, overrides)
-    try:
-        scenario = Scenario.model_validate(document)
+        scenario = Scenario.model_validate(document, context={WRITTEN: True})
     except ValidationError as exc:
-        located = _Located(lines)
         raise ScenarioError(
-            [_describe(e, source, located, overridden) for e in exc.errors()]
+            describe_errors(
+                Scenario,
+                exc.errors(),
+                source=source,
+                located=located,
+                overridden=overridden,
+                document=document,
+                reword=_reword_shorthands,
+            )
         ) from None
-    problem = (
-        _check_target(scenario)
-        or check_receive(scenario)
-        or check_tls(scenario.tls, scenario.builtin_target)
-    )
+    problem = _check_target(scenario) or check_receive(scenario)
     if problem:
         field, message = problem
         if field in overridden:
             raise ScenarioError([f"--set {field}: {field}: {message}"])
-        keys = tuple(field.split("."))
-        number = lines.get(keys) or lines.get(keys[:1])  # tls.ca_file: its line, or tls's
-        line = f":{number}" if number else ""
+        line = f":{located.lines[(field,)]}" if (field,) in located.lines else ""
         raise ScenarioError([f"{source}{line}: {field}: {message}"])
+    files = check_files(scenario.protocol.http, scenario.tls)
+    if files:
+        path, message = files
+        field = format_path(path)
+        number = located.line_of(path)
+        setting = next(
+            (o for o in overridden if field == o or field.startswith((o + ".", o + "["))), None
+        )
+        where = f"{source}:{number}" if number else source
+        where = f"--set {setting}" if setting is not None else where
+        raise ScenarioError([f"{where}: {field}: {message}"])
+    tls = check_tls(scenario.tls, scenario.builtin_target)  # the files load, once read
+    if tls:
+        field, message = tls
+        number = located.line_of(tuple(field.split(".")))
+        setting = next((o for o in overridden if field == o or field.startswith(o + ".")), None)
+        where = f"{source}:{number}" if number else source
+        where = f"--set {setting}" if setting is not None else where
+        raise ScenarioError([f"{where}: {field}: {message}"])
     return scenario
 
 
@@ -641,7 +638,14 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """Read and validate a scenario file."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as exc:
         raise ScenarioError([f"{file}: cannot read: {exc.strerror or exc}"]) from None
-    return parse_scenario(text, str(file), overrides)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScenarioError(
+            [f"{file}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8"]
+        ) from None
+    return parse_scenario(text, str(file), overrides, base_dir=file.resolve().parent)

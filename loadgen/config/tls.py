@@ -10,9 +10,10 @@
       min_version: "1.2"             # or "1.3"
       session_resumption: true       # resume the slot's last session on reconnects
 
-No network here: the files are read and loaded into a throw-away context once
-(``check_tls``: a scenario error names the field), the TLS context of a run is built by each
-shard (``loadgen.load.tls``).
+No network here: the files are loaded into a throw-away context once (``check_tls``: a
+scenario error names the field; relative paths are the scenario file's, as for every file it
+names: ``loadgen.config.files``), the TLS context of a run is built by each shard
+(``loadgen.load.tls``).
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def no_passphrase() -> str:
 
 def check_tls(tls: TlsSpec, builtin_target: str | None) -> tuple[str, str] | None:
     """(field, problem) for a TLS section that cannot be used, else None: TLS towards a
-    built-in target (they speak plain TCP), a file that cannot be read, or one OpenSSL
-    cannot use (not PEM, a key that does not match its certificate)."""
+    built-in target (they speak plain TCP), or a file OpenSSL cannot use (not PEM, a key
+    that does not match its certificate, an encrypted key). The files are readable by now
+    (``loadgen.config.files.check_files`` read them first)."""
     if not tls.enabled:
         return None
     if builtin_target is not None:
@@ -74,15 +76,6 @@ def check_tls(tls: TlsSpec, builtin_target: str | None) -> tuple[str, str] | Non
             f"builtin:{builtin_target} speaks plain TCP; TLS needs a target that terminates "
             "TLS (a server, or a TLS proxy in front of a built-in target)"
         )
-    for key in ("ca_file", "client_cert", "client_key"):
-        path = getattr(tls, key)
-        if path is None:
-            continue
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            return f"tls.{key}", f"cannot read {path}: {exc.strerror or exc}"
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if tls.ca_file is not None:
         try:

@@ -14,7 +14,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _NUMBER = r"(?P<num>\d+(?:\.\d+)?|\.\d+)"
-_DURATION = re.compile(rf"^\s*{_NUMBER}\s*(?P<unit>ns|us|µs|ms|s|m|h)?\s*$")
+_DURATION_UNIT = r"(?:ns|us|µs|ms|s|m|h)"
+#: One or more ``NUMBER UNIT`` parts: ``250ms``, ``1m30s``, ``1h 2m``.
+_DURATION = re.compile(rf"^\s*(?:(?:\d+(?:\.\d+)?|\.\d+)\s*{_DURATION_UNIT}\s*)+$")
+_DURATION_PART = re.compile(rf"(\d+(?:\.\d+)?|\.\d+)\s*({_DURATION_UNIT})")
+_BARE_NUMBER = re.compile(rf"^\s*{_NUMBER}\s*$")
 _SIZE = re.compile(rf"^\s*{_NUMBER}\s*(?P<unit>B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
 _COUNT = re.compile(rf"^\s*{_NUMBER}\s*(?P<unit>k|m)?\s*$", re.IGNORECASE)
 
@@ -31,22 +35,38 @@ _BYTES = {
 _COUNTS = {"k": 1000, "m": 1_000_000}
 
 
-def parse_duration_s(value: object) -> float:
-    """``"250ms"`` → 0.25; a bare number is seconds. Units: ns, us, ms, s, m, h."""
+def parse_duration_s(value: object, *, unit_required: bool = False) -> float:
+    """``"250ms"`` → 0.25, ``"1m30s"`` → 90.0 (parts add up, as in Go and k6). Units: ns,
+    us, ms, s, m, h.
+
+    A bare number is seconds, unless ``unit_required`` (what people write: scenario files,
+    thresholds, the command line), where only 0 may go without a unit: ``think_time: 10`` is
+    as likely meant as 10 ms as 10 s, so it is an error that offers both.
+    """
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 10s or 250ms")
     if isinstance(value, int | float):
         seconds = float(value)
+        bare = True
     else:
-        match = _DURATION.match(str(value))
-        if match is None:
+        text = str(value)
+        number = _BARE_NUMBER.match(text)
+        if number is not None:
+            seconds, bare = float(number["num"]), True
+        elif _DURATION.match(text):
+            seconds = sum(float(n) * _SECONDS[u] for n, u in _DURATION_PART.findall(text))
+            bare = False
+        else:
             raise ValueError(
-                f"expected a duration such as 10s or 250ms (units: ns, us, ms, s, m, h), "
+                f"expected a duration such as 10s, 250ms or 1m30s (units: ns, us, ms, s, m, h), "
                 f"got {value!r}"
             )
-        seconds = float(match["num"]) * _SECONDS[match["unit"] or "s"]
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if bare and unit_required and seconds != 0:
+        raise ValueError(
+            f"a duration needs a unit: write {seconds:g}s or {seconds:g}ms (got {value!r})"
+        )
     return seconds
 
 

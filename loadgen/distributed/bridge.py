@@ -73,7 +73,15 @@ class HostOutcome:
 
 
 class HostFailed(RuntimeError):
-    """The host process ended without a result (the message says how, with its stderr)."""
+    """The host process ended without a result (the message says how, with its stderr);
+    ``traceback`` is the failure's Python traceback when the host sent one."""
+
+    def __init__(self, message: str, traceback: str | None = None) -> None:
+        super().__init__(message)
+        self.traceback = traceback
+
+    def __reduce__(self) -> tuple[type[HostFailed], tuple[str, str | None]]:
+        return type(self), (str(self), self.traceback)  # Dask pickles it to the client
 
 
 class DistributedMissing(RuntimeError):
@@ -113,14 +121,10 @@ def check_host(jobs: dict[str, HostJob], dask_worker: Any = None) -> str | None:
     worker before a run (it passes ``dask_worker``), so that a missing backend or receive
     feature, or too many connections for the host's limits, is refused before any traffic,
     as on one host. Automatic fitting (more processes, 127.0.0.x sources) is not done here."""
+    from loadgen.config.plan import LoadPlan
     from loadgen.engine import BackendUnavailable, select_backend
     from loadgen.engine.base import FeatureUnavailable
-    from loadgen.run.limits import (
-        ConnectionLimitError,
-        check_descriptors,
-        check_ports,
-        peak_connections,
-    )
+    from loadgen.run.limits import ConnectionLimitError, check_descriptors, check_ports
     from loadgen.run.wiring import check_receive_features
 
     job = jobs[dask_worker.address]
@@ -135,10 +139,11 @@ def check_host(jobs: dict[str, HostJob], dask_worker: Any = None) -> str | None:
     finally:
         engine.shutdown()
     try:
-        for spec in job.specs:
-            check_descriptors(peak_connections(spec.scenario), raise_soft=False)
+        peaks = [LoadPlan.from_scenario(spec.scenario).peak_connections for spec in job.specs]
+        for peak in peaks:
+            check_descriptors(peak, raise_soft=False)
         check_ports(
-            sum(peak_connections(spec.scenario) for spec in job.specs),
+            sum(peaks),
             len(job.scenario.source_addresses()),
             len(job.scenario.targets),
         )
@@ -193,7 +198,8 @@ def run_host(job: HostJob, run_id: str) -> HostOutcome:
             elif kind == "result":
                 return HostOutcome(message[1], offset)
             elif kind == "error":
-                raise HostFailed(f"{message[1]}{_stderr_tail(stderr)}")
+                failure = message[1]  # a StopReason
+                raise HostFailed(f"{failure.detail}{_stderr_tail(stderr)}", failure.traceback)
     finally:
         _finish(process)
         stderr.close()

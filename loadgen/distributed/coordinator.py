@@ -23,8 +23,8 @@ number since that start and feed the live view; at the end the hosts' results me
 
 Faults: a worker that leaves the cluster (died, killed) or a host task that fails makes the
 run partial and is named (host, worker address, hostname, why); the others are stopped, and
-what the lost host had reported in its ticks is merged with the rest. Ctrl-C stops every
-host and the partial result is still returned.
+what the lost host had reported in its ticks is merged with the rest, even when no host is
+left. Ctrl-C (or SIGTERM, SIGHUP) stops every host and the partial result is still returned.
 
 Security: the scheduler runs whatever pickled code its clients send; run it on a private
 network or with TLS (README, "Distributed runs").
@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from loadgen import __version__
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario
 from loadgen.distributed.bridge import (
     DistributedMissing,
@@ -54,8 +55,10 @@ from loadgen.distributed.bridge import (
 )
 from loadgen.distributed.clock import WARN_OFFSET_S, ClockOffset, measure_offset
 from loadgen.distributed.host import HostJob
-from loadgen.result.model import Cluster, ClusterHost, RunResult
-from loadgen.run.interrupts import sigint_recorded
+from loadgen.distributed.unmeasured import unmeasured_result
+from loadgen.result.model import Cluster, ClusterHost, Environment, RunResult
+from loadgen.result.stop import StopKind, StopReason
+from loadgen.run.interrupts import interrupts_recorded
 from loadgen.run.merge import add_counts, merge_results, result_from_intervals
 from loadgen.run.progress import Snapshot, TickBoard
 from loadgen.run.shard import ShardError
@@ -63,6 +66,7 @@ from loadgen.run.split import arrival_phase, split_scenario
 
 Notice = Callable[[str], None]
 LiveFactory = Callable[[Callable[[], Snapshot]], AbstractContextManager[object]]
+BoardWatch = Callable[[TickBoard], AbstractContextManager[object]]
 
 #: The resource a worker offers to be a load host (``dask worker --resources loadgen=1``).
 RESOURCE = "loadgen"
@@ -95,6 +99,8 @@ class HostInfo:
     hostname: str
     loadgen_version: str
     cpu_count: int
+    os: str = ""
+    python: str = ""
 
 
 def _import_distributed() -> Any:
@@ -170,6 +176,8 @@ def choose_hosts(client: Any, address: str, hosts: int | None) -> list[HostInfo]
             hostname=str(identities[worker]["hostname"]),
             loadgen_version=str(versions[worker]),
             cpu_count=int(identities[worker]["cpu_count"]),
+            os=str(identities[worker].get("os", "")),
+            python=str(identities[worker].get("python", "")),
         )
         for worker in chosen
     ]
@@ -188,10 +196,11 @@ def plan_jobs(
 
     counts = [processes or host.cpu_count for host in hosts]
     total = sum(counts)
-    if total > scenario.plan.connections:
+    peak = LoadPlan.from_scenario(scenario).peak_connections
+    if total > peak:
         raise ClusterError(
             f"{total} client processes over {len(hosts)} hosts but the scenario has "
-            f"{scenario.plan.connections} connections: give --processes fewer (or --hosts)"
+            f"{peak} connections: give --processes fewer (or --hosts)"
         )
     weights = [1.0] * total
     slices = split_scenario(scenario, weights) if total > 1 else [scenario]
@@ -251,8 +260,10 @@ class _ClusterRun:
         self.ready: dict[int, tuple[ClockOffset, float]] = {}  # host -> (offset, margin_s)
         self.outcomes: dict[int, HostOutcome] = {}
         self.lost: dict[int, str] = {}
-        self.interrupted: list[str] = []
+        self.tracebacks: dict[int, str] = {}  # lost host -> the traceback its failure sent
+        self.interrupted: list[StopReason] = []
         self.started = False
+        self.started_at_s: float | None = None
         self.stopping = False
         self.futures: list[Any] = []
         self.own_offset = measure_offset(lambda: float(client.run_on_scheduler(time.time)))
@@ -266,10 +277,12 @@ class _ClusterRun:
             self.stop_event.set()
             self.stopping = True
 
-    def _lose(self, host: int, why: str) -> None:
+    def _lose(self, host: int, why: str, traceback: str | None = None) -> None:
         if host in self.lost or host in self.outcomes:
             return
         self.lost[host] = why
+        if traceback:
+            self.tracebacks[host] = traceback
         for spec in self.jobs[host].specs:
             self.board.retire(spec.index)
         if self.notice is not None:
@@ -295,11 +308,15 @@ class _ClusterRun:
                 outcome = self.outcomes[host] = future.result()
                 for spec in self.jobs[host].specs:
                     self.board.retire(spec.index)
-                if outcome.result.stop_reason.startswith("failed"):
+                if outcome.result.stop.kind is StopKind.FAILED:
                     self.stop()  # as one host's failed shard stops that host's others
             else:
                 error = future.exception()
-                self._lose(host, f"failed: {type(error).__name__}: {error}")
+                self._lose(
+                    host,
+                    f"failed: {type(error).__name__}: {error}",
+                    getattr(error, "traceback", None),
+                )
 
     def _check_workers(self) -> None:
         present = worker_addresses(self.client)
@@ -311,6 +328,7 @@ class _ClusterRun:
         margin_s = max(margin for _offset, margin in self.ready.values())
         scheduler_now = time.time() - self.own_offset.offset_s
         self.start_variable.set(scheduler_now + margin_s + START_SLACK_S)
+        self.started_at_s = time.time() + margin_s + START_SLACK_S  # on this host's clock
         self.started = True
 
     def drive(self, duration_s: float) -> None:
@@ -331,10 +349,14 @@ class _ClusterRun:
         began = time.monotonic()
         deadline: float | None = None
         next_health = began
-        connections = max(spec.scenario.plan.connections for j in self.jobs for spec in j.specs)
+        connections = max(
+            LoadPlan.from_scenario(spec.scenario).peak_connections
+            for job in self.jobs
+            for spec in job.specs
+        )
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
-        # Ctrl-C only records (no Dask call inside a signal handler); the loop stops the hosts.
-        with sigint_recorded() as self.interrupted:
+        # A stop signal only records (no Dask call in a signal handler); the loop stops hosts.
+        with interrupts_recorded() as self.interrupted:
             while len(self.outcomes) + len(self.lost) < len(self.jobs):
                 if self.interrupted and not self.stopping:
                     self.stop()
@@ -386,6 +408,7 @@ def run_cluster(
     notice: Notice | None = None,
     live: LiveFactory | None = None,
     seed: int | None = None,
+    watch: BoardWatch | None = None,
 ) -> RunResult:
     """Run ``scenario`` on the Dask cluster at ``address`` and return the merged result."""
     return run_cluster_hosts(
@@ -397,6 +420,7 @@ def run_cluster(
         notice=notice,
         live=live,
         seed=seed,
+        watch=watch,
     ).result
 
 
@@ -410,9 +434,10 @@ def run_cluster_hosts(
     notice: Notice | None = None,
     live: LiveFactory | None = None,
     seed: int | None = None,
+    watch: BoardWatch | None = None,
 ) -> ClusterOutcome:
     """``run_cluster``, with every host's own result beside the merged one."""
-    from loadgen.run.progress import phase_label
+    from loadgen.run.resolve import resolve_targets
     from loadgen.targets.process import builtin_target
 
     with ExitStack() as stack:
@@ -431,18 +456,20 @@ def run_cluster_hosts(
                     "address"
                 )
             addresses = [stack.enter_context(builtin_target(builtin, backend=backend))]
-        else:
-            addresses = scenario.target_addresses()
+        else:  # resolved here, once: every host connects to the same addresses
+            addresses = resolve_targets(
+                scenario.target_addresses(), scenario.timeouts.connect, notice
+            )
         jobs = plan_jobs(scenario, chosen, processes, backend, addresses, seed)
         check_hosts(client, chosen, jobs)
         shards = sum(len(job.specs) for job in jobs)
-        board = TickBoard(
-            shards, scenario.plan.duration, lambda elapsed: phase_label(scenario, elapsed)
-        )
+        plan = LoadPlan.from_scenario(scenario)
+        board = TickBoard(shards, plan.duration_s, plan.phase_label)
         run = _ClusterRun(client, chosen, jobs, board, notice)
         stack.callback(run.close)
-        with live(board.snapshot) if live else nullcontext():
-            run.drive(scenario.plan.duration)
+        watched = watch(board) if watch else nullcontext()
+        with watched, live(board.snapshot) if live else nullcontext():
+            run.drive(plan.duration_s)
         hosts_results = {host: outcome.result for host, outcome in run.outcomes.items()}
         return ClusterOutcome(_merge(run, scenario, address), hosts_results)
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
@@ -453,7 +480,7 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
     parts: list[RunResult] = []
     labels: list[str] = []
     machines: list[str] = []
-    like = next(iter(run.outcomes.values())).result if run.outcomes else None
+    like = next(iter(run.outcomes.values())).result if run.outcomes else _nothing(run, scenario)
     for host, job in enumerate(run.jobs):
         info = run.hosts[host]
         if host in run.outcomes:
@@ -466,36 +493,69 @@ def _merge(run: _ClusterRun, scenario: Scenario, address: str) -> RunResult:
         for spec in job.specs:
             intervals = run.board.intervals[spec.index]
             if intervals:
-                parts.append(result_from_intervals(intervals, like, run.lost[host]))
+                parts.append(
+                    result_from_intervals(
+                        intervals,
+                        like,
+                        StopReason(StopKind.FAILED, run.lost[host], run.tracebacks.get(host)),
+                    )
+                )
                 labels.append(f"{run.describe(host)}, lost")
                 machines.append(info.hostname)
-    lost = [f"{run.describe(h)} lost: {why}" for h, why in sorted(run.lost.items())]
+    lost = [
+        StopReason(StopKind.FAILED, f"{run.describe(h)} lost: {why}", run.tracebacks.get(h))
+        for h, why in sorted(run.lost.items())
+    ]
     lost += [  # hosts that gave a result but lost a shard of their own
-        f"{run.describe(h)}: {outcome.result.stop_reason.removeprefix('failed: ')}"
+        outcome.result.stop.labelled(run.describe(h))
         for h, outcome in sorted(run.outcomes.items())
-        if outcome.result.stop_reason.startswith("failed")
+        if outcome.result.stop.kind is StopKind.FAILED
     ]
     if not parts:
         raise ShardError(
-            "no host produced a result: " + "; ".join(lost or run.interrupted or ["no hosts"])
+            "no host produced a result: "
+            + "; ".join(
+                [f.detail for f in lost] or [str(r) for r in run.interrupted] or ["no hosts"]
+            ),
+            StopReason.failed_parts(lost) if lost else None,
         )
     if run.interrupted:
-        stop_reason: str | None = run.interrupted[0]
+        stop: StopReason | None = run.interrupted[0]
     elif lost:
-        stop_reason = "failed: " + "; ".join(lost)
+        stop = StopReason.failed_parts(lost)
     else:
-        stop_reason = None
+        stop = None
     processes = sum(len(job.specs) for job in run.jobs)
     result = merge_results(
         parts,
         scenario,
-        stop_reason=stop_reason,
+        stop=stop,
         processes=processes,
         labels=labels,
         machines=machines,
     )
     cluster = _cluster(run, address, processes)  # its warnings: shown with the result
     return replace(result, scenario=scenario.to_dict(), cluster=cluster)
+
+
+def _nothing(run: _ClusterRun, scenario: Scenario) -> RunResult | None:
+    """When no host gave a result: a result with nothing measured, in a host's shape, for
+    what the lost hosts had ticked; None when the run never started (nothing was ticked)."""
+    if run.started_at_s is None:
+        return None
+    first = run.hosts[0]
+    environment = Environment(
+        backend=run.jobs[0].backend,  # as asked ("auto": the lost host resolved it)
+        recv_mode=scenario.receive,
+        recv_options=scenario.receive_options(),
+        os=first.os,
+        python=first.python,
+        loadgen_version=first.loadgen_version,
+        processes=1,
+        cpu_count=first.cpu_count,
+        hostname=first.hostname,
+    )
+    return unmeasured_result(scenario, environment, run.started_at_s)
 
 
 def _cluster(run: _ClusterRun, address: str, processes: int) -> Cluster:

@@ -18,7 +18,7 @@ Protocol (``frames``; stdin from the bridge, stdout to it):
 * in: a ``HostJob``; then ``("start", monotonic_ns)`` or ``("stop",)``; the end of stdin
   (the worker died) stops the run as well;
 * out: ``("ready", margin_ns)``, ``("tick", Tick)``, then ``("result", RunResult)`` or
-  ``("error", text)``.
+  ``("error", StopReason)`` (the failure with its traceback, or its shards' tracebacks).
 
 Everything else this process or its children print goes to stderr (fd 1 is pointed at fd
 2 as soon as the frame stream is taken), so nothing can corrupt the frames.
@@ -33,10 +33,12 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import IO
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario
 from loadgen.distributed.frames import read_frame, write_frame
+from loadgen.result.stop import StopReason
 from loadgen.run.progress import Tick, TickBoard
-from loadgen.run.shard import ShardSpec
+from loadgen.run.shard import ShardError, ShardSpec
 
 
 @dataclass(frozen=True)
@@ -119,11 +121,18 @@ def run_job(job: HostJob, frames_in: IO[bytes], out: IO[bytes]) -> None:
             for number, spec in enumerate(job.specs)
         ]
         board = ForwardingBoard(
-            [spec.index for spec in job.specs], job.scenario.plan.duration, out, lock
+            [spec.index for spec in job.specs],
+            LoadPlan.from_scenario(job.scenario).duration_s,
+            out,
+            lock,
         )
         result = run_processes(local, job.scenario, board, gate)
     except Exception as exc:
-        send(out, lock, ("error", f"{type(exc).__name__}: {exc}"))
+        failure = StopReason.from_exception(exc)
+        shards = exc.stop if isinstance(exc, ShardError) else None
+        if shards is not None and shards.traceback:  # where it went wrong: in the shards
+            failure = replace(failure, traceback=shards.traceback)
+        send(out, lock, ("error", failure))
         return
     send(out, lock, ("result", result))
 

@@ -134,6 +134,33 @@ def posix_error_kind(code: int) -> ErrorKind:
     return _POSIX_ERROR_KINDS.get(code, ErrorKind.OTHER)
 
 
+#: ``tcpi_state`` of a socket the peer reset (include/net/tcp_states.h); after the peer's
+#: orderly FIN it is CLOSE_WAIT (8) until this side closes too.
+TCP_STATE_CLOSE = 7
+
+
+def posix_end_error(sock: socket.socket) -> int:
+    """The error behind an end of stream on a POSIX socket (0: an orderly close).
+
+    A reset sets the socket's pending error once; whichever call comes first takes it. When
+    a send took it (``ECONNRESET``/``EPIPE``) and a receive completion is handled before the
+    send's, the receive shows only the end of the stream (0), which is no reset. Seen on
+    io_uring with zero-byte receives: 220 of 700 resets right after accept read as EOF.
+    ``SO_ERROR`` gives a pending error not yet taken; on Linux, a connection in TCP state
+    CLOSE without this side having closed it was aborted by the peer, so it is a reset."""
+    try:
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            return code
+        # Linux: tcpi_state is the first byte of struct tcp_info.
+        info = getattr(socket, "TCP_INFO", None)
+        if info is not None and sock.getsockopt(socket.IPPROTO_TCP, info, 1)[0] == TCP_STATE_CLOSE:
+            return errno.ECONNRESET
+    except OSError:  # nothing more to learn from this socket
+        return 0
+    return 0
+
+
 def buffer_ring_unsupported(backend: str) -> NotImplementedError:
     """What a backend without provided-buffer rings raises when asked for one."""
     return NotImplementedError(
@@ -184,7 +211,11 @@ class Backend(Protocol):
 
     def accept(self, listen_handle: int, token: int) -> None: ...
 
-    def send(self, handle: int, data: Buffer, token: int) -> None: ...
+    def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
+        """Send ``data`` (kept unchanged until the send completes). Read-only ``bytes`` work
+        everywhere; IOCP copies them first (the kernel needs a fixed address), so a hot path
+        sends a bytearray it keeps."""
+        ...
 
     def recv(self, handle: int, buf: Buffer, token: int) -> None: ...
 
@@ -195,6 +226,12 @@ class Backend(Protocol):
     # --- immediate -----------------------------------------------------------------
     def recv_now(self, handle: int, buf: Buffer) -> int:
         """Non-blocking receive: bytes read, 0 at EOF, ``-code`` on error (EAGAIN included)."""
+        ...
+
+    def end_error(self, handle: int) -> int:
+        """After a receive returned 0 (EOF): 0 when the peer closed in order (FIN), else the
+        error code behind the end (a reset whose error another operation took first: see
+        ``posix_end_error``). One system call; asked only at the end of a connection."""
         ...
 
     def wait(

@@ -36,6 +36,7 @@ from loadgen.engine.base import (
     Completion,
     ErrorKind,
     NoBufferFeatures,
+    posix_end_error,
     posix_error_kind,
 )
 
@@ -75,7 +76,7 @@ class _Sock:
         self.read_buf: Buffer | None = None
         self.write_op = 0
         self.write_token = 0
-        self.write_buf: Buffer | None = None
+        self.write_buf: Buffer | bytes | None = None
         # Optimistic until the kernel says EAGAIN: a fresh socket costs one wasted try.
         self.readable = True
         self.writable = True
@@ -167,7 +168,7 @@ class EpollBackend(NoBufferFeatures):
         self._pending += 1
         return state
 
-    def _post_write(self, handle: int, op: int, buf: Buffer | None, token: int) -> _Sock:
+    def _post_write(self, handle: int, op: int, buf: Buffer | bytes | None, token: int) -> _Sock:
         state = self._socks[handle]
         if state.write_op:
             raise RuntimeError(f"socket {handle} already has a write-side operation pending")
@@ -193,7 +194,7 @@ class EpollBackend(NoBufferFeatures):
         if state.readable:
             self._do_read(state, 0)
 
-    def send(self, handle: int, data: Buffer, token: int) -> None:
+    def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         state = self._post_write(handle, _SEND, data, token)
         if state.writable:
             self._do_send(state)
@@ -217,6 +218,10 @@ class EpollBackend(NoBufferFeatures):
             self._finish_read(state, -errno.ECANCELED)
         elif state.write_op and state.write_token == token:
             self._finish_write(state, -errno.ECANCELED)
+
+    def end_error(self, handle: int) -> int:
+        state = self._socks.get(handle)
+        return 0 if state is None else posix_end_error(state.sock)
 
     def recv_now(self, handle: int, buf: Buffer) -> int:
         try:

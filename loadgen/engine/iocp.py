@@ -121,7 +121,7 @@ _ERROR_KINDS: Final[dict[int, ErrorKind]] = {
 }
 
 
-def _address_of(buf: Buffer) -> tuple[object | None, int, int]:
+def _address_of(buf: Buffer | bytes) -> tuple[object | None, int, int]:
     """Pin ``buf`` and return (anchor keeping it pinned, address, length in bytes).
 
     ``c_char.from_buffer`` exports the buffer, so a bytearray cannot be resized or freed
@@ -437,7 +437,7 @@ class IocpBackend(NoBufferFeatures):
         )
         self._begin(op, bool(ok))
 
-    def send(self, handle: int, data: Buffer, token: int) -> None:
+    def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         op = self._write_slot(handle)
         anchor, address, n = _address_of(data)
         op.start(_SEND, token, anchor, address, n)
@@ -474,6 +474,21 @@ class IocpBackend(NoBufferFeatures):
                 self._k32.CancelIoEx(handle, op.address)
 
     # --- immediate -----------------------------------------------------------------------
+    def end_error(self, handle: int) -> int:
+        """SO_ERROR (Windows reports a reset on the receive itself, WSAECONNRESET)."""
+        if handle not in self._socks:
+            return 0
+        value = ctypes.c_int(0)
+        size = ctypes.c_int(ctypes.sizeof(value))
+        rc = self._ws2.getsockopt(
+            handle,
+            win32.SocketLevel.SOL_SOCKET,
+            win32.SocketOption.SO_ERROR,
+            ctypes.byref(value),
+            ctypes.byref(size),
+        )
+        return value.value if rc == 0 else 0
+
     def recv_now(self, handle: int, buf: Buffer) -> int:
         if buf is not self._recv_now_buf:  # the caller reuses one scratch buffer
             self._recv_now_anchor, self._recv_now_address, self._recv_now_len = _address_of(buf)

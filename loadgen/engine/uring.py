@@ -40,7 +40,7 @@ How io_uring fits this engine, and the facts the code below relies on:
   FIN also gives res 0, so it cannot tell "data waiting" from "EOF". POLL_ADD with
   POLLIN|POLLRDHUP completes with the revents mask, which can: POLLRDHUP/POLLHUP/POLLERR
   become FLAG_HANGUP. It also costs less kernel memory per pending operation (~254 B
-  versus ~830 B for a RECV, DESIGN.md section 6).
+  versus ~830 B for a RECV, measured with slabinfo: docs/recv-modes.md).
 
 * **Closing does not end pending requests.** A pending request holds its own reference to
   the file, so ``close(fd)`` alone leaves it waiting forever. ``close`` therefore queues
@@ -117,6 +117,7 @@ from loadgen.engine.base import (
     Completion,
     ErrorKind,
     FeatureUnavailable,
+    posix_end_error,
     posix_error_kind,
 )
 from loadgen.engine.uring_buffers import BufferRing
@@ -645,6 +646,10 @@ class UringBackend:
 
     # --- immediate -----------------------------------------------------------------------
 
+    def end_error(self, handle: int) -> int:
+        state = self._conns.get(handle)
+        return 0 if state is None else posix_end_error(state.sock)
+
     def recv_now(self, handle: int, buf: Buffer) -> int:
         try:
             st = self._conns[handle]
@@ -886,13 +891,14 @@ class UringBackend:
     def _enter_and_wait(self, to_submit: int, timeout_s: float | None) -> None:
         """The one ``io_uring_enter`` of a ``wait``: submit, then wait for one completion."""
         fd = self._ring_fd
+        nr_enter, getevents = abi.NR_IO_URING_ENTER, abi.IORING_ENTER_GETEVENTS
         deadline = None
         while True:
             if timeout_s is None:
-                ret = self._enter(426, fd, to_submit, 1, abi.IORING_ENTER_GETEVENTS, 0, 0)
+                ret = self._enter(nr_enter, fd, to_submit, 1, getevents, 0, 0)
             elif timeout_s <= 0 or self._cq_ktail[0] != self._cq_head:
                 # Poll: GETEVENTS with min_complete 0 still runs pending completion work.
-                ret = self._enter(426, fd, to_submit, 0, abi.IORING_ENTER_GETEVENTS, 0, 0)
+                ret = self._enter(nr_enter, fd, to_submit, 0, getevents, 0, 0)
             else:
                 if deadline is None:
                     deadline = time.monotonic() + timeout_s
@@ -900,11 +906,11 @@ class UringBackend:
                 self._ts.tv_sec = int(sec)
                 self._ts.tv_nsec = int(frac * 1e9)
                 ret = self._enter(
-                    426,
+                    nr_enter,
                     fd,
                     to_submit,
                     1,
-                    abi.IORING_ENTER_GETEVENTS | abi.IORING_ENTER_EXT_ARG,
+                    getevents | abi.IORING_ENTER_EXT_ARG,
                     self._ext_arg_addr,
                     self._ext_arg_size,
                 )

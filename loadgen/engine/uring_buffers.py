@@ -20,7 +20,7 @@ the memory, its registration, and the accounting of who holds which buffer.
   for the SQ (``uring.py``). **Memory consequence:** the receive memory is the ring's
   ``count * size``, whatever the number of sockets: an idle connection holds no user
   buffer, only its armed multishot receive, one kernel request (a pending RECV measured
-  ~830 B, DESIGN.md section 6; the multishot one was not measured apart). Data that
+  ~830 B, docs/recv-modes.md; the multishot one was not measured apart). Data that
   arrives faster than buffers come back waits in socket buffers (kernel memory), not in
   ours. The buffers are *not* pinned: the kernel copies into them by address, in our task.
   Multishot receive arrived in 6.0, so the ring is offered only when DEFER_TASKRUN (6.1)

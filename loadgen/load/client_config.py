@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from loadgen.config.receive import ReceiveMode
+from loadgen.load.request_set import RequestSet
 from loadgen.load.tls import TlsConfig
 from loadgen.protocols.base import Codec
 
@@ -25,7 +26,10 @@ class ClientConfig:
     request_timeout_s: float
     #: Closed model: (duration_s, connections at start, at end) per phase; empty = constant.
     connection_phases: Sequence[tuple[float, int, int]] = ()
-    think_time_s: float = 0.0
+    #: (end_s, think_s) per phase, in order (``LoadPlan.think_times``): after a response a
+    #: connection waits the think time of the phase the response came in; the last holds
+    #: past its end. Empty: no think time.
+    think_times: Sequence[tuple[float, float]] = ()
     #: Closed model: (start_s, end_s) stretches of idle phases, in which connections open
     #: (and keep their receive posted) but send nothing; they start when the stretch ends.
     idle_windows: Sequence[tuple[float, float]] = ()
@@ -39,3 +43,6 @@ class ClientConfig:
     register_buffers: bool = False  # buffered: register the buffers with the kernel
     close_rst: bool = False  # close: rst: every close an abort (no TIME_WAIT)
     tls: TlsConfig | None = None  # TLS on every connection (None: plain TCP)
+    #: HTTP request sets and variables: what each connection sends per exchange (None:
+    #: the codec's one fixed request).
+    request_set: RequestSet | None = None

@@ -1,9 +1,10 @@
 """When a connection with nothing in flight may send again: think time, idle phases, and
 the hold of connections opened before the start.
 
-* Think time (closed model): after a response, a connection waits ``think_time`` before its
-  next request; the waits sit in a timer heap that the loop fires before each ``wait()``
-  (and ``wait()`` never sleeps past the next one).
+* Think time (closed model): after a response, a connection waits the think time of the
+  phase the response came in before its next request; the waits sit in a timer heap that
+  the loop fires before each ``wait()`` (and ``wait()`` never sleeps past the next one).
+  The current phase's think time and end are kept, so a response costs one comparison.
 * Idle phases (closed model, ``idle_windows``): connections open and post their receive but
   send nothing until the phase ends (checked each tick); the receive-mode study measures
   the memory of idle connections this way, then of the same connections under traffic.
@@ -21,14 +22,27 @@ import heapq
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
+from loadgen.config.schedule import NEVER_NS
+
 C = TypeVar("C")
 
 
 class Pacing(Generic[C]):
     """Think-time timers and the pause of idle phases, for one client."""
 
-    def __init__(self, think_time_s: float, idle_windows: Sequence[tuple[float, float]]) -> None:
-        self.think_ns = int(think_time_s * 1e9)
+    def __init__(
+        self,
+        think_times: Sequence[tuple[float, float]],
+        idle_windows: Sequence[tuple[float, float]],
+        start_ns: int,
+    ) -> None:
+        #: (end_ns from the start, think_ns) per phase (``ClientConfig.think_times``).
+        self._think_phases = [(int(end * 1e9), int(think * 1e9)) for end, think in think_times]
+        #: Some phase thinks (else a response leads straight to the next request).
+        self.thinks = bool(self._think_phases)
+        self._start_ns = start_ns
+        self._think_ns = 0  # the current phase's think time ...
+        self._think_until_ns = 0  # ... until then (0: look the phase up)
         self._timers: list[tuple[int, int, int]] = []  # (due_ns, conn index, token_base)
         self._idle_windows = tuple(idle_windows)
         #: Nothing is sent while paused (an idle phase, or held before the start).
@@ -36,9 +50,32 @@ class Pacing(Generic[C]):
         self._parked: list[C] = []
 
     # --- think time -------------------------------------------------------------------
-    def think(self, index: int, token_base: int, now_ns: int) -> None:
-        """Connection ``index`` (in its socket ``token_base``) sends again after thinking."""
-        heapq.heappush(self._timers, (now_ns + self.think_ns, index, token_base))
+    def rebase(self, start_ns: int) -> None:
+        """The run's start moved: phases count from ``start_ns``."""
+        self._start_ns = start_ns
+        self._think_until_ns = 0
+
+    def think(self, index: int, token_base: int, now_ns: int) -> bool:
+        """Connection ``index`` (in its socket ``token_base``) got a response at ``now_ns``:
+        True when it now thinks (a timer lets it go), False when this phase has no think
+        time (it may send at once)."""
+        think_ns = self._think_ns if now_ns < self._think_until_ns else self._think_at(now_ns)
+        if not think_ns:
+            return False
+        heapq.heappush(self._timers, (now_ns + think_ns, index, token_base))
+        return True
+
+    def _think_at(self, now_ns: int) -> int:
+        """The think time of the phase ``now_ns`` falls in (and until when it holds)."""
+        elapsed_ns = now_ns - self._start_ns
+        until_ns, think_ns = NEVER_NS, self._think_phases[-1][1]  # the last phase holds on
+        for end_ns, phase_think_ns in self._think_phases:
+            if elapsed_ns < end_ns:
+                until_ns, think_ns = self._start_ns + end_ns, phase_think_ns
+                break
+        self._think_until_ns = until_ns
+        self._think_ns = think_ns
+        return think_ns
 
     def thought(self, now_ns: int) -> list[tuple[int, int]]:
         """(index, token_base) of the connections whose think time is over by ``now_ns``."""

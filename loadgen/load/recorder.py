@@ -16,12 +16,17 @@ Histograms (all nanoseconds):
 An error may come with its reason (a TLS alert, a failed certificate check, what a server
 did wrong): ``error_reasons`` counts them per kind, at most ``MAX_REASONS_PER_KIND``
 distinct ones (the rest under ``OTHER_REASONS``), so a result says why as well as how often.
+
+A response outside the scenario's expectation (``failure``) is timed like any other and
+also counted in ``failed`` and as an error of its kind. A request set keeps the same numbers
+per request name (``by_name``), flushed with the rest.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from loadgen.result.model import OTHER_REASONS, Interval
@@ -32,10 +37,42 @@ from loadgen.stats.histogram import HdrHistogram
 MAX_REASONS_PER_KIND = 10
 
 
+class NamedStats:
+    """One request name's latency (and corrected latency), failed responses and errors."""
+
+    __slots__ = (
+        "errors",
+        "failed",
+        "latency",
+        "latency_corrected",
+        "name",
+        "pending_corrected",
+        "pending_latency",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.latency = HdrHistogram()
+        self.latency_corrected = HdrHistogram()
+        self.failed = 0
+        self.errors: Counter[str] = Counter()
+        self.pending_latency: array[int] = array("q")
+        self.pending_corrected: array[int] = array("q")
+
+    def flush(self) -> None:
+        for pending, histogram in (
+            (self.pending_latency, self.latency),
+            (self.pending_corrected, self.latency_corrected),
+        ):
+            if pending:
+                histogram.record_many(pending)
+                del pending[:]
+
+
 class Recorder:
     """Latency, connect latency, errors and bytes for one run (one process)."""
 
-    def __init__(self, start_ns: int, interval_s: float = 1.0) -> None:
+    def __init__(self, start_ns: int, interval_s: float = 1.0, names: Sequence[str] = ()) -> None:
         self.start_ns = start_ns
         self.interval_ns = int(interval_s * 1e9)
         self.latency = HdrHistogram()
@@ -46,6 +83,9 @@ class Recorder:
         self.tls_resumed = 0
         self.errors: Counter[str] = Counter()
         self.error_reasons: dict[str, Counter[str]] = {}
+        self.failed = 0  # responses outside the expectation (also in ``errors``)
+        #: A request set's numbers per request name, indexed as the set lists them.
+        self.by_name = [NamedStats(name) for name in names]
         self.connects = 0
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -61,10 +101,8 @@ class Recorder:
         self._interval_corrected = HdrHistogram()
         self._interval_index = 0
         self._interval_errors: Counter[str] = Counter()
+        self._interval_failed = 0
         self._interval_base = (0, 0)  # bytes sent and received when the interval began
-        #: The last closed interval at a glance, for the live view (read from its thread):
-        #: (requests per second, p50 ns, p99 ns), None before the first second ends.
-        self.last_interval: tuple[float, int | None, int | None] | None = None
         self._connections: int | None = None  # open connections, as of the last tick
         #: Memory samples taken by the client's tick (``stats.memory``), for the result.
         self.memory: list[dict[str, Any]] = []
@@ -78,6 +116,13 @@ class Recorder:
                 reason = OTHER_REASONS
             reasons[reason] += 1
 
+    def failure(self, kind: str) -> None:
+        """A whole response outside the expectation (its latency is recorded as usual)."""
+        self.failed += 1
+        self._interval_failed += 1
+        self.errors[kind] += 1
+        self._interval_errors[kind] += 1
+
     def flush(self) -> None:
         """Move buffered values into the histograms."""
         for pending, histogram in (
@@ -90,6 +135,8 @@ class Recorder:
             if pending:
                 histogram.record_many(pending)
                 del pending[:]
+        for named in self.by_name:
+            named.flush()
         self.connects = self.connect_latency.total_count
 
     def tick(self, now_ns: int, connections: int | None = None) -> None:
@@ -128,15 +175,14 @@ class Recorder:
                 latency=self._interval.to_dict(),
                 latency_corrected=corrected.to_dict() if corrected.total_count else None,
                 connections=self._connections,
+                failed=self._interval_failed,
             )
         )
-        interval = self._interval
-        p50, p99 = interval.percentiles([50, 99]) if interval.total_count else (None, None)
-        self.last_interval = (interval.total_count / (length_ns / 1e9), p50, p99)
         self.latency.merge(self._interval)
         self.latency_corrected.merge(corrected)
         self._interval.reset()
         corrected.reset()
         self._interval_errors.clear()
+        self._interval_failed = 0
         self._interval_base = (self.bytes_sent, self.bytes_received)
         self._interval_index += 1

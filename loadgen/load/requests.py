@@ -13,20 +13,24 @@ driven by one engine, in the closed or the open model.
 
 Every protocol is a sans-IO codec (``loadgen.protocols.base.Codec``): verified echo,
 HTTP/1.1, Redis. An exchange is ``pipeline`` requests sent back to back (one for echo).
+An HTTP request set or variables (``loadgen.load.request_set``) give each exchange its own
+bytes and the request name of each response, for the per-name breakdown.
 
 **One request path**: whatever the receive mode (``loadgen.load.receive``: buffered,
 zero-byte, buffer-ring), received bytes go to ``_received``. The codec says how many
-responses they completed (and which failed by status: counted by kind); each successful one
-is recorded, and a finished exchange leads to the next: sent at once in the plain closed
-loop (no think time, churn or open model), otherwise through ``_after_response``.
+responses they completed; each is timed, one the codec judges a failure (an HTTP status
+outside the expectation, a Redis error reply) is also counted as failed and as an error of
+its kind, and a finished exchange leads to the next: sent at once in the plain closed loop
+(no think time, churn or open model), otherwise through ``_after_response``.
 
 Hot-loop shape: the pool's loop (``SlotPool.run``) does one ``wait()`` per iteration for a
-capped batch of completions; each is dispatched by its integer token
-(``loadgen.load.tokens``) to a preallocated connection; latencies go into ``array('q')``
-buffers and become histograms only in the recorder's tick. The two completions of every
-exchange, a buffered receive with bytes and a send, are handled inline in ``_handle``
-(a method call per completion there costs ~2% of the echo round trip); the rest go to
-``_complete``.
+capped batch of completions (an unbounded batch at 5,000 connections stalled the loop);
+each is dispatched by its integer token (``loadgen.load.tokens``) to a preallocated
+connection; latencies go into ``array('q')`` buffers and become histograms only in the
+recorder's tick. The two completions of every exchange, a buffered receive with bytes and
+a send, are handled inline in ``_handle`` (the receive by one call to ``_received``); the
+rest go to ``_complete``. Counted in instructions per echo round trip, this costs what a
+loop with the whole request path written inline did (within 1%).
 
 Connection slots (token layout, reconnects with backoff, timeouts, ramps, connecting
 before the start) come from ``loadgen.load.pool``. Errors end the connection (it cannot be
@@ -49,6 +53,7 @@ from loadgen.load.pacing import Pacing
 from loadgen.load.pool import OPEN, Slot, SlotPool
 from loadgen.load.receive import Receiver, give_back
 from loadgen.load.recorder import Recorder
+from loadgen.load.request_set import ConnectionRequests
 from loadgen.load.tokens import (
     INDEX_SHIFT,
     OP_CONNECT,
@@ -80,16 +85,24 @@ class _Conn(Slot):
         "responses",
         "sent",
         "sent_ns",
+        "source",
     )
 
     def __init__(
-        self, index: int, codec: Codec, pipelined: bytearray | None, recv_buf: Buffer
+        self,
+        index: int,
+        codec: Codec,
+        pipelined: bytearray | None,
+        source: ConnectionRequests | None,
+        recv_buf: Buffer,
     ) -> None:
         super().__init__(index)
         self.codec = codec
         #: A fixed request repeated back to back (``pipeline`` > 1), else None: the codec's.
         self.pipelined = pipelined
-        self.request: Buffer = _NO_BUFFER  # the exchange in flight: what it sends
+        #: A request set's requests (None: ``pipelined`` or the codec's every time).
+        self.source = source
+        self.request: Buffer | bytes = _NO_BUFFER  # the exchange in flight: what it sends
         self.request_len = 0
         self.expect = 0  # responses still owed for the exchange in flight
         self.recv_buf = recv_buf  # buffered mode: this connection's receive buffer
@@ -137,19 +150,19 @@ class LoadClient(SlotPool[_Conn]):
         ]
         #: Hands a request to the connection: the engine's send, or over TLS the TLS
         #: layer's (``loadgen.load.tls_clients``), which encrypts and then sends.
-        self._send: Callable[[int, Buffer, int], None] = engine.send
+        self._send: Callable[[int, Buffer | bytes, int], None] = engine.send
         self._request_timeout_ns = int(config.request_timeout_s * 1e9)
         self._pipeline = config.pipeline
-        self._pacing: Pacing[_Conn] = Pacing(config.think_time_s, config.idle_windows)
+        self._pacing: Pacing[_Conn] = Pacing(
+            config.think_times, config.idle_windows, self._start_ns
+        )
         self._open_model: OpenDispatch[_Conn] | None = (
             None if arrivals is None else OpenDispatch(arrivals, self._start_ns)
         )
         # The plain closed loop sends the next request as soon as a response is in;
         # everything else goes through ``_after_response``.
         self._plain_closed = (
-            arrivals is None
-            and not self._pacing.think_ns
-            and config.requests_per_connection is None
+            arrivals is None and not self._pacing.thinks and config.requests_per_connection is None
         )
 
     def _make_conn(self, index: int, recv_buf: Buffer) -> _Conn:
@@ -161,7 +174,9 @@ class LoadClient(SlotPool[_Conn]):
         pipelined = None
         if config.pipeline > 1:  # a fixed request, repeated back to back
             pipelined = bytearray(codec.next_request()) * config.pipeline
-        return _Conn(index, codec, pipelined, recv_buf)
+        requests = config.request_set
+        source = None if requests is None else requests.for_connection(index)
+        return _Conn(index, codec, pipelined, source, recv_buf)
 
     # --- what the run reports ----------------------------------------------------------
     @property
@@ -191,6 +206,15 @@ class LoadClient(SlotPool[_Conn]):
     def _on_close(self, conn: _Conn) -> None:
         conn.in_flight = False
 
+    def _fail(self, conn: _Conn, kind: str, now_ns: int, reason: str | None = None) -> None:
+        # A request set: an exchange that ends in an error counts against the request in
+        # flight (the first response still owed); a connect error belongs to none.
+        if conn.expect > 0 and conn.in_flight and conn.source is not None:
+            by_name = self.recorder.by_name
+            if by_name:
+                by_name[conn.source.names[self._pipeline - conn.expect]].errors[kind] += 1
+        super()._fail(conn, kind, now_ns, reason)
+
     def _stalled(self, conn: _Conn, now_ns: int) -> bool:
         return conn.in_flight and now_ns - conn.sent_ns > self._request_timeout_ns
 
@@ -208,6 +232,7 @@ class LoadClient(SlotPool[_Conn]):
 
     def rebase(self, start_ns: int) -> None:
         super().rebase(start_ns)
+        self._pacing.rebase(start_ns)
         if self._open_model is not None:
             self._open_model.rebase(start_ns)
 
@@ -312,7 +337,7 @@ class LoadClient(SlotPool[_Conn]):
             self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
             return False
         conn.expect = expect
-        if done == 1 and not codec.failed_kinds:  # the common case: one, a success
+        if done == 1 and not codec.failures and conn.source is None:  # one, a success
             recorder = self.recorder
             recorder.pending_latency.append(now_ns - conn.sent_ns)
             if self._open_model is not None:
@@ -333,7 +358,12 @@ class LoadClient(SlotPool[_Conn]):
             and not self._pacing.paused
         ):
             # The plain closed loop: the next request at once (``_send_next``, inline).
-            message = conn.pipelined or codec.next_request()
+            source = conn.source
+            message = (
+                source.exchange()
+                if source is not None
+                else (conn.pipelined or codec.next_request())
+            )
             conn.request = message
             conn.request_len = len(message)
             conn.expect = self._pipeline
@@ -346,20 +376,33 @@ class LoadClient(SlotPool[_Conn]):
         return conn.token_base == token_base and conn.handle >= 0
 
     def _record_several(self, conn: _Conn, done: int, now_ns: int) -> None:
-        """``done`` responses completed on ``conn``: those whose status is an error are
-        counted by kind (and not timed), the rest recorded; pipelined ones all answer
-        requests sent at ``conn.sent_ns``."""
+        """``done`` responses completed on ``conn`` (``conn.expect`` already counts them),
+        beyond the common case: several (pipelined: all answer requests sent at
+        ``conn.sent_ns``), some failed by status (timed too, and counted as failed and as
+        an error of their kind), or a request set's (each also under its request's name)."""
         recorder = self.recorder
-        failed = conn.codec.failed_kinds
-        for kind in failed:
-            recorder.error(kind)
-        succeeded = done - len(failed)
-        failed.clear()
-        if succeeded:
-            recorder.pending_latency.extend(array("q", [now_ns - conn.sent_ns]) * succeeded)
-            if self._open_model is not None:
-                corrected = array("q", [now_ns - conn.intended_ns])
-                recorder.pending_corrected.extend(corrected * succeeded)
+        latency = now_ns - conn.sent_ns
+        corrected = now_ns - conn.intended_ns if self._open_model is not None else None
+        recorder.pending_latency.extend(array("q", [latency]) * done)
+        if corrected is not None:
+            recorder.pending_corrected.extend(array("q", [corrected]) * done)
+        failures = conn.codec.failures
+        for _, kind in failures:
+            recorder.failure(kind)
+        by_name = recorder.by_name
+        if conn.source is not None and by_name:
+            names = conn.source.names
+            first = self._pipeline - conn.expect - done  # this chunk's first in the exchange
+            for position in range(first, first + done):
+                named = by_name[names[position]]
+                named.pending_latency.append(latency)
+                if corrected is not None:
+                    named.pending_corrected.append(corrected)
+            for index, kind in failures:
+                named = by_name[names[first + index]]
+                named.failed += 1
+                named.errors[kind] += 1
+        failures.clear()
 
     def _received_counted(self, conn: _Conn, data: Buffer | bytes, n: int, now_ns: int) -> bool:
         """``_received`` for the receive mechanics (zero-byte drains, ring receives); the
@@ -380,7 +423,13 @@ class LoadClient(SlotPool[_Conn]):
     def _eof(self, conn: _Conn, now_ns: int) -> None:
         """The server closed the connection. The codec is told: a close may end a response
         (an HTTP body without a length) or break one (``eof``; echo: always). An idle
-        keep-alive connection closed by the server is just reopened."""
+        keep-alive connection closed by the server is just reopened. A reset that only
+        showed as the end of the stream (its error taken by a send first) is counted as the
+        reset it was."""
+        code = self.engine.end_error(conn.handle)
+        if code:
+            self._error(conn, -code, now_ns)
+            return
         if not conn.in_flight:
             try:
                 conn.codec.receive(_CLOSED, 0)
@@ -396,7 +445,12 @@ class LoadClient(SlotPool[_Conn]):
             self._fail(conn, ErrorKind.EOF.value, now_ns)  # responses still owed
 
     def _send_next(self, conn: _Conn, intended_ns: int = 0) -> None:
-        message = conn.pipelined or conn.codec.next_request()
+        source = conn.source
+        message = (
+            source.exchange()
+            if source is not None
+            else (conn.pipelined or conn.codec.next_request())
+        )
         conn.request = message
         conn.request_len = len(message)
         conn.expect = self._pipeline
@@ -423,8 +477,9 @@ class LoadClient(SlotPool[_Conn]):
         if rpc is not None and conn.responses >= rpc and self._sending:
             self._close(conn, abort=False)  # churn: a fresh connection for the next request
             self._open(conn, now_ns)
-        elif self._pacing.think_ns and self._sending:
-            self._pacing.think(conn.index, conn.token_base, now_ns)
+        elif self._pacing.thinks and self._sending:
+            if not self._pacing.think(conn.index, conn.token_base, now_ns):
+                self._ready(conn, now_ns)  # this phase has no think time
         else:
             self._ready(conn, now_ns)
 

@@ -130,7 +130,7 @@ class StreamClient(SlotPool[_Conn]):
         self.config = config
         #: Hands bytes to the connection: the engine's send, or over TLS the TLS layer's
         #: (``loadgen.load.tls_clients``), which encrypts and then sends.
-        self._send: Callable[[int, Buffer, int], None] = engine.send
+        self._send: Callable[[int, Buffer | bytes, int], None] = engine.send
         self._idle_timeout_ns = int(config.request_timeout_s * 1e9)
         #: The open model's counters; streams run the closed model only.
         self.waited_for_connection = 0

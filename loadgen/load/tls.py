@@ -254,7 +254,7 @@ class TlsLayer(Generic[C]):
         )
 
     # --- sending -----------------------------------------------------------------------
-    def send(self, handle: int, data: Buffer, token: int) -> None:
+    def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         """The client's send over TLS: encrypt ``data`` and send the ciphertext (now, or
         after the send in flight). ``token`` names the slot, as for the engine's send."""
         index = token >> INDEX_SHIFT

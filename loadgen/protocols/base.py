@@ -17,9 +17,9 @@ returns ``None``:
 
 A load client does the same in one call per received chunk, ``receive(buffer, n)``: it
 feeds the first ``n`` bytes of its receive buffer (``n == 0``: the peer closed) and returns
-how many responses they completed, leaving the error kinds of those whose status is not a
-success in ``failed_kinds`` (the client counts them and clears the list). That is the hot
-path of every run, so it allocates nothing per response.
+how many responses they completed, leaving in ``failures`` the position (among those) and
+error kind of each whose status is not a success (the client counts them and clears the
+list). That is the hot path of every run, so it allocates nothing per successful response.
 
 ``Response`` is deliberately tiny (status and body size) so a hot loop can count and time
 responses without a per-header Python object; what a status means is the codec's
@@ -74,9 +74,9 @@ class ProtocolError(Exception):
 class Codec(Protocol):
     """What the client drives: one request shape, a stream of responses, one connection."""
 
-    #: Error kinds of the responses the last ``receive`` completed whose status is not a
-    #: success, in order; the caller counts them and clears the list.
-    failed_kinds: list[str]
+    #: (index among the responses the last ``receive`` completed, error kind) of each whose
+    #: status is not a success, in order; the caller counts them and clears the list.
+    failures: list[tuple[int, str]]
 
     @property
     def closing(self) -> bool:
@@ -92,8 +92,8 @@ class Codec(Protocol):
 
     def receive(self, data: Buffer | bytes, n: int) -> int:
         """Feed the first ``n`` bytes of ``data`` (``n == 0``: the peer closed) and take the
-        responses they complete: return how many, with the error kinds of the failed ones
-        appended to ``failed_kinds``. Raises ``ProtocolError`` like ``receive_data``."""
+        responses they complete: return how many, with the failed ones appended to
+        ``failures``. Raises ``ProtocolError`` like ``receive_data``."""
         ...
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -141,21 +141,23 @@ class ResponseCache:
 
 
 def take_responses(
-    queue: deque[Response], failed_kinds: list[str], status_kind: Callable[[int], str | None]
+    queue: deque[Response],
+    failures: list[tuple[int, str]],
+    status_kind: Callable[[int], str | None],
 ) -> int:
     """``Codec.receive``'s second half for codecs that queue ``Response`` objects: empty
-    ``queue``, return how many it held, and append the error kind of each failed one to
-    ``failed_kinds``. Responses are mostly the same interned object, so a run of the same
-    one is judged once."""
+    ``queue``, return how many it held, and append (index, error kind) of each failed one to
+    ``failures``. Responses are mostly the same interned object, so a run of the same one is
+    judged once."""
     count = len(queue)
     if count:
         last: Response | None = None
         kind: str | None = None
-        for response in queue:
+        for index, response in enumerate(queue):
             if response is not last:
                 last, kind = response, status_kind(response.status)
             if kind is not None:
-                failed_kinds.append(kind)
+                failures.append((index, kind))
         queue.clear()
     return count
 

@@ -49,7 +49,7 @@ class EchoCodec:
         "capacity",
         "closing",
         "connection_id",
-        "failed_kinds",
+        "failures",
         "message",
         "sequence",
         "size",
@@ -73,7 +73,7 @@ class EchoCodec:
         self._expected: bytearray | memoryview = self.message
         self._got = size  # bytes of the outstanding echo received: none is outstanding
         self._queue: deque[Response] = deque()  # for next_response
-        self.failed_kinds: list[str] = []  # always empty: an echo has no failed status
+        self.failures: list[tuple[int, str]] = []  # always empty: no echo fails by status
         self.closing = False  # an echo server never announces a close
 
     # --- the Codec protocol ---------------------------------------------------------

@@ -8,7 +8,9 @@ Response side: ``receive_data`` feeds llhttp, whose callbacks append a ``Respons
 body_bytes)`` per finished response; ``next_response`` pops them in order. Framing is
 llhttp's: Content-Length, chunked (trailers allowed), no body for 204/304, keep-alive rules
 of HTTP/1.0 and 1.1, several responses in one chunk and a response split at any byte. No
-response bytes are buffered here: the body is only counted.
+response bytes are buffered here: the body is only counted. Whether a status is a success
+is the scenario's expectation (``status_kinds``; 200-399 by default): one outside it is an
+error of its class (``http_4xx``, ``http_5xx``) or ``http_unexpected``.
 
 Facts this module relies on (checked in ``tests/protocols/test_http1.py``):
 
@@ -33,6 +35,7 @@ Facts this module relies on (checked in ``tests/protocols/test_http1.py``):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -49,16 +52,17 @@ from loadgen.protocols.base import (
     take_responses,
 )
 
-#: The error kind of each status class, indexed by ``status // 100``; 2xx is a success.
-_STATUS_KINDS: tuple[str | None, ...] = tuple(
-    None if hundreds == 2 else f"http_{hundreds}xx" for hundreds in range(10)
-)
+#: The statuses a response may have and count as a success unless a scenario says otherwise
+#: (``http.expect.status``): 2xx and 3xx (a redirect is not followed, but it is an answer).
+DEFAULT_EXPECTED: tuple[tuple[int, int], ...] = ((200, 399),)
+#: Error kinds of a status outside the expectation: its class for 4xx and 5xx, else this.
+KIND_UNEXPECTED = "http_unexpected"
 
 #: Methods whose request carries a body by definition: they get ``Content-Length: 0``
 #: when the body is empty (RFC 9110 section 8.6; some servers answer 411 otherwise).
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: RFC 9110 token characters, for methods and header names.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 #: A HEAD response's header block larger than this is taken as garbage, not buffered on.
 MAX_HEAD_BLOCK_BYTES = 64 * 1024
 
@@ -67,9 +71,29 @@ _RESPONSES = ResponseCache()
 HeaderItems = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
-def status_kind(status: int) -> str | None:
-    """``None`` for 2xx, else ``"http_1xx"`` / ``"http_3xx"`` / ``"http_4xx"`` / ``"http_5xx"``."""
-    return _STATUS_KINDS[status // 100] if 0 <= status < 1000 else "http_other"
+@functools.lru_cache(maxsize=64)
+def status_kinds(
+    expected: tuple[tuple[int, int], ...] = DEFAULT_EXPECTED,
+) -> tuple[str | None, ...]:
+    """The error kind of every status 0-999 (indexed by status): ``None`` for a status in one
+    of the ``expected`` (low, high) ranges, else ``http_4xx``, ``http_5xx`` or
+    ``http_unexpected``. Built once per expectation: a lookup per response."""
+    kinds: list[str | None] = []
+    for status in range(1000):
+        if any(low <= status <= high for low, high in expected):
+            kinds.append(None)
+        elif status // 100 in (4, 5):
+            kinds.append(f"http_{status // 100}xx")
+        else:
+            kinds.append(KIND_UNEXPECTED)
+    return tuple(kinds)
+
+
+def status_kind(
+    status: int, expected: tuple[tuple[int, int], ...] = DEFAULT_EXPECTED
+) -> str | None:
+    """``None`` for an expected status, else its error kind (``status_kinds``)."""
+    return status_kinds(expected)[status] if 0 <= status < 1000 else KIND_UNEXPECTED
 
 
 def encode_request(
@@ -82,7 +106,7 @@ def encode_request(
     """One HTTP/1.1 request. ``Host`` comes from ``host`` unless ``headers`` has one;
     ``Content-Length`` is added for a body (or an empty POST/PUT/PATCH). Values that would
     break the framing (CR, LF, NUL, non-token names) raise ``ValueError``."""
-    if not _TOKEN.match(method):
+    if not TOKEN.match(method):
         raise ValueError(f"HTTP method {method!r} is not a token")
     if not path or any(c in path for c in " \r\n\0") or not (path[0] == "/" or path == "*"):
         raise ValueError(f"HTTP path {path!r} must start with / and contain no spaces")
@@ -92,11 +116,11 @@ def encode_request(
         items.insert(0, ("Host", host))
     if "content-length" in names or "transfer-encoding" in names:
         raise ValueError("Content-Length and Transfer-Encoding are set by loadgen from the body")
-    if body or method in _BODY_METHODS:
+    if body or method in BODY_METHODS:
         items.append(("Content-Length", str(len(body))))
     lines = [f"{method} {path} HTTP/1.1"]
     for name, value in items:
-        if not _TOKEN.match(name):
+        if not TOKEN.match(name):
             raise ValueError(f"HTTP header name {name!r} is not a token")
         if any(c in value for c in "\r\n\0"):
             raise ValueError(f"HTTP header {name!r} has a line break or NUL in its value")
@@ -177,9 +201,10 @@ class Http1Codec:
         "_events",
         "_head_buffer",
         "_is_head",
+        "_kinds",
         "_request",
         "_request_buffer",
-        "failed_kinds",
+        "failures",
         "method",
     )
 
@@ -190,6 +215,7 @@ class Http1Codec:
         path: str = "/",
         headers: HeaderItems = (),
         body: bytes = b"",
+        expected: tuple[tuple[int, int], ...] = DEFAULT_EXPECTED,
     ) -> None:
         method = method.upper()
         if method == "CONNECT":
@@ -197,10 +223,11 @@ class Http1Codec:
         self.method = method
         self._request = encode_request(method, path, headers, body, host)
         self._request_buffer = bytearray(self._request)  # what the engine sends from
+        self._kinds = status_kinds(tuple(expected))
         self._is_head = method == "HEAD"
         self._head_buffer = bytearray()
         self._events = _Events(self._is_head)
-        self.failed_kinds: list[str] = []
+        self.failures: list[tuple[int, str]] = []
 
     def request_bytes(self) -> bytes:
         """The encoded request, built once at construction (the same object every call)."""
@@ -212,7 +239,7 @@ class Http1Codec:
 
     def receive(self, data: Buffer | bytes, n: int) -> int:
         self.receive_data(first_bytes(data, n))
-        return take_responses(self._events.queue, self.failed_kinds, status_kind)
+        return take_responses(self._events.queue, self.failures, self.status_kind)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -236,10 +263,10 @@ class Http1Codec:
     def reset(self) -> None:
         self._events = _Events(self._is_head)
         self._head_buffer.clear()
-        self.failed_kinds.clear()
+        self.failures.clear()
 
     def status_kind(self, status: int) -> str | None:
-        return status_kind(status)
+        return self._kinds[status] if 0 <= status < 1000 else KIND_UNEXPECTED
 
     # --- internals ------------------------------------------------------------------
     @property

@@ -93,7 +93,7 @@ class RespCodec:
         "_request_buffer",
         "_stack",
         "_status",
-        "failed_kinds",
+        "failures",
         "last_error",
     )
 
@@ -108,7 +108,7 @@ class RespCodec:
         self._repeat = b""  # one whole reply the server sends again and again (see header)
         self._repeat_response = _RESPONSES.get(STATUS_OK, 0)  # its response (unused while b"")
         self.last_error: str | None = None
-        self.failed_kinds: list[str] = []
+        self.failures: list[tuple[int, str]] = []
 
     def request_bytes(self) -> bytes:
         """The encoded command, built once at construction (the same object every call)."""
@@ -120,7 +120,7 @@ class RespCodec:
 
     def receive(self, data: Buffer | bytes, n: int) -> int:
         self.receive_data(first_bytes(data, n))
-        return take_responses(self._queue, self.failed_kinds, _status_kind)
+        return take_responses(self._queue, self.failures, _status_kind)
 
     @property
     def closing(self) -> bool:
@@ -168,7 +168,7 @@ class RespCodec:
         self._stack.clear()
         self._status = STATUS_OK
         self._bytes = 0
-        self.failed_kinds.clear()
+        self.failures.clear()
 
     def status_kind(self, status: int) -> str | None:
         return _status_kind(status)

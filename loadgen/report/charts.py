@@ -7,7 +7,7 @@ whose intervals end at other times get ``None`` there and the line spans the gap
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from loadgen.report.loading import LoadedRun
@@ -16,6 +16,8 @@ from loadgen.report.series import (
     IntervalSeries,
     corrected_histogram,
     is_open_model,
+    scheduled_overall,
+    scheduled_rates,
     spectrum_grid,
     spectrum_values,
 )
@@ -58,6 +60,10 @@ class Series:
     values: list[float | None]
     dash: bool = False
     points: bool = False
+    #: What the legend shows when no point is hovered: the whole run's value where there is
+    #: one (its throughput, its p99), else the last point (``finish`` fills that in).
+    overall: float | None = None
+    width: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,50 @@ class Chart:
     y_format: YFormat = "count"
     y_label: str = ""
     log_y: bool = False
+    #: The legend's x cell when nothing is hovered: "whole run" when the series' ``overall``
+    #: values are the run's own, "last" when they are the last points.
+    overall_label: str = "last"
+    #: One series per run: later runs are drawn thinner over earlier ones, so that identical
+    #: series stay visible (``finish`` sets the widths).
+    overlay: bool = False
+    x_range: tuple[float, float] | None = None  # shared by every time chart (``finish``)
+    y_range: tuple[float, float] | None = None  # shared by every run's latency chart
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _last(values: Sequence[float | None]) -> float | None:
+    return next((v for v in reversed(values) if v is not None), None)
+
+
+#: Line widths of overlaid runs, first run widest: a later identical line lies inside it.
+OVERLAY_WIDTHS = (5.0, 3.0, 1.6, 1.2)
+
+
+def finish(charts: Sequence[Chart]) -> list[Chart]:
+    """What every chart of a page shares: one x range for every time chart (0 to the
+    longest run), the legend's resting values, and overlay widths with a word on series
+    that are identical to an earlier one (one would hide the other)."""
+    ends = [max(c.x) for c in charts if c.x_kind == "seconds" and c.x]
+    x_range = (0.0, max(ends)) if ends else None
+    finished = []
+    for chart in charts:
+        series = []
+        for index, line in enumerate(chart.series):
+            overall = line.overall if line.overall is not None else _last(line.values)
+            label, width = line.label, line.width
+            if chart.overlay and len(chart.series) > 1:
+                width = OVERLAY_WIDTHS[min(index, len(OVERLAY_WIDTHS) - 1)]
+                same = next(
+                    (s.label for s in chart.series[:index] if s.values == line.values), None
+                )
+                if same is not None:
+                    label += f" (identical to {same})"
+            series.append(replace(line, overall=overall, label=label, width=width))
+        seconds = chart.x_kind == "seconds"
+        finished.append(replace(chart, series=series, x_range=x_range if seconds else None))
+    return finished
 
 
 def run_colour(index: int) -> str:
@@ -93,18 +140,39 @@ def _aligned(
 
 
 def throughput_chart(runs: Sequence[LoadedRun], series: Sequence[IntervalSeries]) -> Chart:
-    x_axis, columns = _aligned([(s.time_s, list(s.throughput_rps)) for s in series])
+    """Each run's throughput per interval; for an open-model run also the rate its schedule
+    asked for (dashed, same colour): a ramp that was not kept shows as a gap between them."""
+    columns: list[tuple[list[float], list[float | None]]] = []
+    lines: list[tuple[str, str, bool, float | None]] = []
+    for index, (run, data) in enumerate(zip(runs, series, strict=True)):
+        columns.append((data.time_s, list(data.throughput_rps)))
+        lines.append((run.label, run_colour(index), False, run.result.summary.throughput_rps))
+        scheduled = scheduled_rates(run)
+        if scheduled is not None:
+            columns.append((data.time_s, scheduled))
+            lines.append(
+                (f"{run.label}: scheduled", run_colour(index), True, scheduled_overall(run))
+            )
+    x_axis, aligned = _aligned(columns)
+    scheduled_any = any(dash for _, _, dash, _ in lines)
     return Chart(
         id="throughput",
         title="Throughput over time",
-        description="Requests completed per second, each interval on its own.",
+        description="Requests completed per second, each interval on its own."
+        + (
+            " Dashed: the rate the open-model schedule asked for in that interval."
+            if scheduled_any
+            else ""
+        ),
         x=x_axis,
         series=[
-            Series(run.label, run_colour(i), values)
-            for i, (run, values) in enumerate(zip(runs, columns, strict=True))
+            Series(label, colour, values, dash=dash, overall=overall)
+            for (label, colour, dash, overall), values in zip(lines, aligned, strict=True)
         ],
         y_format="rate",
         y_label="requests / s",
+        overall_label="whole run",
+        overlay=not scheduled_any,
     )
 
 
@@ -113,18 +181,41 @@ def has_latency(run: LoadedRun) -> bool:
     return run.result.summary.latency_us.count > 0
 
 
+def _overall_latency(run: LoadedRun, name: str) -> float | None:
+    """The whole run's value of an interval latency line (µs): p50, p90, p99, max of the
+    honest latency, raw p99 of the raw one."""
+    summary = run.result.summary
+    if name == "raw p99":
+        return summary.latency_us.p99
+    latency = summary.latency_corrected_us or summary.latency_us
+    return getattr(latency, name, None)
+
+
 def latency_charts(runs: Sequence[LoadedRun], series: Sequence[IntervalSeries]) -> list[Chart]:
-    """One chart per run that completed requests."""
+    """One chart per run that completed requests, all on one y range (so runs compare at a
+    glance: the same height is the same latency)."""
+    drawn = [
+        (index, run, data)
+        for index, (run, data) in enumerate(zip(runs, series, strict=True))
+        if has_latency(run)
+    ]
+    positive = [
+        value
+        for _, _, data in drawn
+        for values in data.latency_us.values()
+        for value in values
+        if value is not None and value > 0
+    ]
+    y_range = (min(positive), max(positive)) if len(drawn) > 1 and positive else None
     charts = []
-    for index, (run, data) in enumerate(zip(runs, series, strict=True)):
-        if not has_latency(run):
-            continue
+    for index, run, data in drawn:
         charts.append(
             Chart(
                 id=f"latency-{index}",
                 title=run.label,
                 description="p50, p90, p99 and maximum of each interval's own histogram "
-                "(log scale)."
+                "(log scale"
+                + ("; every run's chart on one scale)." if y_range else ").")
                 + (
                     " Measured from each request's intended send time (corrected for "
                     "coordinated omission); dashed: raw p99, from the actual send."
@@ -133,12 +224,20 @@ def latency_charts(runs: Sequence[LoadedRun], series: Sequence[IntervalSeries]) 
                 ),
                 x=data.time_s,
                 series=[
-                    Series(name, PERCENTILE_COLOURS[name], values, dash=name.startswith("raw"))
+                    Series(
+                        name,
+                        PERCENTILE_COLOURS[name],
+                        values,
+                        dash=name.startswith("raw"),
+                        overall=_overall_latency(run, name),
+                    )
                     for name, values in data.latency_us.items()
                 ],
                 y_format="latency",
                 y_label="latency",
                 log_y=True,
+                overall_label="whole run",
+                y_range=y_range,
             )
         )
     return charts
@@ -185,6 +284,8 @@ def spectrum_chart(all_runs: Sequence[LoadedRun]) -> Chart | None:
         y_format="latency",
         y_label="latency",
         log_y=True,
+        overall_label="100% (max)",
+        overlay=not has_corrected,
     )
 
 
@@ -205,14 +306,21 @@ def error_charts(runs: Sequence[LoadedRun], series: Sequence[IntervalSeries]) ->
                         ERROR_COLOURS.get(kind, "#7f7f7f"),
                         list[float | None](values),
                         points=True,
+                        overall=_per_second(run, run.result.summary.errors.get(kind, 0)),
                     )
                     for kind, values in data.errors_per_s.items()
                 ],
                 y_format="rate",
                 y_label="errors / s",
+                overall_label="whole run",
             )
         )
     return charts
+
+
+def _per_second(run: LoadedRun, count: int) -> float | None:
+    duration = run.result.summary.duration_s
+    return count / duration if duration > 0 else None
 
 
 def connections_chart(runs: Sequence[LoadedRun], series: Sequence[IntervalSeries]) -> Chart | None:
@@ -236,6 +344,7 @@ def connections_chart(runs: Sequence[LoadedRun], series: Sequence[IntervalSeries
         ],
         y_format="count",
         y_label="connections",
+        overlay=True,
     )
 
 
@@ -297,6 +406,7 @@ def memory_charts(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None])
                 ],
                 y_format="bytes",
                 y_label="bytes" if not relative else "change (bytes)",
+                overlay=True,
             )
         )
     return charts
@@ -326,7 +436,7 @@ def generator_cpu_chart(runs: Sequence[LoadedRun]) -> Chart | None:
         if run.result.self_check is not None
     }
     series = [
-        Series(run.label, run_colour(index), values)
+        Series(run.label, run_colour(index), values, overall=run.result.generator.cpu_percent)
         for (index, run), values in zip(drawn, aligned, strict=True)
     ]
     for limit in sorted(limits):
@@ -340,4 +450,5 @@ def generator_cpu_chart(runs: Sequence[LoadedRun]) -> Chart | None:
         series=series,
         y_format="percent",
         y_label="CPU",
+        overall_label="whole run",
     )

@@ -12,13 +12,14 @@ value per metric (its throughput, its p99, ...).
 * Fewer: the relative change of medians against the tolerance alone, labelled as such.
 
 Latency is the corrected latency in the open model (from intended send times, the one its
-thresholds use) and the only one in the closed model. Error rate is errors / (requests +
-errors); from a zero baseline any error is an infinite relative change, so new errors fail a
-tolerance-only comparison.
+thresholds use) and the only one in the closed model. Error rate is errors per attempt
+(``Summary.error_rate``: a failed request is one attempt, not two); from a zero baseline
+any error is an infinite relative change, so new errors fail a tolerance-only comparison.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -32,6 +33,7 @@ from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.report import cluster as cluster_text
 from loadgen.report.loading import LoadedRun
 from loadgen.result.model import Cluster, LatencySummary, Summary
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.stats.significance import bootstrap_ci, mann_whitney_u, relative_change
 
 DEFAULT_TOLERANCE = 0.10  # 10 %: run-to-run noise on shared machines is a few percent
@@ -63,8 +65,7 @@ def _latency(summary: Summary) -> LatencySummary:
 
 
 def _error_rate_percent(summary: Summary) -> float:
-    attempts = summary.requests + summary.error_count
-    return 100.0 * summary.error_count / attempts if attempts else 0.0
+    return 100.0 * summary.error_rate
 
 
 METRICS: tuple[Metric, ...] = (
@@ -78,6 +79,33 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
+METRIC_KEYS = tuple(metric.key for metric in METRICS)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """The largest change that still passes: ``default`` for every metric, or its own."""
+
+    default: float = DEFAULT_TOLERANCE
+    per_metric: tuple[tuple[str, float], ...] = ()
+
+    def of(self, metric: str) -> float:
+        return dict(self.per_metric).get(metric, self.default)
+
+    @property
+    def uniform(self) -> bool:
+        return all(value == self.default for _, value in self.per_metric)
+
+    def describe(self) -> str:
+        """``10%`` or ``10%, p99 5%, throughput 3%``."""
+        own = [f"{_label(key)} {format_percent(value)}" for key, value in self.per_metric]
+        return ", ".join([format_percent(self.default), *own])
+
+
+def _label(key: str) -> str:
+    return key.replace("p99_9", "p99.9")
+
+
 @dataclass(frozen=True)
 class MetricComparison:
     metric: Metric
@@ -88,6 +116,7 @@ class MetricComparison:
     ci: tuple[float, float] | None  # bootstrap interval of ``change``
     verdict: Verdict
     reason: str
+    tolerance: float = DEFAULT_TOLERANCE
 
     @property
     def baseline_median(self) -> float | None:
@@ -103,8 +132,61 @@ class MetricComparison:
 
 
 @dataclass(frozen=True)
+class NameSide:
+    """One request name on one side: medians over the runs that have it."""
+
+    runs: int
+    p50_us: float | None
+    p99_us: float | None
+    failed_percent: float | None
+
+
+@dataclass(frozen=True)
+class NameComparison:
+    name: str
+    baseline: NameSide
+    current: NameSide
+
+    @property
+    def p99_change(self) -> float | None:
+        base, now = self.baseline.p99_us, self.current.p99_us
+        return None if base is None or now is None else relative_change(base, now)
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _name_side(name: str, runs: Sequence[LoadedRun]) -> NameSide:
+    items = [i for run in runs for i in run.result.requests_by_name if i.name == name]
+    latencies = [item.latency_corrected_us or item.latency_us for item in items]
+    return NameSide(
+        runs=len(items),
+        p50_us=_median([latency.p50 for latency in latencies]),
+        p99_us=_median([latency.p99 for latency in latencies]),
+        failed_percent=_median(
+            [None if i.failed_rate is None else 100 * i.failed_rate for i in items]
+        ),
+    )
+
+
+def compare_by_name(
+    baseline: Sequence[LoadedRun], current: Sequence[LoadedRun]
+) -> tuple[NameComparison, ...]:
+    """Every request name of either side, in the order first seen."""
+    names = dict.fromkeys(
+        item.name for run in [*baseline, *current] for item in run.result.requests_by_name
+    )
+    return tuple(
+        NameComparison(name, _name_side(name, baseline), _name_side(name, current))
+        for name in names
+    )
+
+
+@dataclass(frozen=True)
 class Comparison:
-    tolerance: float
+    tolerance: float  # the default tolerance (``tolerances`` has each metric's)
     tested: bool  # True: Mann-Whitney U + bootstrap; False: tolerance only
     baseline_sources: tuple[str, ...]
     current_sources: tuple[str, ...]
@@ -117,6 +199,14 @@ class Comparison:
     invalid_runs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: Distributed runs (either side): (label, cluster), for the hosts tables and lost hosts.
     clusters: tuple[tuple[str, Cluster], ...] = ()
+    tolerances: Tolerances = Tolerances()
+    #: Runs (either side) that did not complete: (label, why they stopped).
+    stopped_runs: tuple[tuple[str, StopReason], ...] = ()
+    #: Current runs that did not complete (label, why they stopped): a gate cannot pass a
+    #: run that failed or was cut short (empty when ``compare_runs`` was told to allow them).
+    incomplete: tuple[tuple[str, StopReason], ...] = ()
+    #: Request sets: each request name's medians on both sides (shown, not judged).
+    by_name: tuple[NameComparison, ...] = ()
 
     @property
     def regressed(self) -> bool:
@@ -128,8 +218,9 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        """A regression, or a current run that failed one of its thresholds (both exit 99)."""
-        return self.regressed or self.thresholds_failed
+        """A regression, a current run that failed one of its thresholds (both exit 99), or a
+        current run that did not complete (exit 1)."""
+        return self.regressed or self.thresholds_failed or bool(self.incomplete)
 
     @property
     def method(self) -> str:
@@ -152,26 +243,52 @@ def parse_tolerance(text: str) -> float:
     return float(match.group(1)) / 100
 
 
+def parse_tolerances(items: Sequence[str]) -> Tolerances:
+    """``["5%", "p99=2%", "throughput=3%"]``: a plain percentage for every metric, and
+    ``METRIC=PERCENT`` for one (the last given wins)."""
+    default = DEFAULT_TOLERANCE
+    own: dict[str, float] = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals:
+            default = parse_tolerance(item)
+            continue
+        key = name.strip().replace("p99.9", "p99_9")
+        if key not in METRIC_KEYS:
+            close = difflib.get_close_matches(key, METRIC_KEYS, n=1)
+            hint = f"; did you mean {_label(close[0])!r}?" if close else ""
+            known = ", ".join(_label(k) for k in METRIC_KEYS)
+            raise ValueError(f"{name!r} is not a compared metric ({known}){hint}")
+        own[key] = parse_tolerance(value)
+    return Tolerances(default, tuple(own.items()))
+
+
 def compare_runs(
     baseline: Sequence[LoadedRun],
     current: Sequence[LoadedRun],
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float | Tolerances = DEFAULT_TOLERANCE,
+    *,
+    allow_partial: bool = False,
 ) -> Comparison:
+    """Baseline against current; a current run that is partial (failed, interrupted) fails
+    the comparison unless ``allow_partial`` (a baseline that is partial is a warning)."""
     if not baseline or not current:
         raise ValueError("compare needs at least one baseline and one current run")
+    tolerances = tolerance if isinstance(tolerance, Tolerances) else Tolerances(tolerance)
     tested = len(baseline) >= MIN_RUNS_FOR_TEST and len(current) >= MIN_RUNS_FOR_TEST
     metrics = tuple(
         _compare_metric(
             metric,
             _values(metric, baseline),
             _values(metric, current),
-            tolerance,
+            tolerances.of(metric.key),
             tested,
         )
         for metric in METRICS
     )
     return Comparison(
-        tolerance=tolerance,
+        tolerance=tolerances.default,
+        tolerances=tolerances,
         tested=tested,
         baseline_sources=tuple(run.source or run.label for run in baseline),
         current_sources=tuple(run.source or run.label for run in current),
@@ -188,6 +305,15 @@ def compare_runs(
             for run in [*baseline, *current]
             if run.result.cluster is not None
         ),
+        stopped_runs=tuple(
+            (run.label, run.result.stop)
+            for run in [*baseline, *current]
+            if not run.result.stop.is_completed
+        ),
+        incomplete=()
+        if allow_partial
+        else tuple((run.label, run.result.stop) for run in current if run.result.partial),
+        by_name=compare_by_name(baseline, current),
     )
 
 
@@ -205,7 +331,26 @@ def _compare_metric(
 ) -> MetricComparison:
     if not baseline or not current:
         return MetricComparison(
-            metric, baseline, current, None, None, None, Verdict.NO_DATA, "no value on one side"
+            metric,
+            baseline,
+            current,
+            None,
+            None,
+            None,
+            Verdict.NO_DATA,
+            "no value on one side",
+            tolerance,
+        )
+    if not all(math.isfinite(value) for value in (*baseline, *current)):
+        return MetricComparison(
+            metric,
+            baseline,
+            current,
+            None,
+            None,
+            None,
+            Verdict.REGRESSION,
+            "a value is not a finite number: it cannot be judged",
         )
     change = relative_change(statistics.median(baseline), statistics.median(current))
     worse = -change if metric.higher_is_better else change  # > 0: moved the bad way
@@ -219,7 +364,9 @@ def _compare_metric(
         low, high = bootstrap_ci(baseline, current, confidence=CONFIDENCE)
         ci = None if math.isnan(low) else (low, high)
     verdict, reason = _decide(worse, tolerance, p_worse, p_better)
-    return MetricComparison(metric, baseline, current, change, p_worse, ci, verdict, reason)
+    return MetricComparison(
+        metric, baseline, current, change, p_worse, ci, verdict, reason, tolerance
+    )
 
 
 def format_percent(fraction: float) -> str:
@@ -234,21 +381,21 @@ def _decide(
     limit = format_percent(tolerance)
     if p_worse is None or p_better is None:
         if worse > tolerance:
-            return Verdict.REGRESSION, f"worse by more than {limit} (tolerance only)"
+            return Verdict.REGRESSION, f"worse by >{limit}"
         if -worse > tolerance:
-            return Verdict.IMPROVED, f"better by more than {limit} (tolerance only)"
-        return Verdict.OK, f"within {limit} (tolerance only)"
+            return Verdict.IMPROVED, f"better by >{limit}"
+        return Verdict.OK, f"within {limit}"
     if worse > tolerance:
         if p_worse <= ALPHA:
-            return Verdict.REGRESSION, f"worse by more than {limit}, p = {p_worse:.3g}"
+            return Verdict.REGRESSION, f"worse by >{limit}, p = {p_worse:.3g}"
         return (
             Verdict.NOT_SIGNIFICANT,
-            f"worse by more than {limit}, but p = {p_worse:.3g} > {ALPHA:g}: within run noise",
+            f"worse by >{limit}, but p = {p_worse:.3g} > {ALPHA:g}: within run noise",
         )
     if -worse > tolerance:
         if p_better <= ALPHA:
-            return Verdict.IMPROVED, f"better by more than {limit}, p = {p_better:.3g}"
-        return Verdict.OK, f"better by more than {limit}, but p = {p_better:.3g} > {ALPHA:g}"
+            return Verdict.IMPROVED, f"better by >{limit}, p = {p_better:.3g}"
+        return Verdict.OK, f"better by >{limit}, but p = {p_better:.3g} > {ALPHA:g}"
     if min(p_worse, p_better) <= ALPHA:
         return Verdict.OK, f"within {limit} (a significant but small change)"
     return Verdict.OK, f"within {limit}"
@@ -305,6 +452,15 @@ def _differences(runs: Sequence[LoadedRun], sections: Sequence[dict[str, Any]]) 
     return described
 
 
+def _partial_warning(run: LoadedRun) -> InputWarning:
+    """A run that measured less than planned, and why: loadgen failed (the detail says
+    where and how), a signal, or its coordinator stopped it."""
+    stop = run.result.stop
+    if stop.kind is StopKind.FAILED:
+        return InputWarning(f"{run.label} is partial: loadgen failed", (stop.detail,))
+    return InputWarning(f"{run.label} is partial ({run.result.stop_reason})")
+
+
 def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
     """What a reader must know before trusting the comparison: differing inputs, partial
     runs, distributed runs that lost hosts or warned (clocks far apart), invalid runs."""
@@ -329,11 +485,7 @@ def input_warnings(runs: Sequence[LoadedRun]) -> list[InputWarning]:
     )
     if environment:
         warnings.append(InputWarning("the runs differ in environment", tuple(environment)))
-    warnings += [
-        InputWarning(f"{run.label} is partial ({run.result.stop_reason})")
-        for run in runs
-        if run.result.partial
-    ]
+    warnings += [_partial_warning(run) for run in runs if run.result.partial]
     for run in runs:
         cluster = run.result.cluster
         if cluster is not None and (cluster.lost_hosts or cluster.warnings):

@@ -4,37 +4,38 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console, JustifyMethod
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from loadgen.report import cluster as cluster_text
-from loadgen.report.formatting import format_bytes, reason_lines
+from loadgen.report.advice import saturation_advice
+from loadgen.report.formatting import format_bytes, latency_parts, reason_lines
 from loadgen.report.loading import from_result
 from loadgen.report.memory import run_memory
 from loadgen.result.model import Cluster, LatencySummary, RunResult
+from loadgen.result.stop import StopKind
 
 _LATENCY_COLUMNS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
 
 
 def _format_us(value: float | None) -> str:
-    """Compact latency: 51.3µs, 1.56ms, 2.10s (narrow enough for an 80-column terminal)."""
+    """Compact latency, 3 significant digits: 51.3µs, 1.56ms, 2.1s (at most 6 characters, so
+    the latency table fits an 80-column terminal)."""
     if value is None:
         return "-"
-    if value >= 1_000_000:
-        return f"{value / 1_000_000:.2f}s"
-    if value >= 1000:
-        return f"{value / 1000:.2f}ms"
-    return f"{value:.1f}µs"
+    number, unit = latency_parts(value)
+    return number + unit
 
 
 def _format_observed(metric: str, value: float | None) -> str:
     if value is None:
         return "not measured"
-    if metric == "error_rate":
+    if metric in ("error_rate", "failed_rate"):
         return f"{value:.3%}"
     if metric == "throughput":
         return f"{value:,.0f}/s"
-    if metric in ("errors", "requests"):
+    if metric in ("errors", "requests", "failed"):
         return f"{value:,.0f}"
     return _format_us(value * 1e6)
 
@@ -84,6 +85,55 @@ def render_validity(result: RunResult, console: Console) -> None:
     )
     for reason in check.reasons:
         console.print(f"  - {reason}", highlight=False, markup=False)
+    console.print("[bold]What to do[/] (any one of):", highlight=False)
+    for advice in saturation_advice(result):
+        console.print(Text(f"  - {advice}"), highlight=False)
+
+
+def no_success_text(result: RunResult) -> str | None:
+    """Why a run in which no request succeeded failed; None when some succeeded."""
+    if not result.no_success:
+        return None
+    summary = result.summary
+    errors = ", ".join(f"{kind} {count:,}" for kind, count in summary.errors.items())
+    if summary.requests:
+        what = f"all {summary.requests:,} responses failed the expectation"
+    else:
+        what = "no response arrived"
+    return (
+        f"NO REQUEST SUCCEEDED: {what} ({errors or 'no errors either'}); exit 1 "
+        "(unless expect_failures: true)"
+    )
+
+
+def render_no_success(result: RunResult, console: Console) -> None:
+    """A red line when no request succeeded (``RunResult.no_success``)."""
+    text = no_success_text(result)
+    if text is not None:
+        console.print(Text(text, style="bold red"))
+
+
+def render_by_name(result: RunResult, console: Console) -> None:
+    """A request set's breakdown: a row per request name."""
+    if not result.requests_by_name:
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
+    for column in ("request", "count", "failed", "p50", "p90", "p99", "max", "errors"):
+        table.add_column(column, justify="left" if column in ("request", "errors") else "right")
+    for named in result.requests_by_name:
+        latency = named.latency_corrected_us or named.latency_us
+        failed = f"{named.failed:,}"
+        if named.failed_rate:
+            failed += f" ({named.failed_rate:.1%})"
+        errors = ", ".join(f"{kind} {count:,}" for kind, count in named.errors.items())
+        table.add_row(
+            Text(named.name),
+            f"{named.requests:,}",
+            Text(failed, style="red" if named.failed else ""),
+            *(_format_us(getattr(latency, key)) for key in ("p50", "p90", "p99", "max")),
+            Text(errors or "-", style="red" if errors else ""),
+        )
+    console.print(table)
 
 
 def render_cluster(cluster: Cluster, console: Console) -> None:
@@ -128,13 +178,23 @@ def render_cluster_problems(cluster: Cluster, console: Console) -> None:
 def render_summary(result: RunResult, console: Console) -> None:
     summary = result.summary
     env = result.environment
-    status = "[yellow]partial[/] — " + result.stop_reason if result.partial else "completed"
+    status = "completed"
+    if result.stop.kind is StopKind.FAILED:
+        status = "[red]partial[/] — " + escape(result.stop_reason)
+    elif result.partial:
+        status = "[yellow]partial[/] — " + escape(result.stop_reason)
+    if result.no_success:
+        status += ", [bold red]no request succeeded[/]"
     console.print(
         f"[bold]{result.scenario['name']}[/] on {env.backend} ({env.recv_mode} receives), "
         f"{summary.duration_s:.2f} s, {status}"
     )
     overview = Table(show_header=False, box=None, pad_edge=False)
-    overview.add_row("requests", f"{summary.requests:,}")
+    requests = f"{summary.requests:,}"
+    if summary.failed:
+        rate = summary.failed_rate or 0.0
+        requests += f", [red]{summary.failed:,} failed ({rate:.2%})[/]"
+    overview.add_row("requests", requests)
     overview.add_row("throughput", f"{summary.throughput_rps:,.0f} req/s")
     connections = f"{summary.connections:,} open at end, {summary.connects:,} connects"
     if summary.connects > summary.connections and summary.duration_s > 0:
@@ -175,9 +235,11 @@ def render_summary(result: RunResult, console: Console) -> None:
     console.print(overview)
     if result.cluster is not None:
         render_cluster(result.cluster, console)
-    latency = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
+    # 80 columns hold it: 9 columns (cells of at most 6 characters but the first two), each
+    # after a divider and a space, no outer edge. Narrower terminals fold a cell, never cut it.
+    latency = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1))
     for column in ("latency", "count", *_LATENCY_COLUMNS):
-        latency.add_column(column.replace("_", "."), justify="right", no_wrap=True)
+        latency.add_column(column.replace("_", "."), justify="right", overflow="fold")
     if summary.latency_corrected_us is not None:
         latency.add_row(*_latency_row("corrected", summary.latency_corrected_us))
         latency.add_row(*_latency_row("raw", summary.latency_us))
@@ -189,6 +251,7 @@ def render_summary(result: RunResult, console: Console) -> None:
     if summary.schedule_lag_us is not None:
         latency.add_row(*_latency_row("sched lag", summary.schedule_lag_us))
     console.print(latency)
+    render_by_name(result, console)
     if summary.unsent is not None:
         console.print(
             f"open model: {summary.waited_for_connection:,} requests waited for a free "
@@ -207,3 +270,4 @@ def render_summary(result: RunResult, console: Console) -> None:
             )
         console.print(verdicts)
     render_validity(result, console)
+    render_no_success(result, console)

@@ -7,15 +7,26 @@ import math
 MISSING = "\u2013"  # en dash: "no value", distinct from a zero
 
 
+#: (scale in µs, unit), largest first: a latency is shown in the largest unit it reaches.
+_LATENCY_UNITS = ((1e6, "s"), (1e3, "ms"), (1.0, "µs"))
+
+
+def latency_parts(value_us: float) -> tuple[str, str]:
+    """(number, unit) with 3 significant digits (what an HDR histogram of 3 significant
+    digits holds): 51.3 µs, 1.56 ms, 2.1 s. A value that rounds up to the next unit is shown
+    in it (999.7 µs is 1 ms, not "1e+03 µs")."""
+    for scale, unit in _LATENCY_UNITS:
+        if value_us >= scale * 0.9995 or scale == 1.0:
+            return f"{value_us / scale:.3g}", unit
+    raise AssertionError("unreachable")  # pragma: no cover - the µs entry always returns
+
+
 def format_us(value: float | None) -> str:
     """A latency given in microseconds, in the unit that keeps 3 significant digits."""
     if value is None:
         return MISSING
-    if value >= 1_000_000:
-        return f"{value / 1_000_000:.3g} s"
-    if value >= 1000:
-        return f"{value / 1000:.3g} ms"
-    return f"{value:.3g} µs"
+    number, unit = latency_parts(value)
+    return f"{number} {unit}"
 
 
 def format_count(value: int | float) -> str:
@@ -83,11 +94,11 @@ def format_threshold_value(metric: str, value: float | None) -> str:
     """A threshold's observed value in its metric's unit (latencies arrive in seconds)."""
     if value is None:
         return "not measured"
-    if metric == "error_rate":
+    if metric in ("error_rate", "failed_rate"):
         return format_percent_value(100 * value)
     if metric == "throughput":
         return format_rate(value)
-    if metric in ("errors", "requests"):
+    if metric in ("errors", "requests", "failed"):
         return format_count(value)
     return format_us(value * 1e6)
 

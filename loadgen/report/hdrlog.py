@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from loadgen import __version__
+from loadgen.result.files import write_atomically
 from loadgen.result.model import Interval, RunResult
 from loadgen.stats.histogram import HdrHistogram
 
@@ -77,7 +78,4 @@ def _line(interval: Interval, histogram: HdrHistogram, tag: str = "") -> str:
 
 def write_hdr_log(result: RunResult, path: str | Path) -> Path:
     """Write ``format_hdr_log(result)`` to ``path`` (folders are created)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(format_hdr_log(result), encoding="utf-8")
-    return target
+    return write_atomically(path, format_hdr_log(result))

@@ -22,6 +22,7 @@ from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import run_memory
 from loadgen.report.page import render_page, script_json
 from loadgen.report.series import interval_series
+from loadgen.result.files import write_atomically
 
 
 def _figure(chart: Chart, titled: bool = False) -> str:
@@ -53,7 +54,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     memory_data = [run_memory(run) for run in runs]
     memory_charts = chart_data.memory_charts(runs, memory_data)
     optional = [chart for chart in (spectrum, connections, generator_cpu) if chart is not None]
-    charts = [throughput, *latency, *errors, *optional, *memory_charts]
+    charts = chart_data.finish([throughput, *latency, *errors, *optional, *memory_charts])
     idle = [run.label for run in runs if not chart_data.has_latency(run)]
     idle_note = (
         f'<p class="note">No request completed in {escape(", ".join(idle))}: '
@@ -76,11 +77,25 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
                 else "."
             ),
             tables.invalid_banner(runs)
+            + tables.no_success_banner(runs)
             + tables.lost_hosts_banner(runs)
             + tables.summary_table(runs)
             + tables.latency_tables(runs),
         )
     ]
+    by_name = tables.by_name_section(runs)
+    if by_name:
+        sections.append(
+            _section(
+                "by-name",
+                "Requests by name",
+                "A request set's requests, each on its own: every response is timed; a "
+                "failed one answered outside the expected statuses. Errors of an exchange "
+                "that ended without a response (timeout, reset) count against the request "
+                "in flight; refused connects belong to no request.",
+                by_name,
+            )
+        )
     thresholds = tables.thresholds_section(runs)
     if thresholds:
         sections.append(_section("thresholds", "Thresholds", "", thresholds))
@@ -102,7 +117,9 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
             "errors",
             "Errors",
             "Counted by kind: refused, reset, timeout, eof (the peer closed), verify (a reply "
-            "that differs from what was sent), other.",
+            "that differs from what was sent), protocol, other; and a response outside the "
+            "expected statuses by its class (http_4xx, http_5xx, http_unexpected; "
+            "redis_error): those are requests too, failed ones.",
             tables.errors_table(runs) + "".join(_figure(c, titled=True) for c in errors),
         ),
     ]
@@ -194,7 +211,4 @@ def render_html(runs: Sequence[LoadedRun], generated: datetime | None = None) ->
 
 
 def write_html(runs: Sequence[LoadedRun], path: str | Path) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(runs), encoding="utf-8")
-    return target
+    return write_atomically(path, render_html(runs))

@@ -12,6 +12,7 @@ from html import escape
 from typing import Any
 
 from loadgen.report import cluster as cluster_text
+from loadgen.report.advice import saturation_advice
 from loadgen.report.formatting import (
     MISSING,
     format_bytes,
@@ -26,6 +27,7 @@ from loadgen.report.formatting import (
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import Counter, RunMemory
 from loadgen.result.model import Cluster, LatencySummary
+from loadgen.result.stop import StopKind
 
 _LATENCY_COLUMNS = (
     ("min", "min"),
@@ -70,11 +72,27 @@ def _per_run(
 
 def _status(run: LoadedRun) -> str:
     result = run.result
-    if result.stop_reason.startswith("failed"):
-        return _badge(result.stop_reason, "bad")
+    if result.stop.kind is StopKind.FAILED:
+        badge = _badge(result.stop_reason, "bad")
+        if result.stop.traceback:  # loadgen's own failure: where it happened, for a bug report
+            badge += (
+                f"<details><summary>traceback</summary><pre>"
+                f"{escape(result.stop.traceback)}</pre></details>"
+            )
+        return badge
+    if result.no_success:
+        return _badge("no request succeeded", "bad")
     if result.partial:
         return _badge(f"partial: {result.stop_reason}", "warn")
     return _badge("completed", "good")
+
+
+def _failed(run: LoadedRun) -> str:
+    summary = run.result.summary
+    if not summary.failed:
+        return "none"
+    rate = 100 * (summary.failed_rate or 0.0)
+    return _badge(f"{format_count(summary.failed)} ({format_percent_value(rate)})", "bad")
 
 
 def started_text(run: LoadedRun) -> str:
@@ -109,10 +127,35 @@ def invalid_banner(runs: Sequence[LoadedRun]) -> str:
         if check is None or check.valid:
             continue
         reasons = "".join(f"<li>{escape(reason)}</li>" for reason in check.reasons)
+        advice = "".join(f"<li>{escape(line)}</li>" for line in saturation_advice(run.result))
         parts.append(
             f'<div class="invalid" role="alert"><strong>Invalid run: {escape(run.label)}'
             "</strong><p>The load generator itself was the bottleneck, so these numbers "
-            f"measure loadgen rather than the target.</p><ul>{reasons}</ul></div>"
+            f"measure loadgen rather than the target.</p><ul>{reasons}</ul>"
+            f"<p>What to do (any one of):</p><ul>{advice}</ul></div>"
+        )
+    return "".join(parts)
+
+
+def no_success_banner(runs: Sequence[LoadedRun]) -> str:
+    """A red box per run in which no request succeeded; empty otherwise."""
+    parts = []
+    for run in runs:
+        if not run.result.no_success:
+            continue
+        summary = run.result.summary
+        errors = ", ".join(f"{kind} {format_count(n)}" for kind, n in summary.errors.items())
+        what = (
+            f"all {format_count(summary.requests)} responses failed the expectation"
+            if summary.requests
+            else "no response arrived"
+        )
+        parts.append(
+            f'<div class="invalid no-success" role="alert"><strong>No request succeeded: '
+            f"{escape(run.label)}</strong><p>{escape(what)} "
+            f"({escape(errors or 'no errors either')}). <code>loadgen run</code> exits 1 "
+            "for such a run unless the scenario sets <code>expect_failures: true</code>.</p>"
+            "</div>"
         )
     return "".join(parts)
 
@@ -183,7 +226,7 @@ def _errors(run: LoadedRun) -> str:
     total = summary.error_count
     if total == 0:
         return "none"
-    rate = 100 * total / (summary.requests + total)
+    rate = 100 * summary.error_rate
     return _badge(f"{format_count(total)} ({format_percent_value(rate)})", "bad")
 
 
@@ -206,6 +249,7 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
             ("status", _status),
             ("duration", lambda r: format_seconds(r.result.summary.duration_s)),
             ("requests", lambda r: format_count(r.result.summary.requests)),
+            ("failed requests", _failed),
             ("throughput", lambda r: _badge(format_rate(r.result.summary.throughput_rps), "key")),
             ("latency p50", lambda r: format_us(_latency(r).p50)),
             ("latency p99", lambda r: _badge(format_us(_latency(r).p99), "key")),
@@ -220,7 +264,11 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
                     f"{format_count(r.result.summary.connects)} connects"
                 ),
             ),
-            ("message size", lambda r: _size(r.result.scenario.get("message_size"))),
+            *(
+                [("message size", _message_size)]
+                if any(_echo(run) for run in runs)
+                else []  # only echo sends messages of a chosen size
+            ),
             ("bytes sent", lambda r: format_bytes(r.result.summary.bytes_sent)),
             ("bytes received", lambda r: format_bytes(r.result.summary.bytes_received)),
             ("generator", _generator),
@@ -248,6 +296,21 @@ def _hosts(run: LoadedRun) -> str:
     if lost:
         return _badge(f"{len(cluster.hosts)}, {lost} lost", "bad")
     return format_count(len(cluster.hosts))
+
+
+def _echo(run: LoadedRun) -> bool:
+    protocol = run.result.scenario.get("protocol")
+    return (
+        protocol is None
+        or protocol == "echo"
+        or (isinstance(protocol, dict) and "echo" in protocol)
+    )
+
+
+def _message_size(run: LoadedRun) -> str:
+    if not _echo(run):
+        return MISSING  # http, redis, stream: the request is what their protocol sends
+    return _size(run.result.scenario.get("message_size"))
 
 
 def _size(value: Any) -> str:
@@ -295,6 +358,39 @@ def latency_tables(runs: Sequence[LoadedRun]) -> str:
             title = "Request latency, raw (from each request's actual send)"
         header = ["run", "count", *(h for _, h in _LATENCY_COLUMNS)]
         parts.append(f"<h3>{escape(title)}</h3>" + _table(header, rows))
+    return "".join(parts)
+
+
+def by_name_section(runs: Sequence[LoadedRun]) -> str:
+    """Each request set's breakdown: a row per request name (one table per run that has a
+    breakdown); empty when no run has one."""
+    parts = []
+    for run in runs:
+        named = run.result.requests_by_name
+        if not named:
+            continue
+        rows = []
+        for item in named:
+            latency = item.latency_corrected_us or item.latency_us
+            failed = format_count(item.failed)
+            if item.failed:
+                rate = format_percent_value(100 * (item.failed_rate or 0.0))
+                failed = _badge(f"{failed} ({rate})", "bad")
+            errors = ", ".join(
+                f"{escape(kind)} {format_count(count)}" for kind, count in item.errors.items()
+            )
+            rows.append(
+                [
+                    escape(item.name),
+                    format_count(item.requests),
+                    failed,
+                    *(format_us(getattr(latency, key)) for key, _ in _LATENCY_COLUMNS),
+                    errors or "none",
+                ]
+            )
+        header = ["request", "count", "failed", *(h for _, h in _LATENCY_COLUMNS), "errors"]
+        title = f"<h3>{escape(run.label)}</h3>" if len(runs) > 1 else ""
+        parts.append(title + _table(header, rows, css="grid by-name"))
     return "".join(parts)
 
 
@@ -477,18 +573,34 @@ def memory_table(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) 
                     [label, f'<span class="na">{escape(counter.reason)}</span>', "", "", ""]
                 )
                 continue
-            each, connections = data.per_connection(counter)
-            per = (
-                f"{_bytes(each)} (at {format_count(connections)} connections)"
-                if each is not None and connections
-                else MISSING
-            )
+            per = _growth(data, counter)
             rows.append(
                 [label, _bytes(counter.start), _bytes(counter.peak), _bytes(counter.end), per]
             )
     table = _table(["run: counter", "start", "peak", "end", "growth per connection"], rows)
     note = "".join(f'<p class="note">{n}</p>' for n in notes)
     return table + note
+
+
+def _growth(data: RunMemory, counter: Counter) -> str:
+    """Growth per connection, or why it is no figure: within the counter's own noise, or
+    too few samples to tell (system-wide counters move with everything the machine does)."""
+    each, connections = data.per_connection(counter)
+    if each is None or not connections:
+        return MISSING
+    figure = f"{_bytes(each)} (at {format_count(connections)} connections)"
+    noise = data.noise(counter)
+    if noise is None:
+        if counter.system_wide:
+            return f'{figure} <span class="na">too few samples to tell from noise</span>'
+        return figure
+    growth = each * connections
+    if noise > 0 and abs(growth) <= noise:
+        return (
+            f'<span class="na">within noise: {_bytes(growth)} in all, while the counter moved '
+            f"by {_bytes(noise)} with the connections held</span>"
+        )
+    return figure
 
 
 def memory_not_measurable(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) -> str:

@@ -16,6 +16,7 @@ from loadgen.report.formatting import (
     format_threshold_value,
 )
 from loadgen.result.model import Cluster
+from loadgen.result.stop import StopKind, StopReason
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,28 @@ def cluster_check(label: str, cluster: Cluster) -> Check:
     )
 
 
+def stop_check(label: str, stop: StopReason, gating: bool = False) -> Check:
+    """A run that did not complete: failed when loadgen itself failed (the output holds
+    the detail and any traceback kept), or when it is a current run a gate cannot pass
+    (``gating``: ``compare`` without ``--allow-partial``); skipped when a signal or its
+    coordinator stopped it."""
+    failed = stop.kind is StopKind.FAILED or gating
+    return Check(
+        classname="loadgen.run",
+        name=f"{label}: ran to its end",
+        outcome="failed" if failed else "skipped",
+        message=f"{label}: {stop}",
+        details="\n".join([f"run: {label}", *([stop.traceback] if stop.traceback else [])]),
+        kind="failed-run",
+    )
+
+
 def comparison_junit(comparison: Comparison) -> str:
-    """One testcase per invalid run, per distributed run (failed when it lost a host), per
-    metric, then per threshold of each current run."""
-    checks = [validity_check(label, reasons) for label, reasons in comparison.invalid_runs]
+    """One testcase per run that did not complete, per invalid run, per distributed run
+    (failed when it lost a host), per metric, then per threshold of each current run."""
+    gating = {label for label, _ in comparison.incomplete}
+    checks = [stop_check(label, stop, label in gating) for label, stop in comparison.stopped_runs]
+    checks += [validity_check(label, reasons) for label, reasons in comparison.invalid_runs]
     checks += [cluster_check(label, cluster) for label, cluster in comparison.clusters]
     checks += [_metric_check(m) for m in comparison.metrics]
     checks += [_threshold_check(label, v) for label, v in comparison.thresholds]

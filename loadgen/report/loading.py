@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from loadgen.config.document import shown_value
+from loadgen.report.shape import shape_problem
 from loadgen.result.model import SCHEMA_VERSION, RunResult
+from loadgen.result.stop import StopReason
+from loadgen.stats.histogram import HdrHistogram
 
 #: Keys every loadgen result has had since schema 1; a JSON object without them is not one.
 _REQUIRED_KEYS = ("schema_version", "scenario", "environment", "summary", "histograms")
@@ -42,7 +46,7 @@ class LoadedRun:
 def from_result(result: RunResult, label: str | None = None, source: str = "") -> LoadedRun:
     """Wrap a result that is already in memory (``loadgen run --html``)."""
     return LoadedRun(
-        label=label or str(result.scenario.get("name", "run")),
+        label=label or result.label or str(result.scenario.get("name", "run")),
         source=source,
         result=result,
         raw=result.to_dict(),
@@ -50,7 +54,8 @@ def from_result(result: RunResult, label: str | None = None, source: str = "") -
 
 
 def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
-    """Read one result file; ``ResultFileError`` for anything that is not a usable result."""
+    """Read one result file; ``ResultFileError`` for anything that is not a usable result.
+    Its label: ``label``, else the result's own (``run --label``), else the file's name."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -59,22 +64,33 @@ def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
     except OSError as exc:
         raise ResultFileError(file, f"cannot read: {exc.strerror or exc}") from None
     result, raw = _check(_decode(text, file), file)
-    return LoadedRun(label=label or file.stem, source=str(file), result=result, raw=raw)
+    return LoadedRun(
+        label=label or result.label or file.stem, source=str(file), result=result, raw=raw
+    )
 
 
-def load_runs(paths: list[Path]) -> list[LoadedRun]:
-    """Read several files, labelled by file name (made unique when names repeat)."""
-    stems = [p.stem for p in paths]
-    labels = [
-        stem if stems.count(stem) == 1 else f"{stem} ({p.parent.name or p.parent})"
-        for stem, p in zip(stems, paths, strict=True)
+def load_runs(paths: list[Path], labels: list[str] | None = None) -> list[LoadedRun]:
+    """Read several files, labelled by ``labels`` (one per file, in order), else by each
+    result's own label or file name, made unique when they repeat."""
+    if labels is not None and len(labels) != len(paths):
+        raise ValueError(
+            f"{len(labels)} labels for {len(paths)} result files: give one --label per file"
+        )
+    given: list[str | None] = list(labels) if labels is not None else [None] * len(paths)
+    runs = [load_run(path, label) for path, label in zip(paths, given, strict=True)]
+    names = [run.label for run in runs]
+    named = [
+        name
+        if names.count(name) == 1 or run.result.label or labels
+        else f"{name} ({p.parent.name or p.parent})"
+        for name, run, p in zip(names, runs, paths, strict=True)
     ]
     seen: dict[str, int] = {}
     unique = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
-    return [load_run(p, label) for p, label in zip(paths, unique, strict=True)]
+    for name in named:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return [replace(run, label=name) for run, name in zip(runs, unique, strict=True)]
 
 
 def _decode(text: str, source: str | Path) -> dict[str, Any]:
@@ -110,11 +126,37 @@ def _check(data: dict[str, Any], source: str | Path) -> tuple[RunResult, dict[st
             f"written by a newer loadgen (schema_version {version}; this loadgen reads "
             f"{SCHEMA_VERSION}): upgrade loadgen to read it",
         )
+    problem = _stop_problem(data) or shape_problem(_without_stop_reason(data), RunResult)
+    if problem is not None:
+        raise ResultFileError(source, f"malformed loadgen result: {problem}")
     try:
         result = RunResult.from_dict(data)
         for name in result.histograms:
             result.histogram(name)  # decode once: a damaged histogram fails here, not later
+        for interval in result.intervals:
+            for encoded in (interval.latency, interval.latency_corrected):
+                if encoded is not None:
+                    HdrHistogram.from_dict(encoded)
     except (KeyError, TypeError, ValueError, AttributeError, struct.error, zlib.error) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ResultFileError(source, f"malformed loadgen result: {detail}") from None
     return result, data
+
+
+def _stop_problem(data: dict[str, Any]) -> str | None:
+    """The one-line ``stop_reason`` (every schema; alone before schema 4) must be text, and
+    one of ``stop_reason`` and ``stop`` must be there."""
+    if "stop_reason" in data and not isinstance(data["stop_reason"], str):
+        return f"stop_reason: expected text, got {shown_value(data['stop_reason'])}"
+    if "stop" not in data and "stop_reason" not in data:
+        return "stop: missing"
+    return None
+
+
+def _without_stop_reason(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``RunResult`` has: ``stop_reason`` is ``stop`` in one line (its property),
+    and a result before schema 4 has only that (``stop`` is then parsed from it)."""
+    shaped = {key: value for key, value in data.items() if key != "stop_reason"}
+    if "stop" not in shaped:
+        shaped["stop"] = StopReason.completed().to_dict()  # checked above as stop_reason
+    return shaped

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loadgen.report import cluster as cluster_text
-from loadgen.report.compare import Comparison, MetricComparison, Verdict, format_percent
+from loadgen.report.compare import (
+    Comparison,
+    MetricComparison,
+    NameComparison,
+    Verdict,
+    format_percent,
+)
 from loadgen.report.formatting import (
     MISSING,
     format_change,
@@ -28,19 +34,16 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _side(values: tuple[float, ...], median: float | None, unit: str) -> str:
-    text = format_metric(median, unit)
-    return text if len(values) <= 1 else f"{text} (median of {len(values)})"
-
-
-def _row(metric: MetricComparison, tested: bool) -> str:
+def _row(metric: MetricComparison, tested: bool, per_metric: bool) -> str:
     unit = metric.metric.unit
     cells = [
         metric.metric.label,
-        _side(metric.baseline, metric.baseline_median, unit),
-        _side(metric.current, metric.current_median, unit),
+        format_metric(metric.baseline_median, unit),
+        format_metric(metric.current_median, unit),
         format_change(metric.change),
     ]
+    if per_metric:
+        cells.append(format_percent(metric.tolerance))
     if tested:
         p = MISSING if metric.p_value is None else f"{metric.p_value:.3g}"
         cells += [p, format_interval(metric.ci)]
@@ -73,6 +76,31 @@ def cluster_markdown(clusters: Sequence[tuple[str, Cluster]]) -> list[str]:
     return lines
 
 
+def by_name_markdown(rows: Sequence[NameComparison]) -> list[str]:
+    """A request set's names: medians of p50, p99 and the failed share on both sides."""
+    lines = [
+        "**Requests by name** (medians over the runs; shown, not judged)",
+        "",
+        "| request | p50 baseline | p50 current | p99 baseline | p99 current | p99 change "
+        "| failed baseline | failed current |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        base, now = row.baseline, row.current
+        cells = [
+            row.name,
+            format_metric(base.p50_us, "µs"),
+            format_metric(now.p50_us, "µs"),
+            format_metric(base.p99_us, "µs"),
+            format_metric(now.p99_us, "µs"),
+            format_change(row.p99_change),
+            format_metric(base.failed_percent, "%"),
+            format_metric(now.failed_percent, "%"),
+        ]
+        lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+    return lines
+
+
 def comparison_markdown(comparison: Comparison) -> str:
     outcome = "❌ FAIL" if comparison.failed else "✅ PASS"
     if comparison.invalid_runs:
@@ -82,20 +110,32 @@ def comparison_markdown(comparison: Comparison) -> str:
         f"### loadgen compare: {outcome}",
         "",
         f"{n_base} baseline run{'s' * (n_base != 1)} against {n_cur} current "
-        f"run{'s' * (n_cur != 1)}; tolerance {format_percent(comparison.tolerance)}; "
+        f"run{'s' * (n_cur != 1)}; tolerance {comparison.tolerances.describe()}; "
         f"{comparison.method}.",
         "",
     ]
     for label, reasons in comparison.invalid_runs:
         lines.append(f"> ⛔ **{_escape(label)} is invalid**: {_escape('; '.join(reasons))}")
         lines.append("")
-    header = ["metric", "baseline", "current", "change"]
+    for label, stop in comparison.incomplete:
+        lines.append(f"> ❌ **{_escape(label)} did not complete**: {_escape(str(stop))}")
+        lines.append("")
+    per_metric = not comparison.tolerances.uniform
+    # Several runs a side: each cell is their median, said once in the header.
+    header = [
+        "metric",
+        "baseline" + (f" (median of {n_base})" if n_base > 1 else ""),
+        "current" + (f" (median of {n_cur})" if n_cur > 1 else ""),
+        "change",
+    ]
+    if per_metric:
+        header.append("tolerance")
     if comparison.tested:
         header += ["p (worse)", "95% interval"]
     header.append("verdict")
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
-    lines += [_row(metric, comparison.tested) for metric in comparison.metrics]
+    lines += [_row(metric, comparison.tested, per_metric) for metric in comparison.metrics]
     if comparison.thresholds:
         lines += ["", "| run | threshold | observed | verdict |", "|---|---|---:|---|"]
         for label, verdict in comparison.thresholds:
@@ -106,6 +146,8 @@ def comparison_markdown(comparison: Comparison) -> str:
                 "✅ pass" if verdict.passed else "❌ **fail**",
             ]
             lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+    if comparison.by_name:
+        lines += ["", *by_name_markdown(comparison.by_name)]
     if comparison.clusters:
         lines += ["", *cluster_markdown(comparison.clusters)]
     if comparison.warnings:

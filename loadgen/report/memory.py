@@ -4,7 +4,7 @@ Each run samples memory once a second (``loadgen.stats.memory``). A report draws
 quantities and tabulates their components:
 
 * **kernel non-pageable memory**: on Linux SUnreclaim + TCP socket buffer pages + VmPin
-  (kernel memory is never paged; DESIGN.md section 6), on Windows the process's nonpaged-pool
+  (kernel memory is never paged; docs/recv-modes.md), on Windows the process's nonpaged-pool
   quota. The Linux counters are system-wide: on loopback with a built-in target both ends of
   every connection are in them, and so is everything else the machine did. Charts show it as
   the change since the run's first sample (taken before any connection opened).
@@ -24,6 +24,8 @@ from loadgen.report.loading import LoadedRun
 
 Sample = dict[str, Any]
 NOT_MEASURABLE = "not measurable here"
+#: Samples with the connections held that it takes to say how much a counter moves by itself.
+NOISE_SAMPLES = 3
 
 
 def _int(sample: Sample, key: str) -> int | None:
@@ -48,6 +50,8 @@ class Counter:
     label: str
     values: list[int | None]
     reason: str | None  # why every value is None (``not measurable here: ...``)
+    #: Counts the whole machine (both ends on loopback, every other process): noisy.
+    system_wide: bool = False
 
     @property
     def measured(self) -> list[int]:
@@ -90,6 +94,23 @@ class RunMemory:
                 best = index
         return best
 
+    def noise(self, counter: Counter) -> float | None:
+        """How far the counter moved by itself: its range over the samples taken while the
+        most connections were held (nothing the run did changed then). None with fewer
+        than ``NOISE_SAMPLES`` such samples: too few to tell."""
+        peak = self.peak_connection_index(counter)
+        if peak is None:
+            return None
+        held = self.connections[peak]
+        values = [
+            value
+            for index, (count, value) in enumerate(
+                zip(self.connections, counter.values, strict=True)
+            )
+            if index > 0 and count == held and value is not None
+        ]
+        return float(max(values) - min(values)) if len(values) >= NOISE_SAMPLES else None
+
     def per_connection(self, counter: Counter) -> tuple[float | None, int | None]:
         """(bytes per connection, connections): growth from the first sample to the sample
         with the most connections, divided by them; (None, None) when not known."""
@@ -114,12 +135,15 @@ def _reason(samples: Sequence[Sample], field: str) -> str:
     return f"{NOT_MEASURABLE}: the sampler gave no {field}"
 
 
+_SYSTEM_WIDE = ("sunreclaim_bytes", "tcp_buffer_bytes", "slab_bytes", "system_nonpaged_bytes")
+
+
 def _counter(
     samples: Sequence[Sample], key: str, label: str, pick: Callable[[Sample], int | None]
 ) -> Counter:
     values = [pick(s) for s in samples]
     reason = None if any(v is not None for v in values) else _reason(samples, key)
-    return Counter(key, label, values, reason)
+    return Counter(key, label, values, reason, system_wide=key in _SYSTEM_WIDE)
 
 
 def _connections_at(run: LoadedRun, times: Sequence[float]) -> list[int | None]:

@@ -116,3 +116,50 @@ def corrected_histogram(run: LoadedRun) -> HdrHistogram | None:
     if "latency_corrected" not in run.result.histograms:
         return None
     return run.result.histogram("latency_corrected")
+
+
+def _phases(run: LoadedRun) -> list[tuple[float, float, float]]:
+    """(duration_s, start rate, end rate) of each open-model phase; empty otherwise."""
+    load = run.result.scenario.get("load")
+    if not isinstance(load, dict) or load.get("model") != "open":
+        return []
+    phases = []
+    for phase in load.get("phases") or []:
+        rate = phase.get("rate")
+        if not isinstance(rate, list | tuple) or len(rate) != 2:
+            return []
+        phases.append((float(phase["duration"]), float(rate[0]), float(rate[1])))
+    return phases
+
+
+def _scheduled_by(phases: Sequence[tuple[float, float, float]], t_s: float) -> float:
+    """Requests the schedule asks for from the start to ``t_s`` (linear ramps)."""
+    total, start = 0.0, 0.0
+    for duration, first, last in phases:
+        if t_s <= start or duration <= 0:
+            break
+        elapsed = min(t_s - start, duration)
+        total += first * elapsed + (last - first) * elapsed * elapsed / (2 * duration)
+        start += duration
+    return total
+
+
+def scheduled_rates(run: LoadedRun) -> list[float | None] | None:
+    """The open-model schedule's rate over each interval (what throughput is measured
+    against: the requests due in it over its length); None for a closed-model run."""
+    phases = _phases(run)
+    if not phases:
+        return None
+    rates: list[float | None] = []
+    for interval in run.result.intervals:
+        start, end = interval.start_s, interval.start_s + interval.duration_s
+        due = _scheduled_by(phases, end) - _scheduled_by(phases, start)
+        rates.append(due / interval.duration_s if interval.duration_s > 0 else None)
+    return rates
+
+
+def scheduled_overall(run: LoadedRun) -> float | None:
+    """The schedule's mean rate over the run's planned length."""
+    phases = _phases(run)
+    planned = sum(duration for duration, _, _ in phases)
+    return _scheduled_by(phases, planned) / planned if phases and planned > 0 else None

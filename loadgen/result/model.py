@@ -14,16 +14,22 @@ from typing import Any
 
 from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.result.files import write_atomically
+from loadgen.result.stop import StopReason
 from loadgen.stats.histogram import HdrHistogram
 
 #: 2 added ``self_check`` (was the generator itself the bottleneck?) and each interval's
 #: ``cpu_percent``; results of schema 1 still load (``self_check`` None: not checked).
 #: 3 added ``cluster`` (a distributed run's hosts, clock offsets and start skew) and the
 #: generator's ``start_late_ms``; older results load with both None.
-#: 4 added TLS: the summary's ``tls_handshake_us`` and ``tls_resumed`` (with the
-#: ``tls_handshake`` histogram) and ``error_reasons``; older results load with none.
-SCHEMA_VERSION = 4
-READABLE_SCHEMAS = (1, 2, 3, 4)
+#: 4 added ``stop`` (``result.stop.StopReason``: kind, detail, a failure's traceback); the
+#: one-line ``stop_reason`` is still written beside it, and older results' is parsed.
+#: 5 added ``summary.failed`` (responses outside the expected statuses, which are now
+#: requests too), ``requests_by_name`` (a request set's breakdown) and each interval's
+#: ``failed``; older results load with none failed and no breakdown.
+#: 6 added TLS: the summary's ``tls_handshake_us`` and ``tls_resumed`` (with the
+#: ``tls_handshake`` histogram), and ``error_reasons``; older results load with none.
+SCHEMA_VERSION = 6
+READABLE_SCHEMAS = (1, 2, 3, 4, 5, 6)
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 #: ``Summary.error_reasons``: where the reasons beyond the few kept per kind are counted.
 OTHER_REASONS = "(other reasons)"
@@ -105,10 +111,36 @@ class Summary:
     #: certificate check, what a server did wrong): per kind, each reason's count. Not
     #: every error has one, so the counts may add up to less than ``errors``.
     error_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Responses that arrived whole but are not what the scenario expects (an HTTP status
+    #: outside ``http.expect``, a Redis error reply): counted in ``requests`` (and timed)
+    #: and in ``errors`` under their kind. 0 in results before schema 5.
+    failed: int = 0
 
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    @property
+    def succeeded(self) -> int:
+        """Requests answered as expected."""
+        return self.requests - self.failed
+
+    @property
+    def attempts(self) -> int:
+        """Requests plus the errors that ended an exchange without a response (a failed
+        request is both a request and an error: counted once)."""
+        return self.requests + self.error_count - self.failed
+
+    @property
+    def error_rate(self) -> float:
+        """Errors of any kind per attempt (0 when nothing was attempted)."""
+        attempts = self.attempts
+        return self.error_count / attempts if attempts else 0.0
+
+    @property
+    def failed_rate(self) -> float | None:
+        """Failed requests per request (k6's ``http_req_failed``); None without requests."""
+        return self.failed / self.requests if self.requests else None
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,7 @@ class Interval:
     connections: int | None = None  # open when the interval closed
     #: The generator's CPU in this interval, percent of one core (schema 2; None before).
     cpu_percent: float | None = None
+    failed: int = 0  # of ``requests``: answered outside the expectation (schema 5)
 
 
 @dataclass(frozen=True)
@@ -210,6 +243,40 @@ class SelfCheck:
 
 
 @dataclass(frozen=True)
+class RequestName:
+    """One request of a request set (``http.requests``): what its responses measured.
+
+    ``histograms`` holds its latency (and in the open model its corrected latency) in the
+    HdrHistogram encoding, so processes and hosts merge per name exactly as for the run.
+    ``errors`` are the failed responses by kind and the errors of exchanges that ended
+    while this request was in flight (timeout, reset, eof); refused connects belong to no
+    request and count only in the run's errors."""
+
+    name: str
+    requests: int
+    failed: int
+    errors: dict[str, int]
+    latency_us: LatencySummary
+    latency_corrected_us: LatencySummary | None = None
+    histograms: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def failed_rate(self) -> float | None:
+        return self.failed / self.requests if self.requests else None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestName:
+        corrected = data.get("latency_corrected_us")
+        return cls(
+            **{
+                **data,
+                "latency_us": LatencySummary(**data["latency_us"]),
+                "latency_corrected_us": LatencySummary(**corrected) if corrected else None,
+            }
+        )
+
+
+@dataclass(frozen=True)
 class RunResult:
     scenario: dict[str, Any]
     environment: Environment
@@ -217,7 +284,7 @@ class RunResult:
     generator: Generator
     started_at: str  # ISO 8601, UTC
     partial: bool
-    stop_reason: str  # "completed", "interrupted (SIGINT)", or "failed: ..."
+    stop: StopReason  # why the run ended (completed, interrupted, stopped, failed)
     histograms: dict[str, dict[str, Any]]
     intervals: list[Interval] = field(default_factory=list)
     thresholds: list[ThresholdVerdict] = field(default_factory=list)
@@ -228,11 +295,36 @@ class RunResult:
     self_check: SelfCheck | None = None
     #: A distributed run's hosts (``loadgen run --cluster``); None on one host.
     cluster: Cluster | None = None
+    #: A name for the run in reports and comparisons (``loadgen run --label``); None: the
+    #: file's name. Optional and ignored by readers that predate it, so no new schema.
+    label: str | None = None
+    #: A request set's breakdown by request name, in the scenario's order (schema 5);
+    #: empty for a single request and for other protocols.
+    requests_by_name: list[RequestName] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def stop_reason(self) -> str:
+        """``stop`` as one line: ``completed``, ``interrupted (SIGINT)``, ``failed: ...``."""
+        return str(self.stop)
 
     @property
     def thresholds_passed(self) -> bool:
         return all(verdict.passed for verdict in self.thresholds)
+
+    @property
+    def no_success(self) -> bool:
+        """No request succeeded although the scenario sends some and does not set
+        ``expect_failures``: a dead or failing target, which ``run`` reports as a failure."""
+        summary = self.summary
+        if summary.succeeded > 0 or self.scenario.get("expect_failures"):
+            return False
+        if (
+            summary.throughput_bytes_per_s is not None
+            and summary.bytes_sent + summary.bytes_received
+        ):
+            return False  # a stream moved payload: its transfers just outlast the run
+        return _sends_requests(self.scenario)
 
     @property
     def invalid(self) -> bool:
@@ -244,7 +336,13 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        return {"schema_version": data.pop("schema_version"), **data}
+        data["stop"] = self.stop.to_dict()
+        ordered = {"schema_version": data.pop("schema_version")}
+        for key, value in data.items():
+            ordered[key] = value
+            if key == "partial":
+                ordered["stop_reason"] = self.stop_reason  # the one-line form (schema 1-3)
+        return ordered
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -278,18 +376,39 @@ class RunResult:
             generator=Generator(**data["generator"]),
             started_at=data["started_at"],
             partial=data["partial"],
-            stop_reason=data["stop_reason"],
+            stop=(
+                StopReason.from_dict(data["stop"])
+                if "stop" in data
+                else StopReason.parse(data["stop_reason"])
+            ),
             histograms=data["histograms"],
             intervals=[Interval(**item) for item in data.get("intervals", [])],
             thresholds=[ThresholdVerdict(**item) for item in data.get("thresholds", [])],
             memory=list(data.get("memory", [])),
             self_check=SelfCheck(**data["self_check"]) if data.get("self_check") else None,
             cluster=_cluster_from_dict(data.get("cluster")),
+            label=data["label"] if isinstance(data.get("label"), str) else None,
+            requests_by_name=[
+                RequestName.from_dict(item) for item in data.get("requests_by_name", [])
+            ],
         )
 
     @classmethod
     def read(cls, path: str | Path) -> RunResult:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _sends_requests(scenario: dict[str, Any]) -> bool:
+    """False for a recorded scenario none of whose phases sends (all idle, or rate 0)."""
+    load = scenario.get("load")
+    if not isinstance(load, dict):
+        return True
+    phases = load.get("phases")
+    if not isinstance(phases, list) or not phases:
+        return True
+    if load.get("model") == "open":
+        return any(max(phase.get("rate") or [0]) > 0 for phase in phases)
+    return not all(phase.get("idle") for phase in phases)
 
 
 def _cluster_from_dict(data: dict[str, Any] | None) -> Cluster | None:

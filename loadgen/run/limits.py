@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import Scenario
 
@@ -122,21 +123,6 @@ def check_connections(connections: int, sources: int = 0, targets: int = 1) -> N
     soonest); raises ``ConnectionLimitError`` for a count that cannot fit."""
     check_descriptors(connections)
     check_ports(connections, sources, targets)
-
-
-def peak_connections(scenario: Scenario) -> int:
-    """The most connections a scenario holds at once (its pool, over every phase)."""
-    plan = scenario.plan  # the same count as runner.client_config's pool
-    if plan.model == "closed" and any(p.connections is not None for p in plan.phases):
-        return max(max(p.connections or (plan.connections,)) for p in plan.phases)
-    return plan.connections
-
-
-def check_scenario(scenario: Scenario) -> None:
-    """``check_connections`` for a scenario's peak count, sources and targets."""
-    check_connections(
-        peak_connections(scenario), len(scenario.source_addresses()), len(scenario.targets)
-    )
 
 
 # --- fitting a run to the machine: spread what can be spread, refuse the rest ---------------
@@ -273,29 +259,36 @@ def _processes_for_descriptors(connections: int, hard: int, headroom: float = 1.
     return math.ceil(connections * headroom / per_process)
 
 
-def churn_rate(scenario: Scenario, processes: int) -> float:
+def churn_rate(plan: LoadPlan, processes: int) -> float:
     """Connections closed per second by a churn run (0 without requests_per_connection):
-    the open model's highest rate / requests per connection; for the closed model, at most
-    every connection once per think time, and at most ``CLOSED_CHURN_PER_PROCESS`` a process."""
-    plan = scenario.plan
+    the open model's highest rate / requests per connection; in the closed model at most
+    ``CLOSED_CHURN_PER_PROCESS`` a process, and in a phase with a think time at most each of
+    the phase's connections once per its think time (the busiest phase counts)."""
     per_connection = plan.requests_per_connection
     if per_connection is None:
         return 0.0
-    if plan.model == "open":
-        highest = max(max(phase.rate or (0.0,)) for phase in plan.phases)
-        return highest / per_connection
+    if plan.open_model:
+        return plan.highest_rate / per_connection
     ceiling = float(CLOSED_CHURN_PER_PROCESS * processes)
-    think = min((p.think_time for p in plan.phases if p.think_time), default=plan.think_time)
-    if think:
-        ceiling = min(ceiling, peak_connections(scenario) / think)
-    return ceiling / per_connection
+    busiest = max(
+        (
+            min(ceiling, phase.peak_connections / phase.think_time_s)
+            if phase.think_time_s
+            else ceiling
+            for phase in plan.phases
+            if not phase.idle  # an idle phase sends nothing, so closes nothing
+        ),
+        default=0.0,
+    )
+    return busiest / per_connection
 
 
 def ports_needed(scenario: Scenario, processes: int, hold_s: float) -> tuple[int, float]:
     """(local ports one run needs at once, its churn rate): the connections held, plus
     what TIME_WAIT keeps for ``hold_s`` after each FIN close of a churn run."""
-    rate = churn_rate(scenario, processes) if scenario.close == "fin" else 0.0
-    return peak_connections(scenario) + math.ceil(rate * hold_s), rate
+    plan = LoadPlan.from_scenario(scenario)
+    rate = churn_rate(plan, processes) if scenario.close == "fin" else 0.0
+    return plan.peak_connections + math.ceil(rate * hold_s), rate
 
 
 def auto_sources(count: int) -> list[str]:
@@ -329,7 +322,7 @@ def fit_run(
     """
     machine = machine or Machine.here()
     notices: list[str] = []
-    peak = peak_connections(scenario)
+    peak = LoadPlan.from_scenario(scenario).peak_connections
     builtin = scenario.builtin_target is not None
     processes = max(1, min(processes, peak))
     hard = machine.nofile_hard
@@ -386,6 +379,7 @@ def _fit_ports(
     if hold_s is None:
         hold_s = time_wait_hold_s(loopback)
     needed, rate = ports_needed(scenario, processes, hold_s)
+    peak = LoadPlan.from_scenario(scenario).peak_connections
     sources = scenario.source_addresses()
     targets = len(scenario.targets)
     assert machine.port_range is not None
@@ -393,7 +387,7 @@ def _fit_ports(
     churn = ""
     if rate:
         churn = (
-            f" ({peak_connections(scenario):,} held at once plus {math.ceil(rate * hold_s):,} "
+            f" ({peak:,} held at once plus {math.ceil(rate * hold_s):,} "
             f"in TIME_WAIT: about {rate:,.0f} closes/s, each port held {hold_s:g} s)"
         )
     if sources:
@@ -438,7 +432,7 @@ def estimate_memory(scenario: Scenario, processes: int, target_processes: int) -
     receive buffers (buffered mode; buffer-ring's one shared ring a process), its slots,
     the kernel's sockets, a built-in target's 16 KiB buffer and state (``target_processes``
     0: not on this machine as far as loadgen knows), and each process's own footprint."""
-    peak = peak_connections(scenario)
+    peak = LoadPlan.from_scenario(scenario).peak_connections
     per_connection = CLIENT_SLOT_BYTES + KERNEL_PER_CONNECTION_BYTES
     shared = 0
     if scenario.receive == ReceiveMode.BUFFERED:
@@ -461,7 +455,7 @@ def check_memory(
     need = estimate_memory(scenario, processes, target_processes)
     if need <= machine.mem_available:
         return
-    peak = peak_connections(scenario)
+    peak = LoadPlan.from_scenario(scenario).peak_connections
     mib = 1024 * 1024
     buffer = (
         f"a {scenario.receive_buffer // 1024} KiB receive buffer each (buffered), "

@@ -20,10 +20,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from loadgen import __version__
+from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import StreamSpec
 from loadgen.engine import select_backend
-from loadgen.load.recorder import Recorder
+from loadgen.load.recorder import NamedStats, Recorder
 from loadgen.load.requests import LoadClient
 from loadgen.load.streams import StreamClient
 from loadgen.load.tls_clients import TlsLoadClient, TlsStreamClient
@@ -32,25 +33,23 @@ from loadgen.result.model import (
     Generator,
     Interval,
     LatencySummary,
+    RequestName,
     RunResult,
     Summary,
 )
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.environment import os_description, raise_fd_limit
-from loadgen.run.interrupts import sigint_recorded
+from loadgen.run.interrupts import interrupts_recorded
 from loadgen.run.selfcheck import check as self_check
 from loadgen.run.shard import ProcessChannel, ShardChannel, ShardSpec, sleep_until, ticking
-from loadgen.run.wiring import (
-    arrival_schedule,
-    check_receive_features,
-    client_config,
-    first_gap_ns,
-)
+from loadgen.run.wiring import check_receive_features, client_config, shard_arrivals
 from loadgen.stats.cpu import CpuSampler
 from loadgen.stats.histogram import HdrHistogram
 
 
 def _stopper(client: LoadClient | StreamClient) -> Callable[[], None]:
-    """Ctrl-C's action on a running client: its loop stops, and the run ends normally."""
+    """A stop signal's action (Ctrl-C, SIGTERM, SIGHUP) on a running client: its loop
+    stops, and the run ends normally."""
 
     def stop() -> None:
         client.stop_requested = True
@@ -69,13 +68,14 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
     scenario, seed = spec.scenario, spec.seed
     engine = select_backend(spec.backend)
     started_at = datetime.now(UTC)
-    plan = scenario.plan
-    open_model = plan.model == "open"
+    plan = LoadPlan.from_scenario(scenario)
+    open_model = plan.open_model
     with ExitStack() as stack:
         stack.callback(engine.shutdown)
         check_receive_features(scenario, engine)  # again: a shard may run elsewhere
         addresses = list(spec.addresses)
-        config = client_config(scenario, addresses, seed)
+        config = client_config(scenario, plan, addresses, seed, shard=spec.index, shards=spec.count)
+        names = config.request_set.names if config.request_set is not None else []
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         options = scenario.protocol_options
 
@@ -86,24 +86,23 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
                 streams = TlsStreamClient if tls else StreamClient
                 return streams(engine, config, options, recorder)
-            shift_ns = int(spec.arrival_phase * first_gap_ns(scenario))
-            arrivals = arrival_schedule(scenario, seed, shift_ns)
+            arrivals = shard_arrivals(plan, seed, spec.arrival_phase)
             requests = TlsLoadClient if tls else LoadClient
             return requests(engine, config, recorder, arrivals)
 
-        stop_reason = "completed"
-        early: list[str] = []  # Ctrl-C while connecting before the start
+        stop = StopReason.completed()
+        early: list[StopReason] = []  # Ctrl-C while connecting before the start
         if spec.connect_before_start:
             # Connected before reporting ready: the recorder's start is provisional until
             # the start instant is known (connect latencies and errors of these connects
             # count for the run; the errors land in interval 0).
-            recorder = Recorder(time.perf_counter_ns())
+            recorder = Recorder(time.perf_counter_ns(), names=names)
             client = make_client(recorder)
-            with sigint_recorded(_stopper(client)) as early:
+            with interrupts_recorded(_stopper(client)) as early:
                 try:
                     client.preconnect()
                 except Exception as exc:  # reported as the run's failure, after ready
-                    stop_reason = f"failed: {type(exc).__name__}: {exc}"
+                    stop = StopReason.from_exception(exc)
             started_at = datetime.now(UTC)
             start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
             started_at += timedelta(microseconds=(start_ns - time.perf_counter_ns()) / 1000)
@@ -111,25 +110,25 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         else:
             start_ns = spec.start_ns if spec.start_ns is not None else channel.ready(spec.index)
             started_at += timedelta(microseconds=(start_ns - time.perf_counter_ns()) / 1000)
-            recorder = Recorder(start_ns)
+            recorder = Recorder(start_ns, names=names)
             client = make_client(recorder)
         sleep_until(start_ns)
         late_ns = time.perf_counter_ns() - start_ns  # the wake-up from the start barrier
         cpu_start = time.process_time()
         watching = ticking(spec, channel, client, recorder)
         cpu = CpuSampler(start_ns, recorder.interval_ns / 1e9)
-        with sigint_recorded(_stopper(client)) as interrupted, watching, cpu:
+        with interrupts_recorded(_stopper(client)) as interrupted, watching, cpu:
             try:
-                if stop_reason == "completed" and not early:
-                    client.run(start_ns + int(plan.duration * 1e9))
+                if stop.is_completed and not early:
+                    client.run(start_ns + int(plan.duration_s * 1e9))
             except Exception as exc:  # keep what was measured, then report the failure
-                stop_reason = f"failed: {type(exc).__name__}: {exc}"
+                stop = StopReason.from_exception(exc)
         end_ns = time.perf_counter_ns()
         cpu_s = time.process_time() - cpu_start
         if early or interrupted:
-            stop_reason = (early or interrupted)[0]
-        elif client.stop_requested and stop_reason == "completed":
-            stop_reason = "stopped by the coordinator"
+            stop = (early or interrupted)[0]
+        elif client.stop_requested and stop.is_completed:
+            stop = StopReason(StopKind.STOPPED, "asked by the coordinator")
         in_flight = client.in_flight
         open_connections = client.open_connections
         recorder.finish(end_ns)
@@ -160,6 +159,7 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         tls_handshake_us=_latency(recorder.tls_handshake, tls),
         tls_resumed=recorder.tls_resumed if tls else None,
         error_reasons={kind: dict(reasons) for kind, reasons in recorder.error_reasons.items()},
+        failed=recorder.failed,
     )
     histograms = {
         "latency": recorder.latency.to_dict(),
@@ -170,6 +170,9 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
     if open_model:
         histograms["latency_corrected"] = recorder.latency_corrected.to_dict()
         histograms["schedule_lag"] = recorder.schedule_lag.to_dict()
+    measured = {"latency": recorder.latency}
+    if open_model:
+        measured["latency_corrected"] = recorder.latency_corrected
     intervals, interval_cpu, interval_runnable = _with_cpu(recorder.intervals, cpu)
     processes = 1
     cpu_percent = round(100 * cpu_s / duration_s, 1) if duration_s > 0 else 0.0
@@ -198,12 +201,16 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             start_late_ms=round(late_ns / 1e6, 3),
         ),
         started_at=started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        partial=stop_reason != "completed",
-        stop_reason=stop_reason,
+        partial=not stop.is_completed,
+        stop=stop,
         histograms=histograms,
         intervals=intervals,
         memory=recorder.memory,
-        thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
+        thresholds=[
+            threshold.check(summary, {"connect_latency": recorder.connect_latency, **measured})
+            for threshold in scenario.thresholds
+        ],
+        requests_by_name=[_named(stats, open_model) for stats in recorder.by_name],
         self_check=self_check(
             summary,
             processes=processes,
@@ -212,6 +219,22 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
             runnable_percent=cpu.shares(0.0, duration_s)[1],
             interval_runnable=interval_runnable,
         ),
+    )
+
+
+def _named(stats: NamedStats, open_model: bool) -> RequestName:
+    """One request name's part of the result (its histograms kept for an exact merge)."""
+    histograms = {"latency": stats.latency.to_dict()}
+    if open_model:
+        histograms["latency_corrected"] = stats.latency_corrected.to_dict()
+    return RequestName(
+        name=stats.name,
+        requests=stats.latency.total_count,
+        failed=stats.failed,
+        errors=dict(sorted(stats.errors.items())),
+        latency_us=LatencySummary.from_histogram(stats.latency),
+        latency_corrected_us=_latency(stats.latency_corrected, open_model),
+        histograms=histograms,
     )
 
 
@@ -236,6 +259,6 @@ def shard_process_main(spec: ShardSpec, channel: ProcessChannel) -> None:
     try:
         result = run_shard(spec, channel)
     except BaseException as exc:
-        channel.messages.put(("error", spec.index, f"{type(exc).__name__}: {exc}"))
+        channel.messages.put(("error", spec.index, StopReason.from_exception(exc)))
         raise SystemExit(1) from None
     channel.messages.put(("result", spec.index, result))

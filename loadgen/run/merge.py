@@ -4,9 +4,11 @@ Shards start at one shared instant, so their intervals align by index. Merging:
 
 * histograms add (same layout everywhere), and every latency summary is recomputed from the
   merged histograms (never an average of percentiles);
-* requests, errors by kind, bytes, connects, open connections and the open model's
-  ``waited_for_connection``/``unsent`` add; ``duration_s`` is the longest shard's (all
-  started together), and throughput is recomputed over it;
+* requests, failed requests, errors by kind, bytes, connects, open connections and the
+  open model's ``waited_for_connection``/``unsent`` add; ``duration_s`` is the longest
+  shard's (all started together), and throughput is recomputed over it;
+* a request set's breakdown adds by request name: each name's histograms add and its
+  percentiles are computed from them, its requests, failed requests and errors add;
 * TLS handshakes: the ``tls_handshake`` histograms add (the summary is computed from the
   sum) and resumed handshakes add; the reasons kept per error kind add by reason;
 * intervals with the same index add (their histograms too); a shard's short last interval
@@ -41,10 +43,12 @@ from loadgen.result.model import (
     Generator,
     Interval,
     LatencySummary,
+    RequestName,
     RunResult,
     SelfCheck,
     Summary,
 )
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.selfcheck import check as check_self
 from loadgen.stats.histogram import HdrHistogram
 
@@ -119,9 +123,41 @@ def merge_intervals(parts: Sequence[Sequence[Interval]]) -> list[Interval]:
                 latency_corrected=None if corrected is None else corrected.to_dict(),
                 connections=sum(connections) if connections else None,
                 cpu_percent=round(sum(cpu), 1) if cpu else None,  # % of one core, added
+                failed=sum(i.failed for i in group),
             )
         )
     return merged
+
+
+def merge_by_name(parts: Sequence[Sequence[RequestName]]) -> list[RequestName]:
+    """Each request name's numbers added over the parts, in the order names first appear."""
+    by_name: dict[str, list[RequestName]] = {}
+    for named in parts:
+        for item in named:
+            by_name.setdefault(item.name, []).append(item)
+    merged = []
+    for name, group in by_name.items():
+        latency = add_histograms([item.histograms.get("latency") for item in group])
+        corrected = add_histograms([item.histograms.get("latency_corrected") for item in group])
+        histograms = {"latency": _or_empty(latency).to_dict()}
+        if corrected is not None:
+            histograms["latency_corrected"] = corrected.to_dict()
+        merged.append(
+            RequestName(
+                name=name,
+                requests=sum(item.requests for item in group),
+                failed=sum(item.failed for item in group),
+                errors=add_counts([item.errors for item in group]),
+                latency_us=_latency(latency),
+                latency_corrected_us=None if corrected is None else _latency(corrected),
+                histograms=histograms,
+            )
+        )
+    return merged
+
+
+def _or_empty(histogram: HdrHistogram | None) -> HdrHistogram:
+    return histogram if histogram is not None else HdrHistogram()
 
 
 #: A process's memory sample stands for it this long (seconds) in a merged sample taken
@@ -199,15 +235,16 @@ def merge_results(
     parts: Sequence[RunResult],
     scenario: Scenario,
     *,
-    stop_reason: str | None = None,
+    stop: StopReason | None = None,
     processes: int | None = None,
     labels: Sequence[str] | None = None,
     machines: Sequence[str] | None = None,
 ) -> RunResult:
     """One result for the whole ``scenario`` from its shards' results.
 
-    ``stop_reason`` overrides the shards' (a coordinator knows of a dead shard or a Ctrl-C);
-    by default the first shard that did not complete gives it. ``processes`` is what the
+    ``stop`` overrides the shards' (a coordinator knows of a dead shard or a Ctrl-C); by
+    default the parts that failed give it (each named as in the self-check), else the first
+    part that did not complete. ``processes`` is what the
     environment records (default: the parts' processes added). ``labels`` name the parts in
     the self-check's reasons (default "process N of M"); ``machines`` tell which parts ran
     on one machine (memory; default: all on this one).
@@ -258,6 +295,7 @@ def merge_results(
         ),
         tls_resumed=_optional_sum([s.tls_resumed for s in summaries]),
         error_reasons=add_reasons([s.error_reasons for s in summaries]),
+        failed=sum(s.failed for s in summaries),
     )
     cpu_s = sum(part.generator.cpu_s for part in parts)
     generator = Generator(
@@ -272,9 +310,17 @@ def merge_results(
         ),
     )
     intervals = merge_intervals([part.intervals for part in parts])
-    if stop_reason is None:
-        stop_reason = next(
-            (p.stop_reason for p in parts if p.stop_reason != "completed"), "completed"
+    names = labels or [f"process {n} of {len(parts)}" for n in range(1, len(parts) + 1)]
+    if stop is None:
+        failed = [
+            part.stop.labelled(name)
+            for name, part in zip(names, parts, strict=True)
+            if part.stop.kind is StopKind.FAILED
+        ]
+        stop = (
+            StopReason.failed_parts(failed)
+            if failed
+            else next((p.stop for p in parts if not p.stop.is_completed), StopReason.completed())
         )
     total_processes = sum(part.environment.processes for part in parts)
     environment: Environment = replace(
@@ -286,13 +332,16 @@ def merge_results(
         summary=summary,
         generator=generator,
         started_at=min(part.started_at for part in parts),
-        partial=stop_reason != "completed" or any(part.partial for part in parts),
-        stop_reason=stop_reason,
+        partial=not stop.is_completed or any(part.partial for part in parts),
+        stop=stop,
         histograms=histograms,
         intervals=intervals,
         memory=merge_memory([part.memory for part in parts], machines),
-        thresholds=[threshold.check(summary) for threshold in scenario.thresholds],
+        thresholds=[
+            threshold.check(summary, merged_histograms) for threshold in scenario.thresholds
+        ],
         self_check=merge_self_checks(parts, summary, generator, intervals, labels),
+        requests_by_name=merge_by_name([part.requests_by_name for part in parts]),
     )
 
 
@@ -336,7 +385,7 @@ def merge_self_checks(
 
 
 def result_from_intervals(
-    intervals: Sequence[Interval], like: RunResult, stop_reason: str
+    intervals: Sequence[Interval], like: RunResult, stop: StopReason
 ) -> RunResult:
     """What a shard that died had reported (its closed intervals) as a RunResult to merge.
 
@@ -364,17 +413,19 @@ def result_from_intervals(
         bytes_sent=sum(i.bytes_sent for i in intervals),
         bytes_received=sum(i.bytes_received for i in intervals),
         in_flight_at_end=0,
+        failed=sum(i.failed for i in intervals),
     )
     return replace(
         like,
         summary=summary,
         generator=Generator(cpu_s=0.0, cpu_percent=0.0, loop_iterations=0, max_loop_lag_ms=0.0),
         partial=True,
-        stop_reason=stop_reason,
+        stop=stop,
         histograms=histograms,
         intervals=list(intervals),
         memory=[],
         thresholds=[],
         self_check=None,  # it did not live to check itself
+        requests_by_name=[],  # a breakdown is only in a whole result (not in intervals)
         environment=replace(like.environment, processes=1),
     )

@@ -20,12 +20,14 @@ The start instant is decided by a ``StartGate``: on one host, "now plus a margin
 as every shard is ready (``LocalGate``); in a distributed run, the cluster's coordinator
 decides it for every host at once (``loadgen.distributed.host``).
 
-Failures: a shard that raises or dies (killed, crashed) is named in ``stop_reason``
-(``failed: shard 1 (pid 4242) died: killed by SIGKILL``) and the others are asked to stop;
-the result merges what every shard gave, the dead one's intervals included (it sent them in
-its ticks). Ctrl-C stops every shard (each gets the SIGINT itself, and the coordinator also
-raises the stop flag, for a SIGINT sent to it alone); the merged partial result is returned
-with ``interrupted (SIGINT)``. Shards stop on their own when the coordinator dies.
+Failures: a shard that raises or dies (killed, crashed) is named in the result's ``stop``
+(``failed: shard 1 (pid 4242) died: killed by SIGKILL``; a shard that raised sends its
+traceback, which the stop keeps) and the others are asked to stop; the result merges what
+every shard gave, the dead one's intervals included (it sent them in its ticks). Ctrl-C (or
+SIGTERM, SIGHUP) stops every shard (each gets a Ctrl-C itself, and the coordinator also
+raises the stop flag, for a signal sent to it alone); the merged partial result is returned
+with ``interrupted (SIGINT)`` (or the signal that came). Shards stop on their own when the
+coordinator dies.
 """
 
 from __future__ import annotations
@@ -33,17 +35,18 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import signal
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario
 from loadgen.result.model import RunResult
-from loadgen.run.interrupts import sigint_recorded
+from loadgen.result.stop import StopKind, StopReason
+from loadgen.run.interrupts import interrupts_recorded, stop_signals_ignored
 from loadgen.run.measure import shard_process_main
 from loadgen.run.merge import merge_results, result_from_intervals
 from loadgen.run.progress import TickBoard
@@ -135,20 +138,6 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-@contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Children start with SIGINT ignored (inherited through exec): a Ctrl-C during their
-    start-up is then no KeyboardInterrupt; the shard installs its own handler to run."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class _Coordinator:
     """The state of one multi-process run, driven by ``run``."""
 
@@ -172,7 +161,7 @@ class _Coordinator:
         ]
         self.ready: set[int] = set()
         self.results: dict[int, RunResult] = {}
-        self.failures: dict[int, str] = {}
+        self.failures: dict[int, StopReason] = {}
         self.started = False
 
     def _handle(self, message: tuple[Any, ...]) -> None:
@@ -185,12 +174,13 @@ class _Coordinator:
             self.results[message[1]] = message[2]
             self.board.retire(message[1])
         elif kind == "error":
-            shard = message[1]
-            self.failures[shard] = (
-                f"shard {shard} (pid {self.processes[shard].pid}) failed: {message[2]}"
-            )
+            shard, failure = message[1], message[2]
+            self.failures[shard] = failure.labelled(self._name(shard) + " failed")
             self.board.retire(shard)
             self.channel.stop()
+
+    def _name(self, shard: int) -> str:
+        return f"shard {shard} (pid {self.processes[shard].pid})"
 
     def _drain(self) -> None:
         while True:
@@ -205,8 +195,9 @@ class _Coordinator:
                 continue
             self._drain()  # what it sent before it exited is in the pipe already
             if shard not in self.results and shard not in self.failures:
-                self.failures[shard] = (
-                    f"shard {shard} (pid {process.pid}) died: {describe_exit(process.exitcode)}"
+                self.failures[shard] = StopReason(
+                    StopKind.FAILED,
+                    f"{self._name(shard)} died: {describe_exit(process.exitcode)}",
                 )
                 self.board.retire(shard)
                 self.channel.stop()
@@ -229,24 +220,26 @@ class _Coordinator:
         elif time.monotonic() - began > READY_TIMEOUT_S:
             for shard in range(len(self.specs)):
                 if shard not in self.ready:
-                    self.failures[shard] = (
-                        f"shard {shard} (pid {self.processes[shard].pid}) was not ready "
-                        f"within {READY_TIMEOUT_S:.0f} s"
+                    self.failures[shard] = StopReason(
+                        StopKind.FAILED,
+                        f"{self._name(shard)} was not ready within {READY_TIMEOUT_S:.0f} s",
                     )
                     self.board.retire(shard)
             self.channel.stop()
         return self.started
 
-    def run(self, duration_s: float) -> list[str]:
+    def run(self, duration_s: float) -> list[StopReason]:
         """Drive the shards to their end; return the coordinator's stop reasons."""
-        with _sigint_ignored():
+        with stop_signals_ignored():  # each shard installs its own handlers to run
             for process in self.processes:
                 process.start()
         began = time.monotonic()
-        connections = max(spec.scenario.plan.connections for spec in self.specs)
+        connections = max(
+            LoadPlan.from_scenario(spec.scenario).peak_connections for spec in self.specs
+        )
         grace_s = RESULT_GRACE_S + RESULT_GRACE_PER_CONNECTION_S * connections
         deadline: float | None = None
-        with sigint_recorded(self.channel.stop) as interrupted:
+        with interrupts_recorded(self.channel.stop) as interrupted:
             try:
                 while len(self.results) + len(self.failures) < len(self.specs):
                     with suppress(queue.Empty):
@@ -259,9 +252,10 @@ class _Coordinator:
                     if deadline is not None and time.monotonic() > deadline:
                         for shard in range(len(self.specs)):
                             if shard not in self.results and shard not in self.failures:
-                                self.failures[shard] = (
-                                    f"shard {shard} (pid {self.processes[shard].pid}) gave "
-                                    f"no result within {grace_s:.0f} s of the end"
+                                self.failures[shard] = StopReason(
+                                    StopKind.FAILED,
+                                    f"{self._name(shard)} gave no result within "
+                                    f"{grace_s:.0f} s of the end",
                                 )
                         break
             finally:
@@ -284,8 +278,8 @@ class ShardOutcome:
     """What the shards of a run gave: results and failures by shard, and a Ctrl-C."""
 
     results: dict[int, RunResult]
-    failures: dict[int, str]  # shard -> "shard 1 (pid 4242) died: killed by SIGKILL"
-    interrupted: list[str]  # the coordinator's own stop reason ("interrupted (SIGINT)")
+    failures: dict[int, StopReason]  # shard -> "shard 1 (pid 4242) died: killed by SIGKILL"
+    interrupted: list[StopReason]  # the coordinator's own stop reason (Ctrl-C)
 
 
 def run_shards(
@@ -308,12 +302,14 @@ def run_processes(
     gate: StartGate | None = None,
 ) -> RunResult:
     """Run ``specs`` in one spawned process each and merge their results (see above)."""
-    outcome = run_shards(specs, board, scenario.plan.duration, gate)
+    outcome = run_shards(specs, board, LoadPlan.from_scenario(scenario).duration_s, gate)
     failures = [outcome.failures[s] for s in sorted(outcome.failures)]
     parts = [outcome.results[s] for s in sorted(outcome.results)]
     if not parts:
         raise ShardError(
-            "no shard produced a result: " + "; ".join(failures or outcome.interrupted)
+            "no shard produced a result: "
+            + "; ".join(str(reason) for reason in failures or outcome.interrupted),
+            StopReason.failed_parts(failures) if failures else None,
         )
     for shard in sorted(outcome.failures):
         if board.intervals[shard]:
@@ -321,9 +317,9 @@ def run_processes(
                 result_from_intervals(board.intervals[shard], parts[0], outcome.failures[shard])
             )
     if outcome.interrupted:
-        stop_reason: str | None = outcome.interrupted[0]
+        stop: StopReason | None = outcome.interrupted[0]
     elif failures:
-        stop_reason = "failed: " + "; ".join(failures)
+        stop = StopReason.failed_parts(failures)
     else:
-        stop_reason = None
-    return merge_results(parts, scenario, stop_reason=stop_reason, processes=len(specs))
+        stop = None
+    return merge_results(parts, scenario, stop=stop, processes=len(specs))

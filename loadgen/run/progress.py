@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loadgen.config.scenario import Scenario
 from loadgen.result.model import Interval
 from loadgen.stats.histogram import HdrHistogram
 
@@ -36,6 +35,9 @@ class Snapshot:
     errors: dict[str, int] = field(default_factory=dict)
     open_connections: int = 0
     cpu_percent: float | None = None
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    cpu_s: float = 0.0  # the generator's CPU time so far, all shards
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Tick:
     open_connections: int
     cpu_s: float  # the shard process's CPU time so far
     intervals: tuple[Interval, ...] = ()  # closed since this shard's previous tick
+    bytes_sent: int = 0  # running totals
+    bytes_received: int = 0
 
 
 class TickBoard:
@@ -57,6 +61,7 @@ class TickBoard:
     def __init__(
         self, shards: int, duration_s: float, phase: Callable[[float], str] = lambda _: ""
     ) -> None:
+        """``phase`` names the phase at an elapsed time (``LoadPlan.phase_label``)."""
         self._shards = shards
         self._duration_s = duration_s
         self._phase = phase
@@ -70,6 +75,9 @@ class TickBoard:
         self._retired: set[int] = set()
         self._shown_index = -1
         self._last: tuple[float, int | None, int | None] | None = None
+        #: Every closed interval's latency added up (the honest one: from intended send
+        #: times in the open model), for live exports such as the metrics endpoint.
+        self._latency = HdrHistogram()
 
     def add(self, tick: Tick) -> None:
         with self._lock:
@@ -82,7 +90,15 @@ class TickBoard:
             self._latest[tick.shard] = tick
             self._received_at = time.monotonic()
             self.intervals[tick.shard].extend(tick.intervals)
+            for interval in tick.intervals:
+                honest = interval.latency_corrected or interval.latency
+                self._latency.merge(HdrHistogram.from_dict(honest))
             self._close_complete()
+
+    def latency(self) -> HdrHistogram:
+        """A copy of the latency of every interval closed so far, all shards added."""
+        with self._lock:
+            return self._latency.copy()
 
     def retire(self, shard: int) -> None:
         """A shard that ended (or died): it no longer holds back the last whole second."""
@@ -136,21 +152,7 @@ class TickBoard:
                 errors=dict(sorted(errors.items())),
                 open_connections=sum(t.open_connections for t in ticks),
                 cpu_percent=sum(self._cpu_percent.values()) if self._cpu_percent else None,
+                bytes_sent=sum(t.bytes_sent for t in ticks),
+                bytes_received=sum(t.bytes_received for t in ticks),
+                cpu_s=sum(t.cpu_s for t in ticks),
             )
-
-
-def phase_label(scenario: Scenario, elapsed_s: float) -> str:
-    """``phase 2/3 (20,000/s)``: where a run is, for the live view."""
-    phases = scenario.plan.phases
-    start_s = 0.0
-    for number, phase in enumerate(phases, 1):
-        if elapsed_s < start_s + phase.duration or number == len(phases):
-            if phase.rate is not None:
-                first, last = phase.rate
-                fraction = min(1.0, max(0.0, (elapsed_s - start_s) / phase.duration))
-                detail = f" ({first + (last - first) * fraction:,.0f}/s)"
-            else:
-                detail = " (idle)" if phase.idle else ""
-            return f"phase {number}/{len(phases)}{detail}"
-        start_s += phase.duration
-    return ""

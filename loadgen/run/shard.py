@@ -47,6 +47,7 @@ from multiprocessing.synchronize import Event
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loadgen.config.scenario import Scenario
+from loadgen.result.stop import StopReason
 from loadgen.run.progress import Tick
 
 if TYPE_CHECKING:
@@ -59,7 +60,15 @@ TICK_INTERVAL_S = 0.5
 
 
 class ShardError(RuntimeError):
-    """No shard of a run produced a result; the message names each shard's failure."""
+    """No shard of a run produced a result; the message names each shard's failure and
+    ``stop`` keeps their tracebacks (None: there were none)."""
+
+    def __init__(self, message: str, stop: StopReason | None = None) -> None:
+        super().__init__(message)
+        self.stop = stop
+
+    def __reduce__(self) -> tuple[type[ShardError], tuple[str, StopReason | None]]:
+        return type(self), (str(self), self.stop)  # the traceback survives a pickle
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,8 @@ def make_tick(
         open_connections=client.open_connections,
         cpu_s=time.process_time(),
         intervals=tuple(closed),
+        bytes_sent=recorder.bytes_sent,
+        bytes_received=recorder.bytes_received,
     )
     return tick, sent + len(closed)
 

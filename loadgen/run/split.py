@@ -23,6 +23,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Phase, Scenario
 
 
@@ -119,6 +120,7 @@ def arrival_phase(weights: Sequence[float], shard: int) -> float:
     return sum(weights[:shard]) / sum(weights)
 
 
-def usable_processes(scenario: Scenario, wanted: int) -> int:
-    """At most one process per connection of the pool: a shard with none would idle."""
-    return max(1, min(wanted, scenario.plan.connections))
+def usable_processes(plan: LoadPlan, wanted: int) -> int:
+    """At most one process per connection of the pool (``LoadPlan.peak_connections``): a
+    shard with none would idle."""
+    return max(1, min(wanted, plan.peak_connections))

@@ -1,6 +1,7 @@
 """What a shard builds from its slice of a scenario before it runs: the client's
-configuration, a codec per connection, the open model's arrival schedule, and the check that
-the chosen backend has the receive features the scenario asks for.
+configuration (from the scenario and its ``LoadPlan``), a codec per connection, the open
+model's arrival schedule shifted to interleave with other shards', and the check that the
+chosen backend has the receive features the scenario asks for.
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import HttpSpec, RedisSpec, Scenario, check_receive
-from loadgen.config.schedule import ArrivalSchedule, RatePhase
+from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
 from loadgen.engine.base import FeatureUnavailable
 from loadgen.load.client_config import ClientConfig
+from loadgen.load.request_set import RequestSet
 from loadgen.load.tls import TlsConfig
 from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
@@ -21,36 +24,38 @@ from loadgen.protocols.resp import RespCodec
 
 
 def client_config(
-    scenario: Scenario, addresses: list[tuple[str, int]], seed: int | None = None
+    scenario: Scenario,
+    plan: LoadPlan,
+    addresses: list[tuple[str, int]],
+    seed: int | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> ClientConfig:
-    """What the client needs from a scenario, once the target addresses are known."""
-    plan = scenario.plan
-    connection_phases: list[tuple[float, int, int]] = []
-    pool = plan.connections
-    if plan.model == "closed" and any(p.connections is not None for p in plan.phases):
-        for phase in plan.phases:
-            first, last = phase.connections or (plan.connections, plan.connections)
-            connection_phases.append((phase.duration, first, last))
-        pool = max(max(first, last) for _, first, last in connection_phases)
-    idle_windows: list[tuple[float, float]] = []
-    phase_start = 0.0
-    for phase in plan.phases:
-        if phase.idle:
-            idle_windows.append((phase_start, phase_start + phase.duration))
-        phase_start += phase.duration
-    think_times = {p.think_time for p in plan.phases if p.think_time is not None}
+    """What the client needs from a scenario and its plan, once the target addresses are
+    known (this is shard ``shard`` of ``shards``: run-wide sequences interleave by it)."""
     codec_factory, pipeline = codec_for(scenario, addresses)
+    http = scenario.protocol.http
+    request_set = None
+    if http is not None:
+        request_set = RequestSet(
+            http,
+            target_authorities(scenario, addresses),
+            pipeline=http.pipeline,
+            seed=seed,
+            shard=shard,
+            shards=shards,
+        )
     return ClientConfig(
         addresses=addresses,
-        connections=pool,
+        connections=plan.peak_connections,
         message_size=scenario.message_size.largest,
         recv_mode=scenario.receive,
         receive_buffer=scenario.receive_buffer,
         connect_timeout_s=scenario.timeouts.connect,
         request_timeout_s=scenario.timeouts.request,
-        connection_phases=connection_phases,
-        think_time_s=max(think_times, default=plan.think_time),
-        idle_windows=idle_windows,
+        connection_phases=plan.connection_phases,
+        think_times=plan.think_times,
+        idle_windows=plan.idle_windows,
         requests_per_connection=plan.requests_per_connection,
         sources=scenario.source_addresses(),
         codec_factory=codec_factory,
@@ -60,6 +65,7 @@ def client_config(
         register_buffers=scenario.register_buffers,
         close_rst=scenario.close == "rst",
         tls=tls_config(scenario),
+        request_set=None if request_set is None or request_set.fixed else request_set,
     )
 
 
@@ -113,11 +119,20 @@ def codec_for(
     options = scenario.protocol_options
     if isinstance(options, HttpSpec):
         http = options
+        authorities = target_authorities(scenario, addresses)
+        expected = http.expect.ranges
+        # The codec parses the responses; its own request is the scenario's one request
+        # (a request set's connections send theirs from the set: load.request_set). Its
+        # method matters: a HEAD response has no body on the wire.
+        method = http.request_list()[0].method
+        fixed = http.fixed_request
 
         def make_http(index: int) -> Codec:
-            host, port = addresses[index % len(addresses)]
-            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            return Http1Codec(authority, http.method, http.path, http.headers, http.body.encode())
+            authority = authorities[index % len(authorities)]
+            if fixed:
+                body = http.body.encode()
+                return Http1Codec(authority, http.method, http.path, http.headers, body, expected)
+            return Http1Codec(authority, method, expected=expected)
 
         return make_http, http.pipeline
     if isinstance(options, RedisSpec):
@@ -126,29 +141,22 @@ def codec_for(
     return None, 1
 
 
-def arrival_schedule(
-    scenario: Scenario, seed: int | None = None, shift_ns: int = 0
+def target_authorities(scenario: Scenario, addresses: list[tuple[str, int]]) -> list[str]:
+    """The HTTP ``Host`` of each target: as the scenario wrote it (a URL's host), or for a
+    built-in target the address it listens on."""
+    if scenario.builtin_target is None:
+        return scenario.target_authorities()
+    return [f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in addresses]
+
+
+def shard_arrivals(
+    plan: LoadPlan, seed: int | None, arrival_phase: float
 ) -> ArrivalSchedule | None:
-    """Open model: the intended send times, started ``shift_ns`` late (a shard's place in
-    the interleaving) and cut at the run's end; closed model: None."""
-    plan = scenario.plan
-    if plan.model != "open":
+    """Open model: this shard's arrival schedule, started ``arrival_phase`` of its first gap
+    late (``split.arrival_phase``: constant schedules of several shards interleave) and cut
+    at the run's end; closed model: None."""
+    if not plan.open_model:
         return None
-    phases = []
-    for phase in plan.phases:
-        assert phase.rate is not None  # validated: the open model has a rate in every phase
-        start, end = phase.rate
-        phases.append(RatePhase(phase.duration, start, end, phase.arrivals == "poisson"))
-    return ArrivalSchedule(phases, seed, shift_ns, end_ns=round(plan.duration * 1e9))
-
-
-def first_gap_ns(scenario: Scenario) -> int:
-    """Open model, constant arrivals: the gap between this shard's first two sends (0 if
-    none: closed model, Poisson arrivals or a ramp from zero)."""
-    plan = scenario.plan
-    if plan.model != "open":
-        return 0
-    first = plan.phases[0]
-    if first.arrivals != "constant" or first.rate is None or first.rate[0] <= 0:
-        return 0
-    return int(1e9 / first.rate[0])
+    shift_ns = int(arrival_phase * plan.first_gap_ns)
+    end_ns = round(plan.duration_s * 1e9)
+    return ArrivalSchedule(plan.rate_phases(), seed, shift_ns, end_ns)

@@ -33,6 +33,7 @@ import math
 import operator
 import struct
 import zlib
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -348,6 +349,21 @@ class HdrHistogram:
         low, high = self._index_edges(index)
         values = np.clip(np.where(p == 0.0, low, high), self._min, self._max)
         return [int(v) for v in values]
+
+    def count_at_or_below(self, values: Sequence[int]) -> list[int]:
+        """How many recorded values are at or below each of ``values`` (counts of whole
+        buckets: a value's bucket counts as below it, so each is exact to the histogram's
+        resolution). A Prometheus-style histogram's cumulative bucket counts."""
+        cumulative = np.cumsum(self.counts)
+        counts = []
+        for value in values:
+            if value < 0:
+                counts.append(0)
+            elif value >= self._max:
+                counts.append(self._total)  # the exact max: every value is at or below
+            else:
+                counts.append(int(cumulative[self.counts_index(int(value))]))
+        return counts
 
     # ----------------------------------------------------------------- serialization
 

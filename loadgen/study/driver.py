@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 from loadgen import __version__
 from loadgen.config.receive import ReceiveMode
-from loadgen.run.limits import Fit, fit_run
+from loadgen.result.stop import StopKind
+from loadgen.run.limits import Fit
 from loadgen.study import metrics
 from loadgen.study.measure import RunFunction, run_trial, take_sample
 from loadgen.study.plan import StudyPlan
@@ -77,18 +78,11 @@ def fit_trials(plan: StudyPlan, count: int) -> Fit:
     ``--target-processes``, or as ``loadgen run`` chooses, raised to fit the descriptor
     limit) and source addresses (spread over 127.0.0.x past one address's ports). The
     largest mode's memory is checked. Raises ``limits.ConnectionLimitError``."""
-    from loadgen.run.api import default_processes
+    from loadgen.run.api import fit_to_machine
 
     mode = ReceiveMode.BUFFERED if ReceiveMode.BUFFERED in plan.modes else plan.modes[0]
     scenario = plan.trial_scenario(count, mode)
-    processes, target_processes = default_processes(scenario, plan.processes, plan.target_processes)
-    return fit_run(
-        scenario,
-        processes,
-        target_processes,
-        processes_fixed=plan.processes is not None,
-        target_processes_fixed=plan.target_processes is not None,
-    )
+    return fit_to_machine(scenario, plan.processes, plan.target_processes)
 
 
 def fit_note(count: int, fit: Fit) -> str:
@@ -139,7 +133,7 @@ def run_study(
         trials.append(trial)
         if progress is not None:
             progress(number, len(schedule), trial)
-        if result.stop_reason.startswith("interrupted"):
+        if result.stop.kind is StopKind.INTERRUPTED:
             break  # Ctrl-C: keep what was measured, run no further trial
     warnings = [
         f"{t.connections:,} connections, {t.mode}, repeat {t.repeat + 1}: {note}"

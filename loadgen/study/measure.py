@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario
 from loadgen.result.model import RunResult
 from loadgen.run.limits import Fit
@@ -190,8 +191,8 @@ def run_trial(
         target_processes=target_processes,
     )
 
-    idle_end = plan.idle_s(connections)
-    run_end = idle_end + plan.traffic_s()
+    idle_phase, traffic_phase = LoadPlan.from_scenario(scenario).phases
+    idle_end, run_end = idle_phase.end_s, traffic_phase.end_s
     notes: list[str] = []
     opened = all_open_s(result, connections)
     if opened is None:
@@ -234,7 +235,7 @@ def run_trial(
     errors = dict(result.summary.errors)
     if errors:
         notes.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())))
-    if result.stop_reason != "completed":
+    if not result.stop.is_completed:
         notes.append(f"the run stopped early: {result.stop_reason}")
     trial = Trial(
         connections=connections,
@@ -260,6 +261,7 @@ def run_trial(
         latency_p99_us=p99,
         errors=errors,
         stop_reason=result.stop_reason,
+        stop_kind=result.stop.kind,
         notes=notes,
     )
     return trial, result, reasons

@@ -1,6 +1,6 @@
 """The numbers the study reports, read out of one memory sample (``stats.memory``).
 
-Linux (DESIGN.md section 6: kernel memory is never paged, so all of it is "non-pageable"):
+Linux (kernel memory is never paged, so all of it is "non-pageable"; docs/recv-modes.md):
 
 * ``kernel`` = SUnreclaim + TCP socket buffer pages + VmPin: unreclaimable slab (sockets,
   io_uring requests, receive bookkeeping), the pages holding data in socket buffers, and

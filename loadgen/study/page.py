@@ -18,6 +18,7 @@ from typing import Any
 
 from loadgen.report.charts import run_colour
 from loadgen.report.page import render_page, script_json
+from loadgen.result.files import write_atomically
 from loadgen.study.result import PHASES, Group, Spread, StudyResult
 from loadgen.study.text import (
     bytes_scale,
@@ -57,12 +58,38 @@ def _series(
     dash: bool,
     index: int,
     mode: str,
+    *,
+    memory: bool = False,
 ) -> dict[str, Any]:
+    """One line of a chart; for memory per connection, a median below zero (the counter
+    fell while the connections were open: noise, not memory given back) is no point."""
     values = []
+    noise = False
     for count in _counts(study):
         group = _lookup(study, count, mode)
-        values.append(None if group is None else _median(pick(group)))
-    return {"label": label, "colour": run_colour(index), "values": values, "dash": dash}
+        value = None if group is None else _median(pick(group))
+        noise = memory and value is not None and value < 0
+        values.append(None if noise else value)
+    return {
+        "label": label,
+        "colour": run_colour(index),
+        "values": values,
+        "dash": dash,
+        # The legend at rest: the value at the largest count, or why there is none there.
+        "overall": values[-1] if values else None,
+        "overall_text": "below 0: noise" if noise else None,
+    }
+
+
+def _below_zero(study: StudyResult, metric: str) -> list[str]:
+    """``buffered, idle at 1,000`` for each memory median below zero (left out of charts)."""
+    found = []
+    for group in study.groups:
+        for phase in ("idle", "traffic"):
+            median = group.per_connection[phase][metric].median
+            if median is not None and median < 0:
+                found.append(f"{group.mode}, {PHASE_LABELS[phase]} at {group.connections:,}")
+    return found
 
 
 def memory_chart(study: StudyResult, metric: str) -> dict[str, Any] | None:
@@ -80,18 +107,30 @@ def memory_chart(study: StudyResult, metric: str) -> dict[str, Any] | None:
                     dash,
                     index,
                     mode,
+                    memory=True,
                 )
             )
     if all(v is None for s in series for v in s["values"]):
         return None
+    for index, line in enumerate(series):  # one point hides another: say which
+        same = next((s["label"] for s in series[:index] if s["values"] == line["values"]), None)
+        if same is not None:
+            line["label"] += f" (identical to {same})"
+    below = _below_zero(study, metric)
     return {
         "id": f"memory-{metric}",
         "title": f"{info.label} per connection",
-        "description": info.description,
+        "description": info.description
+        + (
+            f" Below zero, so within the counter's noise and not drawn: {'; '.join(below)}."
+            if below
+            else ""
+        ),
         "x": _counts(study),
         "series": series,
         "y_format": "bytes",
         "y_label": "bytes per connection",
+        "overall_label": "largest count",
     }
 
 
@@ -117,6 +156,7 @@ def cost_charts(study: StudyResult) -> list[dict[str, Any]]:
                 "series": throughput,
                 "y_format": "rate",
                 "y_label": "replies per second",
+                "overall_label": "largest count",
             }
         )
     if any(v is not None for s in latencies for v in s["values"]):
@@ -124,11 +164,12 @@ def cost_charts(study: StudyResult) -> list[dict[str, Any]]:
             {
                 "id": "latency",
                 "title": "Latency under traffic",
-                "description": "p50 solid, p99 dashed",
+                "description": "p50 solid with filled points, p99 dashed with hollow ones",
                 "x": _counts(study),
                 "series": latencies,
                 "y_format": "latency",
                 "y_label": "latency",
+                "overall_label": "largest count",
             }
         )
     return charts
@@ -145,13 +186,26 @@ def _figure(chart: dict[str, Any]) -> str:
     )
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 2) -> str:
-    """A grid whose first ``labels`` cells of a row are row headings, the rest numbers."""
+class Html(str):
+    """A table cell that is HTML already (escaped parts and tags of our own)."""
+
+
+def _cell_html(cell: str) -> str:
+    return cell if isinstance(cell, Html) else escape(cell)
+
+
+def _table(
+    head: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 2, text: int | None = None
+) -> str:
+    """A grid whose first ``labels`` cells of a row are row headings, the rest numbers (kept
+    on one line); column ``text`` (notes) wraps like prose."""
     header = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join(
         "<tr>"
         + "".join(
-            f"<th>{escape(cell)}</th>" if i < labels else f'<td class="num">{escape(cell)}</td>'
+            f"<th>{_cell_html(cell)}</th>"
+            if i < labels
+            else f'<td class="{"note" if i == text else "num"}">{_cell_html(cell)}</td>'
             for i, cell in enumerate(row)
         )
         + "</tr>"
@@ -159,6 +213,18 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], labels: int = 2) 
     )
     table = f'<table class="grid study"><thead><tr>{header}</tr></thead><tbody>{body}</tbody>'
     return f'<div class="scroll">{table}</table></div>'
+
+
+def _spread_html(spread: Spread, scale: Callable[[float], tuple[float, str]]) -> Html:
+    """``5.36 KiB`` and, on a line of its own, the range over the repeats: narrow columns."""
+    text = with_spread(spread, scale)
+    median, bracket, rest = text.partition(" (")
+    if not bracket:
+        return Html(escape(text))
+    spread_text, _, unit = rest.rpartition(") ")
+    return Html(
+        f'{escape(median)} {escape(unit)}<br><span class="range">{escape(spread_text)}</span>'
+    )
 
 
 def summary_table(study: StudyResult) -> str:
@@ -174,10 +240,16 @@ def summary_table(study: StudyResult) -> str:
                     f"{group.connections:,}",
                     group.mode,
                     PHASE_LABELS[phase],
-                    *(with_spread(values[m.name], bytes_scale) for m in measured),
+                    *(_memory_cell(values[m.name]) for m in measured),
                 ]
             )
     return _table(head, rows, labels=3)
+
+
+def _memory_cell(spread: Spread) -> str:
+    """A median per connection; below zero it is the counter's noise and says so."""
+    cell = _spread_html(spread, bytes_scale)
+    return Html(cell + " (noise)") if spread.median is not None and spread.median < 0 else cell
 
 
 def cost_table(study: StudyResult) -> str:
@@ -185,9 +257,9 @@ def cost_table(study: StudyResult) -> str:
         [
             f"{g.connections:,}",
             g.mode,
-            with_spread(g.throughput_rps, rate_scale),
-            with_spread(g.latency_p50_us, latency_scale),
-            with_spread(g.latency_p99_us, latency_scale),
+            _spread_html(g.throughput_rps, rate_scale),
+            _spread_html(g.latency_p50_us, latency_scale),
+            _spread_html(g.latency_p99_us, latency_scale),
             f"{g.repeats - g.not_returned}/{g.repeats}",
         ]
         for g in study.groups
@@ -226,7 +298,7 @@ def trials_table(study: StudyResult) -> str:
         "throughput",
         "notes",
     ]
-    return _table(head, rows)
+    return _table(head, rows, text=len(head) - 1)
 
 
 def _list(items: Sequence[str]) -> str:
@@ -252,9 +324,15 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
     charts += costs
     plan = study.plan
     # A median and its range stay on one line (report.css is shared with the run report).
+    # Wide tables fit the page (a screenshot or a print shows no scroll bar): small type,
+    # headings that wrap, a median's range on a line of its own.
     style = (
-        "<style>table.grid.study td.num { white-space: nowrap; } "
-        "table.grid.study th, table.grid.study td { padding: 6px 7px; } "
+        "<style>table.grid.study { font-size: 12.5px; } "
+        "table.grid.study td.num { white-space: nowrap; } "
+        "table.grid.study thead th { white-space: normal; vertical-align: bottom; } "
+        "table.grid.study th, table.grid.study td { padding: 5px 6px; } "
+        "table.grid.study td.note { white-space: normal; min-width: 12em; } "
+        "table.grid.study .range { color: #5b6475; font-size: 11.5px; } "
         ".scroll { overflow-x: auto; }</style>"
     )
     sections = [
@@ -271,7 +349,9 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
         _section(
             "charts",
             "Memory vs connections",
-            "One colour per receive mode; idle solid, under traffic dashed.",
+            "One colour per receive mode; idle: solid lines and filled points, under traffic: "
+            "dashed lines and hollow points. With the cursor off a chart, the legend shows "
+            "the values at the largest connection count.",
             memory_figures
             or '<p class="note">No memory counter was measurable here; see the notes.</p>',
         ),
@@ -297,7 +377,7 @@ def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict
             "<h3>Every trial (per connection)</h3>"
             + trials_table(study)
             + "<h3>Metrics</h3>"
-            + _table(["metric", "kind", "what it is"], metric_rows)
+            + _table(["metric", "kind", "what it is"], metric_rows, text=2)
             + "<h3>Plan and environment</h3><pre>"
             + escape(json.dumps({"plan": plan, "environment": env}, indent=2))
             + "</pre>",
@@ -330,7 +410,4 @@ def render_study_html(study: StudyResult, generated: datetime | None = None) -> 
 
 
 def write_study_html(study: StudyResult, path: str | Path) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_study_html(study), encoding="utf-8")
-    return target
+    return write_atomically(path, render_study_html(study))

@@ -29,7 +29,6 @@ from loadgen.config.receive import ReceiveMode
 from loadgen.config.scenario import Scenario, ScenarioError, parse_scenario
 from loadgen.config.units import parse_count
 
-DEFAULT_CONNECTIONS = (1000, 5000, 10000)
 DEFAULT_SCENARIO = """
 name: recv-modes
 target: builtin:echo

@@ -17,9 +17,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from loadgen.result.files import write_atomically
+from loadgen.result.stop import StopKind, StopReason
 
 KIND = "loadgen.recv-modes"
 SCHEMA_VERSION = 1
@@ -59,8 +60,17 @@ class Trial(_Frozen):
     latency_p50_us: float | None
     latency_p99_us: float | None
     errors: dict[str, int]
-    stop_reason: str
+    stop_reason: str  # the run's stop as one line (``RunResult.stop_reason``)
+    #: How the run ended; studies written before it was kept have it read from stop_reason.
+    stop_kind: StopKind
     notes: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_reason(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "stop_kind" not in data and "stop_reason" in data:
+            return {**data, "stop_kind": StopReason.parse(data["stop_reason"]).kind}
+        return data
 
 
 class Spread(_Frozen):

@@ -9,11 +9,13 @@ its one ``listening on HOST:PORT`` line, printed once every process listens.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from loadgen.config.scenario import parse_address
 
@@ -26,11 +28,41 @@ class TargetError(RuntimeError):
     """The built-in target did not start; the message carries what it printed."""
 
 
+@dataclass(frozen=True)
+class RunningTarget:
+    """A built-in target serving in its own process."""
+
+    address: tuple[str, int]
+    process: subprocess.Popen[str]
+
+    def death(self) -> str | None:
+        """How the target's process ended (``killed by SIGKILL``, ``exited with code 1``)
+        when it has, else None: a run must not call a target that died "completed"."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with code {code}"
+
+
 @contextmanager
 def builtin_target(
     name: str, backend: str = "auto", host: str = "127.0.0.1", processes: int = 1
 ) -> Iterator[tuple[str, int]]:
     """Start ``loadgen serve NAME`` and yield its (host, port); stop it on exit."""
+    with running_builtin_target(name, backend, host, processes) as target:
+        yield target.address
+
+
+@contextmanager
+def running_builtin_target(
+    name: str, backend: str = "auto", host: str = "127.0.0.1", processes: int = 1
+) -> Iterator[RunningTarget]:
+    """``builtin_target``, yielding the running target (its address and its process)."""
     command = [sys.executable, "-m", "loadgen", "serve", name, "--host", host, "--port", "0"]
     command += ["--backend", backend, "--stop-on-stdin-eof"]
     if processes > 1:
@@ -43,7 +75,7 @@ def builtin_target(
         text=True,
     )
     try:
-        yield _wait_until_listening(process)
+        yield RunningTarget(_wait_until_listening(process), process)
     finally:
         _stop(process)
 

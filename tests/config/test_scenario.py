@@ -73,7 +73,9 @@ def test_overrides_apply_and_are_named_in_errors() -> None:
     scenario = parse_scenario(BASE, "s.yaml", ["connections=1000", "timeouts.request=250ms"])
     assert scenario.connections == 1000
     assert scenario.timeouts.request == 0.25
-    assert _error(BASE, ("receive=sometimes",)).startswith("--set receive: receive: Input should")
+    assert _error(BASE, ("receive=sometimes",)) == (
+        "--set receive: receive: expected buffered, zero-byte or buffer-ring, got 'sometimes'"
+    )
 
 
 def test_not_yaml() -> None:
@@ -101,7 +103,107 @@ def test_size_distributions() -> None:
     assert parse_scenario(BASE + "message_size: 2KiB\n").message_size.fixed == 2048
     assert "did you mean 'uniform'" in _error(BASE + "message_size: {unifrom: [1KiB, 2KiB]}\n")
     assert "same length" in _error(BASE + "message_size: {choice: [64B], weights: [1, 2]}\n")
-    assert "greater than or equal to 16" in _error(BASE + "message_size: 8B\n")
+    assert _error(BASE + "message_size: 8B\n") == (
+        "s.yaml:5: message_size: must be at least 16, got '8B'"
+    )
+
+
+# ------------------------------------------------------------- messages that blame the right place
+
+
+def test_choices_are_named_in_plain_words_with_a_suggestion() -> None:
+    assert _error(BASE + "receive: zerobyte\n") == (
+        "s.yaml:5: receive: expected buffered, zero-byte or buffer-ring, got 'zerobyte'; "
+        "did you mean 'zero-byte'?"
+    )
+    assert _error(BASE + "close: fn\n") == (
+        "s.yaml:5: close: expected fin or rst, got 'fn'; did you mean 'fin'?"
+    )
+    assert _error(BASE + "protocol: htp\n") == (
+        "s.yaml:5: protocol: expected echo, http, redis or stream, got 'htp'; did you mean 'http'?"
+    )
+    assert _error(BASE + "register_buffers: maybe\n") == (
+        "s.yaml:5: register_buffers: expected true or false, got 'maybe'"
+    )
+    assert "Input should" not in _error(BASE.replace("name: t", "name: t!"))
+
+
+def test_shorthand_size_error_names_the_field_as_written() -> None:
+    assert _error(BASE + "message_size: 64 bytes\n") == (
+        "s.yaml:5: message_size: expected a size such as 64B or 64KiB (units: B, KB, KiB, MB, "
+        "MiB, GB, GiB), got '64 bytes'"
+    )
+
+
+def test_errors_come_in_line_order() -> None:
+    text = (
+        "name: t\ntarget: builtin:echo\nreceive: zerobyte\nload:\n  model: open\n"
+        "  connections: x\n  phases: [{duration: 1s}]\nclose: fn\n"
+    )
+    lines = [int(line.split(":")[1]) for line in _error(text).splitlines()]
+    assert lines == [3, 6, 8], _error(text)
+
+
+def test_a_model_check_points_at_the_phase_it_means() -> None:
+    text = "name: t\ntarget: builtin:echo\nload:\n  model: open\n  connections: 5\n  phases:\n"
+    text += "    - {duration: 1s, rate: 1/s}\n    - {duration: 1s}\n"
+    assert _error(text) == "s.yaml:8: load.phases[1]: the open model needs a rate, e.g. 1k/s"
+
+
+def test_set_errors_are_reported_at_the_set_even_inside_what_it_wrote() -> None:
+    quickstart = ROOT / "scenarios" / "quickstart.yaml"
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(quickstart, ["load.phases=[{duration: 1m30}]"])
+    assert str(caught.value).startswith("--set load.phases: load.phases[0].duration: expected")
+    assert load_scenario(quickstart, ["load.phases=[{duration: 1m30s}]"]).plan.duration == 90
+
+
+@pytest.mark.parametrize(
+    ("text", "item", "suggestion"),
+    [
+        ("quickstart", "load.connections", "--set load.connections=100"),
+        (BASE, "load.connections", "--set connections=10"),
+        (BASE, "receive", "--set receive=buffered"),
+        (BASE, "timeouts.connect", "--set timeouts.connect=5s"),
+        (BASE, "", "--set timeouts.request=2s"),
+    ],
+)
+def test_a_set_without_value_suggests_a_set_that_works(
+    text: str, item: str, suggestion: str
+) -> None:
+    if text == "quickstart":
+        text = (ROOT / "scenarios" / "quickstart.yaml").read_text()
+    message = _error(text, (item,))
+    assert suggestion in message, message
+    working = suggestion.removeprefix("--set ")
+    parse_scenario(text, "s.yaml", (working,))  # the suggestion itself is valid
+
+
+def test_an_unknown_set_key_gets_a_did_you_mean() -> None:
+    assert "did you mean 'connections'" in _error(BASE, ("conections",))
+    assert "did you mean 'load.think_time'" in _error(BASE, ("think_time",))
+    assert "did you mean 'connections'" in _error(BASE, ("conections=5",))
+
+
+def test_unitless_durations_are_an_error_with_a_suggestion_except_zero() -> None:
+    assert _error(BASE.replace("2s", "10")) == (
+        "s.yaml:4: duration: a duration needs a unit: write 10s or 10ms (got 10)"
+    )
+    full = "name: t\ntarget: builtin:echo\nload:\n  connections: 5\n  think_time: {}\n"
+    full += "  phases: [{{duration: 1s}}]\n"
+    assert "write 2.5s or 2.5ms" in _error(full.format("2.5"))
+    assert parse_scenario(full.format("0")).plan.think_time == 0
+    assert parse_scenario(full.format("1m30s")).plan.think_time == 90
+    assert "needs a unit" in _error(BASE, ("timeouts.request=3",))
+
+
+def test_resolved_scenarios_still_read_seconds() -> None:
+    """A scenario rebuilt from a result's resolved dict (seconds) is not a person's file."""
+    from loadgen.config.scenario import Scenario
+
+    text = "name: t\ntarget: builtin:echo\nload: {connections: 5, phases: [{duration: 2s}]}\n"
+    resolved = parse_scenario(text).to_dict()
+    assert Scenario.model_validate(resolved).plan.duration == 2.0
 
 
 OPEN = """\

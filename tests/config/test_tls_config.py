@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import ScenarioError, parse_scenario
 from loadgen.run.wiring import client_config, tls_config
 from tests.tls_certs import TlsFiles, make_tls_files
@@ -29,7 +30,8 @@ def refusal(text: str) -> str:
 def test_defaults_are_off_and_verifying() -> None:
     scenario = parse_scenario(HEAD)
     assert not scenario.tls.enabled
-    assert client_config(scenario, [("127.0.0.1", 8443)]).tls is None
+    plan = LoadPlan.from_scenario(scenario)
+    assert client_config(scenario, plan, [("127.0.0.1", 8443)]).tls is None
     on = parse_scenario(HEAD + "tls: {enabled: true}\n")
     tls = tls_config(on)
     assert tls is not None
@@ -111,8 +113,3 @@ def test_tls_towards_a_builtin_target_is_refused() -> None:
     text = "name: t\ntarget: builtin:http\nprotocol: http\nconnections: 1\nduration: 1s\n"
     text += "tls: {enabled: true}\n"
     assert refusal(text).startswith("tls.yaml:6: tls: builtin:http speaks plain TCP")
-
-
-def test_a_disabled_section_is_not_checked(tmp_path: Path) -> None:
-    text = HEAD + f"tls: {{enabled: false, ca_file: {tmp_path / 'nowhere.pem'}}}\n"
-    assert not parse_scenario(text).tls.enabled

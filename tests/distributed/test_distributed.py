@@ -392,3 +392,31 @@ def test_more_connections_than_a_host_can_hold_is_refused_before_traffic() -> No
     message = str(raised.value)
     assert message.startswith("hosts cannot run this scenario: tcp://127.0.0.1:")
     assert "2,000 connections need about" in message and "512 (hard)" in message
+
+
+def test_losing_the_only_host_still_gives_the_partial_result_it_ticked(tmp_path: Path) -> None:
+    with _cluster(1) as (local, client):
+        (victim,) = client.scheduler_info(n_workers=-1)["workers"]
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        scenario = _scenario(
+            "load: {model: open, connections: 20, phases: [{duration: 8s, rate: 400/s}]}\n"
+        )
+        result = run_cluster(
+            scenario,
+            local.scheduler_address,
+            processes=1,
+            live=_when_running(2.5, lambda: os.kill(pid, signal.SIGKILL)),
+        )
+    assert result.partial
+    assert result.stop_reason.startswith("failed: host 0 (") and victim in result.stop_reason
+    assert result.cluster is not None and result.cluster.hosts[0].lost is not None
+    ticked = result.cluster.hosts[0].requests
+    assert ticked is not None and ticked > 0
+    assert result.summary.requests == ticked == sum(i.requests for i in result.intervals)
+    assert result.histogram("latency").total_count == ticked
+    assert "latency_corrected" in result.histograms  # the open model's shape is kept
+    assert result.environment.loadgen_version and result.environment.hostname
+    # It survives the round trip through JSON a written result makes.
+    result.write(tmp_path / "lost.json")
+    again = RunResult.read(tmp_path / "lost.json")
+    assert again.summary.requests == ticked and again.stop_reason == result.stop_reason

@@ -194,6 +194,39 @@ def test_peer_close_vs_reset(reaper: Reaper, listener: socket.socket) -> None:
     engine.close(reset)
 
 
+def _read_until_not_eagain(engine: Backend, handle: int) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        n = engine.recv_now(handle, bytearray(16))
+        if n >= 0 or not engine.would_block(-n):
+            return n
+        time.sleep(0.01)
+    raise AssertionError("the socket never became readable")
+
+
+def test_end_error_tells_an_orderly_close_from_a_taken_reset(
+    reaper: Reaper, listener: socket.socket
+) -> None:
+    engine = reaper.engine
+    closed, peer = _connected_pair(reaper, listener)
+    peer.close()  # FIN
+    assert _read_until_not_eagain(engine, closed) == 0
+    assert engine.end_error(closed) == 0
+
+    reset, peer = _connected_pair(reaper, listener)
+    token = reaper.token()
+    engine.recv(reset, bytearray(16), token)  # posted before the reset, as Wine 8 needs
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()  # RST
+    _, result, _ = reaper.take(token)
+    assert _error_kind(engine, result) is ErrorKind.RESET  # this receive took the error
+    if sys.platform != "win32":  # Windows reports the reset again; Linux only the end
+        assert engine.recv_now(reset, bytearray(16)) == 0
+        assert engine.error_kind(engine.end_error(reset)) is ErrorKind.RESET
+    engine.close(closed)
+    engine.close(reset)
+
+
 def test_cancel_pending_receive(reaper: Reaper, listener: socket.socket) -> None:
     engine = reaper.engine
     handle, peer = _connected_pair(reaper, listener)

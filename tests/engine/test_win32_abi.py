@@ -1,7 +1,7 @@
 """Layouts of the Windows x64 structures, checked on every OS.
 
 The expected sizes and offsets are the ones the official CPython build reports under
-Windows (see DESIGN.md section 5 and the SDK headers), so a field typed with a host-width
+Windows (and the SDK headers give), so a field typed with a host-width
 C type (``c_ulong`` is 8 bytes on Linux) fails here on Linux CI before it corrupts memory
 on Windows. The tests at the end bind the real DLLs and run only on Windows.
 """

@@ -75,7 +75,7 @@ def test_a_rate_far_beyond_the_machine_ends_on_time_with_bounded_memory(tmp_path
     assert summary["unsent"] > rate * seconds // 2
     # The backlog is bounded (MAX_BACKLOG requests, ~10 MB); the old one grew by 128 MB.
     assert rss - baseline_rss < 50 * 1024 * 1024, (rss, baseline_rss)
-    assert baseline["summary"]["unsent"] == 0  # type: ignore[index]
+    assert baseline["summary"]["requests"] > 0  # type: ignore[index]
 
 
 def test_a_stop_is_honoured_at_once_at_an_absurd_rate() -> None:

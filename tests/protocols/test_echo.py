@@ -15,7 +15,7 @@ def _verify_error(codec: EchoCodec, data: bytes | bytearray, n: int) -> Protocol
 def test_is_a_codec() -> None:
     codec: Codec = EchoCodec(1, 64)  # mypy checks the protocol; this checks it at run time
     assert codec.closing is False
-    assert codec.failed_kinds == []
+    assert codec.failures == []
     assert codec.status_kind(0) is None
 
 

@@ -279,12 +279,24 @@ def test_connect_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(101, "http_1xx"), (200, None), (204, None), (299, None), (301, "http_3xx"),
-     (404, "http_4xx"), (499, "http_4xx"), (500, "http_5xx"), (599, "http_5xx"), (999, "http_9xx")],
+    [(101, "http_unexpected"), (200, None), (204, None), (299, None), (301, None), (399, None),
+     (404, "http_4xx"), (499, "http_4xx"), (500, "http_5xx"), (599, "http_5xx"),
+     (999, "http_unexpected")],
 )  # fmt: skip
-def test_status_kind(status: int, kind: str | None) -> None:
+def test_status_kind_by_default_expects_2xx_and_3xx(status: int, kind: str | None) -> None:
     assert status_kind(status) == kind
     assert Http1Codec().status_kind(status) == kind
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(200, None), (250, None), (299, None), (304, None), (301, "http_unexpected"),
+     (404, "http_4xx"), (410, None), (503, "http_5xx"), (100, "http_unexpected")],
+)  # fmt: skip
+def test_status_kind_follows_the_expectation(status: int, kind: str | None) -> None:
+    expected = ((200, 299), (304, 304), (410, 410))
+    assert status_kind(status, expected) == kind
+    assert Http1Codec(expected=expected).status_kind(status) == kind
 
 
 def test_it_is_a_codec() -> None:
@@ -294,7 +306,7 @@ def test_it_is_a_codec() -> None:
 
 def test_receive_counts_responses_and_names_failed_ones() -> None:
     """``receive`` (the client's one call per chunk): the first ``n`` bytes of a receive
-    buffer, how many responses they complete, the failed ones' kinds in ``failed_kinds``."""
+    buffer, how many responses they complete, the failed ones (position, kind) in ``failures``."""
     codec = Http1Codec()
     assert codec.next_request() == codec.request_bytes()
     assert codec.next_request() is codec.next_request()  # one buffer the engine sends from
@@ -302,13 +314,17 @@ def test_receive_counts_responses_and_names_failed_ones() -> None:
     buffer = bytearray(stream) + bytearray(1000)  # a receive buffer larger than the data
     cut = len(OK) + 10
     assert codec.receive(buffer, cut) == 1
-    assert codec.failed_kinds == []
+    assert codec.failures == []
     rest = bytearray(stream[cut:]) + b"\0" * 7
     assert codec.receive(rest, len(stream) - cut) == 3
-    assert codec.failed_kinds == ["http_4xx", "http_5xx"]
+    assert codec.failures == [(0, "http_4xx"), (1, "http_5xx")]
     assert codec.next_response() is None  # receive took them
     codec.reset()
-    assert codec.failed_kinds == []
+    assert codec.failures == []
+    moved = b"HTTP/1.1 301 Moved\r\nContent-Length: 0\r\n\r\n"
+    strict = Http1Codec(expected=((200, 299),))  # the scenario's expectation decides
+    assert strict.receive(bytearray(OK + moved), len(OK + moved)) == 2
+    assert strict.failures == [(1, "http_unexpected")]
 
 
 def test_receive_of_nothing_is_the_close() -> None:

@@ -190,7 +190,7 @@ def test_receive_counts_replies_and_names_failed_ones() -> None:
     buffer = bytearray(stream) + bytearray(64)
     assert codec.receive(buffer, 6) == 0
     assert codec.receive(bytearray(stream[6:]), len(stream) - 6) == 4
-    assert codec.failed_kinds == ["redis_error", "redis_error"]
+    assert codec.failures == [(1, "redis_error"), (2, "redis_error")]
     assert codec.next_response() is None
     with pytest.raises(ProtocolError) as caught:
         codec.receive(bytearray(b"$5\r\nab"), 6)

@@ -9,6 +9,7 @@ import numpy as np
 from loadgen.config.thresholds import ThresholdVerdict
 from loadgen.report.loading import LoadedRun, from_result
 from loadgen.result.model import Environment, Generator, LatencySummary, RunResult, Summary
+from loadgen.result.stop import StopKind, StopReason
 from loadgen.stats.histogram import HdrHistogram
 
 #: 2,000 latencies spread evenly over 100..1,000 µs: scaling them scales every percentile.
@@ -61,7 +62,7 @@ def make_result(
         generator=Generator(cpu_s=0.5, cpu_percent=50.0, loop_iterations=100, max_loop_lag_ms=1.0),
         started_at="2024-05-01T12:00:00.000Z",
         partial=partial,
-        stop_reason="interrupted (SIGINT)" if partial else "completed",
+        stop=StopReason(StopKind.INTERRUPTED, "SIGINT") if partial else StopReason.completed(),
         histograms={"latency": histogram.to_dict(), "connect_latency": HdrHistogram().to_dict()},
         thresholds=list(thresholds),
     )

@@ -7,11 +7,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from loadgen.cli.app import app
 from loadgen.cli.common import EXIT_RUNTIME_FAILURE, EXIT_THRESHOLDS_FAILED, EXIT_USAGE
 from loadgen.config.thresholds import ThresholdVerdict
+from loadgen.report.compare import Comparison, compare_runs, parse_tolerances
+from loadgen.report.compare_console import render_comparison
+from loadgen.report.loading import load_runs
 
 from .builders import make_result, write_runs
 from .conftest import RunFile
@@ -133,7 +137,7 @@ def test_compare_names_the_bad_file_and_exits_2(
     [
         (["--baseline", "A.json"], "--current needs at least one result file"),
         (["A.json", "--baseline", "B.json", "--current", "C.json"], "put it after --baseline"),
-        (["--baseline", "A.json", "--current", "B.json", "--frobnicate"], "no such option"),
+        (["--baseline", "A.json", "--current", "B.json", "--frobnicate"], "No such option"),
         (["--baseline", "A.json", "--current", "B.json", "--tolerance", "lots"], "--tolerance"),
     ],
 )
@@ -208,3 +212,56 @@ def test_run_writes_html_and_hdr_log_after_the_json(tmp_path: Path) -> None:
     assert f"{data['summary']['requests']:,}" in html.read_text()
     interval_lines = [line for line in hdr_log.read_text().splitlines() if line[:1].isdigit()]
     assert len(interval_lines) == len(data["intervals"])
+
+
+def _rendered(comparison: Comparison, width: int = 80) -> list[str]:
+    console = Console(width=width, record=True, color_system=None)
+    render_comparison(comparison, console)
+    return console.export_text().splitlines()
+
+
+def _row(lines: list[str], label: str) -> str:
+    return next(line for line in lines if line.startswith(label))
+
+
+def test_per_metric_tolerances_judge_each_metric_by_its_own(tmp_path: Path) -> None:
+    # Latency +8% and throughput -8%: within the default 10%; p99 beyond its own 5%.
+    base = write_runs(tmp_path, "base", [make_result(1.0, throughput_rps=10_000)])
+    cur = write_runs(tmp_path, "cur", [make_result(1.08, throughput_rps=9_200)])
+    code, out, _ = _compare("--baseline", *base, "--current", *cur)
+    assert code == 0, out
+    args = ["--tolerance", "p99=5%", "--tolerance", "throughput=20%"]
+    code, out, _ = _compare("--baseline", *base, "--current", *cur, *args)
+    assert code == EXIT_THRESHOLDS_FAILED, out
+    assert "tolerance 10%, p99 5%, throughput 20%" in out
+    runs = load_runs([Path(base[0]), Path(cur[0])])
+    lines = _rendered(compare_runs(runs[:1], runs[1:], parse_tolerances(args[1::2])))
+    assert _row(lines, "p99 latency").split()[-2:] == ["5%", "regression"]
+    assert _row(lines, "p90 latency").split()[-2:] == ["10%", "ok"]
+    assert _row(lines, "throughput").split()[-2:] == ["20%", "ok"]
+    assert "  p99 latency: regression, worse by >5%" in lines
+
+
+def test_compare_verdicts_stay_on_one_line_at_80_columns(tmp_path: Path) -> None:
+    base = write_runs(tmp_path, "base", [make_result(s) for s in (1.0, 1.01, 0.99)])
+    cur = write_runs(tmp_path, "cur", [make_result(s) for s in (1.2, 1.21, 1.19)])
+    runs = load_runs([Path(p) for p in [*base, *cur]])
+    lines = _rendered(compare_runs(runs[:3], runs[3:], parse_tolerances(["p99=5%"])))
+    assert max(len(line) for line in lines) <= 80, "\n".join(lines)
+    verdicts = {"regression", "ok", "improved", "significant", "data"}
+    for label in ("throughput", "p50 latency", "p99 latency", "p99.9 latency", "error rate"):
+        assert _row(lines, label).split()[-1] in verdicts, "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tolerance", "p98=5%"], "'p98' is not a compared metric"),
+        (["--tolerance", "thruput=5%"], "did you mean 'throughput'?"),
+        (["--tolerance", "p99=lots"], "expected a percentage"),
+    ],
+)
+def test_bad_per_metric_tolerances_say_why(tmp_path: Path, args: list[str], message: str) -> None:
+    base = write_runs(tmp_path, "base", [make_result()])
+    code, _, err = _compare("--baseline", *base, "--current", *base, *args)
+    assert code == EXIT_USAGE and message in err, err

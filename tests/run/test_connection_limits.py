@@ -22,12 +22,15 @@ from pathlib import Path
 
 import pytest
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario, parse_scenario
 from loadgen.run.api import run
 from loadgen.run.limits import (
+    CLOSED_CHURN_PER_PROCESS,
     ConnectionLimitError,
     Machine,
     check_ports,
+    churn_rate,
     estimate_memory,
     fit_run,
 )
@@ -143,6 +146,47 @@ def test_fin_churn_whose_time_wait_exceeds_one_address_is_spread_and_rst_needs_n
     assert rst.scenario.source is None and rst.notices == []
     with pytest.raises(ConnectionLimitError, match="close: rst"):  # a remote target: refused
         fit_run(scenario(CHURN.format(target="192.0.2.10:80", close="fin")), 1, machine=machine)
+
+
+CLOSED_CHURN = """
+target: 127.0.0.1:9
+load:
+  connections: {connections}
+  requests_per_connection: 1
+  phases:
+{phases}"""
+
+#: Closed-model churn per phase: each phase's connections at most once per its own think
+#: time (a phase without one at CLOSED_CHURN_PER_PROCESS a process); the busiest counts.
+CHURN_PHASES = {
+    "a thinking phase and one that does not: the one that does not sets the rate": (
+        10,
+        "    - {duration: 1s, think_time: 1s}\n    - {duration: 1s}\n",
+        CLOSED_CHURN_PER_PROCESS,
+    ),
+    "the busiest phase: its own connections over its own think time": (
+        1000,
+        "    - {duration: 1s, think_time: 1s}\n"  # 1,000 connections / 1 s
+        "    - {duration: 1s, connections: 10, think_time: 2ms}\n",  # 10 / 2 ms = 5,000/s
+        5000,
+    ),
+    "idle phases close nothing": (
+        100,
+        "    - {duration: 1s, idle: true}\n    - {duration: 1s, think_time: 100ms}\n",
+        1000,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("connections", "phases", "closes_per_s"), CHURN_PHASES.values(), ids=CHURN_PHASES.keys()
+)
+def test_closed_churn_rate_uses_each_phases_think_time(
+    connections: int, phases: str, closes_per_s: float
+) -> None:
+    text = CLOSED_CHURN.format(connections=connections, phases=phases)
+    plan = LoadPlan.from_scenario(scenario(text))
+    assert churn_rate(plan, processes=1) == pytest.approx(closes_per_s)
 
 
 # --- memory ---------------------------------------------------------------------------------

@@ -53,11 +53,15 @@ def test_http_against_nginx(nginx_port: int, backend: str, recv_mode: str) -> No
 def test_http_pipelining_and_status_classes(nginx_port: int) -> None:
     ok = _run(f"127.0.0.1:{nginx_port}", "{http: {path: /, pipeline: 8}}")
     assert ok.summary.errors == {} and ok.summary.requests > 100
+    # A response outside the expectation is a request (timed) and a failed one.
     missing = _run(f"127.0.0.1:{nginx_port}", "{http: {path: /missing-teapot}}")
-    assert missing.summary.requests == 0
-    assert set(missing.summary.errors) == {"http_4xx"}
+    assert missing.summary.requests > 0
+    assert missing.summary.failed == missing.summary.requests
+    assert missing.summary.errors == {"http_4xx": missing.summary.requests}
+    assert missing.summary.latency_us.count == missing.summary.requests
     unavailable = _run(f"127.0.0.1:{nginx_port}", "{http: {path: /unavailable}}")
     assert set(unavailable.summary.errors) == {"http_5xx"}
+    assert unavailable.summary.failed == unavailable.summary.errors["http_5xx"]
 
 
 def test_http_connection_close_reconnects_without_errors(nginx_port: int) -> None:
@@ -78,8 +82,10 @@ def test_redis(redis_port: int) -> None:
     result = _run(f"127.0.0.1:{redis_port}", "{redis: {command: [SET, k, v], pipeline: 4}}")
     assert result.summary.errors == {} and result.summary.requests > 100
     error = _run(f"127.0.0.1:{redis_port}", "{redis: {command: [INCR, k]}}")
-    assert error.summary.requests == 0  # "v" is not an integer: every reply is an error
-    assert set(error.summary.errors) == {"redis_error"}
+    # "v" is not an integer: every reply is an error reply, a failed request
+    assert error.summary.requests > 0
+    assert error.summary.failed == error.summary.requests
+    assert error.summary.errors == {"redis_error": error.summary.requests}
 
 
 def test_open_model_http(nginx_port: int) -> None:

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import parse_scenario
 from loadgen.report.memory import Counter, RunMemory
 from loadgen.run.api import default_processes
@@ -57,8 +58,14 @@ def test_open_rates_split_proportionally_and_interleave() -> None:
 
 def test_no_more_processes_than_connections() -> None:
     scenario = parse_scenario("name: q\ntarget: builtin:echo\nconnections: 3\nduration: 1s\n")
-    assert usable_processes(scenario, 8) == 3
-    assert usable_processes(scenario, 2) == 2
+    plan = LoadPlan.from_scenario(scenario)
+    assert usable_processes(plan, 8) == 3
+    assert usable_processes(plan, 2) == 2
+    ramp = parse_scenario(
+        "name: q\ntarget: builtin:echo\nload:\n  connections: 1\n"
+        "  phases: [{duration: 1s, connections: 0 to 4}]\n"
+    )
+    assert usable_processes(LoadPlan.from_scenario(ramp), 8) == 4  # the ramp's peak
 
 
 def test_memory_merge_adds_per_process_fields_only() -> None:

@@ -256,7 +256,7 @@ def test_record_corrected_hand_derived(value: int, interval: int, expected: list
 
 
 def test_naive_python_port_records_one_too_many() -> None:
-    # the `hdrh` package's Python loop: why DESIGN.md asks for the C loop
+    # the `hdrh` package's Python loop: why stats.histogram ports the C loop instead
     ref = RefHistogram(1, HOUR, 3)
     ref.record_corrected_value(250, 100)
     assert ref.get_total_count() == 3
@@ -470,3 +470,19 @@ def test_record_many_of_a_million_values_is_fast() -> None:
         best = min(best, time.perf_counter() - start)
     assert hist.total_count == 3_000_000
     assert best < 0.1, f"record_many(1e6) took {best * 1e3:.1f} ms"
+
+
+def test_count_at_or_below_matches_the_values_to_the_histograms_resolution() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(13, 1.5, 20_000).astype(np.int64) + 1
+    histogram = HdrHistogram()
+    histogram.record_many(values)
+    bounds = [50_000, 250_000, 1_000_000, 5_000_000, 60_000_000_000]
+    counted = histogram.count_at_or_below(bounds)
+    for bound, count in zip(bounds, counted, strict=True):
+        # A bucket counts as below a bound in it: exact within 0.1% of the bound (3 digits).
+        low = int(np.count_nonzero(values <= bound * 0.999))
+        high = int(np.count_nonzero(values <= bound * 1.001))
+        assert low <= count <= high
+    assert histogram.count_at_or_below([int(values.max())])[0] == len(values)
+    assert histogram.count_at_or_below([-1]) == [0]

@@ -106,7 +106,7 @@ def test_a_thousand_connections_grow_tcp_slab_by_a_socket_each() -> None:
         server.close()
     count = len(sockets)
     per_socket_unreclaim = (unreclaim_open - unreclaim_before) / count
-    # DESIGN.md section 6: ~2.4-2.8 KB of slab per socket; system-wide, so a wide band.
+    # ~2.4-2.8 KB of slab per socket (docs/recv-modes.md); system-wide, so a wide band.
     assert 1_000 < per_socket_unreclaim < 10_000, per_socket_unreclaim
     if not SLABINFO_READABLE:
         return

@@ -11,6 +11,8 @@ are exact or nearly so.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli.app import app
-from loadgen.study.result import StudyFileError, StudyResult, read_study
+from loadgen.study.result import StudyFileError, StudyResult, Trial, read_study
 
 from ..report import chromium
 from ..report.urls import external_references
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux counters 
 CONNECTIONS = 500
 BUFFER = 64 * 1024
 KIB = 1024
-#: DESIGN.md section 6: a TCP socket is ~2.4-2.8 KB of slab, and on loopback both ends are
+#: docs/recv-modes.md: a TCP socket is ~2.4-2.8 KB of slab, and on loopback both ends are
 #: counted (~5 KB), plus a pending RECV ~830 B or POLL_ADD ~254 B, plus the built-in
 #: target's own pending RECV; measured here ~5.5 KiB. The band is wide for noise: other
 #: tests allocate kernel memory at the same time.
@@ -214,3 +216,50 @@ def test_html_says_not_measurable_and_still_draws(study: StudyResult, tmp_path: 
     # posted, RSS; throughput; latency
     assert loaded.root_attribute("data-charts-expected") == "4"
     assert loaded.root_attribute("data-charts-drawn") == "4"
+
+
+@pytest.mark.slow
+def test_the_study_page_reads_without_a_mouse(study: StudyResult, tmp_path: Path) -> None:
+    """Screenshotted and looked at while writing this (hollow and filled points, dashed and
+    solid legend markers); asserted: whole byte ticks on binary steps, no clipped tick, legend
+    values at rest, no table wider than the page, and a median below zero (noise) not drawn
+    as data."""
+    from loadgen.study.page import memory_chart, write_study_html
+    from loadgen.study.summary import group_trials
+
+    # One cell's RSS per connection pushed below zero in every repeat: its median is noise.
+    first = study.trials[0]
+
+    def lowered(trial: Trial) -> Trial:
+        if (trial.connections, trial.mode) != (first.connections, first.mode):
+            return trial
+        idle = {**trial.per_connection["idle"], "rss": -512.0}
+        return trial.model_copy(update={"per_connection": {**trial.per_connection, "idle": idle}})
+
+    trials = [lowered(trial) for trial in study.trials]
+    noisy = study.model_copy(update={"trials": trials, "groups": group_trials(trials)})
+    page = write_study_html(noisy, tmp_path / "study.html")
+    seen = chromium.probe(page, tmp_path)
+    shot = chromium.screenshot(page, tmp_path / "shot-profile", tmp_path / "study.png", 2600)
+    assert shot.stat().st_size > 50_000
+    assert seen.clipped_ticks == ""
+    assert seen.overflowing_tables == 0
+    for chart, cells in seen.legends().items():
+        assert cells[0] == "largest count", chart
+        assert all(re.search(r"\d|noise", cell) for cell in cells[1:]), (chart, cells)
+    for chart in ("memory-posted", "memory-rss", "memory-kernel"):
+        ticks = seen.ticks(chart, "y")
+        assert len(set(ticks)) == len(ticks), ticks  # never "1 B, 1 B, 1 B"
+        units = {"B": 1, "KiB": 1024, "MiB": 1024**2}
+        values = [float(n) * units[u] for n, u in (tick.split() for tick in ticks)]
+        step = values[1] - values[0]
+        assert step == 2 ** round(math.log2(step)), ticks  # a binary step: 8 KiB, not 9.77
+        assert all(v % step == 0 for v in values), ticks
+    rss = memory_chart(noisy, "rss")
+    assert rss is not None and "within the counter's noise and not drawn" in rss["description"]
+    idle = next(s for s in rss["series"] if s["label"] == f"{first.mode}, idle")
+    assert (
+        idle["values"][sorted({g.connections for g in noisy.groups}).index(first.connections)]
+        is None
+    )
+    assert "(noise)" in page.read_text()

@@ -5,8 +5,15 @@
  *                      the draw hook are set here), and redraws at the new width on resize;
  *   format.*           number formatters (latency in microseconds, rate, count, bytes, ...);
  *   axis(fields)       an axis in the pages' style with the given fields added;
- *   line(s, format, points) a series for a spec's line s.
- * Marks progress on <html>: data-charts-drawn counts charts that have drawn at least once
+ *   line(s, format, points) a series for a spec's line s;
+ *   secondsAxis(axis)  whole-second ticks on a time axis (intervals are 1 s long);
+ *   binaryBytes(axis)  byte ticks on binary steps (1 B, 2 B, ... 512 KiB, 1 MiB), never a
+ *                      fraction of a byte;
+ *   plots              every drawn chart: {plot, holder, spec}.
+ * Legends: while no point is hovered, each series shows its spec's "overall" value (the
+ * whole run's, or its last point's; or its "overall_text" when that says why there is no
+ * value) and the x cell the spec's "overall_label", so a printed
+ * page or a screenshot reads without a mouse. Marks progress on <html>: data-charts-drawn counts charts that have drawn at least once
  * (uPlot's draw hook), data-js-errors collects any error (see the script in <head>); a chart
  * that cannot be drawn says so in its place. */
 (function () {
@@ -62,12 +69,46 @@
     return {
       label: s.label,
       stroke: s.colour,
-      width: 2,
+      width: s.width || 2,
       dash: s.dash ? [7, 5] : undefined,
       spanGaps: true,
       points: points,
       value: function (u, v) { return format(v); },
     };
+  }
+
+  var SECOND_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
+  function secondsAxis(axisOptions) {
+    axisOptions.incrs = SECOND_STEPS;
+    axisOptions.values = function (u, splits) {
+      return splits.map(function (v) { return String(Math.round(v)); });
+    };
+    return axisOptions;
+  }
+
+  var BINARY_STEPS = [];
+  for (var power = 0; power <= 50; power++) BINARY_STEPS.push(Math.pow(2, power));
+  function binaryBytes(axisOptions) {
+    axisOptions.incrs = BINARY_STEPS;
+    return axisOptions;
+  }
+
+  /* The legend at rest (no point hovered): the spec's overall values. */
+  function showOverall(u, spec) {
+    if (u.cursor.idx != null) return;
+    var rows = u.root.querySelectorAll(".u-legend .u-series");
+    for (var i = 0; i < rows.length; i++) {
+      var cell = rows[i].querySelector(".u-value");
+      if (!cell) continue;
+      if (i === 0) {
+        cell.textContent = spec.overall_label || "last";
+      } else {
+        var s = spec.series[i - 1];
+        var value = s && s.overall;
+        cell.textContent = s && s.overall_text ? s.overall_text
+          : u.series[i].value(u, value == null ? null : value, i, null);
+      }
+    }
   }
 
   function countDraw(u) {
@@ -81,7 +122,7 @@
 
   function drawAll(options) {
     var payload = JSON.parse(document.getElementById("loadgen-data").textContent);
-    var plots = [];
+    var plots = window.loadgenCharts.plots;
 
     function draw(spec) {
       var holder = document.querySelector('[data-chart="' + spec.id + '"]');
@@ -91,8 +132,17 @@
       var opts = options(spec, width);
       opts.width = width;
       opts.height = HEIGHT;
-      opts.hooks = { draw: [countDraw] };
-      plots.push({ plot: new uPlot(opts, data, holder), holder: holder });
+      opts.hooks = {
+        draw: [countDraw],
+        setLegend: [function (u) { showOverall(u, spec); }],
+      };
+      if (spec.x_range) {
+        var range = spec.x_range;
+        opts.scales.x.range = function () { return [range[0], range[1]]; };
+      }
+      var plot = new uPlot(opts, data, holder);
+      showOverall(plot, spec);
+      plots.push({ plot: plot, holder: holder, spec: spec });
     }
 
     payload.charts.forEach(function (spec) {
@@ -122,6 +172,9 @@
     drawAll: drawAll,
     axis: axis,
     line: line,
+    secondsAxis: secondsAxis,
+    binaryBytes: binaryBytes,
+    plots: [],
     sig3: sig3,
     format: {
       latency: fmtLatency,

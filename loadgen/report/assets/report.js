@@ -53,6 +53,8 @@
     if (percentileAxis) {
       xAxis.splits = decades;
       xAxis.values = function (u, splits) { return splits.map(fmtPercentile); };
+    } else {
+      charts.secondsAxis(xAxis);
     }
     var yAxis = charts.axis({
       label: spec.y_label,
@@ -61,9 +63,7 @@
     });
     if (spec.y_format === "bytes") {
       /* Ticks on binary steps (256 KiB, 512 KiB, 1 MiB, ...), as the labels are binary units. */
-      var steps = [];
-      for (var power = 0; power <= 50; power++) steps.push(Math.pow(2, power));
-      yAxis.incrs = steps;
+      charts.binaryBytes(yAxis);
     }
     var yScale = logY
       ? { distr: 3, log: 10 }
@@ -73,12 +73,27 @@
           return [low, max > 0 ? max * 1.08 : (low < 0 ? 0 : 1)];
         },
       };
+    if (logY && spec.y_range) {
+      /* Every run's latency chart on one scale: whole decades around all of them. */
+      var low = Math.pow(10, Math.floor(Math.log10(spec.y_range[0])));
+      var high = Math.pow(10, Math.ceil(Math.log10(spec.y_range[1])));
+      yScale.range = function () { return [low, high]; };
+    }
     return {
       series: series,
       axes: [xAxis, yAxis],
       scales: { x: { time: false, distr: percentileAxis ? 3 : 1 }, y: yScale },
       cursor: { drag: { x: true, y: false } },
-      legend: { live: true },
+      legend: {
+        live: true,
+        markers: {
+          dash: function (u, i) {
+            return spec.series[i - 1] && spec.series[i - 1].dash ? "dashed" : "solid";
+          },
+        },
+      },
+      /* Room right of the plot for half the last x label ("99.9999%" is ~60 px wide). */
+      padding: [null, percentileAxis ? 44 : 20, null, null],
     };
   }
 

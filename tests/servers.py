@@ -121,7 +121,7 @@ master_process off;
 worker_processes 1;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
     access_log off;
     client_body_temp_path {root}/tmp/body;
@@ -152,10 +152,11 @@ http {{
 
 
 @contextmanager
-def nginx(tmp: Path) -> Iterator[int]:
+def nginx(tmp: Path, worker_connections: int = 1024) -> Iterator[int]:
     """nginx on 127.0.0.1:PORT, yielding PORT. Serves ``/`` ("ok"), ``/static/file.bin``
     (NGINX_STATIC_BYTES bytes), ``/gzip/file.bin`` (chunked), ``/missing-teapot`` (404),
-    ``/unavailable`` (503), ``/moved`` (301) and ``/close`` (Connection: close)."""
+    ``/unavailable`` (503), ``/moved`` (301) and ``/close`` (Connection: close).
+    ``worker_connections``: connections its one worker holds (nginx's default, 1024)."""
     binary = require_binary("nginx", "nginx")
     root = tmp / "nginx"
     (root / "tmp").mkdir(parents=True)
@@ -166,7 +167,9 @@ def nginx(tmp: Path) -> Iterator[int]:
     conf = root / "nginx.conf"
 
     def command(port: int) -> list[str]:
-        conf.write_text(NGINX_CONF.format(root=root, port=port))
+        conf.write_text(
+            NGINX_CONF.format(root=root, port=port, worker_connections=worker_connections)
+        )
         # -e: the compiled-in error log (/var/log/nginx) is opened before the config is read.
         return [binary, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")]
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from loadgen import __version__
-from loadgen.cli import compare, doctor, report, run, study, validate
+from loadgen.cli import capacity, compare, doctor, report, run, study, validate
 from loadgen.cli.common import Command, Group, examples
 from loadgen.cli.serve import serve_app
 
@@ -54,6 +54,9 @@ def _options(
 
 
 app.command("run", cls=Command, epilog=run.EXAMPLES, context_settings=CONTEXT)(run.run)
+app.command("capacity", cls=Command, epilog=capacity.EXAMPLES, context_settings=CONTEXT)(
+    capacity.capacity
+)
 app.command("report", cls=Command, epilog=report.EXAMPLES, context_settings=CONTEXT)(report.report)
 app.command(
     "compare",

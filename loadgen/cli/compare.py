@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer._click.core import Context
@@ -24,11 +24,15 @@ from loadgen.cli.common import (
     fail,
 )
 
+if TYPE_CHECKING:
+    from loadgen.report.compare import Comparison
+
 EXAMPLES = examples(
     "loadgen compare --baseline main.json --current pr.json",
     "loadgen compare --baseline main-1.json main-2.json main-3.json --current pr-*.json",
     "loadgen compare --baseline a.json --current b.json --tolerance p99=5% "
     "--tolerance throughput=3% --markdown summary.md",
+    "loadgen compare --baseline main-capacity.json --current pr-capacity.json",
 )
 _SIDES = ("--baseline", "--current")
 
@@ -121,12 +125,15 @@ def compare(
     --allow-saturated; exit 1 (before 3) when a current run is partial (failed or
     interrupted), unless --allow-partial. --label names the runs, baseline files first.
 
+    Capacity results (loadgen capacity) compare with capacity results: the gate is then the
+    capacity found (exit 99 when it dropped beyond the tolerance).
+
     The markdown table is also appended to $GITHUB_STEP_SUMMARY when that is set.
     """
     from loadgen.report.compare import compare_runs, parse_tolerances
     from loadgen.report.compare_console import render_comparison
     from loadgen.report.junit import comparison_junit
-    from loadgen.report.loading import ResultFileError, load_runs
+    from loadgen.report.loading import ResultFileError, is_capacity, load_runs, read_json
     from loadgen.report.markdown import comparison_markdown
     from loadgen.result.files import write_atomically
 
@@ -139,14 +146,19 @@ def compare(
     except ValueError as exc:
         raise fail(f"--tolerance: {exc}", EXIT_USAGE) from None
     try:
-        runs = load_runs([*baseline, *current], labels or None)
+        files = [*baseline, *current]
+        capacity = [path for path in files if is_capacity(read_json(path))]
+        if capacity:
+            comparison = _compare_capacity(baseline, current, capacity, limits.default)
+        else:
+            runs = load_runs(files, labels or None)
+            comparison = compare_runs(
+                runs[: len(baseline)], runs[len(baseline) :], limits, allow_partial=allow_partial
+            )
     except ResultFileError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     except ValueError as exc:
         raise fail(f"--label: {exc}", EXIT_USAGE) from None
-    comparison = compare_runs(
-        runs[: len(baseline)], runs[len(baseline) :], limits, allow_partial=allow_partial
-    )
     for warning in comparison.warnings:
         errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, markup=True)
         for detail in warning.details:
@@ -179,3 +191,25 @@ def compare(
         raise typer.Exit(EXIT_INVALID_RUN)
     if comparison.failed:
         raise typer.Exit(EXIT_THRESHOLDS_FAILED)
+
+
+def _compare_capacity(
+    baseline: list[Path], current: list[Path], capacity: list[Path], tolerance: float
+) -> Comparison:
+    """Capacity results against capacity results; a run result among them is refused."""
+    from loadgen.capacity.compare import compare_capacity_files
+    from loadgen.report.loading import ResultFileError
+
+    files = [*baseline, *current]
+    if len(capacity) != len(files):
+        runs = ", ".join(str(path) for path in files if path not in capacity)
+        raise fail(
+            f"compare: capacity results compare with capacity results only; {runs} is a run result",
+            EXIT_USAGE,
+        )
+    try:
+        return compare_capacity_files(baseline, current, tolerance)
+    except ValueError as exc:
+        if isinstance(exc, ResultFileError):
+            raise
+        raise fail(f"compare: {exc}", EXIT_USAGE) from None

@@ -69,12 +69,40 @@ def serve_http(
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
     processes: ServeProcessesOption = 1,
+    capacity: Annotated[
+        str | None,
+        typer.Option(
+            "--capacity",
+            metavar="RATE",
+            help="Serve as one worker answering one request at a time, in arrival order, "
+            "each taking 1/RATE (e.g. 2000/s: 500 µs): a target with a known capacity "
+            "(an M/D/1 queue under Poisson arrivals).",
+        ),
+    ] = None,
 ) -> None:
     """Serve HTTP/1.1 on the engine (/status/N, /bytes/N, /chunked/N, /delay/MS, /close);
     prints `listening on HOST:PORT`."""
+    from functools import partial
+
+    from loadgen.config.units import parse_rate_per_s
     from loadgen.targets.http import HttpServer
 
-    _serve_builtin(HttpServer, host, port, backend, stop_on_stdin_eof, processes, "http")
+    make: Callable[..., _BuiltinServer] = HttpServer
+    if capacity is not None:
+        try:
+            rate = parse_rate_per_s(capacity)
+        except ValueError as exc:
+            raise fail(f"--capacity: {exc}", EXIT_USAGE) from None
+        if rate <= 0:
+            raise fail(f"--capacity: a capacity must be above 0/s, got {capacity}", EXIT_USAGE)
+        if processes > 1:
+            raise fail(
+                "--capacity is one worker's: it cannot be split over --processes "
+                f"{processes} (each process would be a worker of its own)",
+                EXIT_USAGE,
+            )
+        make = partial(HttpServer, service_time_ns=max(1, round(1e9 / rate)))
+    _serve_builtin(make, host, port, backend, stop_on_stdin_eof, processes, "http")
 
 
 @serve_app.command(

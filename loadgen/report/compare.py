@@ -277,7 +277,7 @@ def compare_runs(
     tolerances = tolerance if isinstance(tolerance, Tolerances) else Tolerances(tolerance)
     tested = len(baseline) >= MIN_RUNS_FOR_TEST and len(current) >= MIN_RUNS_FOR_TEST
     metrics = tuple(
-        _compare_metric(
+        compare_metric(
             metric,
             _values(metric, baseline),
             _values(metric, current),
@@ -322,13 +322,15 @@ def _values(metric: Metric, runs: Sequence[LoadedRun]) -> tuple[float, ...]:
     return tuple(float(v) for v in values if v is not None)
 
 
-def _compare_metric(
+def compare_metric(
     metric: Metric,
     baseline: tuple[float, ...],
     current: tuple[float, ...],
     tolerance: float,
     tested: bool,
 ) -> MetricComparison:
+    """One metric's values on each side (one per run), compared: ``tested`` uses the U test
+    and the bootstrap, else the tolerance alone (capacity results compare this way too)."""
     if not baseline or not current:
         return MetricComparison(
             metric,

@@ -3,6 +3,10 @@
 A report reads both the typed ``RunResult`` and the raw JSON: keys that later issues add
 (``thresholds``, ``memory``, a ``latency_corrected`` histogram, per-interval ``connections``)
 are drawn when present, so an older reader never has to drop them to parse the rest.
+
+A capacity search's result (``kind: loadgen.capacity``) embeds every step's whole result
+under ``steps[i].result``: ``load_runs(paths, steps=[3])`` reads step 3 of it as a run (the
+steps are numbered from 1, as the search prints them).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from loadgen.stats.histogram import HdrHistogram
 
 #: Keys every loadgen result has had since schema 1; a JSON object without them is not one.
 _REQUIRED_KEYS = ("schema_version", "scenario", "environment", "summary", "histograms")
+#: A capacity search's result: steps, each with a run's whole result (``loadgen.capacity``).
+CAPACITY_KIND = "loadgen.capacity"
 
 
 class ResultFileError(ValueError):
@@ -53,9 +59,8 @@ def from_result(result: RunResult, label: str | None = None, source: str = "") -
     )
 
 
-def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
-    """Read one result file; ``ResultFileError`` for anything that is not a usable result.
-    Its label: ``label``, else the result's own (``run --label``), else the file's name."""
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A result file's JSON object; ``ResultFileError`` when it is not one."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -63,27 +68,76 @@ def load_run(path: str | Path, label: str | None = None) -> LoadedRun:
         raise ResultFileError(file, "not a loadgen result (not UTF-8 text)") from None
     except OSError as exc:
         raise ResultFileError(file, f"cannot read: {exc.strerror or exc}") from None
-    result, raw = _check(_decode(text, file), file)
+    return _decode(text, file)
+
+
+def is_capacity(data: dict[str, Any]) -> bool:
+    return data.get("kind") == CAPACITY_KIND
+
+
+def load_run(path: str | Path, label: str | None = None, step: int | None = None) -> LoadedRun:
+    """Read one result file (with ``step``: that step of a capacity result);
+    ``ResultFileError`` for anything that is not a usable result. Its label: ``label``, else
+    the result's own (``run --label``), else the file's name (and the step's number)."""
+    file = Path(path)
+    data = read_json(file)
+    if is_capacity(data):
+        steps = data.get("steps")
+        count = len(steps) if isinstance(steps, list) else 0
+        if step is None:
+            raise ResultFileError(
+                file,
+                f"a capacity search of {count} steps, not one run: pick steps with --step N "
+                f"(1-{count}), or draw the whole search with `loadgen report {file}` alone",
+            )
+        if not isinstance(steps, list) or not 1 <= step <= count:
+            raise ResultFileError(file, f"no step {step}: the search has steps 1-{count}")
+        item = steps[step - 1]
+        if not isinstance(item, dict) or not isinstance(item.get("result"), dict):
+            raise ResultFileError(file, f"malformed capacity result: step {step} has no result")
+        result, raw = _check(item["result"], f"{file} step {step}")
+        return LoadedRun(
+            label=label or f"{file.stem} step {step}",
+            source=f"{file} (step {step})",
+            result=result,
+            raw=raw,
+        )
+    result, raw = _check(data, file)
     return LoadedRun(
         label=label or result.label or file.stem, source=str(file), result=result, raw=raw
     )
 
 
-def load_runs(paths: list[Path], labels: list[str] | None = None) -> list[LoadedRun]:
+def _load(path: Path, label: str | None, steps: list[int]) -> list[LoadedRun]:
+    """One file's runs: the file's, or the ``steps`` of a capacity result."""
+    if steps and is_capacity(read_json(path)):
+        return [load_run(path, f"{label} step {n}" if label else None, n) for n in steps]
+    return [load_run(path, label)]
+
+
+def load_runs(
+    paths: list[Path], labels: list[str] | None = None, steps: list[int] | None = None
+) -> list[LoadedRun]:
     """Read several files, labelled by ``labels`` (one per file, in order), else by each
-    result's own label or file name, made unique when they repeat."""
+    result's own label or file name, made unique when they repeat. From a capacity result,
+    its ``steps`` (numbered from 1), each labelled with its number."""
     if labels is not None and len(labels) != len(paths):
         raise ValueError(
             f"{len(labels)} labels for {len(paths)} result files: give one --label per file"
         )
     given: list[str | None] = list(labels) if labels is not None else [None] * len(paths)
-    runs = [load_run(path, label) for path, label in zip(paths, given, strict=True)]
+    loaded = [
+        (run, path)
+        for path, label in zip(paths, given, strict=True)
+        for run in _load(path, label, list(steps or []))
+    ]
+    runs = [run for run, _ in loaded]
     names = [run.label for run in runs]
     named = [
         name
         if names.count(name) == 1 or run.result.label or labels
         else f"{name} ({p.parent.name or p.parent})"
-        for name, run, p in zip(names, runs, paths, strict=True)
+        for name, (run, p) in zip(names, loaded, strict=True)
     ]
     seen: dict[str, int] = {}
     unique = []

@@ -63,6 +63,7 @@ def run(
     target_processes: int | None = None,
     fit: bool = False,
     watch: BoardWatch | None = None,
+    connect_before_start: bool = False,
 ) -> RunResult:
     """Run a scenario to its end (or to Ctrl-C) and return its result.
 
@@ -77,6 +78,10 @@ def run(
     machine (``fit_to_machine``): counts not given are chosen as ``loadgen run`` chooses
     them, and raised (with a notice) where the descriptor limit needs more processes; a run
     that cannot fit raises ``ConnectionLimitError``.
+
+    ``connect_before_start`` opens the connections the run starts with before its start
+    instant (``loadgen.run.shard``), so an open-model schedule does not begin with requests
+    waiting for connections still being opened (a capacity search's steps do this).
     """
     if fit:
         fitted = fit_to_machine(scenario, processes, target_processes)
@@ -111,7 +116,14 @@ def run(
             if target is not None
             else resolve_targets(scenario.target_addresses(), scenario.timeouts.connect, notice)
         )
-        specs = shard_specs(scenario, processes, engine_name, addresses, seed)
+        specs = shard_specs(
+            scenario,
+            processes,
+            engine_name,
+            addresses,
+            seed,
+            connect_before_start=connect_before_start,
+        )
         board = TickBoard(processes, plan.duration_s, plan.phase_label)
         watching = live(board.snapshot) if live else nullcontext()
         watched = watch(board) if watch else nullcontext()

@@ -109,8 +109,10 @@ def shard_specs(
     addresses: Sequence[tuple[str, int]],
     seed: int | None,
     weights: Sequence[float] | None = None,
+    connect_before_start: bool = False,
 ) -> list[ShardSpec]:
-    """The specs of a run split into ``count`` shards (equal weights by default)."""
+    """The specs of a run split into ``count`` shards (equal weights by default);
+    ``connect_before_start``: each opens its first connections before it reports ready."""
     weights = list(weights) if weights is not None else [1.0] * count
     slices = split_scenario(scenario, weights) if count > 1 else [scenario]
     return [
@@ -122,6 +124,7 @@ def shard_specs(
             addresses=tuple(addresses),
             seed=None if seed is None else seed + index,
             arrival_phase=arrival_phase(weights, index),
+            connect_before_start=connect_before_start,
         )
         for index, piece in enumerate(slices)
     ]

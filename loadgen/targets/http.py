@@ -20,6 +20,15 @@ then is the next receive posted. A client that pipelines therefore sees its requ
 answered in batches, and a client that never reads cannot make the server buffer without
 bound. ``/delay`` holds its answer, and those behind it, in a timer heap that the loop's
 wait timeout honours.
+
+With a ``service_time_ns`` (``loadgen serve http --capacity 2000/s``: 500 µs) the server is
+one worker that serves requests one at a time, in the order they arrive over all
+connections: each request is answered ``service_time_ns`` after the previous one was, or
+after its own arrival when the worker was idle (``done = max(arrival, previous done) +
+service``), through the same timer heap. That is a single-server FIFO queue with a fixed
+service time, so with Poisson arrivals queueing theory (M/D/1) says what its latency
+percentiles are at each rate: a target with a known capacity, for testing a capacity
+search. The worker's time is simulated, not spent: the process stays idle between answers.
 """
 
 from __future__ import annotations
@@ -166,9 +175,20 @@ class HttpServer:
     """Serve HTTP/1.1 on ``host:port`` (port 0 picks a free one) until ``stop()``."""
 
     def __init__(
-        self, engine: Backend, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
+        self,
+        engine: Backend,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        reuse_port: bool = False,
+        service_time_ns: int = 0,
     ) -> None:
+        if service_time_ns < 0:
+            raise ValueError(f"service_time_ns must not be negative, got {service_time_ns}")
         self.engine = engine
+        #: One worker's time per request (0: answer at once, as many at a time as arrive).
+        self.service_time_ns = service_time_ns
+        self._busy_until_ns = 0  # when the one worker finishes what it was given so far
         self.listen_handle, self.address = engine.listen_socket(
             host, port, LISTEN_BACKLOG, reuse_port=reuse_port
         )
@@ -248,7 +268,11 @@ class HttpServer:
                 if len(self._cache) < MAX_CACHED_RESPONSES:
                     self._cache[key] = answer
             delay_ms, data, keep = answer
-            conn.answers.append((now + delay_ms * 1_000_000, data, keep))
+            done_ns = now
+            if self.service_time_ns:
+                done_ns = max(now, self._busy_until_ns) + self.service_time_ns
+                self._busy_until_ns = done_ns
+            conn.answers.append((done_ns + delay_ms * 1_000_000, data, keep))
             if not keep:
                 break  # nothing after a response that closes the connection
         conn.requests.clear()

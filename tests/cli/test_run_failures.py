@@ -42,10 +42,11 @@ def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
 def test_a_failure_in_the_loop_keeps_its_traceback(
-    scenario: Path, tmp_path: Path, verbose: bool
+    scenario: Path, tmp_path: Path, verbose: bool, echo_target: str
 ) -> None:
     out = tmp_path / "result.json"
     arguments = ["run", str(scenario), "--json", str(out), "--quiet", "--processes", "1"]
+    arguments += ["--set", f"target={echo_target}"]  # the session's shared echo target
     outcome = runner.invoke(app, arguments + (["--verbose"] if verbose else []))
     assert outcome.exit_code == EXIT_RUNTIME_FAILURE, outcome.output
     data = json.loads(out.read_text())

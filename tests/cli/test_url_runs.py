@@ -7,26 +7,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli.app import app
-from loadgen.targets.process import builtin_target
 from tests.bad_targets import free_port
 from tests.recording_http import recording_http
 from tests.servers import nginx_tls
+from tests.shared_targets import SharedTargets
 from tests.tls_certs import make_tls_files
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def http_port() -> Iterator[int]:
-    with builtin_target("http") as (_, port):
-        yield port
+def http_port(shared_targets: SharedTargets) -> int:
+    """The session's shared built-in HTTP target (``tests/conftest.py``)."""
+    return shared_targets.address("http")[1]
 
 
 def _loadgen(*arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

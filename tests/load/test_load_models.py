@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -25,13 +26,43 @@ from loadgen.config.schedule import (
     connections_at,
     expected_arrivals,
 )
+from loadgen.load.pool import TICK_NS
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
+from loadgen.run.progress import Snapshot
 from tests.bad_targets import bad_target
+from tests.hdr_values import values_of
 
 
-def _run(text: str) -> RunResult:
-    return run(parse_scenario("name: models\n" + text), backend="auto", seed=7)
+def _run(text: str, live: Callable[[Callable[[], Snapshot]], object] | None = None) -> RunResult:
+    return run(parse_scenario("name: models\n" + text), backend="auto", seed=7, live=live)  # type: ignore[arg-type]
+
+
+def _completions_bounds(
+    result: RunResult, due_by: Callable[[float], float], index: int
+) -> tuple[float, float]:
+    """The fewest and most requests interval ``index`` of an open-model run can count, for
+    a schedule of ``due_by(t)`` requests due by t seconds (from the scenario's own rates).
+
+    A request due at t completes at t + its corrected latency (at most the run's largest),
+    and lands in the interval open when the loop handles its completion; the loop closes an
+    interval at a tick, up to a tick period and the largest loop lag after its nominal end.
+    So the interval holds every request due from its start (shifted the same way) up to its
+    end less the largest latency, and at most those due up to its end plus that lateness.
+    Both bounds come from this run's own measurements: tight on a quiet machine, wider on a
+    busy one, and far from what a schedule sent in bursts would count.
+    """
+    interval = result.intervals[index]
+    latest_s = result.histogram("latency_corrected").max / 1e9
+    late_s = TICK_NS / 1e9 + result.generator.max_loop_lag_ms / 1e3
+    start_s, end_s = interval.start_s, interval.start_s + interval.duration_s
+
+    def due(a_s: float, b_s: float) -> float:
+        return max(0.0, due_by(max(0.0, b_s)) - due_by(max(0.0, a_s)))
+
+    fewest = due(start_s + (late_s if index else 0.0), end_s - latest_s) - 1
+    most = due(start_s - latest_s if index else 0.0, end_s + late_s) + 1
+    return fewest, most
 
 
 # --- the schedule (pure) -----------------------------------------------------------------
@@ -123,31 +154,51 @@ def test_connection_ramp() -> None:
 # --- open model ----------------------------------------------------------------------------
 
 
-def test_open_model_constant_rate() -> None:
+def test_open_model_constant_rate(echo_target: str) -> None:
     rate, seconds = 1000, 2.0
     result = _run(
-        f"target: builtin:echo\nload:\n  model: open\n  connections: 20\n"
+        f"target: {echo_target}\nload:\n  model: open\n  connections: 20\n"
         f"  phases: [{{duration: {seconds}s, rate: {rate}/s}}]\n"
     )
     summary = result.summary
     assert summary.errors == {}
     assert abs(summary.requests - rate * seconds) <= 0.03 * rate * seconds
     assert summary.unsent is not None and summary.unsent <= 0.02 * rate * seconds
-    corrected, raw = summary.latency_corrected_us, summary.latency_us
-    assert corrected is not None and corrected.count == summary.requests
-    assert corrected.p50 is not None and raw.p50 is not None
-    assert corrected.p50 >= raw.p50  # the intended time is never after the actual send
-    assert result.histogram("latency_corrected").total_count == summary.requests
-    assert summary.schedule_lag_us is not None and summary.schedule_lag_us.count > 0
+    corrected, raw = result.histogram("latency_corrected"), result.histogram("latency")
+    lag = result.histogram("schedule_lag")
+    assert corrected.total_count == raw.total_count == summary.requests
+    assert summary.latency_corrected_us is not None
+    assert summary.latency_corrected_us.count == summary.requests
+    # Corrected = raw + the schedule lag, request by request (the intended send time is the
+    # actual one less its lag), so their means differ by the lag's mean. The lag is never
+    # zero (a timer wakes the loop after the due time), so a "corrected" latency that is the
+    # raw one fails here. Slack: 3 significant digits per value in each histogram, and the
+    # lags of requests still in flight at the end (sent, so lagged, but not answered).
+    assert lag.total_count == summary.requests + summary.in_flight_at_end
+    slack_ns = 0.002 * corrected.mean + summary.in_flight_at_end * lag.max / lag.total_count
+    assert lag.mean > slack_ns, "the lag is too small to tell corrected from raw here"
+    assert corrected.mean - raw.mean == pytest.approx(lag.mean, abs=slack_ns)
+    assert corrected.value_at_percentile(50) >= raw.value_at_percentile(50)
+    # The sends are spread over the run as the schedule says: each interval holds what fell
+    # due in it (bounded by this run's latency and loop lag), not a burst.
+    assert len(result.intervals) == 2
+    for index, interval in enumerate(result.intervals):
+        fewest, most = _completions_bounds(result, lambda t: rate * min(t, seconds), index)
+        assert fewest <= interval.requests <= most, (index, interval.requests, fewest, most)
 
 
-def test_open_model_ramp_fills_intervals_by_the_integral() -> None:
+def test_open_model_ramp_fills_intervals_by_the_integral(echo_target: str) -> None:
+    # 0 -> 1,000/s over 2 s: N(t) = 250 t^2, so 250 due in the first second, 750 in the second.
     result = _run(
-        "target: builtin:echo\nload:\n  model: open\n  connections: 20\n"
+        f"target: {echo_target}\nload:\n  model: open\n  connections: 20\n"
         "  phases: [{duration: 2s, rate: 0/s to 1000/s}]\n"
     )
+    assert result.summary.errors == {}
     per_second = [interval.requests for interval in result.intervals]
-    assert abs(per_second[0] - 250) <= 30 and abs(per_second[1] - 750) <= 60, per_second
+    assert len(per_second) == 2
+    for index in (0, 1):
+        fewest, most = _completions_bounds(result, lambda t: 250 * min(t, 2.0) ** 2, index)
+        assert fewest <= per_second[index] <= most, (index, per_second, fewest, most)
 
 
 @pytest.fixture
@@ -165,6 +216,46 @@ def stoppable_echo() -> Iterator[tuple[subprocess.Popen[str], int]]:
     server.wait(10)
 
 
+@contextmanager
+def _freeze_when_running(
+    server: subprocess.Popen[str], after_s: float, stall_s: float, window: dict[str, float]
+) -> Iterator[Callable[[Callable[[], Snapshot]], object]]:
+    """A live-view hook: once the run is ``after_s`` in with traffic, stop the target for
+    about ``stall_s``. The stall's real length lies in [``shortest_s``, ``longest_s``]
+    (timestamps taken on both sides of each signal), whatever the sleep overran by."""
+
+    @contextmanager
+    def live(read: Callable[[], Snapshot]) -> Iterator[None]:
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.02):
+                snapshot = read()
+                if snapshot.elapsed_s >= after_s and snapshot.requests > 0:
+                    before_stop = time.perf_counter()
+                    server.send_signal(signal.SIGSTOP)
+                    after_stop = time.perf_counter()
+                    time.sleep(stall_s)
+                    before_cont = time.perf_counter()
+                    server.send_signal(signal.SIGCONT)
+                    after_cont = time.perf_counter()
+                    window["at_s"] = snapshot.elapsed_s
+                    window["shortest_s"] = before_cont - after_stop
+                    window["longest_s"] = after_cont - before_stop
+                    return
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    yield live
+    assert window, "the target was never stopped"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="stalls the target with SIGSTOP")
 def test_corrected_latency_shows_a_stall_that_raw_latency_hides(
     stoppable_echo: tuple[subprocess.Popen[str], int],
@@ -175,52 +266,59 @@ def test_corrected_latency_shows_a_stall_that_raw_latency_hides(
     stall is answered about S - t late: the fraction of requests later than x is
     (S - x) / T, and the corrected percentile p is S - (1 - p) T for p > 1 - S/T.
     Only the few requests already sent when it froze (at most one per connection) see the
-    stall in their raw latency.
+    stall in their raw latency. S is the stall as measured around the signals (a sleeping
+    thread can overrun on a busy machine); its uncertainty widens every bound.
     """
     server, port = stoppable_echo
-    rate, total_s, stall_s, stall_at_s, connections = 500, 6.0, 1.5, 2.0, 5
-
-    def freeze() -> None:
-        time.sleep(stall_at_s)
-        server.send_signal(signal.SIGSTOP)
-        time.sleep(stall_s)
-        server.send_signal(signal.SIGCONT)
-
-    threading.Thread(target=freeze, daemon=True).start()
-    result = _run(
-        f"target: 127.0.0.1:{port}\ntimeouts: {{request: 10s}}\nload:\n  model: open\n"
-        f"  connections: {connections}\n  phases: [{{duration: {total_s}s, rate: {rate}/s}}]\n"
-    )
+    rate, total_s, stall_s, stall_at_s, connections = 500, 4.0, 1.0, 1.0, 5
+    window: dict[str, float] = {}
+    with _freeze_when_running(server, stall_at_s, stall_s, window) as live:
+        result = _run(
+            f"target: 127.0.0.1:{port}\ntimeouts: {{request: 10s}}\nload:\n  model: open\n"
+            f"  connections: {connections}\n  phases: [{{duration: {total_s}s, rate: {rate}/s}}]\n",
+            live,
+        )
     summary = result.summary
     assert summary.errors == {}
-    corrected = result.histogram("latency_corrected")
+    assert window["at_s"] + window["longest_s"] < total_s - 1.0  # the stall ended in the run
+    shortest, longest = window["shortest_s"], window["longest_s"]
+    stall = (shortest + longest) / 2
+    #: What else delays a request by a little: catching up on the backlog after the stall,
+    #: and this machine's noise (the raw latency's own p99 measures it).
     raw = result.histogram("latency")
+    noise_s = 0.1 + raw.value_at_percentile(99) / 1e9
+    slack_s = (longest - shortest) / 2 + noise_s
+    corrected = result.histogram("latency_corrected")
 
     def expected_s(p: float) -> float:
-        return stall_s - (1 - p) * total_s
+        return stall - (1 - p) * total_s
 
-    for p in (0.90, 0.95, 0.99):
+    for p in (0.80, 0.90, 0.99):
         observed = corrected.value_at_percentile(p * 100) / 1e9
-        # The process start and the stall timing shift by up to a few hundred ms here.
-        assert abs(observed - expected_s(p)) < 0.25 * stall_s, (p, observed, expected_s(p))
-    assert corrected.max / 1e9 == pytest.approx(stall_s, abs=0.3)
-    delayed_fraction = 1 - corrected.percentiles([100 * (1 - stall_s / total_s)])[0] / 1e9
-    assert delayed_fraction > 0  # sanity: the boundary percentile is below the stall
-    assert corrected.value_at_percentile(50) / 1e9 < 0.05  # most requests never saw it
+        assert abs(observed - expected_s(p)) < slack_s, (p, observed, expected_s(p), window)
+    # The worst request was the one due as it froze: it waited the whole stall.
+    assert shortest - 2 / rate - 0.01 <= corrected.max / 1e9 <= longest + noise_s, window
+    # How many requests the stall delayed by more than x: those due in its first S - x
+    # seconds, (S - x) R of them; the rest of the run, none.
+    values_s = values_of(corrected) / 1e9
+    for x in (0.25, 0.5):
+        late = int((values_s > x).sum())
+        assert abs(late - (stall - x) * rate) <= slack_s * rate, (x, late, stall, window)
+    assert corrected.value_at_percentile(50) / 1e9 < 0.1  # most requests never saw it
     # Raw latency: at most `connections` requests were in flight when it froze.
     assert connections / summary.requests < 0.01
-    assert raw.value_at_percentile(99) / 1e9 < 0.1
-    assert raw.max / 1e9 > 0.5 * stall_s  # ...and those few did see it
+    assert raw.value_at_percentile(99) / 1e9 < stall / 4
+    assert raw.max / 1e9 > 0.5 * shortest  # ...and those few did see it
     assert summary.waited_for_connection is not None
-    assert summary.waited_for_connection > 0.5 * rate * stall_s
+    assert summary.waited_for_connection > 0.5 * rate * shortest
 
 
 # --- closed model --------------------------------------------------------------------------
 
 
-def test_closed_connection_ramp() -> None:
+def test_closed_connection_ramp(echo_target: str) -> None:
     result = _run(
-        "target: builtin:echo\nload:\n  connections: 40\n"
+        f"target: {echo_target}\nload:\n  connections: 40\n"
         "  phases: [{duration: 1s, connections: 4 to 40}, {duration: 1s}]\n"
     )
     assert result.summary.errors == {}
@@ -231,10 +329,10 @@ def test_closed_connection_ramp() -> None:
     assert per_second[-1] == 40
 
 
-def test_think_time_paces_each_connection() -> None:
+def test_think_time_paces_each_connection(echo_target: str) -> None:
     connections, think_s, seconds = 10, 0.1, 2.0
     result = _run(
-        f"target: builtin:echo\nload:\n  connections: {connections}\n  think_time: {think_s}s\n"
+        f"target: {echo_target}\nload:\n  connections: {connections}\n  think_time: {think_s}s\n"
         f"  phases: [{{duration: {seconds}s}}]\n"
     )
     expected = connections * seconds / think_s
@@ -242,9 +340,9 @@ def test_think_time_paces_each_connection() -> None:
 
 
 @pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
-def test_churn_opens_a_connection_per_request(recv_mode: str) -> None:
+def test_churn_opens_a_connection_per_request(echo_target: str, recv_mode: str) -> None:
     result = _run(
-        f"target: builtin:echo\nreceive: {recv_mode}\nload:\n  connections: 5\n"
+        f"target: {echo_target}\nreceive: {recv_mode}\nload:\n  connections: 5\n"
         "  requests_per_connection: 1\n  phases: [{duration: 1s}]\n"
     )
     summary = result.summary
@@ -280,9 +378,9 @@ def test_target_list_spreads_connections() -> None:
 # --- thresholds ----------------------------------------------------------------------------
 
 
-def test_thresholds_are_evaluated() -> None:
+def test_thresholds_are_evaluated(echo_target: str) -> None:
     result = _run(
-        "target: builtin:echo\nconnections: 5\nduration: 500ms\n"
+        f"target: {echo_target}\nconnections: 5\nduration: 500ms\n"
         "thresholds: ['p99 < 10s', 'error_rate < 1%', 'p50 < 1ns', 'throughput > 1/s']\n"
     )
     verdicts = {v.expression: v.passed for v in result.thresholds}

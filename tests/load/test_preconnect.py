@@ -14,8 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,9 @@ from loadgen.result.model import RunResult
 from loadgen.run.measure import run_shard
 from loadgen.run.progress import Tick
 from loadgen.run.shard import ShardSpec
-from loadgen.targets.process import builtin_target
 from tests.bad_targets import free_port
 from tests.engine.conftest import AVAILABLE
+from tests.shared_targets import SharedTargets
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux", reason="reads the client's sockets from /proc/net/tcp (Linux)"
@@ -104,10 +103,11 @@ class WatchingChannel:
         return False
 
 
-@contextmanager
-def echo_target(backend: str) -> Iterator[tuple[str, int]]:
-    with builtin_target("echo", backend=backend) as address:
-        yield address
+@pytest.fixture
+def echo_on(shared_targets: SharedTargets) -> Callable[[str], tuple[str, int]]:
+    """The session's built-in echo target on a backend (started once per backend): a
+    client's sockets to its port are this test's alone, since a run closes all of its own."""
+    return lambda backend: shared_targets.address("echo", backend)
 
 
 def run_one(
@@ -145,12 +145,14 @@ def check_consistent(result: RunResult) -> None:
 
 
 @pytest.mark.parametrize(("backend", "receive"), MODES)
-def test_closed_model_connects_before_ready(backend: str, receive: str) -> None:
+def test_closed_model_connects_before_ready(
+    echo_on: Callable[[str], tuple[str, int]], backend: str, receive: str
+) -> None:
     n = 200
     text = f"connections: {n}\nduration: 1s\nmessage_size: 64B\nreceive: {receive}\n"
-    with echo_target(backend) as address:
-        channel = WatchingChannel(address[1])
-        result = run_one(text, address, backend, True, channel)
+    address = echo_on(backend)
+    channel = WatchingChannel(address[1])
+    result = run_one(text, address, backend, True, channel)
     assert channel.established == n  # every connection open when ready() was called
     if channel.bytes_sent is not None:
         assert channel.bytes_sent == 0  # and nothing sent on any of them
@@ -172,11 +174,13 @@ def test_closed_model_connects_before_ready(backend: str, receive: str) -> None:
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)
-def test_closed_model_without_preconnect_connects_at_the_start(backend: str) -> None:
+def test_closed_model_without_preconnect_connects_at_the_start(
+    echo_on: Callable[[str], tuple[str, int]], backend: str
+) -> None:
     n = 200
-    with echo_target(backend) as address:
-        channel = WatchingChannel(address[1])
-        result = run_one(f"connections: {n}\nduration: 1s\n", address, backend, False, channel)
+    address = echo_on(backend)
+    channel = WatchingChannel(address[1])
+    result = run_one(f"connections: {n}\nduration: 1s\n", address, backend, False, channel)
     assert channel.established == 0
     assert result.memory[0]["engine_posted_recv_bytes"] == 0  # sampled before any connect
     summary = result.summary
@@ -184,33 +188,37 @@ def test_closed_model_without_preconnect_connects_at_the_start(backend: str) -> 
     check_consistent(result)
 
 
-def test_closed_ramp_preconnects_its_first_count() -> None:
+def test_closed_ramp_preconnects_its_first_count(
+    echo_on: Callable[[str], tuple[str, int]],
+) -> None:
     backend = AVAILABLE[0]
     ramps = {
         "10 to 40": 10,  # the ramp's count at elapsed 0
         "0 to 20": 0,  # a ramp from zero opens nothing before the start
     }
-    with echo_target(backend) as address:
-        for ramp, first in ramps.items():
-            text = f"load:\n  connections: 40\n  phases: [{{duration: 1s, connections: {ramp}}}]\n"
-            channel = WatchingChannel(address[1])
-            result = run_one(text, address, backend, True, channel)
-            assert channel.established == first, ramp
-            summary = result.summary
-            assert summary.errors == {} and summary.requests > 0, ramp
-            assert summary.connects > first, ramp  # the ramp still opened the rest
-            check_consistent(result)
+    address = echo_on(backend)
+    for ramp, first in ramps.items():
+        text = f"load:\n  connections: 40\n  phases: [{{duration: 1s, connections: {ramp}}}]\n"
+        channel = WatchingChannel(address[1])
+        result = run_one(text, address, backend, True, channel)
+        assert channel.established == first, ramp
+        summary = result.summary
+        assert summary.errors == {} and summary.requests > 0, ramp
+        assert summary.connects > first, ramp  # the ramp still opened the rest
+        check_consistent(result)
 
 
-def test_idle_first_phase_holds_preconnected_connections() -> None:
+def test_idle_first_phase_holds_preconnected_connections(
+    echo_on: Callable[[str], tuple[str, int]],
+) -> None:
     backend = AVAILABLE[0]
     n = 20
     text = (
         f"load:\n  connections: {n}\n  phases: [{{duration: 1s, idle: true}}, {{duration: 1s}}]\n"
     )
-    with echo_target(backend) as address:
-        channel = WatchingChannel(address[1])
-        result = run_one(text, address, backend, True, channel)
+    address = echo_on(backend)
+    channel = WatchingChannel(address[1])
+    result = run_one(text, address, backend, True, channel)
     assert channel.established == n
     first, second = result.intervals[0], result.intervals[1]
     assert first.requests == 0 and second.requests > 0  # idle, then traffic
@@ -222,16 +230,18 @@ def test_idle_first_phase_holds_preconnected_connections() -> None:
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)
-def test_open_model_connections_are_free_for_the_first_request(backend: str) -> None:
+def test_open_model_connections_are_free_for_the_first_request(
+    echo_on: Callable[[str], tuple[str, int]], backend: str
+) -> None:
     n, rate = 100, 100
     text = (
         f"load:\n  model: open\n  connections: {n}\n  phases: [{{duration: 2s, rate: {rate}/s}}]\n"
     )
-    with echo_target(backend) as address:
-        # The coordinator holds the start back 1 s after ready (other shards connecting).
-        channel = WatchingChannel(address[1], hold_s=1.0)
-        result = run_one(text, address, backend, True, channel)
-        plain = run_one(text, address, backend, False, WatchingChannel(address[1]))
+    address = echo_on(backend)
+    # The coordinator holds the start back 1 s after ready (other shards connecting).
+    channel = WatchingChannel(address[1], hold_s=1.0)
+    result = run_one(text, address, backend, True, channel)
+    plain = run_one(text, address, backend, False, WatchingChannel(address[1]))
     assert channel.established == n
     if channel.bytes_sent is not None:
         assert channel.bytes_sent == 0
@@ -258,7 +268,7 @@ def test_open_model_connections_are_free_for_the_first_request(backend: str) -> 
 
 @pytest.mark.parametrize(("backend", "receive"), MODES)
 def test_stream_connects_before_ready_and_sends_its_header_at_the_start(
-    backend: str, receive: str
+    shared_targets: SharedTargets, backend: str, receive: str
 ) -> None:
     n = 20
     # Paced: each transfer takes 128 KiB / 512 KiB/s = 0.25 s from its start.
@@ -266,9 +276,9 @@ def test_stream_connects_before_ready_and_sends_its_header_at_the_start(
         "protocol: {stream: {pattern: push, bytes: 128KiB, segment: 16KiB, rate: 512KiB/s}}\n"
         f"connections: {n}\nduration: 1s\nreceive: {receive}\n"
     )
-    with builtin_target("stream", backend=backend) as address:
-        channel = WatchingChannel(address[1], hold_s=1.0)
-        result = run_one(text, address, backend, True, channel)
+    address = shared_targets.address("stream", backend)
+    channel = WatchingChannel(address[1], hold_s=1.0)
+    result = run_one(text, address, backend, True, channel)
     assert channel.established == n
     if channel.bytes_sent is not None:
         assert channel.bytes_sent == 0  # not even the header

@@ -17,15 +17,15 @@ from loadgen.load.requests import LoadClient
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
 from loadgen.run.wiring import client_config
-from loadgen.targets.process import builtin_target
 from tests.engine.conftest import AVAILABLE
+from tests.shared_targets import SharedTargets
 
 KiB = 1024
 
 
-def _scenario(**fields: object) -> Scenario:
+def _scenario(target: str = "builtin:echo", **fields: object) -> Scenario:
     settings = {"connections": 20, "duration": "1s", "message_size": "1KiB", **fields}
-    text = "name: recv\ntarget: builtin:echo\n"
+    text = f"name: recv\ntarget: {target}\n"
     text += "".join(f"{key}: {value}\n" for key, value in settings.items())
     return parse_scenario(text, "recv.yaml")
 
@@ -60,10 +60,10 @@ def _check_echo(result: RunResult, connections: int) -> None:
     assert RunResult.from_dict(result.to_dict()) == result
 
 
-def test_buffer_ring_echo_run() -> None:
+def test_buffer_ring_echo_run(echo_target: str) -> None:
     _needs_ring()
     result = run(
-        _scenario(receive="buffer-ring", ring_buffers=64, receive_buffer="4KiB"),
+        _scenario(echo_target, receive="buffer-ring", ring_buffers=64, receive_buffer="4KiB"),
         backend="io_uring",
     )
     _check_echo(result, 20)
@@ -81,34 +81,39 @@ def test_buffer_ring_echo_run() -> None:
     assert {sample["engine_posted_recv_bytes"] for sample in result.memory} == {64 * 4 * KiB}
 
 
-def test_a_ring_smaller_than_the_echoes_in_flight_runs_dry_and_loses_nothing() -> None:
+def test_a_ring_smaller_than_the_echoes_in_flight_runs_dry_and_loses_nothing(
+    echo_target: str,
+) -> None:
     _needs_ring()
     # 2 buffers for 20 connections with an echo each in flight: receives keep ending with
     # ENOBUFS and are armed again; the data waits in the sockets meanwhile.
     result = run(
-        _scenario(receive="buffer-ring", ring_buffers=2, receive_buffer="1KiB"), backend="io_uring"
+        _scenario(echo_target, receive="buffer-ring", ring_buffers=2, receive_buffer="1KiB"),
+        backend="io_uring",
     )
     _check_echo(result, 20)
     assert result.generator.ring_enobufs is not None and result.generator.ring_enobufs > 0
 
 
-def test_after_a_run_every_ring_buffer_is_back_in_the_ring() -> None:
+def test_after_a_run_every_ring_buffer_is_back_in_the_ring(
+    shared_targets: SharedTargets,
+) -> None:
     _needs_ring()
     # Closing cancels the armed receives; completions still in flight then may carry
     # buffers, which close_all gives back: the ring ends whole, nothing is pending.
     scenario = _scenario(receive="buffer-ring", ring_buffers=4, receive_buffer="1KiB")
     engine = select_backend("io_uring")
     try:
-        with builtin_target("echo", backend="io_uring") as address:
-            recorder = Recorder(time.perf_counter_ns())
-            client = LoadClient(
-                engine,
-                client_config(scenario, LoadPlan.from_scenario(scenario), [address]),
-                recorder,
-            )
-            client.run(recorder.start_ns + 500_000_000)
-            assert recorder.requests > 0 and dict(recorder.errors) == {}
-            client.close_all()
+        address = shared_targets.address("echo")
+        recorder = Recorder(time.perf_counter_ns())
+        client = LoadClient(
+            engine,
+            client_config(scenario, LoadPlan.from_scenario(scenario), [address]),
+            recorder,
+        )
+        client.run(recorder.start_ns + 500_000_000)
+        assert recorder.requests > 0 and dict(recorder.errors) == {}
+        client.close_all()
         assert engine.pending() == 0
         assert engine.posted_recv_bytes() == 4 * KiB
     finally:
@@ -119,12 +124,14 @@ CONNECTIONS = 64
 BUFFER = 64 * KiB
 
 
-def test_registered_buffers_show_in_vm_pin_during_the_run() -> None:
+def test_registered_buffers_show_in_vm_pin_during_the_run(echo_target: str) -> None:
     if "io_uring" not in AVAILABLE:
         pytest.skip("registered buffers need the io_uring backend")
     before = _vm_pin_bytes()
     result = run(
-        _scenario(connections=CONNECTIONS, receive_buffer="64KiB", register_buffers="true"),
+        _scenario(
+            echo_target, connections=CONNECTIONS, receive_buffer="64KiB", register_buffers="true"
+        ),
         backend="io_uring",
     )
     _check_echo(result, CONNECTIONS)
@@ -141,11 +148,11 @@ def test_registered_buffers_show_in_vm_pin_during_the_run() -> None:
     assert _vm_pin_bytes() <= before
 
 
-def test_unregistered_buffers_pin_nothing() -> None:
+def test_unregistered_buffers_pin_nothing(echo_target: str) -> None:
     if "io_uring" not in AVAILABLE:
         pytest.skip("a baseline for registered buffers, on the io_uring backend")
     before = _vm_pin_bytes()
-    result = run(_scenario(connections=CONNECTIONS), backend="io_uring")
+    result = run(_scenario(echo_target, connections=CONNECTIONS), backend="io_uring")
     _check_echo(result, CONNECTIONS)
     assert all(sample["vm_pin_bytes"] - before < BUFFER for sample in result.memory)
 

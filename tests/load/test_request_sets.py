@@ -16,14 +16,14 @@ from loadgen.config.scenario import parse_scenario
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
 from loadgen.stats.histogram import HdrHistogram
-from loadgen.targets.process import builtin_target
 from tests.recording_http import Recording, recording_http
+from tests.shared_targets import SharedTargets
 
 
 @pytest.fixture(scope="module")
-def http_port() -> Iterator[int]:
-    with builtin_target("http") as (_, port):
-        yield port
+def http_port(shared_targets: SharedTargets) -> int:
+    """The session's shared built-in HTTP target (``tests/conftest.py``)."""
+    return shared_targets.address("http")[1]
 
 
 @pytest.fixture

@@ -287,7 +287,10 @@ def test_a_flipped_byte_to_the_server_comes_back_as_verify_in_the_trailer() -> N
         wait_for(lambda: server.open_connections == 0)
     assert recorder.latency.total_count == 0
     assert set(recorder.errors) == {"verify"}
-    assert server.errors["verify"] == recorder.errors["verify"] >= 2
+    assert recorder.errors["verify"] >= 2
+    # The server judged each transfer the client saw judged, and possibly the one in flight
+    # when the client's time ran out (its trailer never read: one connection, at most one).
+    assert recorder.errors["verify"] <= server.errors["verify"] <= recorder.errors["verify"] + 1
 
 
 def test_the_server_checks_what_it_receives() -> None:

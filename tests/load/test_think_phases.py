@@ -1,4 +1,5 @@
-"""Per-phase think time, end to end: a real run against the built-in echo target.
+"""Per-phase think time, end to end: a real run against the built-in echo target (the
+session's shared one).
 
 A connection that thinks ``T`` between a response and its next request sends at most
 ``1 / T`` requests a second (a round trip on loopback adds well under a millisecond), so a
@@ -32,9 +33,9 @@ def _rate_in(result: RunResult, start_s: float, end_s: float) -> float:
     return sum(i.requests for i in inside) / seconds
 
 
-def test_each_phase_thinks_its_own_think_time() -> None:
+def test_each_phase_thinks_its_own_think_time(echo_target: str) -> None:
     scenario = parse_scenario(
-        "name: think-phases\ntarget: builtin:echo\nload:\n"
+        f"name: think-phases\ntarget: {echo_target}\nload:\n"
         f"  connections: {CONNECTIONS}\n"
         f"  think_time: {SLOW_THINK_S}s\n"  # the default, overridden by the first phase
         "  phases:\n"

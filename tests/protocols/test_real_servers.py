@@ -5,6 +5,8 @@ against what real servers send; the engine-driven client is tested elsewhere."""
 from __future__ import annotations
 
 import socket
+import struct
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -215,16 +217,71 @@ def test_target_delay(http_target: tuple[str, int]) -> None:
     assert time.monotonic() - start >= 0.12
 
 
+#: SO_TIMESTAMPNS (also the control message's type), from Linux's asm-generic/socket.h:
+#: Python's socket module does not name it.
+SO_TIMESTAMPNS = 35
+
+
+def _read_stamped(conn: Connection, codec: Codec) -> int | None:
+    """Read one response; when (CLOCK_REALTIME, ns) the kernel received its first bytes,
+    or None when that segment carries no stamp."""
+    arrived: int | None = None
+    first = True
+    while (response := codec.next_response()) is None:
+        data, ancillary, _, _ = conn.sock.recvmsg(65536, socket.CMSG_SPACE(16))
+        assert data, "connection closed before the response"
+        for level, kind, stamp in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and first:
+                seconds, nanoseconds = struct.unpack("qq", stamp[:16])
+                arrived = seconds * 1_000_000_000 + nanoseconds
+        first = False
+        codec.receive_data(memoryview(data))
+    assert response == Response(200, 2)
+    return arrived
+
+
+def _stamp_arrivals(conn: Connection) -> None:
+    """Have the kernel stamp what this socket receives (SO_TIMESTAMPNS). Linux turns
+    stamping on for the whole machine a moment after the first socket asks (a deferred
+    static key), so round trips go until one comes back stamped."""
+    conn.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        codec = Http1Codec()
+        conn.send(codec.request_bytes())
+        if _read_stamped(conn, codec) is not None:
+            return
+        assert time.monotonic() < deadline, "the kernel never stamped a receive"
+        time.sleep(0.01)
+
+
+def _arrival_ns(conn: Connection, codec: Codec) -> int:
+    """Read one response; when the kernel received its first bytes (``_stamp_arrivals``
+    first): not when this thread got round to reading them."""
+    arrived = _read_stamped(conn, codec)
+    assert arrived is not None, "no receive stamp"
+    return arrived
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive stamps: Linux's")
 def test_target_delay_holds_up_only_its_own_connection(http_target: tuple[str, int]) -> None:
-    slow, fast = Http1Codec(path="/delay/400"), Http1Codec()
+    """A delayed response does not hold up another connection's: the other one's answer
+    reaches this machine's kernel first. Arrival times are the kernel's receive stamps, so
+    however late this thread is scheduled to read them, the order and gaps are the
+    server's: a server that waited out the delay before answering the other connection
+    (or answered it in the same breath) would stamp it after, or with, the delayed one."""
+    delay_s = 0.4
+    slow, fast = Http1Codec(path=f"/delay/{int(delay_s * 1000)}"), Http1Codec()
     with connect(http_target[1]) as waiting, connect(http_target[1]) as other:
+        _stamp_arrivals(waiting)
+        _stamp_arrivals(other)
+        sent_ns = time.time_ns()
         waiting.send(slow.request_bytes())
-        start = time.monotonic()
         other.send(fast.request_bytes())
-        assert other.receive(fast, 1) == [Response(200, 2)]
-        assert time.monotonic() - start < 0.3
-        assert waiting.receive(slow, 1) == [Response(200, 2)]
-        assert time.monotonic() - start >= 0.39
+        fast_ns = _arrival_ns(other, fast)
+        slow_ns = _arrival_ns(waiting, slow)
+    assert fast_ns < slow_ns
+    assert slow_ns - sent_ns >= delay_s * 1e9 * 0.99  # the delay was served as asked
 
 
 def test_target_request_split_across_receives(http_target: tuple[str, int]) -> None:

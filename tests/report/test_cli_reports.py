@@ -182,7 +182,7 @@ def test_report_of_a_bad_file_exits_2(tmp_path: Path) -> None:
     assert f"{bad}: truncated JSON" in result.stderr
 
 
-def test_run_writes_html_and_hdr_log_after_the_json(tmp_path: Path) -> None:
+def test_run_writes_html_and_hdr_log_after_the_json(tmp_path: Path, echo_target: str) -> None:
     out = tmp_path / "run.json"
     html, hdr_log = tmp_path / "html" / "run.html", tmp_path / "run.hlog"
     scenario = ROOT / "scenarios" / "quickstart.yaml"
@@ -195,6 +195,10 @@ def test_run_writes_html_and_hdr_log_after_the_json(tmp_path: Path) -> None:
             "1s",
             "--set",
             "load.connections=5",
+            "--set",
+            f"target={echo_target}",
+            "-p",
+            "1",
             "-q",
             "--json",
             str(out),

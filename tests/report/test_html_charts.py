@@ -17,6 +17,7 @@ from loadgen.report.loading import from_result, load_run
 from loadgen.report.memory import Counter, RunMemory, run_memory
 from loadgen.report.series import interval_series, scheduled_rates
 from loadgen.run.api import run
+from tests.shared_targets import SharedTargets
 
 from . import chromium
 from .conftest import RunFile
@@ -112,8 +113,9 @@ def test_runs_share_the_latency_scale_and_identical_runs_stay_visible(
     assert first.width > second.width  # the later line lies inside the earlier one
 
 
-def test_message_size_is_only_shown_for_echo(tmp_path: Path) -> None:
-    text = "name: http-once\ntarget: builtin:http\nprotocol: http\nconnections: 2\nduration: 1s\n"
+def test_message_size_is_only_shown_for_echo(tmp_path: Path, shared_targets: SharedTargets) -> None:
+    target = shared_targets.target("http")
+    text = f"name: http-once\ntarget: {target}\nprotocol: http\nconnections: 2\nduration: 1s\n"
     http = from_result(run(parse_scenario(text)), label="http")
     assert "message size" not in render_html([http])
 

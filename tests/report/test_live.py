@@ -46,13 +46,16 @@ def test_panel_renders_the_snapshot() -> None:
         assert expected in text, text
 
 
-def _run(*extra: str) -> str:
-    command = [sys.executable, "-m", "loadgen", "run", str(QUICKSTART), "-d", "2.5s", *extra]
+def _run(target: str, *extra: str) -> str:
+    """The quickstart as a real process (its output a pipe, as in CI logs), against the
+    session's shared echo target in one process."""
+    command = [sys.executable, "-m", "loadgen", "run", str(QUICKSTART), "-d", "2.5s", "-p", "1"]
+    command += ["--set", f"target={target}", *extra]
     return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
 
 
-def test_logs_get_periodic_plain_lines(tmp_path: Path) -> None:
-    out = _run("--json", str(tmp_path / "r.json"))
+def test_logs_get_periodic_plain_lines(tmp_path: Path, echo_target: str) -> None:
+    out = _run(echo_target, "--json", str(tmp_path / "r.json"))
     lines = re.findall(r"^\[\s*(\d+\.\d)s/2s\] phase 1/1: ([\d,]+) requests", out, re.M)
     # One a second in a 2.5 s run: two, or one when a loaded machine started the view late.
     assert 1 <= len(lines) <= 2, out
@@ -61,7 +64,7 @@ def test_logs_get_periodic_plain_lines(tmp_path: Path) -> None:
     assert int(lines[-1][1].replace(",", "")) > 0
 
 
-def test_quiet_shows_nothing_while_running(tmp_path: Path) -> None:
-    out = _run("-q", "--json", str(tmp_path / "r.json"))
+def test_quiet_shows_nothing_while_running(tmp_path: Path, echo_target: str) -> None:
+    out = _run(echo_target, "-q", "--json", str(tmp_path / "r.json"))
     assert "requests," not in out
     assert out.strip().startswith("result: ")

@@ -31,6 +31,7 @@ from loadgen.stats.histogram import HdrHistogram
 from loadgen.targets.process import builtin_target
 from loadgen.targets.scaled import reuse_port_supported
 from tests.hdr_values import values_of
+from tests.shared_targets import SharedTargets
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
 needs_reuse_port = pytest.mark.skipif(
@@ -38,16 +39,16 @@ needs_reuse_port = pytest.mark.skipif(
 )
 
 
-def _scenario(text: str) -> Scenario:
-    return parse_scenario("name: p\ntarget: builtin:echo\n" + text)
+def _scenario(text: str, target: str = "builtin:echo") -> Scenario:
+    return parse_scenario(f"name: p\ntarget: {target}\n" + text)
 
 
-def test_two_processes_merge_exactly() -> None:
+def test_two_processes_merge_exactly(shared_targets: SharedTargets) -> None:
+    address = shared_targets.address("echo")
     scenario = _scenario("connections: 20\nduration: 2s\nmessage_size: 256B\n")
     board = TickBoard(2, scenario.plan.duration)
-    with builtin_target("echo") as address:
-        specs = shard_specs(scenario, 2, "auto", [address], seed=None)
-        outcome = run_shards(specs, board, scenario.plan.duration)
+    specs = shard_specs(scenario, 2, "auto", [address], seed=None)
+    outcome = run_shards(specs, board, scenario.plan.duration)
     assert outcome.failures == {} and outcome.interrupted == []
     shards = [outcome.results[0], outcome.results[1]]
     assert [s.summary.connects for s in shards] == [10, 10]
@@ -72,6 +73,11 @@ def test_two_processes_merge_exactly() -> None:
         same = [i for s in shards for i in s.intervals if i.index == interval.index]
         assert interval.requests == sum(i.requests for i in same)
         assert interval.bytes_sent == sum(i.bytes_sent for i in same)
+        # Each interval's latency is that of one histogram fed both shards' values of it.
+        fed_interval = HdrHistogram()
+        for shard_interval in same:
+            fed_interval.record_many(values_of(HdrHistogram.from_dict(shard_interval.latency)))
+        assert HdrHistogram.from_dict(interval.latency) == fed_interval, interval.index
     assert sum(i.requests for i in merged.intervals) == summary.requests
     assert RunResult.from_dict(merged.to_dict()) == merged
 
@@ -107,9 +113,10 @@ def test_run_with_processes_against_a_scaled_target() -> None:
     assert result.scenario["connections"] == 16  # the whole scenario, not a shard's slice
 
 
-def test_open_model_rate_split_hits_the_total_rate() -> None:
+def test_open_model_rate_split_hits_the_total_rate(echo_target: str) -> None:
     scenario = _scenario(
-        "load:\n  model: open\n  connections: 20\n  phases:\n    - {duration: 2s, rate: 2k/s}\n"
+        "load:\n  model: open\n  connections: 20\n  phases:\n    - {duration: 2s, rate: 2k/s}\n",
+        echo_target,
     )
     result = run(scenario, processes=2)
     summary = result.summary
@@ -155,8 +162,8 @@ def _kill_shard_when(
     assert killed, "the shard was never killed"
 
 
-def test_a_dead_shard_gives_a_partial_result_naming_it() -> None:
-    scenario = _scenario("connections: 10\nduration: 60s\n")
+def test_a_dead_shard_gives_a_partial_result_naming_it(echo_target: str) -> None:
+    scenario = _scenario("connections: 10\nduration: 60s\n", echo_target)
     seen: list[Snapshot] = []
     began = time.monotonic()
     with _kill_shard_when(lambda s: s.elapsed_s > 1.6, "loadgen-shard-1", seen) as live:

@@ -1,17 +1,21 @@
-"""End-to-end runs through ``runner.run`` on every backend, against real servers."""
+"""End-to-end runs through ``runner.run`` on every backend, against real servers (the
+session's shared built-in echo target, ``tests/conftest.py``, and misbehaving ones)."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from loadgen.config.scenario import Scenario, parse_scenario
+from loadgen.load.pool import TICK_NS
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
 from tests.bad_targets import bad_target, free_port
 from tests.engine.conftest import AVAILABLE
 
 
-def _scenario(target: str = "builtin:echo", **fields: object) -> Scenario:
+def _scenario(target: str, **fields: object) -> Scenario:
     settings = {"connections": 20, "duration": "1s", "message_size": "64B", **fields}
     text = f"name: e2e\ntarget: {target}\n" + "".join(f"{k}: {v}\n" for k, v in settings.items())
     return parse_scenario(text)
@@ -31,8 +35,8 @@ def _check_consistent(result: RunResult) -> None:
 
 @pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
 @pytest.mark.parametrize("backend", AVAILABLE)
-def test_echo_run_on_every_backend(backend: str, recv_mode: str) -> None:
-    result = run(_scenario(receive=recv_mode, message_size="1KiB"), backend=backend)
+def test_echo_run_on_every_backend(echo_target: str, backend: str, recv_mode: str) -> None:
+    result = run(_scenario(echo_target, receive=recv_mode, message_size="1KiB"), backend=backend)
     summary = result.summary
     assert result.environment.backend == backend
     assert result.environment.recv_mode == recv_mode
@@ -56,7 +60,9 @@ def test_echo_run_on_every_backend(backend: str, recv_mode: str) -> None:
 )
 def test_misbehaving_target_is_a_result(behaviour: str, kind: str) -> None:
     with bad_target(behaviour) as (host, port):
-        scenario = _scenario(f"{host}:{port}", connections=5, timeouts="{request: 200ms}")
+        scenario = _scenario(
+            f"{host}:{port}", connections=5, duration="500ms", timeouts="{request: 200ms}"
+        )
         result = run(scenario, backend="auto")
     summary = result.summary
     assert summary.requests == 0
@@ -76,15 +82,16 @@ def test_refused_target_counts_refused_and_backs_off() -> None:
 
 
 @pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
-def test_message_sizes_from_a_distribution(recv_mode: str) -> None:
-    scenario = _scenario(message_size="{uniform: [16B, 8KiB]}", receive=recv_mode)
+def test_message_sizes_from_a_distribution(echo_target: str, recv_mode: str) -> None:
+    scenario = _scenario(echo_target, message_size="{uniform: [16B, 8KiB]}", receive=recv_mode)
     result = run(scenario, backend="auto", seed=1)
     summary = result.summary
     assert summary.errors == {}
     mean_size = summary.bytes_received / summary.requests
     assert 0.8 * (16 + 8192) / 2 < mean_size < 1.2 * (16 + 8192) / 2  # a uniform draw's mean
     assert result.scenario["message_size"] == {"uniform": [16, 8192]}
-    choices = run(_scenario(message_size="{choice: [64B, 4KiB], weights: [3, 1]}"), seed=2)
+    weighted = "{choice: [64B, 4KiB], weights: [3, 1]}"
+    choices = run(_scenario(echo_target, message_size=weighted), seed=2)
     expected = (3 * 64 + 4096) / 4
     assert (
         0.8 * expected < choices.summary.bytes_received / choices.summary.requests < 1.2 * expected
@@ -93,13 +100,23 @@ def test_message_sizes_from_a_distribution(recv_mode: str) -> None:
 
 @pytest.mark.parametrize("recv_mode", ["buffered", "zero-byte"])
 @pytest.mark.parametrize("backend", AVAILABLE)
-def test_a_run_samples_memory_once_a_second(backend: str, recv_mode: str) -> None:
-    scenario = _scenario(receive=recv_mode, duration="1.5s")
+def test_a_run_samples_memory_once_a_second(echo_target: str, backend: str, recv_mode: str) -> None:
+    duration_s = 1.5
+    scenario = _scenario(echo_target, receive=recv_mode, duration=f"{duration_s}s")
     result = run(scenario, backend=backend)
     samples = result.memory
-    assert len(samples) == 2, samples  # the first tick (a baseline), then a second later
-    assert 0 <= samples[0]["t_s"] < 0.5
-    assert samples[1]["t_s"] - samples[0]["t_s"] >= 1.0
+    # A sample at the first tick (a baseline), then one a second, each taken at the first
+    # tick due after the second is up: up to a tick period plus the loop's lag late (the
+    # run measures its own worst lag). A second sample is due at 1 s of this 1.5 s run;
+    # only a loop more than 0.5 s late can miss it, and then the run says so.
+    late_s = TICK_NS / 1e9 + result.generator.max_loop_lag_ms / 1e3
+    times = [sample["t_s"] for sample in samples]
+    assert 0 <= times[0] <= late_s, samples
+    for earlier, later in itertools.pairwise(times):
+        assert 1.0 <= later - earlier <= 1.0 + late_s, samples
+    assert times[-1] + 1.0 + late_s >= result.summary.duration_s, samples  # none missed
+    if late_s < duration_s - 1.0:
+        assert len(samples) == 2, samples
     limit = scenario.plan.connections * scenario.receive_buffer
     for sample in samples:
         posted = sample["engine_posted_recv_bytes"]
@@ -112,3 +129,20 @@ def test_a_run_samples_memory_once_a_second(backend: str, recv_mode: str) -> Non
     if recv_mode == "buffered":  # a connection's receive stays posted while it waits
         assert samples[-1]["engine_posted_recv_bytes"] > 0
     assert RunResult.from_dict(result.to_dict()).memory == samples
+
+
+def test_connect_before_start_opens_the_pool_before_the_schedule_begins() -> None:
+    """An open-model pool of 2,000 connections at 2,000 requests/s: opened at the start
+    instant, the first requests wait while the connects are in flight (measured: 560 of
+    2,000 waited, schedule lag p99 236 ms, the run invalid); opened before it
+    (``connect_before_start``), none waits for a connection."""
+    scenario = parse_scenario(
+        "name: preconnected\ntarget: builtin:echo\nload:\n  model: open\n"
+        "  connections: 2000\n  phases: [{duration: 1s, rate: 2k/s}]\n"
+    )
+    result = run(scenario, connect_before_start=True)
+    summary = result.summary
+    assert summary.connects == 2000 and summary.errors == {}
+    assert summary.waited_for_connection == 0
+    assert summary.requests + (summary.unsent or 0) >= 1800  # about 2,000 were due
+    _check_consistent(result)

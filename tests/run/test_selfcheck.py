@@ -23,6 +23,7 @@ from loadgen.report.markdown import comparison_markdown
 from loadgen.result.model import SCHEMA_VERSION, RunResult
 from loadgen.run.selfcheck import CPU_WINDOW_S, busiest, check
 from loadgen.stats.cpu import CpuSampler, read_runnable_ns
+from tests.contention import CONTENTION
 from tests.report import chromium
 from tests.report.builders import make_result
 
@@ -31,10 +32,11 @@ QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
 runner = CliRunner()
 
 #: Far beyond one Python process (~30-70k requests/s here at best): its schedule cannot be
-#: kept however quiet the machine is.
+#: kept however quiet the machine is. Runs against the session's shared echo target, in one
+#: client process (``-p 1``: against a network target ``run`` would use every core).
 SATURATING = """
 name: saturating
-target: builtin:echo
+target: {target}
 load:
   model: open
   connections: 200
@@ -43,21 +45,36 @@ load:
 """
 
 
+#: A comfortable run judged invalid only for that is measured again, up to this many times.
+ATTEMPTS = 3
+
+
 @pytest.fixture(scope="module")
-def saturated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+def saturated(tmp_path_factory: pytest.TempPathFactory, echo_target: str) -> tuple[Any, Path]:
     """One real saturated run through the CLI: (the CliRunner result, its JSON)."""
     folder = tmp_path_factory.mktemp("saturated")
     scenario = folder / "saturating.yaml"
-    scenario.write_text(SATURATING)
+    scenario.write_text(SATURATING.replace("{target}", echo_target))
     out = folder / "saturated.json"
-    result = runner.invoke(app, ["run", str(scenario), "--json", str(out)])
+    result = runner.invoke(app, ["run", str(scenario), "-p", "1", "--json", str(out)])
     return result, out
 
 
 @pytest.fixture(scope="module")
-def valid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+def valid(tmp_path_factory: pytest.TempPathFactory, echo_target: str) -> tuple[Any, Path]:
+    """The quickstart (about 8,000 requests/s, a tenth of a core here) through the CLI.
+
+    On a busy shared machine other processes can keep even this light loop runnable but
+    off the CPU for most of a run, which the self-check rightly calls invalid (the
+    runnable share); such a run is measured again. Any other reason fails at once."""
     out = tmp_path_factory.mktemp("valid") / "quickstart.json"
-    result = runner.invoke(app, ["run", str(QUICKSTART), "-d", "2s", "--json", str(out)])
+    arguments = ["run", str(QUICKSTART), "-d", "2s", "-p", "1", "--json", str(out)]
+    arguments += ["--set", f"target={echo_target}"]
+    for _ in range(ATTEMPTS):
+        result = runner.invoke(app, arguments)
+        reasons = json.loads(out.read_text())["self_check"]["reasons"] if out.exists() else []
+        if not reasons or not all(CONTENTION in reason for reason in reasons):
+            break
     return result, out
 
 
@@ -93,12 +110,12 @@ def test_a_comfortable_run_is_valid_and_exits_0(valid: tuple[Any, Path]) -> None
 
 
 def test_invalid_wins_over_failed_thresholds_and_allow_saturated_waives_it(
-    tmp_path: Path,
+    tmp_path: Path, echo_target: str
 ) -> None:
     scenario = tmp_path / "s.yaml"
-    scenario.write_text(SATURATING)
+    scenario.write_text(SATURATING.replace("{target}", echo_target))
     out = tmp_path / "r.json"
-    arguments = ["run", str(scenario), "-d", "1s", "-q", "--json", str(out)]
+    arguments = ["run", str(scenario), "-d", "1s", "-p", "1", "-q", "--json", str(out)]
     failing = ["--set", "thresholds=['p50 < 1ns']"]
     both = runner.invoke(app, [*arguments, *failing])
     assert both.exit_code == EXIT_INVALID_RUN, both.output

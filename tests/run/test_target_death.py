@@ -23,14 +23,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _started_ticks(pid: str) -> int:
+    """When a process started (clock ticks since boot: field 22 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
 def _target_pid() -> int:
-    """This process's child running ``loadgen serve`` (the built-in target)."""
+    """This process's newest child running ``loadgen serve``: the run's built-in target
+    (the session's shared targets, ``tests/conftest.py``, are older children)."""
+    serving = []
     for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
         for pid in children.read_text().split():
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             if b"serve" in command:
-                return int(pid)
-    raise AssertionError("no built-in target process found")
+                serving.append(pid)
+    assert serving, "no built-in target process found"
+    return int(max(serving, key=_started_ticks))
 
 
 def _kill_target_after_traffic() -> tuple[Callable[[Callable[[], Snapshot]], object], list[int]]:

@@ -1,4 +1,5 @@
-"""Idle phases of the closed model: connections open and hold, then start sending."""
+"""Idle phases of the closed model: connections open and hold, then start sending (against
+the session's shared built-in echo target)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from loadgen.run.api import run
 
 IDLE_THEN_TRAFFIC = """
 name: idle-then-traffic
-target: builtin:echo
+target: TARGET
 load:
   connections: 50
   phases:
@@ -19,8 +20,8 @@ load:
 """
 
 
-def test_connections_open_and_send_nothing_until_the_idle_phase_ends() -> None:
-    result = run(parse_scenario(IDLE_THEN_TRAFFIC))
+def test_connections_open_and_send_nothing_until_the_idle_phase_ends(echo_target: str) -> None:
+    result = run(parse_scenario(IDLE_THEN_TRAFFIC.replace("TARGET", echo_target)))
     idle = [i for i in result.intervals if i.start_s < 2.0]
     busy = [i for i in result.intervals if i.start_s >= 2.0]
     assert [i.requests for i in idle] == [0, 0]
@@ -48,13 +49,15 @@ RING = "buffer-ring"
 
 
 @pytest.mark.parametrize("receive", ["buffered", "zero-byte", RING])
-def test_an_idle_phase_between_traffic_stops_every_receive_mode(receive: str) -> None:
+def test_an_idle_phase_between_traffic_stops_every_receive_mode(
+    echo_target: str, receive: str
+) -> None:
     if receive == RING and available_backends(["io_uring"]).get("io_uring") is not None:
         pytest.skip("buffer-ring needs the io_uring backend, not available here")
     scenario = parse_scenario(
         f"""
 name: traffic-idle-traffic
-target: builtin:echo
+target: {echo_target}
 receive: {receive}
 load:
   connections: 20

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.skipif(
 
 def test_study_completes_on_iocp(tmp_path: Path) -> None:
     arguments = ["recv-modes", "--connections", "50", "--modes", "buffered,zero-byte"]
-    arguments += ["--repeat", "1", "--settle", "0.5s", "--window", "2s", "--buffer", "4KiB"]
+    # A 1 s window holds the sample taken a second into it (the run samples once a second).
+    arguments += ["--repeat", "1", "--settle", "0.5s", "--window", "1s", "--buffer", "4KiB"]
     arguments += ["--backend", "iocp", "--out", str(tmp_path)]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output

@@ -6,6 +6,8 @@
  *   format.*           number formatters (latency in microseconds, rate, count, bytes, ...);
  *   axis(fields)       an axis in the pages' style with the given fields added;
  *   line(s, format, points) a series for a spec's line s;
+ *   decades            axis splits at the powers of ten (log axes: latency, percentile);
+ *   format.percentile  an x of the percentile axis, 1 / (1 - p), as "99.9%";
  *   secondsAxis(axis)  whole-second ticks on a time axis (intervals are 1 s long);
  *   binaryBytes(axis)  byte ticks on binary steps (1 B, 2 B, ... 512 KiB, 1 MiB), never a
  *                      fraction of a byte;
@@ -57,6 +59,22 @@
   }
   function fmtSeconds(value) {
     return value == null ? "\u2013" : sig3(value) + " s";
+  }
+  /* x on the spectrum axis is 1 / (1 - p): 10 is 90%, 100 is 99%, 1000 is 99.9%. */
+  function fmtPercentile(x) {
+    if (x == null || !isFinite(x)) return "\u2013";
+    if (x <= 1) return "0%";
+    var digits = Math.max(0, Math.ceil(Math.log10(x) - 1e-9) - 2);
+    return (100 * (1 - 1 / x)).toFixed(digits) + "%";
+  }
+
+  function decades(u, axisIndex, min, max) {
+    var splits = [];
+    for (var e = Math.floor(Math.log10(min)); Math.pow(10, e) <= max * 1.000001; e++) {
+      var v = Math.pow(10, e);
+      if (v >= min * 0.999999) splits.push(v);
+    }
+    return splits;
   }
 
   function axis(fields) {
@@ -172,6 +190,7 @@
     drawAll: drawAll,
     axis: axis,
     line: line,
+    decades: decades,
     secondsAxis: secondsAxis,
     binaryBytes: binaryBytes,
     plots: [],
@@ -183,6 +202,7 @@
       bytes: fmtBytes,
       percent: fmtPercent,
       seconds: fmtSeconds,
+      percentile: fmtPercentile,
     },
   };
 })();

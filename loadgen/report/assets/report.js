@@ -13,22 +13,8 @@
     percent: format.percent,
   };
 
-  /* x on the spectrum axis is 1 / (1 - p): 10 is 90%, 100 is 99%, 1000 is 99.9%. */
-  function fmtPercentile(x) {
-    if (x == null || !isFinite(x)) return "\u2013";
-    if (x <= 1) return "0%";
-    var digits = Math.max(0, Math.ceil(Math.log10(x) - 1e-9) - 2);
-    return (100 * (1 - 1 / x)).toFixed(digits) + "%";
-  }
-
-  function decades(u, axisIndex, min, max) {
-    var splits = [];
-    for (var e = Math.floor(Math.log10(min)); Math.pow(10, e) <= max * 1.000001; e++) {
-      var v = Math.pow(10, e);
-      if (v >= min * 0.999999) splits.push(v);
-    }
-    return splits;
-  }
+  var fmtPercentile = format.percentile;
+  var decades = charts.decades;
 
   function hasPositive(spec) {
     return spec.series.some(function (s) {

@@ -329,3 +329,22 @@ def test_reports_show_the_handshakes_and_the_reasons(https: NginxTls, certs: Tls
     page = render_html([from_result(good, "good"), from_result(bad, "bad")])
     assert "TLS handshake (from the TCP connect to the handshake&#x27;s end)" in page
     assert "bad: tls: certificate verify failed: " in page
+
+
+def test_a_request_set_over_tls(https: NginxTls, certs: TlsFiles) -> None:
+    """Each exchange of a request set is rendered afresh and encrypted like any request."""
+    http = {
+        "requests": [
+            {"name": "home", "path": "/", "weight": 3},
+            {"name": "protocol", "path": "/protocol?n=${n}", "weight": 1},
+        ],
+        "variables": {"n": {"sequence": "connection"}},
+    }
+    result = run(
+        scenario(f"127.0.0.1:{https.port}", {"ca_file": str(certs.ca)}, protocol={"http": http}),
+        backend=ANY_BACKEND,
+    )
+    assert result.summary.errors == {}, result.summary.error_reasons
+    names = {named.name: named.requests for named in result.requests_by_name}
+    assert set(names) == {"home", "protocol"} and min(names.values()) > 0
+    assert sum(names.values()) == result.summary.requests

@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+#: Each benchmark's smoke run starts its peers and targets: ``slow`` (CI's second pass).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 

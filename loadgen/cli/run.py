@@ -316,9 +316,12 @@ def run(
         )
         _finish_run(result, outputs, display, quiet, allow_saturated, verbose)
         return
-    from loadgen.run.sources import unusable_source
+    from loadgen.run.sources import mismatched_source, unusable_source
 
-    problem = unusable_source(scenario.source_addresses())  # on the hosts for --cluster
+    sources = scenario.source_addresses()
+    problem = unusable_source(sources)  # on the hosts for --cluster
+    if problem is None and scenario.builtin_target is None:
+        problem = mismatched_source(sources, scenario.target_addresses())
     if problem is not None:
         raise fail(f"{scenario_file}: source: {problem}", EXIT_USAGE)
     try:  # fit=True: descriptors, ports, memory: spread over processes and sources, or refuse

@@ -12,6 +12,7 @@ import typer
 
 from loadgen.cli.common import EXIT_USAGE, BackendOption, Command, Group, errors, examples, fail
 from loadgen.engine import Backend, BackendUnavailable, select_backend
+from loadgen.engine.iocp import DEFAULT_ACCEPT_POOL, IocpBackend
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 serve_app = typer.Typer(
@@ -27,6 +28,15 @@ StopOption = Annotated[
 ]
 HostOption = Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")]
 PortOption = Annotated[int, typer.Option(metavar="PORT", help="Port (0 picks a free one).")]
+AcceptPoolOption = Annotated[
+    int,
+    typer.Option(
+        "--accept-pool",
+        min=1,
+        help="IOCP (Windows): AcceptEx kept posted per listener, so a connect burst is "
+        "accepted instead of reset. Other backends accept from the kernel's backlog.",
+    ),
+]
 ServeProcessesOption = Annotated[
     int,
     typer.Option(
@@ -50,11 +60,14 @@ def serve_echo(
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
     processes: ServeProcessesOption = 1,
+    accept_pool: AcceptPoolOption = DEFAULT_ACCEPT_POOL,
 ) -> None:
     """Serve echo on the engine; prints `listening on HOST:PORT`."""
     from loadgen.targets.echo import EchoServer
 
-    _serve_builtin(EchoServer, host, port, backend, stop_on_stdin_eof, processes, "echo")
+    _serve_builtin(
+        EchoServer, host, port, backend, stop_on_stdin_eof, processes, "echo", accept_pool
+    )
 
 
 @serve_app.command(
@@ -69,6 +82,7 @@ def serve_http(
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
     processes: ServeProcessesOption = 1,
+    accept_pool: AcceptPoolOption = DEFAULT_ACCEPT_POOL,
     capacity: Annotated[
         str | None,
         typer.Option(
@@ -102,7 +116,7 @@ def serve_http(
                 EXIT_USAGE,
             )
         make = partial(HttpServer, service_time_ns=max(1, round(1e9 / rate)))
-    _serve_builtin(make, host, port, backend, stop_on_stdin_eof, processes, "http")
+    _serve_builtin(make, host, port, backend, stop_on_stdin_eof, processes, "http", accept_pool)
 
 
 @serve_app.command(
@@ -117,12 +131,15 @@ def serve_stream(
     backend: BackendOption = "auto",
     stop_on_stdin_eof: StopOption = False,
     processes: ServeProcessesOption = 1,
+    accept_pool: AcceptPoolOption = DEFAULT_ACCEPT_POOL,
 ) -> None:
     """Serve the stream patterns (push, pull, pushpull, duplex) on the engine; prints
     `listening on HOST:PORT`."""
     from loadgen.targets.stream import StreamServer
 
-    _serve_builtin(StreamServer, host, port, backend, stop_on_stdin_eof, processes, "stream")
+    _serve_builtin(
+        StreamServer, host, port, backend, stop_on_stdin_eof, processes, "stream", accept_pool
+    )
 
 
 class _BuiltinServer(Protocol):
@@ -141,9 +158,11 @@ def _serve_builtin(
     stop_on_stdin_eof: bool,
     processes: int = 1,
     name: str = "",
+    accept_pool: int = DEFAULT_ACCEPT_POOL,
 ) -> None:
     """Run a built-in target until Ctrl-C (or stdin's end, for a parent process)."""
     from loadgen.run.environment import raise_fd_limit
+    from loadgen.run.interrupts import STOP_SIGNAL_NAMES
     from loadgen.targets.scaled import WINDOWS_NOTE, ScaledServer, reuse_port_supported
 
     if processes > 1 and not reuse_port_supported():
@@ -156,16 +175,18 @@ def _serve_builtin(
     except BackendUnavailable as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     raise_fd_limit(1 << 20)
+    if isinstance(engine, IocpBackend):
+        engine.accept_pool = accept_pool
     try:
         server = make(engine, host, port)
     except OSError as exc:
         engine.shutdown()
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from None
     if stop_on_stdin_eof:
-        # The parent owns our life: Ctrl-C in its terminal, or a SIGTERM or SIGHUP sent to
-        # its whole process group (``timeout``, a closed terminal), is its to handle: it
-        # keeps measuring its partial result against us, then closes our stdin.
-        for signal_name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        # The parent owns our life: Ctrl-C (Ctrl-Break) in its terminal, or a SIGTERM or
+        # SIGHUP sent to its whole process group (``timeout``, a closed terminal), is its to
+        # handle: it keeps measuring its partial result against us, then closes our stdin.
+        for signal_name in STOP_SIGNAL_NAMES:
             if hasattr(signal, signal_name):
                 signal.signal(getattr(signal, signal_name), signal.SIG_IGN)
 
@@ -175,9 +196,9 @@ def _serve_builtin(
 
         threading.Thread(target=watch_stdin, daemon=True).start()
     else:
-        # Ctrl-C (or SIGTERM, SIGHUP) asks the loop to stop (it looks every tick) instead of
-        # raising inside it or ending the process where it stands.
-        for signal_name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        # Ctrl-C (or Ctrl-Break, SIGTERM, SIGHUP) asks the loop to stop (it looks every
+        # tick) instead of raising inside it or ending the process where it stands.
+        for signal_name in STOP_SIGNAL_NAMES:
             if hasattr(signal, signal_name):
                 signal.signal(getattr(signal, signal_name), lambda signum, frame: server.stop())
     host_text = f"[{server.address[0]}]" if ":" in server.address[0] else server.address[0]

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from loadgen.cli.common import SetOption, examples
 
@@ -99,7 +98,13 @@ def recv_modes(
     opened and held idle, then under traffic (closed loop), then closed (the counters must
     come back). Writes recv-modes-TIME.json and .html into --out.
     """
-    from loadgen.cli.common import EXIT_RUNTIME_FAILURE, EXIT_USAGE, console, keep_result
+    from loadgen.cli.common import (
+        EXIT_RUNTIME_FAILURE,
+        EXIT_USAGE,
+        console,
+        keep_result,
+        make_console,
+    )
     from loadgen.config.scenario import ScenarioError, load_scenario
     from loadgen.config.units import parse_duration_s, parse_size_bytes
     from loadgen.engine import BackendUnavailable
@@ -121,7 +126,7 @@ def recv_modes(
     from loadgen.study.text import signed_bytes
     from loadgen.targets.process import TargetError
 
-    errors = Console(stderr=True, soft_wrap=True)
+    errors = make_console("stderr", soft_wrap=True)
 
     def fail(message: str, code: int) -> typer.Exit:
         errors.print(f"[red]error:[/] {message}", highlight=False)

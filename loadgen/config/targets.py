@@ -114,7 +114,9 @@ def expand_address_range(text: str) -> list[str]:
         raise ValueError(f"address range {text!r} is empty or mixes IPv4 and IPv6")
     if int(end) - int(start) >= 65536:
         raise ValueError(f"address range {text!r} is larger than 65,536 addresses")
-    return [str(ipaddress.ip_address(n)) for n in range(int(start), int(end) + 1)]
+    # start + offset keeps the family: ip_address(int) would read a small IPv6 such as
+    # ::1 (= 1) as IPv4 0.0.0.1.
+    return [str(start + offset) for offset in range(int(end) - int(start) + 1)]
 
 
 def check_url_targets(targets: Sequence[str], protocol: str, tls: bool) -> tuple[str, str] | None:

@@ -98,7 +98,7 @@ DEFAULT_MAX_COMPLETIONS = 512
 
 
 class ErrorKind(StrEnum):
-    """Portable error kinds counted in results."""
+    """Portable error kinds counted in results (the OS's own codes are kept beside them)."""
 
     REFUSED = "refused"
     RESET = "reset"
@@ -106,6 +106,16 @@ class ErrorKind(StrEnum):
     EOF = "eof"
     VERIFY = "verify"
     CANCELLED = "cancelled"
+    #: The kernel ran out of buffers or pool for the operation: WSAENOBUFS (10055) or
+    #: ERROR_NO_SYSTEM_RESOURCES (1450) when locked pages or nonpaged pool run out under
+    #: posted receives (what the zero-byte receive avoids), ENOBUFS/ENOMEM on Linux.
+    NO_BUFFERS = "no_buffers"
+    #: No route to the network or host (ENETUNREACH, EHOSTUNREACH; Windows 1231/1232/1234,
+    #: WSAENETUNREACH, WSAEHOSTUNREACH).
+    UNREACHABLE = "unreachable"
+    #: No local address/port could be had: the ephemeral (dynamic) port range is used up,
+    #: or a source address is not this host's (EADDRNOTAVAIL, EADDRINUSE and their WSA twins).
+    ADDRESS_UNAVAILABLE = "address_unavailable"
     OTHER = "other"
 
 
@@ -126,6 +136,13 @@ _POSIX_ERROR_KINDS: dict[int, ErrorKind] = {
     errno.ETIMEDOUT: ErrorKind.TIMEOUT,
     errno.ECANCELED: ErrorKind.CANCELLED,
     errno.EINTR: ErrorKind.CANCELLED,
+    errno.ENOBUFS: ErrorKind.NO_BUFFERS,
+    errno.ENOMEM: ErrorKind.NO_BUFFERS,
+    errno.ENETUNREACH: ErrorKind.UNREACHABLE,
+    errno.EHOSTUNREACH: ErrorKind.UNREACHABLE,
+    errno.ENETDOWN: ErrorKind.UNREACHABLE,
+    errno.EADDRNOTAVAIL: ErrorKind.ADDRESS_UNAVAILABLE,
+    errno.EADDRINUSE: ErrorKind.ADDRESS_UNAVAILABLE,
 }
 
 

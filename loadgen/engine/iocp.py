@@ -15,9 +15,9 @@ is the only thing that says which operation a packet belongs to.
 So the OVERLAPPED and every buffer the operation reads or writes belong to the kernel from
 the call until its packet is dequeued, even after ``CancelIoEx`` or ``closesocket`` (both
 only *ask* for the operation to end; it still completes, with ERROR_OPERATION_ABORTED,
-through the port). Here each operation slot is one ``_Op``: a bytearray holding its
+through the port). Here each operation slot is one ``Op``: a bytearray holding its
 OVERLAPPED, WSABUF, flag/byte-count DWORDs and socket-address space, plus a reference to
-the caller's buffer. A pending ``_Op`` sits in ``_inflight`` keyed by its OVERLAPPED
+the caller's buffer. A pending ``Op`` sits in ``_inflight`` keyed by its OVERLAPPED
 address and nothing drops it before its packet comes back; ``shutdown`` drains the port,
 and deliberately leaks whatever the kernel still owns rather than free it.
 
@@ -43,6 +43,12 @@ Other facts this module relies on:
   non-blocking mode (``FIONBIO``), which overlapped calls ignore, so ``recv_now`` can drain
   with plain ``recv`` until WSAEWOULDBLOCK - the libuv pattern.
 * Handles are SOCKET values (UINT_PTR); ``accept`` completes with the new socket's handle.
+  A closed socket's handle value is reused at once (116 -> 116 under Wine): a completion is
+  matched to the socket object that started it, never to the handle number it names.
+* Scale: a listener keeps ``accept_pool`` AcceptEx posted (64 by default; a full backlog
+  answers with a reset, and a plain ``listen`` backlog is capped near 200, so it is given as
+  ``SOMAXCONN_HINT``); client sockets bound to port 0 set ``SO_REUSE_UNICASTPORT``, so they
+  do not each take one of the machine's 16,384 dynamic ports at bind (``iocp_sockets``).
 """
 
 from __future__ import annotations
@@ -50,10 +56,8 @@ from __future__ import annotations
 import ctypes
 import math
 import socket
-import struct
 import sys
 import time
-from enum import IntEnum
 from typing import ClassVar, Final
 
 from loadgen.engine import win32
@@ -66,41 +70,43 @@ from loadgen.engine.base import (
     ErrorKind,
     NoBufferFeatures,
 )
+from loadgen.engine.iocp_slots import (
+    ACCEPT,
+    ACCEPT_OUT_AT,
+    BYTES_AT,
+    CONNECT,
+    DWORD,
+    ENTRY,
+    ENTRY_SIZE,
+    FLAGS_AT,
+    POINTER,
+    RECV,
+    RECV_ZERO,
+    SEND,
+    SOCKADDR_AT,
+    WSABUF_AT,
+    AcceptPool,
+    Op,
+    Sock,
+    address_of,
+    sockaddr,
+    win_family,
+)
+from loadgen.engine.iocp_sockets import CompletionKey, Winsock, somaxconn_hint
 from loadgen.engine.win32 import WinError
-
-# Operation kinds (small ints: compared in the hot path). 0 means the slot is idle.
-_RECV, _RECV_ZERO, _ACCEPT = 1, 2, 3
-_SEND, _CONNECT = 4, 5
-
-
-class CompletionKey(IntEnum):
-    """The key every socket is tied to the port with; other keys are not ours."""
-
-    SOCKET = 1
-
-
-# --- one operation slot: [OVERLAPPED | WSABUF | flags | bytes | sockaddr | AcceptEx out] ---
-_OV_SIZE: Final = ctypes.sizeof(win32.OVERLAPPED)  # 32
-_WSABUF_AT: Final = _OV_SIZE
-_FLAGS_AT: Final = _WSABUF_AT + ctypes.sizeof(win32.WSABUF)  # DWORD flags for WSARecv
-_BYTES_AT: Final = _FLAGS_AT + 4  # DWORD bytes transferred when an op finishes at once
-_SOCKADDR_AT: Final = _BYTES_AT + 4  # sockaddr_in6 fits (28, padded to 32)
-_ACCEPT_OUT_AT: Final = _SOCKADDR_AT + 32  # AcceptEx: local + remote address, 44 each
-_BLOCK_SIZE: Final = _ACCEPT_OUT_AT + 2 * win32.ACCEPTEX_ADDRESS_LEN
-_ZERO_HEAD: Final = bytes(_BYTES_AT + 4)  # OVERLAPPED, WSABUF and the two DWORDs
-_WSABUF: Final = struct.Struct("<I4xQ")  # len u32 (+4 padding), buf pointer
-_DWORD: Final = struct.Struct("<I")
-_ENTRY: Final = struct.Struct("<QQQI4x")  # OVERLAPPED_ENTRY: key, overlapped, status, bytes
-_ENTRY_SIZE: Final = ctypes.sizeof(win32.OVERLAPPED_ENTRY)
-_SOCKADDR_IN: Final = struct.Struct("<H2s4s8x")  # family (host order), port (net), addr
-_SOCKADDR_IN6: Final = struct.Struct("<H2sI16sI")  # family, port, flowinfo, addr, scope_id
-_POINTER: Final = struct.Struct("<Q")
 
 #: One GetQueuedCompletionStatusEx call blocks at most this long, so Ctrl+C (which Python
 #: handles only between bytecodes) is seen within half a second of an infinite wait.
 _WAIT_SLICE_MS: Final = 500
 #: shutdown() waits this long for the kernel to hand back cancelled operations.
 _DRAIN_S: Final = 5.0
+#: AcceptEx operations kept posted per listening socket (``IocpBackend.accept_pool``). A
+#: connect burst is then accepted by the kernel straight into sockets made in advance
+#: instead of waiting in the backlog, whose overflow Windows answers with a reset (ctsTraffic
+#: keeps 100). Each posted one holds a socket made in advance and an IRP in nonpaged pool
+#: while it waits, so the pool is a fixed cost per listener; 64 is of ctsTraffic's order,
+#: and a burst beyond it still has the backlog (SOMAXCONN_HINT) to wait in.
+DEFAULT_ACCEPT_POOL: Final = 64
 
 #: Operations the kernel still owned when shutdown gave up on them: kept alive for the
 #: life of the process so a late completion never writes into freed memory.
@@ -118,74 +124,23 @@ _ERROR_KINDS: Final[dict[int, ErrorKind]] = {
     WinError.WSAEINTR: ErrorKind.CANCELLED,
     WinError.WSAETIMEDOUT: ErrorKind.TIMEOUT,
     WinError.ERROR_SEM_TIMEOUT: ErrorKind.TIMEOUT,
+    # Out of buffers: Winsock's code, and NTSTATUS INSUFFICIENT_RESOURCES / WORKING_SET_QUOTA
+    # (pages of a posted buffer that could not be locked) / NO_MEMORY as Win32 codes.
+    WinError.WSAENOBUFS: ErrorKind.NO_BUFFERS,
+    WinError.ERROR_NO_SYSTEM_RESOURCES: ErrorKind.NO_BUFFERS,
+    WinError.ERROR_WORKING_SET_QUOTA: ErrorKind.NO_BUFFERS,
+    WinError.ERROR_NOT_ENOUGH_QUOTA: ErrorKind.NO_BUFFERS,
+    WinError.ERROR_NOT_ENOUGH_MEMORY: ErrorKind.NO_BUFFERS,
+    WinError.ERROR_OUTOFMEMORY: ErrorKind.NO_BUFFERS,
+    WinError.WSAENETUNREACH: ErrorKind.UNREACHABLE,
+    WinError.WSAEHOSTUNREACH: ErrorKind.UNREACHABLE,
+    WinError.WSAENETDOWN: ErrorKind.UNREACHABLE,
+    WinError.ERROR_NETWORK_UNREACHABLE: ErrorKind.UNREACHABLE,
+    WinError.ERROR_HOST_UNREACHABLE: ErrorKind.UNREACHABLE,
+    WinError.ERROR_PORT_UNREACHABLE: ErrorKind.UNREACHABLE,
+    WinError.WSAEADDRNOTAVAIL: ErrorKind.ADDRESS_UNAVAILABLE,
+    WinError.WSAEADDRINUSE: ErrorKind.ADDRESS_UNAVAILABLE,
 }
-
-
-def _address_of(buf: Buffer | bytes) -> tuple[object | None, int, int]:
-    """Pin ``buf`` and return (anchor keeping it pinned, address, length in bytes).
-
-    ``c_char.from_buffer`` exports the buffer, so a bytearray cannot be resized or freed
-    while the anchor lives. A read-only buffer is copied (the kernel only reads it).
-    """
-    n = buf.nbytes if type(buf) is memoryview else len(buf)
-    if n == 0:
-        return None, 0, 0
-    anchor: ctypes.c_char | ctypes.Array[ctypes.c_char]
-    try:
-        anchor = ctypes.c_char.from_buffer(buf)
-    except TypeError:  # read-only (bytes, memoryview of bytes)
-        anchor = (ctypes.c_char * n).from_buffer_copy(buf)
-    return anchor, ctypes.addressof(anchor), n
-
-
-class _Op:
-    """One operation slot: its OVERLAPPED and everything the kernel may touch."""
-
-    __slots__ = (
-        "accept_handle",
-        "address",
-        "anchor",
-        "block",
-        "block_anchor",
-        "kind",
-        "length",
-        "sock",
-        "token",
-    )
-
-    def __init__(self, sock: _Sock) -> None:
-        self.block = bytearray(_BLOCK_SIZE)
-        self.block_anchor = ctypes.c_char.from_buffer(self.block)  # pins the block
-        self.address = ctypes.addressof(self.block_anchor)  # == the OVERLAPPED's address
-        self.sock = sock
-        self.kind = 0
-        self.token = 0
-        self.anchor: object | None = None  # pins the caller's buffer
-        self.length = 0
-        self.accept_handle = 0
-
-    def start(self, kind: int, token: int, anchor: object | None, address: int, n: int) -> None:
-        block = self.block
-        block[: len(_ZERO_HEAD)] = _ZERO_HEAD
-        _WSABUF.pack_into(block, _WSABUF_AT, n, address)
-        self.kind = kind
-        self.token = token
-        self.anchor = anchor
-        self.length = n
-
-
-class _Sock:
-    """A socket owned by the engine: one read-side and one write-side slot."""
-
-    __slots__ = ("bound", "family", "handle", "read", "skip", "write")
-
-    def __init__(self, handle: int, family: int, skip: bool) -> None:
-        self.handle = handle
-        self.family = family  # the Windows AF_* value
-        self.skip = skip  # FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set
-        self.bound = False
-        self.read = _Op(self)
-        self.write = _Op(self)
 
 
 class IocpBackend(NoBufferFeatures):
@@ -208,13 +163,12 @@ class IocpBackend(NoBufferFeatures):
             self._ws2.WSACleanup()
             win32.raise_winerror(what="CreateIoCompletionPort")
         self._port: int = port
-        self._socks: dict[int, _Sock] = {}
-        self._inflight: dict[int, _Op] = {}
+        self._socks: dict[int, Sock] = {}
+        self._inflight: dict[int, Op] = {}
         self._ready: list[Completion] = []
         self._pending = 0
         self._posted_recv_bytes = 0
-        self._extensions: dict[tuple[int, str], int] = {}
-        self._ifs: dict[int, bool] = {}
+        self._winsock = Winsock(self._ws2, self._k32, port)
         self._entries = bytearray()
         self._entries_address = 0
         self._entries_anchor: object | None = None
@@ -226,71 +180,33 @@ class IocpBackend(NoBufferFeatures):
         self._recv_now_address = 0
         self._recv_now_len = 0
         self._closed = False
+        #: AcceptEx operations kept posted per listener (see DEFAULT_ACCEPT_POOL); read when
+        #: a listener is first asked to accept.
+        self.accept_pool = DEFAULT_ACCEPT_POOL
 
     # --- sockets -----------------------------------------------------------------------
-    def _new_socket(self, family: int) -> _Sock:
-        ws2 = self._ws2
-        handle = ws2.WSASocketW(
-            family,
-            win32.SocketType.SOCK_STREAM,
-            win32.IpProtocol.IPPROTO_TCP,
-            None,
-            0,
-            win32.WsaFlag.WSA_FLAG_OVERLAPPED | win32.WsaFlag.WSA_FLAG_NO_HANDLE_INHERIT,
-        )
-        if handle == win32.INVALID_SOCKET:
-            win32.raise_winerror(what="WSASocketW")
-        try:
-            if (
-                self._k32.CreateIoCompletionPort(handle, self._port, CompletionKey.SOCKET, 0)
-                is None
-            ):
-                win32.raise_winerror(what="CreateIoCompletionPort(socket)")
-            skip = self._skip_is_safe(handle, family)
-            if skip and not self._k32.SetFileCompletionNotificationModes(
-                handle,
-                win32.CompletionMode.FILE_SKIP_COMPLETION_PORT_ON_SUCCESS
-                | win32.CompletionMode.FILE_SKIP_SET_EVENT_ON_HANDLE,
-            ):
-                win32.raise_winerror(what="SetFileCompletionNotificationModes")
-            one = ctypes.c_uint32(1)
-            if ws2.ioctlsocket(handle, win32.Ioctl.FIONBIO, ctypes.byref(one)):
-                win32.raise_winerror(what="ioctlsocket(FIONBIO)")
-        except BaseException:
-            ws2.closesocket(handle)
-            raise
-        return _Sock(handle, family, skip)
+    def ifs_handles(self, family: int = socket.AF_INET) -> bool:
+        """True when the TCP provider's sockets are real kernel handles (XP1_IFS_HANDLES),
+        so operations that succeed at once skip the completion port."""
+        state = self._winsock.new_socket(win_family(family))
+        self._ws2.closesocket(state.handle)
+        return state.skip
 
-    def _skip_is_safe(self, handle: int, family: int) -> bool:
-        """XP1_IFS_HANDLES of the socket's provider, asked once per family."""
-        known = self._ifs.get(family)
-        if known is None:
-            info = (ctypes.c_char * win32.WSAPROTOCOL_INFOW_SIZE)()
-            size = ctypes.c_int(ctypes.sizeof(info))
-            rc = self._ws2.getsockopt(
-                handle,
-                win32.SocketLevel.SOL_SOCKET,
-                win32.SocketOption.SO_PROTOCOL_INFOW,
-                info,
-                ctypes.byref(size),
-            )
-            # dwServiceFlags1 is the structure's first DWORD.
-            known = rc == 0 and bool(_DWORD.unpack_from(info)[0] & win32.XP1_IFS_HANDLES)
-            self._ifs[family] = known
-        return known
-
-    def _set_option(self, handle: int, level: int, option: int, value: bytes) -> int:
-        return self._ws2.setsockopt(handle, level, option, value, len(value))
+    @property
+    def reuse_unicast_port(self) -> bool | None:
+        """SO_REUSE_UNICASTPORT on client sockets: None until first tried, then whether
+        this Windows has it (10 1703 and later)."""
+        return self._winsock.reuse_unicast_port
 
     def tcp_socket(self, family: int = socket.AF_INET) -> int:
-        state = self._new_socket(_win_family(family))
-        self._set_option(
+        state = self._winsock.new_socket(win_family(family))
+        self._winsock.set_option(
             state.handle, win32.SocketLevel.IPPROTO_TCP, win32.SocketOption.TCP_NODELAY, b"\1\0\0\0"
         )
         self._socks[state.handle] = state
         return state.handle
 
-    def _state(self, handle: int) -> _Sock:
+    def _state(self, handle: int) -> Sock:
         state = self._socks.get(handle)
         if state is None:
             raise ValueError(f"socket {handle} is not open in this engine")
@@ -298,8 +214,13 @@ class IocpBackend(NoBufferFeatures):
 
     def bind(self, handle: int, address: tuple[str, int]) -> None:
         state = self._state(handle)
-        name = _sockaddr(state.family, address)
-        if self._ws2.bind(handle, name, len(name)):
+        if address[1] == 0:
+            self._winsock.defer_port(handle)
+        self._bind(state, address)
+
+    def _bind(self, state: Sock, address: tuple[str, int]) -> None:
+        name = sockaddr(state.family, address)
+        if self._ws2.bind(state.handle, name, len(name)):
             win32.raise_winerror(what=f"bind {address}")
         state.bound = True
 
@@ -313,24 +234,17 @@ class IocpBackend(NoBufferFeatures):
         family = win32.AddressFamily.AF_INET6 if ":" in host else win32.AddressFamily.AF_INET
         # No SO_REUSEADDR: on Windows it lets another socket take over a port in use, and
         # Windows does not keep a closed listener's port the way Linux's TIME_WAIT does.
-        state = self._new_socket(family)
+        state = self._winsock.new_socket(family)
         self._socks[state.handle] = state
         try:
-            self.bind(state.handle, (host, port))
-            if self._ws2.listen(state.handle, backlog):
+            self._bind(state, (host, port))
+            if self._ws2.listen(state.handle, somaxconn_hint(backlog)):
                 win32.raise_winerror(what="listen")
-            bound = self._local_address(state.handle)
+            bound = self._winsock.local_address(state.handle)
         except BaseException:
             self.close(state.handle)
             raise
         return state.handle, bound
-
-    def _local_address(self, handle: int) -> tuple[str, int]:
-        name = (ctypes.c_char * ctypes.sizeof(win32.sockaddr_in6))()
-        size = ctypes.c_int(ctypes.sizeof(name))
-        if self._ws2.getsockname(handle, name, ctypes.byref(size)):
-            win32.raise_winerror(what="getsockname")
-        return _parse_sockaddr(bytes(name))
 
     def close(self, handle: int, *, abort: bool = False) -> None:
         state = self._socks.pop(handle, None)
@@ -338,19 +252,24 @@ class IocpBackend(NoBufferFeatures):
             raise ValueError(f"socket {handle} is not open in this engine")
         if abort:
             linger = bytes(win32.LINGER(1, 0))  # l_onoff=1, l_linger=0: closesocket sends RST
-            self._set_option(
+            self._winsock.set_option(
                 handle, win32.SocketLevel.SOL_SOCKET, win32.SocketOption.SO_LINGER, linger
             )
         # Pending operations are cancelled by the kernel and still come back through the
         # port (ERROR_OPERATION_ABORTED); their slots stay in _inflight until then.
         self._ws2.closesocket(handle)
+        pool = state.pool
+        if pool is not None:  # a listener: its posted AcceptEx come back aborted
+            self._end_accept(pool, -WinError.ERROR_OPERATION_ABORTED)
+            while pool.ready:  # accepted, never asked for
+                self.close(pool.ready.popleft(), abort=True)
 
     # --- starting operations -----------------------------------------------------------
-    def _begin(self, op: _Op, ok: bool) -> None:
+    def _begin(self, op: Op, ok: bool) -> None:
         """Account for an operation just started; ``ok`` is True if it finished at once."""
         self._pending += 1
         if ok and op.sock.skip:
-            self._finish(op, 0, _DWORD.unpack_from(op.block, _BYTES_AT)[0])
+            self._finish(op, 0, DWORD.unpack_from(op.block, BYTES_AT)[0])
             return
         if not ok:
             code = self._last_error()
@@ -359,46 +278,20 @@ class IocpBackend(NoBufferFeatures):
                 return
         # Pending, or finished at once without the skip mode: a packet will come.
         self._inflight[op.address] = op
-        if op.kind == _RECV:
+        if op.kind == RECV:
             self._posted_recv_bytes += op.length
 
-    def _read_slot(self, handle: int) -> _Op:
+    def _read_slot(self, handle: int) -> Op:
         op = self._state(handle).read
         if op.kind:
             raise RuntimeError(f"socket {handle} already has a read-side operation pending")
         return op
 
-    def _write_slot(self, handle: int) -> _Op:
+    def _write_slot(self, handle: int) -> Op:
         op = self._state(handle).write
         if op.kind:
             raise RuntimeError(f"socket {handle} already has a write-side operation pending")
         return op
-
-    def _extension(self, handle: int, family: int, guid_text: str) -> int:
-        """Address of ConnectEx/AcceptEx for this provider (asked once per family)."""
-        key = (family, guid_text)
-        pointer = self._extensions.get(key)
-        if pointer is None:
-            guid = win32.GUID.from_string(guid_text)
-            out = ctypes.c_void_p()
-            returned = win32.DWORD()
-            if (
-                self._ws2.WSAIoctl(
-                    handle,
-                    win32.Ioctl.SIO_GET_EXTENSION_FUNCTION_POINTER,
-                    ctypes.byref(guid),
-                    ctypes.sizeof(guid),
-                    ctypes.byref(out),
-                    ctypes.sizeof(out),
-                    ctypes.byref(returned),
-                    None,
-                    None,
-                )
-                or not out.value
-            ):
-                win32.raise_winerror(what=f"WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER {guid})")
-            pointer = self._extensions[key] = out.value
-        return pointer
 
     def connect(self, handle: int, address: tuple[str, int], token: int) -> None:
         op = self._write_slot(handle)
@@ -407,66 +300,137 @@ class IocpBackend(NoBufferFeatures):
             # ConnectEx refuses an unbound socket (WSAEINVAL): take any local address.
             any_host = "::" if state.family == win32.AddressFamily.AF_INET6 else "0.0.0.0"
             self.bind(handle, (any_host, 0))
-        name = _sockaddr(state.family, address)
-        op.start(_CONNECT, token, None, 0, 0)
-        op.block[_SOCKADDR_AT : _SOCKADDR_AT + len(name)] = name
+        name = sockaddr(state.family, address)
+        # Everything that can raise comes before op.start(): a failure leaves the slot free.
         connect_ex = win32.LPFN_CONNECTEX(
-            self._extension(handle, state.family, win32.WSAID_CONNECTEX)
+            self._winsock.extension(handle, state.family, win32.WSAID_CONNECTEX)
         )
-        ok = connect_ex(handle, op.address + _SOCKADDR_AT, len(name), None, 0, None, op.address)
+        op.start(CONNECT, token, None, 0, 0)
+        op.block[SOCKADDR_AT : SOCKADDR_AT + len(name)] = name
+        ok = connect_ex(handle, op.address + SOCKADDR_AT, len(name), None, 0, None, op.address)
         self._begin(op, bool(ok))
 
     def accept(self, listen_handle: int, token: int) -> None:
-        op = self._read_slot(listen_handle)
+        """Hand the next accepted socket to ``token``. The listener keeps ``accept_pool``
+        AcceptEx posted from the first call on (see ``AcceptPool``)."""
+        listener = self._state(listen_handle)
+        # The lookup may raise: before any state changes, so nothing is left half made.
+        self._winsock.extension(listen_handle, listener.family, win32.WSAID_ACCEPTEX)
+        pool = listener.pool
+        if pool is None:
+            pool = listener.pool = AcceptPool(listener, max(1, self.accept_pool))
+        elif pool.token >= 0:
+            raise RuntimeError(f"socket {listen_handle} already has an accept pending")
+        pool.token = token
+        self._pending += 1
+        self._post_accepts(pool)
+        self._hand_over(pool)
+
+    def _post_accepts(self, pool: AcceptPool) -> None:
+        """Post AcceptEx on every idle slot of an open listener (each slot once a call: one
+        that completes at once is posted again by the next call)."""
+        for op in pool.ops:
+            if op.kind or self._closed or self._socks.get(op.sock.handle) is not op.sock:
+                continue
+            listener = op.sock
+            try:
+                accepted = self._winsock.new_socket(listener.family)
+            except OSError as exc:
+                pool.failure = getattr(exc, "winerror", None) or WinError.WSAENOBUFS
+                continue
+            op.start(ACCEPT, 0, accepted, 0, 0)  # the anchor keeps the socket made for it
+            accept_ex = win32.LPFN_ACCEPTEX(
+                self._winsock.extension(listener.handle, listener.family, win32.WSAID_ACCEPTEX)
+            )
+            ok = accept_ex(
+                listener.handle,
+                accepted.handle,
+                op.address + ACCEPT_OUT_AT,
+                0,  # receive no data with the connection: complete as soon as it is accepted
+                win32.ACCEPTEX_ADDRESS_LEN,
+                win32.ACCEPTEX_ADDRESS_LEN,
+                op.address + BYTES_AT,
+                op.address,
+            )
+            if ok and listener.skip:
+                self._accept_done(op, 0)  # accepted at once: no packet will come
+            elif ok or self._last_error() == win32.WSA_IO_PENDING:
+                self._inflight[op.address] = op
+            else:
+                pool.failure = self._last_error()
+                self._ws2.closesocket(accepted.handle)
+                op.kind = 0
+                op.anchor = None
+
+    def _accept_done(self, op: Op, code: int) -> None:
+        """One AcceptEx of a pool finished (``code`` 0: accepted). The socket is kept only
+        if the listener that posted it is still this engine's (its handle value may belong
+        to a new socket by now, and shutdown may have cleared everything)."""
+        accepted = op.anchor
+        assert isinstance(accepted, Sock)
+        op.kind = 0
+        op.anchor = None
         listener = op.sock
-        accepted = self._new_socket(listener.family)
-        op.start(_ACCEPT, token, accepted, 0, 0)
-        op.accept_handle = accepted.handle
-        accept_ex = win32.LPFN_ACCEPTEX(
-            self._extension(listen_handle, listener.family, win32.WSAID_ACCEPTEX)
-        )
-        ok = accept_ex(
-            listen_handle,
-            accepted.handle,
-            op.address + _ACCEPT_OUT_AT,
-            0,  # receive no data with the connection: complete as soon as it is accepted
-            win32.ACCEPTEX_ADDRESS_LEN,
-            win32.ACCEPTEX_ADDRESS_LEN,
-            op.address + _BYTES_AT,
-            op.address,
-        )
-        self._begin(op, bool(ok))
+        pool = listener.pool
+        if code or pool is None or self._closed or self._socks.get(listener.handle) is not listener:
+            self._ws2.closesocket(accepted.handle)
+            return  # a connection that failed before it was accepted, or a closed listener
+        result = self._accepted(listener, accepted)
+        if result >= 0:
+            pool.ready.append(result)
+        else:
+            pool.failure = -result
+
+    def _hand_over(self, pool: AcceptPool) -> None:
+        """Complete the caller's pending accept with the next accepted socket; or with the
+        last failure when no slot is posted that could ever complete it."""
+        if pool.token < 0:
+            return
+        if pool.ready:
+            self._end_accept(pool, pool.ready.popleft())
+        elif pool.failure and not any(op.kind for op in pool.ops):
+            self._end_accept(pool, -pool.failure)
+            pool.failure = 0
+
+    def _end_accept(self, pool: AcceptPool, result: int) -> None:
+        if pool.token >= 0:
+            self._ready.append((pool.token, result, 0))
+            self._pending -= 1
+            pool.token = -1
 
     def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         op = self._write_slot(handle)
-        anchor, address, n = _address_of(data)
-        op.start(_SEND, token, anchor, address, n)
+        anchor, address, n = address_of(data)
+        op.start(SEND, token, anchor, address, n)
         base = op.address
-        rc = self._ws2.WSASend(handle, base + _WSABUF_AT, 1, base + _BYTES_AT, 0, base, None)
+        rc = self._ws2.WSASend(handle, base + WSABUF_AT, 1, base + BYTES_AT, 0, base, None)
         self._begin(op, rc == 0)
 
     def recv(self, handle: int, buf: Buffer, token: int) -> None:
         op = self._read_slot(handle)
-        anchor, address, n = _address_of(buf)
-        op.start(_RECV, token, anchor, address, n)
+        anchor, address, n = address_of(buf)
+        op.start(RECV, token, anchor, address, n)
         base = op.address
         rc = self._ws2.WSARecv(
-            handle, base + _WSABUF_AT, 1, base + _BYTES_AT, base + _FLAGS_AT, base, None
+            handle, base + WSABUF_AT, 1, base + BYTES_AT, base + FLAGS_AT, base, None
         )
         self._begin(op, rc == 0)
 
     def recv_zero(self, handle: int, token: int) -> None:
         op = self._read_slot(handle)
-        op.start(_RECV_ZERO, token, None, 0, 0)  # one WSABUF of length 0: no buffer
+        op.start(RECV_ZERO, token, None, 0, 0)  # one WSABUF of length 0: no buffer
         base = op.address
         rc = self._ws2.WSARecv(
-            handle, base + _WSABUF_AT, 1, base + _BYTES_AT, base + _FLAGS_AT, base, None
+            handle, base + WSABUF_AT, 1, base + BYTES_AT, base + FLAGS_AT, base, None
         )
         self._begin(op, rc == 0)
 
     def cancel(self, handle: int, token: int) -> None:
         state = self._socks.get(handle)
         if state is None:
+            return
+        if state.pool is not None and state.pool.token == token:
+            self._end_accept(state.pool, -WinError.ERROR_OPERATION_ABORTED)  # slots stay
             return
         for op in (state.read, state.write):
             if op.kind and op.token == token and op.address in self._inflight:
@@ -491,52 +455,50 @@ class IocpBackend(NoBufferFeatures):
 
     def recv_now(self, handle: int, buf: Buffer) -> int:
         if buf is not self._recv_now_buf:  # the caller reuses one scratch buffer
-            self._recv_now_anchor, self._recv_now_address, self._recv_now_len = _address_of(buf)
+            self._recv_now_anchor, self._recv_now_address, self._recv_now_len = address_of(buf)
             self._recv_now_buf = buf
         n = self._ws2.recv(handle, self._recv_now_address, self._recv_now_len, 0)
         return n if n >= 0 else -self._last_error()
 
     # --- completing ----------------------------------------------------------------------
-    def _finish(self, op: _Op, code: int, nbytes: int) -> None:
+    def _finish(self, op: Op, code: int, nbytes: int) -> None:
         """Turn a finished slot into a completion; ``code`` 0 is success."""
         kind = op.kind
         flags = 0
         if code:
             result = -code
-            if kind == _ACCEPT:
-                self._ws2.closesocket(op.accept_handle)
-        elif kind in (_RECV, _SEND):
+        elif kind in (RECV, SEND):
             result = nbytes
-        elif kind == _RECV_ZERO:
+        elif kind == RECV_ZERO:
             result = 0
             flags = FLAG_READABLE
-        elif kind == _CONNECT:
+        else:  # CONNECT
             result = 0
-            if op.sock.handle in self._socks:
-                self._set_option(
+            # Only the socket that started it: after a close its handle value is reused at
+            # once (116 -> 116 seen under Wine) by a socket this connect knows nothing of.
+            if self._socks.get(op.sock.handle) is op.sock:
+                self._winsock.set_option(
                     op.sock.handle,
                     win32.SocketLevel.SOL_SOCKET,
                     win32.SocketOption.SO_UPDATE_CONNECT_CONTEXT,
                     b"",
                 )
-        else:  # _ACCEPT
-            result = self._accepted(op)
         self._ready.append((op.token, result, flags))
         self._pending -= 1
         op.kind = 0
         op.anchor = None
 
-    def _accepted(self, op: _Op) -> int:
-        accepted = op.anchor
-        assert isinstance(accepted, _Sock)
+    def _accepted(self, listener: Sock, accepted: Sock) -> int:
+        """Make an AcceptEx socket a normal connected one and this engine's; its handle, or
+        ``-code`` (the socket closed) when Windows refuses."""
         handle = accepted.handle
-        listener = _POINTER.pack(op.sock.handle)
         level = win32.SocketLevel.SOL_SOCKET
-        if self._set_option(handle, level, win32.SocketOption.SO_UPDATE_ACCEPT_CONTEXT, listener):
+        option = win32.SocketOption.SO_UPDATE_ACCEPT_CONTEXT
+        if self._winsock.set_option(handle, level, option, POINTER.pack(listener.handle)):
             code = self._last_error()
             self._ws2.closesocket(handle)
             return -code
-        self._set_option(
+        self._winsock.set_option(
             handle, win32.SocketLevel.IPPROTO_TCP, win32.SocketOption.TCP_NODELAY, b"\1\0\0\0"
         )
         self._socks[handle] = accepted
@@ -544,8 +506,8 @@ class IocpBackend(NoBufferFeatures):
 
     def _dequeue(self, room: int, timeout_ms: int) -> int:
         """One GetQueuedCompletionStatusEx call; returns how many packets it removed."""
-        if len(self._entries) < room * _ENTRY_SIZE:
-            self._entries = bytearray(room * _ENTRY_SIZE)
+        if len(self._entries) < room * ENTRY_SIZE:
+            self._entries = bytearray(room * ENTRY_SIZE)
             self._entries_anchor = ctypes.c_char.from_buffer(self._entries)
             self._entries_address = ctypes.addressof(self._entries_anchor)
         ok = self._k32.GetQueuedCompletionStatusEx(
@@ -556,21 +518,30 @@ class IocpBackend(NoBufferFeatures):
             if code == WinError.WAIT_TIMEOUT:
                 return 0
             win32.raise_winerror(code, "GetQueuedCompletionStatusEx")
-        removed: int = _DWORD.unpack_from(self._removed)[0]
+        removed: int = DWORD.unpack_from(self._removed)[0]
         inflight = self._inflight
-        view = memoryview(self._entries)[: removed * _ENTRY_SIZE]
-        for key, overlapped, status, nbytes in _ENTRY.iter_unpack(view):
+        view = memoryview(self._entries)[: removed * ENTRY_SIZE]
+        pools: list[AcceptPool] = []
+        for key, overlapped, status, nbytes in ENTRY.iter_unpack(view):
             op = inflight.pop(overlapped, None)
             if op is None or key != CompletionKey.SOCKET:
                 continue
-            if op.kind == _RECV:
+            if op.kind == RECV:
                 self._posted_recv_bytes -= op.length
+            code = 0
             status &= 0xFFFFFFFF  # an NTSTATUS in a pointer-sized field
             if status & 0x80000000:  # NT_ERROR / NT_WARNING: failed
                 code = self._nt.RtlNtStatusToDosError(status - (1 << 32))
-                self._finish(op, code or WinError.ERROR_OPERATION_ABORTED, 0)
+                code = code or WinError.ERROR_OPERATION_ABORTED
+            if op.kind == ACCEPT:
+                self._accept_done(op, code)
+                if op.sock.pool is not None and op.sock.pool not in pools:
+                    pools.append(op.sock.pool)
             else:
-                self._finish(op, 0, nbytes)
+                self._finish(op, code, nbytes)
+        for pool in pools:  # post the slots again, then serve a caller who waits
+            self._post_accepts(pool)
+            self._hand_over(pool)
         return removed
 
     def wait(
@@ -582,12 +553,14 @@ class IocpBackend(NoBufferFeatures):
             if ready or timeout_s == 0:
                 self._dequeue(room, 0)
             else:
-                deadline = None if timeout_s is None else time.monotonic() + timeout_s
+                # perf_counter: time.monotonic is GetTickCount64 on Windows CPython 3.12, whose
+                # 15.6 ms steps would stretch a short wait by up to a tick.
+                deadline = None if timeout_s is None else time.perf_counter() + timeout_s
                 while not self._ready:
                     if deadline is None:
                         slice_ms = _WAIT_SLICE_MS
                     else:
-                        remaining = deadline - time.monotonic()
+                        remaining = deadline - time.perf_counter()
                         if remaining <= 0:
                             break
                         slice_ms = min(_WAIT_SLICE_MS, math.ceil(remaining * 1000))
@@ -641,39 +614,3 @@ def _require_windows() -> None:
             f"IOCP needs Windows (this is {sys.platform}); on Linux, run the Windows "
             "suite under Wine with scripts/windows-python, or use --backend io_uring/epoll"
         )
-
-
-# --- socket addresses ----------------------------------------------------------------------
-def _win_family(family: int) -> int:
-    """The host's ``socket.AF_*`` (what callers pass) as the Windows value."""
-    if family == socket.AF_INET6:
-        return win32.AddressFamily.AF_INET6
-    if family == socket.AF_INET:
-        return win32.AddressFamily.AF_INET
-    raise ValueError(f"unsupported address family {family}")
-
-
-def _sockaddr(family: int, address: tuple[str, int]) -> bytes:
-    host, port = address[0], address[1]
-    port_bytes = port.to_bytes(2, "big")
-    if family == win32.AddressFamily.AF_INET6:
-        packed = _resolve(socket.AF_INET6, host, port)
-        return _SOCKADDR_IN6.pack(family, port_bytes, 0, packed, 0)
-    return _SOCKADDR_IN.pack(family, port_bytes, _resolve(socket.AF_INET, host, port))
-
-
-def _resolve(family: socket.AddressFamily, host: str, port: int) -> bytes:
-    try:
-        return socket.inet_pton(family, host)
-    except OSError:
-        info = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-        return socket.inet_pton(family, str(info[0][4][0]))
-
-
-def _parse_sockaddr(raw: bytes) -> tuple[str, int]:
-    family = _DWORD.unpack_from(raw[:2] + b"\0\0")[0]
-    if family == win32.AddressFamily.AF_INET6:
-        _, port, _, packed, _ = _SOCKADDR_IN6.unpack_from(raw)
-        return socket.inet_ntop(socket.AF_INET6, packed), int.from_bytes(port, "big")
-    _, port, packed = _SOCKADDR_IN.unpack_from(raw)
-    return socket.inet_ntop(socket.AF_INET, packed), int.from_bytes(port, "big")

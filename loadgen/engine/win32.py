@@ -208,6 +208,12 @@ class SYSTEM_POOLTAG(ctypes.Structure):
     )
 
 
+class TIMECAPS(ctypes.Structure):
+    """timeapi.h: the timer periods timeBeginPeriod accepts, in ms."""
+
+    _fields_ = (("wPeriodMin", ctypes.c_uint32), ("wPeriodMax", ctypes.c_uint32))
+
+
 class SYSTEM_POOLTAG_INFORMATION(ctypes.Structure):
     """Header of the class-22 answer: ``Count`` then ``Count`` SYSTEM_POOLTAG entries."""
 
@@ -220,6 +226,8 @@ class WinError(IntEnum):
 
     ERROR_SUCCESS = 0
     ERROR_INVALID_HANDLE = 6
+    ERROR_NOT_ENOUGH_MEMORY = 8
+    ERROR_OUTOFMEMORY = 14
     ERROR_NETNAME_DELETED = 64  # NTSTATUS connection reset → Win32
     ERROR_SEM_TIMEOUT = 121  # NTSTATUS IO_TIMEOUT → Win32
     WAIT_TIMEOUT = 258
@@ -227,12 +235,20 @@ class WinError(IntEnum):
     ERROR_IO_PENDING = 997  # == WSA_IO_PENDING
     ERROR_NOT_FOUND = 1168  # CancelIoEx: nothing pending for that OVERLAPPED
     ERROR_CONNECTION_REFUSED = 1225
+    ERROR_NETWORK_UNREACHABLE = 1231
+    ERROR_HOST_UNREACHABLE = 1232
+    ERROR_PORT_UNREACHABLE = 1234  # NTSTATUS PORT_UNREACHABLE: nothing at that endpoint
     ERROR_CONNECTION_ABORTED = 1236
+    ERROR_NO_SYSTEM_RESOURCES = 1450  # NTSTATUS INSUFFICIENT_RESOURCES: pool ran out
+    ERROR_WORKING_SET_QUOTA = 1453  # pages could not be locked (a posted buffer's MDL)
+    ERROR_NOT_ENOUGH_QUOTA = 1816
     WSAEINTR = 10004
     WSAEINVAL = 10022
     WSAEWOULDBLOCK = 10035
     WSAENOTSOCK = 10038
+    WSAENOPROTOOPT = 10042
     WSAEADDRINUSE = 10048
+    WSAEADDRNOTAVAIL = 10049
     WSAENETDOWN = 10050
     WSAENETUNREACH = 10051
     WSAECONNABORTED = 10053
@@ -274,6 +290,10 @@ class SocketOption(IntEnum):
     SO_RCVBUF = 0x1002
     SO_ERROR = 0x1007
     SO_PROTOCOL_INFOW = 0x2005
+    #: Defer the local port of an explicitly bound (port 0) socket to connect time and share
+    #: it across destinations (Windows 10 1703+). Without it ConnectEx's bind takes a port
+    #: of its own from the machine-wide dynamic range (16,384 by default) per socket.
+    SO_REUSE_UNICASTPORT = 0x3007
     SO_UPDATE_ACCEPT_CONTEXT = 0x700B  # after AcceptEx: inherit the listener's properties
     SO_UPDATE_CONNECT_CONTEXT = 0x7010  # after ConnectEx: make getpeername/shutdown work
 
@@ -312,6 +332,14 @@ WSAID_CONNECTEX: Final = "{25a207b9-ddf3-4660-8ee9-76e58c74063e}"
 WSAID_ACCEPTEX: Final = "{b5367df1-cbac-11cf-95ca-00805f48a192}"
 #: AcceptEx wants room for each address plus 16 bytes (its own bookkeeping).
 ACCEPTEX_ADDRESS_LEN: Final = ctypes.sizeof(sockaddr_in6) + 16
+
+#: listen(): a backlog given as SOMAXCONN_HINT(n) = -n asks for n (clamped to 200..65535);
+#: a plain number is capped near 200 by the provider, and a full backlog answers with RST.
+SOMAXCONN_HINT_MIN: Final = 200
+SOMAXCONN_HINT_MAX: Final = 65535
+#: timeBeginPeriod / timeEndPeriod results (mmsystem.h).
+TIMERR_NOERROR: Final = 0
+TIMERR_NOCANDO: Final = 97
 
 #: NtQuerySystemInformation classes and statuses.
 SystemPoolTagInformation: Final = 22
@@ -445,6 +473,15 @@ class Ntdll(Protocol):
         /,
     ) -> int: ...
     def RtlNtStatusToDosError(self, Status: int, /) -> int: ...
+    def NtQueryTimerResolution(
+        self, MinimumResolution: Any, MaximumResolution: Any, CurrentResolution: Any, /
+    ) -> int: ...
+
+
+class Winmm(Protocol):
+    def timeBeginPeriod(self, uPeriod: int, /) -> int: ...
+    def timeEndPeriod(self, uPeriod: int, /) -> int: ...
+    def timeGetDevCaps(self, ptc: Any, cbtc: int, /) -> int: ...
 
 
 _P = ctypes.POINTER
@@ -490,6 +527,14 @@ _PROTOTYPES: Final[dict[str, dict[str, tuple[Any, tuple[Any, ...]]]]] = {
     "ntdll": {
         "NtQuerySystemInformation": (NTSTATUS, (ULONG, LPVOID, ULONG, _P(ULONG))),
         "RtlNtStatusToDosError": (ULONG, (NTSTATUS,)),
+        # Undocumented but stable since NT 3.1 (Sysinternals' ClockRes reads it): the
+        # system timer's coarsest, finest and current interval, in 100 ns units.
+        "NtQueryTimerResolution": (NTSTATUS, (_P(ULONG), _P(ULONG), _P(ULONG))),
+    },
+    "winmm": {
+        "timeBeginPeriod": (ctypes.c_uint32, (ctypes.c_uint32,)),
+        "timeEndPeriod": (ctypes.c_uint32, (ctypes.c_uint32,)),
+        "timeGetDevCaps": (ctypes.c_uint32, (_P(TIMECAPS), ctypes.c_uint32)),
     },
 }
 
@@ -519,6 +564,11 @@ def ws2_32() -> Ws2_32:
 @functools.cache
 def ntdll() -> Ntdll:
     return cast(Ntdll, _bind("ntdll"))
+
+
+@functools.cache
+def winmm() -> Winmm:
+    return cast(Winmm, _bind("winmm"))
 
 
 @functools.cache

@@ -31,6 +31,7 @@ client does the same way:
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Sequence
 from typing import Generic, TypeVar
@@ -42,6 +43,13 @@ from loadgen.load.receive import give_back, is_stale
 from loadgen.load.recorder import Recorder
 from loadgen.load.tokens import GENERATION_MASK, INDEX_SHIFT, OP_CONNECT, token_base
 from loadgen.stats.memory import sample_memory
+
+
+def address_family(host: str) -> int:
+    """AF_INET6 for an IPv6 literal (it alone has colons), else AF_INET: targets reach the
+    pool resolved (``loadgen.run.resolve``), so a host here is an address."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
 
 # Slot states.
 IDLE, CONNECTING, OPEN, RETIRED = 0, 1, 2, 3
@@ -59,6 +67,17 @@ BACKOFF_MIN_NS = 10_000_000
 BACKOFF_MAX_NS = 1_000_000_000
 #: Completions handled per loop iteration (see base.DEFAULT_MAX_COMPLETIONS).
 BATCH = 512
+
+
+def _backoff_ns(failures: int) -> int:
+    """The wait before reconnecting after ``failures`` consecutive failed connects."""
+    return min(BACKOFF_MIN_NS << (failures - 1), BACKOFF_MAX_NS) if failures else 0
+
+
+def os_error_code(exc: OSError) -> int:
+    """The OS's number for an error raised by the engine: the Win32/Winsock code on
+    Windows (``winerror``), else errno (0 when the exception carries neither)."""
+    return getattr(exc, "winerror", None) or exc.errno or 0
 
 
 class Slot:
@@ -113,7 +132,14 @@ class SlotPool(Generic[S]):
         self.max_loop_lag_ns = 0
         self._conns: list[S] = []
         self._addresses = addresses
+        #: Each target's address family: its sockets are made in it (an AF_INET socket
+        #: cannot connect to an IPv6 address), and bound only to sources of that family.
+        self._families = [address_family(host) for host, _ in addresses]
         self._sources = sources
+        self._sources_by_family = {
+            family: [s for s in sources if address_family(s) == family]
+            for family in set(self._families)
+        }
         self._connect_timeout_ns = int(connect_timeout_s * 1e9)
         self._connection_phases = connection_phases
         self._connecting = 0
@@ -285,17 +311,39 @@ class SlotPool(Generic[S]):
 
     # --- slot life -----------------------------------------------------------------
     def _open(self, conn: S, now_ns: int) -> None:
+        """Make ``conn``'s socket and start its connect. A socket, bind or connect the OS
+        refuses at once (no buffers, no free port, a source address not on this host) is
+        counted by its kind and retried after the backoff, like a failed connect."""
         conn.generation = (conn.generation + 1) & GENERATION_MASK
         conn.token_base = token_base(conn.index, conn.generation)
-        conn.handle = handle = self.engine.tcp_socket()
+        engine = self.engine
+        target = conn.index % len(self._addresses)
+        family = self._families[target]
+        try:
+            handle = engine.tcp_socket(family)
+        except OSError as exc:
+            code = os_error_code(exc)
+            self.recorder.error(engine.error_kind(code).value, code)
+            conn.failures += 1
+            conn.retry_at_ns = now_ns + _backoff_ns(conn.failures)
+            return
+        conn.handle = handle
         conn.state = CONNECTING
-        conn.connect_started_ns = now_ns
+        # Its own start, not the batch's ``now_ns``: a tick or preconnect opens hundreds in
+        # a row, and one shared start made every connect latency of a batch the same.
+        conn.connect_started_ns = time.perf_counter_ns()
         self._connecting += 1
         self._on_open(conn)
-        if self._sources:
-            self.engine.bind(handle, (self._sources[conn.index % len(self._sources)], 0))
-        address = self._addresses[conn.index % len(self._addresses)]
-        self.engine.connect(handle, address, conn.token_base | OP_CONNECT)
+        try:
+            if self._sources:
+                # None of the target's family (refused before a CLI run): the bind fails
+                # and is counted, like any source the OS refuses.
+                sources = self._sources_by_family[family] or self._sources
+                engine.bind(handle, (sources[conn.index % len(sources)], 0))
+            engine.connect(handle, self._addresses[target], conn.token_base | OP_CONNECT)
+        except OSError as exc:
+            code = os_error_code(exc)
+            self._fail(conn, engine.error_kind(code).value, now_ns, code)
 
     def _connected(self, conn: S, now_ns: int) -> None:
         """Bookkeeping of a connect that succeeded; the client then starts its exchange."""
@@ -315,20 +363,25 @@ class SlotPool(Generic[S]):
         conn.state = IDLE
         self._on_close(conn)
 
-    def _fail(self, conn: S, kind: str, now_ns: int, reason: str | None = None) -> None:
-        """Count an error (and its reason, when known), drop the socket (RST: no
-        TIME_WAIT), schedule a reconnect."""
-        self.recorder.error(kind, reason)
+    def _fail(
+        self,
+        conn: S,
+        kind: str,
+        now_ns: int,
+        code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Count an error (with the OS's ``code`` when there is one, and the ``reason``
+        when the client can tell), drop the socket (RST: no TIME_WAIT), schedule a
+        reconnect."""
+        self.recorder.error(kind, code, reason)
         conn.failures = conn.failures + 1 if conn.state == CONNECTING else 0
         self._close(conn, abort=True)
-        backoff = 0
-        if conn.failures:
-            backoff = min(BACKOFF_MIN_NS << (conn.failures - 1), BACKOFF_MAX_NS)
-        conn.retry_at_ns = now_ns + backoff
+        conn.retry_at_ns = now_ns + _backoff_ns(conn.failures)
 
     def _error(self, conn: S, result: int, now_ns: int) -> None:
         """An operation completed with ``result`` = -code: fail with the code's kind."""
-        self._fail(conn, self.engine.error_kind(-result).value, now_ns)
+        self._fail(conn, self.engine.error_kind(-result).value, now_ns, -result)
 
     def _tick(self, now_ns: int) -> None:
         """Intervals, memory samples, ramps, timeouts and reconnects (every TICK_NS)."""

@@ -82,6 +82,9 @@ class Recorder:
         self.tls_handshake = HdrHistogram()
         self.tls_resumed = 0
         self.errors: Counter[str] = Counter()
+        #: The OS code behind each error counted with one: kind -> code -> count.
+        self.error_codes: dict[str, Counter[int]] = {}
+        #: Why, where the client could tell: kind -> reason -> count (bounded per kind).
         self.error_reasons: dict[str, Counter[str]] = {}
         self.failed = 0  # responses outside the expectation (also in ``errors``)
         #: A request set's numbers per request name, indexed as the set lists them.
@@ -107,14 +110,28 @@ class Recorder:
         #: Memory samples taken by the client's tick (``stats.memory``), for the result.
         self.memory: list[dict[str, Any]] = []
 
-    def error(self, kind: str, reason: str | None = None) -> None:
+    def error(self, kind: str, code: int | None = None, reason: str | None = None) -> None:
+        """Count one error of ``kind``; ``code`` is the OS's own number for it, if any, and
+        ``reason`` what went wrong in words (a TLS alert, what a server did wrong)."""
         self.errors[kind] += 1
         self._interval_errors[kind] += 1
+        if code is not None:
+            codes = self.error_codes.get(kind)
+            if codes is None:
+                codes = self.error_codes[kind] = Counter()
+            codes[code] += 1
         if reason is not None:
             reasons = self.error_reasons.setdefault(kind, Counter())
             if reason not in reasons and len(reasons) >= MAX_REASONS_PER_KIND:
                 reason = OTHER_REASONS
             reasons[reason] += 1
+
+    def error_codes_by_kind(self) -> dict[str, dict[str, int]]:
+        """``error_codes`` as the result keeps them (JSON keys are strings), sorted."""
+        return {
+            kind: {str(code): n for code, n in sorted(codes.items())}
+            for kind, codes in sorted(self.error_codes.items())
+        }
 
     def failure(self, kind: str) -> None:
         """A whole response outside the expectation (its latency is recorded as usual)."""

@@ -206,14 +206,21 @@ class LoadClient(SlotPool[_Conn]):
     def _on_close(self, conn: _Conn) -> None:
         conn.in_flight = False
 
-    def _fail(self, conn: _Conn, kind: str, now_ns: int, reason: str | None = None) -> None:
+    def _fail(
+        self,
+        conn: _Conn,
+        kind: str,
+        now_ns: int,
+        code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
         # A request set: an exchange that ends in an error counts against the request in
         # flight (the first response still owed); a connect error belongs to none.
         if conn.expect > 0 and conn.in_flight and conn.source is not None:
             by_name = self.recorder.by_name
             if by_name:
                 by_name[conn.source.names[self._pipeline - conn.expect]].errors[kind] += 1
-        super()._fail(conn, kind, now_ns, reason)
+        super()._fail(conn, kind, now_ns, code, reason)
 
     def _stalled(self, conn: _Conn, now_ns: int) -> bool:
         return conn.in_flight and now_ns - conn.sent_ns > self._request_timeout_ns
@@ -328,7 +335,7 @@ class LoadClient(SlotPool[_Conn]):
         try:
             done = codec.receive(data, n)
         except ProtocolError as exc:
-            self._fail(conn, exc.kind, now_ns, exc.message)
+            self._fail(conn, exc.kind, now_ns, reason=exc.message)
             return False
         if not done:
             return True
@@ -416,7 +423,7 @@ class LoadClient(SlotPool[_Conn]):
         try:
             conn.codec.receive(data, n)
         except ProtocolError as exc:
-            self._fail(conn, exc.kind, now_ns, exc.message)
+            self._fail(conn, exc.kind, now_ns, reason=exc.message)
             return
         self._fail(conn, KIND_PROTOCOL, now_ns)
 
@@ -434,7 +441,7 @@ class LoadClient(SlotPool[_Conn]):
             try:
                 conn.codec.receive(_CLOSED, 0)
             except ProtocolError as exc:
-                self._fail(conn, exc.kind, now_ns, exc.message)
+                self._fail(conn, exc.kind, now_ns, reason=exc.message)
                 return
             self._close(conn, abort=False)
             self._open(conn, now_ns)

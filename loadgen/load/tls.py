@@ -153,6 +153,14 @@ class TlsSlot(Protocol):
 
 
 C = TypeVar("C", bound=TlsSlot)
+C_contra = TypeVar("C_contra", bound=TlsSlot, contravariant=True)
+
+
+class Fail(Protocol[C_contra]):
+    """The client's ``_fail``: count an error of ``kind`` with its ``reason``, drop the
+    connection (``loadgen.load.pool.SlotPool._fail``)."""
+
+    def __call__(self, conn: C_contra, kind: str, now_ns: int, *, reason: str) -> None: ...
 
 
 class TlsLayer(Generic[C]):
@@ -168,7 +176,7 @@ class TlsLayer(Generic[C]):
     (as it is written) and ``bytes_received`` (as it is read); otherwise the client counts
     what it wants to (a stream: its payload).
     * ``eof(conn, now_ns)``: the server ended the TLS session (close_notify);
-    * ``fail(conn, kind, now_ns, reason)``: count an error and drop the connection.
+    * ``fail(conn, kind, now_ns, reason=...)``: count an error and drop the connection.
     """
 
     def __init__(
@@ -182,7 +190,7 @@ class TlsLayer(Generic[C]):
         consume: Callable[[C, Buffer | bytes, int, int], bool],
         sent: Callable[[C, int, int], None] | None,
         eof: Callable[[C, int], None],
-        fail: Callable[[C, str, int, str | None], None],
+        fail: Fail[C],
         count_bytes: bool = False,
     ) -> None:
         self.engine = engine
@@ -347,7 +355,7 @@ class TlsLayer(Generic[C]):
             except ssl.SSLZeroReturnError:
                 got = 0
             except ssl.SSLError as exc:
-                self._fail(conn, KIND_TLS, now_ns, failure_reason(exc))
+                self._fail(conn, KIND_TLS, now_ns, reason=failure_reason(exc))
                 return False
             if not got:  # the server's close_notify: the session ended
                 self._eof(conn, now_ns)
@@ -374,7 +382,7 @@ class TlsLayer(Generic[C]):
                 self._send_wire(channel, conn.index, conn.handle, conn.token_base | OP_SEND)
             return True
         except ssl.SSLError as exc:
-            self._fail(conn, KIND_TLS, now_ns, failure_reason(exc))
+            self._fail(conn, KIND_TLS, now_ns, reason=failure_reason(exc))
             return False
         channel.handshaking = False
         self.handshaking -= 1
@@ -394,5 +402,6 @@ class TlsLayer(Generic[C]):
         that was in the middle of the handshake (a server refusing the client so)."""
         if not self.in_handshake(conn):
             return False
-        self._fail(conn, KIND_TLS, now_ns, "the server closed the connection in the handshake")
+        reason = "the server closed the connection in the handshake"
+        self._fail(conn, KIND_TLS, now_ns, reason=reason)
         return True

@@ -61,7 +61,7 @@ class TlsLoadClient(LoadClient):
     ) -> None:
         super().__init__(engine, config, recorder, arrivals)
         tls = _tls_config(config)
-        self._tls_timeout_s = tls.handshake_timeout_s
+        self._overdue = _overdue_reason(tls.handshake_timeout_s)
         self._tls: TlsLayer[_RequestConn] = TlsLayer(
             engine,
             tls,
@@ -95,7 +95,7 @@ class TlsLoadClient(LoadClient):
     def _stalled(self, conn: _RequestConn, now_ns: int) -> bool:
         if self._tls.handshake_overdue(conn, now_ns):
             # Failed here to say why; the pool's scan counts plain stalls without a reason.
-            self._fail(conn, ErrorKind.TIMEOUT.value, now_ns, _overdue_reason(self._tls_timeout_s))
+            self._fail(conn, ErrorKind.TIMEOUT.value, now_ns, reason=self._overdue)
             return False
         return super()._stalled(conn, now_ns)
 
@@ -163,7 +163,7 @@ class TlsStreamClient(StreamClient):
     ) -> None:
         super().__init__(engine, config, spec, recorder, transfers_per_connection)
         tls = _tls_config(config)
-        self._tls_timeout_s = tls.handshake_timeout_s
+        self._overdue = _overdue_reason(tls.handshake_timeout_s)
         self._tls: TlsLayer[_StreamConn] = TlsLayer(
             engine,
             tls,
@@ -195,7 +195,7 @@ class TlsStreamClient(StreamClient):
 
     def _stalled(self, conn: _StreamConn, now_ns: int) -> bool:
         if self._tls.handshake_overdue(conn, now_ns):
-            self._fail(conn, ErrorKind.TIMEOUT.value, now_ns, _overdue_reason(self._tls_timeout_s))
+            self._fail(conn, ErrorKind.TIMEOUT.value, now_ns, reason=self._overdue)
             return False
         if self._tls.in_handshake(conn):
             return False  # the handshake's own timeout applies

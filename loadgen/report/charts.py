@@ -46,6 +46,9 @@ ERROR_COLOURS = {
     "timeout": "#e69f00",
     "eof": "#0072b2",
     "verify": "#000000",
+    "no_buffers": "#56b4e9",
+    "unreachable": "#f0e442",
+    "address_unavailable": "#009e73",
     "other": "#7f7f7f",
 }
 

@@ -40,6 +40,15 @@ def _format_observed(metric: str, value: float | None) -> str:
     return _format_us(value * 1e6)
 
 
+def _codes(codes: dict[str, int] | None) -> str:
+    """`` (OS code 10055)`` / `` (OS codes 111 x3, 113 x1)``: what the OS said, if it said."""
+    if not codes:
+        return ""
+    if len(codes) == 1:
+        return f" (OS code {next(iter(codes))})"
+    return " (OS codes " + ", ".join(f"{code} x{n:,}" for code, n in codes.items()) + ")"
+
+
 def _latency_row(name: str, latency: LatencySummary) -> list[str]:
     return [name, f"{latency.count:,}"] + [
         _format_us(getattr(latency, c)) for c in _LATENCY_COLUMNS
@@ -212,7 +221,10 @@ def render_summary(result: RunResult, console: Console) -> None:
             f"{summary.throughput_bytes_per_s / 2**20:,.1f} MiB/s "
             f"({summary.throughput_bytes_per_s * 8 / 1e9:,.2f} Gbit/s), both directions",
         )
-    errors = ", ".join(f"{kind} {count:,}" for kind, count in summary.errors.items())
+    errors = ", ".join(
+        f"{kind} {count:,}{_codes(summary.error_codes.get(kind))}"
+        for kind, count in summary.errors.items()
+    )
     overview.add_row("errors", f"[red]{errors}[/]" if errors else "none")
     for reason in reason_lines(summary.error_reasons):
         overview.add_row("", Text(reason, style="red"))

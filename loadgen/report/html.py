@@ -117,9 +117,11 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
             "errors",
             "Errors",
             "Counted by kind: refused, reset, timeout, eof (the peer closed), verify (a reply "
-            "that differs from what was sent), protocol, other; and a response outside the "
-            "expected statuses by its class (http_4xx, http_5xx, http_unexpected; "
-            "redis_error): those are requests too, failed ones.",
+            "that differs from what was sent), protocol, no_buffers (the kernel ran out of "
+            "buffers or pool), unreachable, address_unavailable (no local port or source "
+            "address), other; and a response outside the expected statuses by its class "
+            "(http_4xx, http_5xx, http_unexpected; redis_error): those are requests too, failed "
+            "ones. The JSON keeps the OS's own codes per kind (summary.error_codes).",
             tables.errors_table(runs) + "".join(_figure(c, titled=True) for c in errors),
         ),
     ]

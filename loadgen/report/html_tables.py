@@ -398,10 +398,7 @@ def errors_table(runs: Sequence[LoadedRun]) -> str:
     kinds = sorted({kind for run in runs for kind in run.result.summary.errors})
     if not kinds:
         return '<p class="note">No errors in any run.</p>'
-    rows = [
-        [escape(kind), *(format_count(run.result.summary.errors.get(kind, 0)) for run in runs)]
-        for kind in kinds
-    ]
+    rows = [[escape(kind), *(_errors_cell(run, kind) for run in runs)] for kind in kinds]
     rows.append(["total", *(format_count(run.result.summary.error_count) for run in runs)])
     table = _table(["kind", *(escape(run.label) for run in runs)], rows)
     reasons = [
@@ -410,6 +407,16 @@ def errors_table(runs: Sequence[LoadedRun]) -> str:
         for line in reason_lines(run.result.summary.error_reasons)
     ]
     return table + (f'<ul class="note">{"".join(reasons)}</ul>' if reasons else "")
+
+
+def _errors_cell(run: LoadedRun, kind: str) -> str:
+    """The count of one error kind, with the OS codes behind it: ``3 (10055: 3)``."""
+    summary = run.result.summary
+    cell = format_count(summary.errors.get(kind, 0))
+    codes = summary.error_codes.get(kind)
+    if codes:
+        cell += " (" + ", ".join(f"{escape(c)}: {format_count(n)}" for c, n in codes.items()) + ")"
+    return cell
 
 
 def thresholds_section(runs: Sequence[LoadedRun]) -> str:

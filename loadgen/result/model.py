@@ -26,10 +26,13 @@ from loadgen.stats.histogram import HdrHistogram
 #: 5 added ``summary.failed`` (responses outside the expected statuses, which are now
 #: requests too), ``requests_by_name`` (a request set's breakdown) and each interval's
 #: ``failed``; older results load with none failed and no breakdown.
-#: 6 added TLS: the summary's ``tls_handshake_us`` and ``tls_resumed`` (with the
+#: 6 added the measuring clock and the Windows timer resolution to ``environment``, the OS
+#: error codes per error kind (``summary.error_codes``) and the self-check's clock
+#: resolution; older results load with them None (or empty).
+#: 7 added TLS: the summary's ``tls_handshake_us`` and ``tls_resumed`` (with the
 #: ``tls_handshake`` histogram), and ``error_reasons``; older results load with none.
-SCHEMA_VERSION = 6
-READABLE_SCHEMAS = (1, 2, 3, 4, 5, 6)
+SCHEMA_VERSION = 7
+READABLE_SCHEMAS = (1, 2, 3, 4, 5, 6, 7)
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
 #: ``Summary.error_reasons``: where the reasons beyond the few kept per kind are counted.
 OTHER_REASONS = "(other reasons)"
@@ -80,6 +83,13 @@ class Environment:
     #: and whether it was registered, buffer-ring's ring size. Empty in older results.
     recv_options: dict[str, Any] = field(default_factory=dict)
     target_processes: int | None = None  # processes of a built-in target (None: not built-in)
+    #: The clock every latency was timed with (``time.get_clock_info``'s implementation)
+    #: and its resolution in ns (schema 6; None before).
+    clock: str | None = None
+    clock_resolution_ns: float | None = None
+    #: Windows: the system timer period the run raised waits to (timeBeginPeriod), in ms.
+    #: None elsewhere, in older results, or where Windows refused it.
+    timer_resolution_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,10 @@ class Summary:
     #: outside ``http.expect``, a Redis error reply): counted in ``requests`` (and timed)
     #: and in ``errors`` under their kind. 0 in results before schema 5.
     failed: int = 0
+    #: The OS's own error codes behind each error kind, counted (errno on Linux, the
+    #: Win32/Winsock code on Windows): ``{"no_buffers": {"10055": 3}}``. Kinds found by
+    #: loadgen itself (timeout, eof, verify) have no code. Empty in results before schema 6.
+    error_codes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def error_count(self) -> int:
@@ -240,6 +254,8 @@ class SelfCheck:
     schedule_lag_limit_ms: float | None = None
     unsent_fraction: float | None = None
     waited_fraction: float | None = None
+    #: The resolution of the clock latencies were timed with, ns (schema 6; None before).
+    clock_resolution_ns: float | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ SIGINT is Ctrl-C; SIGTERM is what ``timeout``, ``docker stop``, Kubernetes and C
 cancellation send; SIGHUP is a closed terminal or SSH session. All three end a run early
 the same way: the partial result is kept, with ``interrupted (SIGTERM)`` (etc.) as its stop
 reason. Windows has no SIGHUP and delivers no SIGTERM to a console process (its Ctrl-C
-arrives as SIGINT), so only the signals this platform defines are handled.
+arrives as SIGINT), so only the signals this platform defines are handled; it delivers
+Ctrl-Break as SIGBREAK, whose default ends the process at once (the partial result would be
+lost), so there SIGBREAK is handled exactly like Ctrl-C, exit code included. (CTRL_BREAK_EVENT
+is also what a parent sends a process group it started, where Ctrl-C cannot be sent.)
 
 Python delivers signals to the main thread only, so outside it (a run driven from another
 thread, as tests and library users may) nothing is installed and the reasons stay empty.
@@ -23,9 +26,10 @@ from types import FrameType
 
 from loadgen.result.stop import StopKind, StopReason
 
-#: The signals that stop a run (those this platform has).
+#: The signals that stop a run (those this platform has; SIGBREAK is Windows' Ctrl-Break).
+STOP_SIGNAL_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+    getattr(signal, name) for name in STOP_SIGNAL_NAMES if hasattr(signal, name)
 )
 
 
@@ -72,9 +76,12 @@ def stop_signals_ignored() -> Iterator[None]:
 
 def interrupted_exit_code(stop: StopReason) -> int | None:
     """The shell's exit code for a run stopped by a signal (128 + its number: 130 for
-    SIGINT, 143 for SIGTERM, 129 for SIGHUP); None when the run was not interrupted."""
+    SIGINT and Windows' Ctrl-Break, 143 for SIGTERM, 129 for SIGHUP); None when the run was
+    not interrupted."""
     if stop.kind is not StopKind.INTERRUPTED:
         return None
+    if stop.detail == "SIGBREAK":  # Windows' Ctrl-Break: the user stopped it, as with Ctrl-C
+        return 128 + int(signal.SIGINT)
     try:
         return 128 + int(signal.Signals[stop.detail])
     except KeyError:  # a signal this platform does not have (a result from elsewhere)

@@ -17,10 +17,15 @@ message that names the limit and how to raise it:
   port. The engines bind source addresses with ``IP_BIND_ADDRESS_NO_PORT``, so the ports
   multiply by source addresses times targets. Raise it with ``sysctl -w
   net.ipv4.ip_local_port_range="1024 65535"`` (root) or give more ``source`` addresses
-  (127.0.0.0/8 is all loopback). Windows' dynamic range (``netsh int ipv4 show dynamicport
-  tcp``) is not read here, so only Linux counts are checked against ports. A churn run
-  that closes with FIN also holds each closed port in TIME_WAIT (60 s; about 2 s where
-  ``tcp_tw_reuse`` applies, as it does to loopback by default); ``close: rst`` holds none.
+  (127.0.0.0/8 is all loopback). On Windows the range is the dynamic port range that
+  ``netsh int ipv4 show dynamicport tcp`` prints (49152-65535 by default: 16,384 ports);
+  the IOCP engine sets SO_REUSE_UNICASTPORT (Windows 10 1703 and later), so there too a
+  port is taken per (source address, target) at connect time and the same arithmetic
+  holds. It is widened as an administrator with ``netsh int ipv4 set dynamicport tcp
+  start=N num=M``. Where netsh prints no range (Wine: the Linux host's range applies
+  there), nothing is checked. A churn run that closes with FIN also holds each closed port
+  in TIME_WAIT (60 s; about 2 s where ``tcp_tw_reuse`` applies, as it does to loopback by
+  default); ``close: rst`` holds none.
 * **Memory**: an estimate from the costs measured at 50,000 connections here (README,
   "Tens of thousands of connections") against MemAvailable.
 """
@@ -29,6 +34,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +48,10 @@ from loadgen.config.scenario import Scenario
 #: the built-in target's pipes, imports.
 RESERVED_FDS = 64
 PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+#: Where Windows says its dynamic port range; how long to wait for it (netsh starts in well
+#: under a second, but a cold machine or Wine may take a few).
+NETSH_DYNAMIC_PORTS = ("netsh", "int", "ipv4", "show", "dynamicport", "tcp")
+NETSH_TIMEOUT_S = 15.0
 
 
 class ConnectionLimitError(ValueError):
@@ -56,8 +68,54 @@ def nofile_limits() -> tuple[int, int] | None:
     return soft, hard
 
 
+def _windows() -> bool:
+    # A function, not an inline check: type checkers on Linux would call the rest unreachable.
+    return sys.platform == "win32"
+
+
+def parse_netsh_dynamic_ports(text: str) -> tuple[int, int] | None:
+    """(low, high) from ``netsh int ipv4 show dynamicport tcp``'s output, in any language:
+    its two ``label : number`` lines are the start port and the number of ports."""
+    numbers = [int(n) for n in re.findall(r":\s*(\d+)\s*$", text, re.MULTILINE)]
+    if len(numbers) != 2:
+        return None
+    start, count = numbers
+    if not (0 < start <= 65535 and count > 0 and start + count - 1 <= 65535):
+        return None
+    return start, start + count - 1
+
+
+def windows_dynamic_ports() -> tuple[int, int] | None:
+    """Windows' TCP dynamic port range as netsh prints it; None where it prints none."""
+    try:
+        completed = subprocess.run(
+            NETSH_DYNAMIC_PORTS,
+            capture_output=True,
+            text=True,
+            timeout=NETSH_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_netsh_dynamic_ports(completed.stdout)
+
+
+def widen_ports_hint() -> str:
+    """How to widen the local port range on this OS (both need an administrator)."""
+    if _windows():
+        return (
+            "widen the dynamic range as an administrator: "
+            "netsh int ipv4 set dynamicport tcp start=1025 num=64511"
+        )
+    return 'widen the range as root: sysctl -w net.ipv4.ip_local_port_range="1024 65535"'
+
+
 def ephemeral_ports(path: str = PORT_RANGE_FILE) -> tuple[int, int] | None:
-    """(low, high) of the local port range, or None where it cannot be read."""
+    """(low, high) of the local port range: ``path`` on Linux, the dynamic port range
+    (netsh) on Windows; None where it cannot be read."""
+    if _windows():
+        return windows_dynamic_ports()
     try:
         low, high = (int(part) for part in Path(path).read_text().split())
     except (OSError, ValueError):
@@ -113,8 +171,7 @@ def check_ports(
             f"address and target), {max(1, sources)} source address(es) and {max(1, targets)} "
             f"target(s) (connection i pairs source i mod S with target i mod T: "
             f"lcm(S, T) pairs) = {capacity:,}. Give more source addresses (source: "
-            "127.0.0.2-127.0.0.9), or widen the range as root: sysctl -w "
-            'net.ipv4.ip_local_port_range="1024 65535"'
+            f"127.0.0.2-127.0.0.9), or {widen_ports_hint()}"
         )
 
 
@@ -400,8 +457,7 @@ def _fit_ports(
                 f"(the ephemeral range is {low}-{high}: {per_pair:,} ports per source "
                 "address and target). Give more source addresses (source: "
                 "127.0.0.1-127.0.0.64 for a loopback target), close with RST (close: rst: "
-                "no TIME_WAIT), or widen the range as root: sysctl -w "
-                'net.ipv4.ip_local_port_range="1024 65535"'
+                f"no TIME_WAIT), or {widen_ports_hint()}"
             )
         return scenario
     if needed <= per_pair * targets:
@@ -412,8 +468,7 @@ def _fit_ports(
             f"{per_pair:,} per target ({low}-{high}) and {targets} target(s) "
             f"{per_pair * targets:,}. Give source addresses this host owns (source: "
             "A-B, spread with IP_BIND_ADDRESS_NO_PORT), close with RST (close: rst: no "
-            "TIME_WAIT), or widen the range as root: sysctl -w "
-            'net.ipv4.ip_local_port_range="1024 65535"'
+            f"TIME_WAIT), or {widen_ports_hint()}"
         )
     budget = max(1, int(per_pair * AUTO_SOURCE_SHARE))
     per_shard = math.ceil(needed / processes)

@@ -76,8 +76,11 @@ def add_counts(counters: Sequence[Mapping[str, int]]) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def add_reasons(parts: Sequence[Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
-    """``Summary.error_reasons`` added by kind and reason."""
+def add_per_kind(
+    parts: Sequence[Mapping[str, Mapping[str, int]]],
+) -> dict[str, dict[str, int]]:
+    """Counts kept per error kind (``Summary.error_codes``, ``Summary.error_reasons``) of
+    several parts added, kind by kind and key by key."""
     kinds = sorted({kind for part in parts for kind in part})
     return {kind: add_counts([part.get(kind, {}) for part in parts]) for kind in kinds}
 
@@ -268,6 +271,7 @@ def merge_results(
     summary = Summary(
         requests=requests,
         errors=add_counts([s.errors for s in summaries]),
+        error_codes=add_per_kind([s.error_codes for s in summaries]),
         duration_s=duration_s,
         throughput_rps=round(requests / duration_s, 3) if duration_s > 0 else 0.0,
         latency_us=_latency(merged_histograms["latency"]),
@@ -294,7 +298,7 @@ def merge_results(
             else None
         ),
         tls_resumed=_optional_sum([s.tls_resumed for s in summaries]),
-        error_reasons=add_reasons([s.error_reasons for s in summaries]),
+        error_reasons=add_per_kind([s.error_reasons for s in summaries]),
         failed=sum(s.failed for s in summaries),
     )
     cpu_s = sum(part.generator.cpu_s for part in parts)
@@ -367,12 +371,16 @@ def merge_self_checks(
         processes=sum(part.environment.processes for part in parts),
         cpu_percent=generator.cpu_percent,
         interval_cpu=[i.cpu_percent for i in intervals if i.duration_s >= full_s * 0.999],
+        clock_resolution_ns=max(
+            (c.clock_resolution_ns for c in checks if c and c.clock_resolution_ns is not None),
+            default=None,
+        ),
     )
     reasons = list(merged.reasons)
     names = labels or [f"process {n} of {len(parts)}" for n in range(1, len(parts) + 1)]
     for name, check in zip(names, checks, strict=True):
         if check is not None and not check.valid:
-            reasons += [f"{name}: {reason}" for reason in check.reasons]
+            reasons += [f"{name}: {r}" for r in check.reasons if r not in merged.reasons]
     runnable = [
         c.runnable_percent for c in checks if c is not None and c.runnable_percent is not None
     ]

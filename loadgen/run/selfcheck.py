@@ -26,6 +26,11 @@ each naming the value measured and its bound, and ``loadgen run`` exits 3. The b
   connections. A few requests that wait a moment for a connection are not a reason: only
   lateness beyond the bound is.
 
+* **Clock**: latencies are differences of one clock (``stats.clock``); one coarser than
+  ``CLOCK_LIMIT_NS`` (1 us) reads a loopback request as 0 or as one whole tick, so the run's
+  latencies are invalid whatever the generator's load (Windows CPython's ``monotonic`` before
+  3.13 ticked every 15.6 ms: 42-71 distinct latencies in a run, 1 in 150 read as 0 ns).
+
 Loop lag (``generator.max_loop_lag_ms``) is reported, not judged: a single maximum is one
 pause (a page fault, a garbage collection) as often as saturation.
 """
@@ -36,6 +41,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from loadgen.result.model import SelfCheck, Summary
+from loadgen.stats.clock import CLOCK_LIMIT_NS
 
 SATURATED_CPU_SHARE: Final = 0.90
 CPU_WINDOW_S: Final = 5
@@ -70,9 +76,10 @@ def check(
     interval_cpu: Sequence[float | None] = (),
     runnable_percent: float | None = None,
     interval_runnable: Sequence[float | None] = (),
+    clock_resolution_ns: float | None = None,
 ) -> SelfCheck:
     """Judge one run. CPU figures are percent of one core; ``processes`` generator processes
-    may use one core each."""
+    may use one core each; ``clock_resolution_ns`` is the measuring clock's (None: unknown)."""
     limit = 100 * SATURATED_CPU_SHARE * processes
     cores = f"{processes} generator process{'es' if processes != 1 else ''}, one core each"
     reasons = []
@@ -130,6 +137,12 @@ def check(
             )
         if missed:
             reasons.append(f"open-model schedule not kept: {' and '.join(missed)}{cause}")
+    if clock_resolution_ns is not None and clock_resolution_ns > CLOCK_LIMIT_NS:
+        reasons.append(
+            f"latency is invalid: the clock it was timed with ticks every "
+            f"{clock_resolution_ns / 1000:,.1f} us (bound {CLOCK_LIMIT_NS / 1000:g} us), so a "
+            "short request reads as 0 or as one whole tick"
+        )
     return SelfCheck(
         valid=not reasons,
         reasons=reasons,
@@ -140,6 +153,7 @@ def check(
         schedule_lag_limit_ms=None if lag_limit_ms is None else round(lag_limit_ms, 3),
         unsent_fraction=None if unsent_fraction is None else round(unsent_fraction, 6),
         waited_fraction=None if waited_fraction is None else round(waited_fraction, 6),
+        clock_resolution_ns=clock_resolution_ns,
     )
 
 

@@ -5,6 +5,7 @@ refuses everything or as a saturated generator."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Sequence
 
@@ -23,5 +24,34 @@ def unusable_source(addresses: Sequence[str]) -> str | None:
             return (
                 f"{address} cannot be bound on this machine: {exc.strerror or exc} "
                 "(a source must be an address of one of its interfaces)"
+            )
+    return None
+
+
+def _family_name(address: str) -> str:
+    return "IPv6" if ":" in address else "IPv4"
+
+
+def mismatched_source(sources: Sequence[str], targets: Sequence[tuple[str, int]]) -> str | None:
+    """Why ``sources`` cannot reach one of ``targets`` (the first that they cannot), or None.
+
+    A socket binds and connects in one address family: each target needs at least one
+    source of its own (an IPv4 source for an IPv6 target would fail every connect). Host
+    names are resolved only when the run starts, so only address targets are checked."""
+    if not sources:
+        return None
+    families = {_family_name(source) for source in sources}
+    for host, port in targets:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            continue  # a name: its family is known only once resolved
+        if _family_name(host) not in families:
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            have = " and ".join(sorted(families))
+            return (
+                f"target {shown} is {_family_name(host)} but every source is {have} "
+                "(a connection binds and connects in one address family: give a source "
+                "of the target's family)"
             )
     return None

@@ -234,7 +234,14 @@ def run_trial(
     requests, rps, p50, p99 = traffic_numbers(result, traffic_start)
     errors = dict(result.summary.errors)
     if errors:
-        notes.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())))
+        codes = result.summary.error_codes  # the OS's own: 10055 is WSAENOBUFS
+        notes.append(
+            "errors: "
+            + ", ".join(
+                f"{k} {v:,}" + (f" (OS codes {', '.join(codes[k])})" if codes.get(k) else "")
+                for k, v in sorted(errors.items())
+            )
+        )
     if not result.stop.is_completed:
         notes.append(f"the run stopped early: {result.stop_reason}")
     trial = Trial(

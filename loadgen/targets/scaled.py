@@ -72,7 +72,12 @@ def _worker(
     name: str, backend: str, host: str, port: int, ready: Any, stop: Event, index: int
 ) -> None:
     """One more process serving ``name`` on ``host:port`` (SO_REUSEPORT) until ``stop``."""
-    for signal_name in ("SIGINT", "SIGTERM", "SIGHUP"):  # the first process owns the target's life
+    for signal_name in (
+        "SIGINT",
+        "SIGTERM",
+        "SIGHUP",
+        "SIGBREAK",
+    ):  # the first process owns the target's life
         if hasattr(signal, signal_name):
             signal.signal(getattr(signal, signal_name), signal.SIG_IGN)
     parent = multiprocessing.parent_process()

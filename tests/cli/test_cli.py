@@ -67,6 +67,8 @@ def test_run_quickstart_writes_json(tmp_path: Path) -> None:
         "python",
         "loadgen_version",
         "processes",
+        "clock",
+        "clock_resolution_ns",
     }
     assert data["environment"]["processes"] == 1
     summary = data["summary"]

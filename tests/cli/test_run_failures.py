@@ -12,30 +12,24 @@ from typer.testing import CliRunner
 
 from loadgen.cli.app import app
 from loadgen.cli.common import EXIT_RUNTIME_FAILURE
+from tests.faults import MESSAGE, patch_connect
 
 runner = CliRunner()
 
-#: TEST-NET-1 (RFC 5737): no host owns it, so the client's bind fails (EADDRNOTAVAIL) when
-#: its loop opens the first connection: an exception raised inside the hot loop.
 SCENARIO = """\
-name: bad-source
+name: broken-loop
 target: builtin:echo
 connections: 2
 duration: 2s
-source: 192.0.2.1
 """
 
 
 @pytest.fixture
 def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # `run` refuses a source it cannot bind before any traffic (loadgen.run.sources); these
-    # tests need that bind to fail inside the loop, so the CLI's early check is skipped.
-    monkeypatch.setattr("loadgen.run.sources.unusable_source", lambda addresses: None)
     if sys.platform != "linux":
-        pytest.skip("needs Linux's EADDRNOTAVAIL for an address no interface has")
-    if Path("/proc/sys/net/ipv4/ip_nonlocal_bind").read_text().strip() != "0":
-        pytest.skip("ip_nonlocal_bind is on: binding 192.0.2.1 succeeds here")
-    path = tmp_path / "bad-source.yaml"
+        pytest.skip("the fault is injected into the epoll backend (Linux)")
+    patch_connect(monkeypatch)  # an exception raised inside the hot loop
+    path = tmp_path / "broken-loop.yaml"
     path.write_text(SCENARIO)
     return path
 
@@ -47,13 +41,14 @@ def test_a_failure_in_the_loop_keeps_its_traceback(
     out = tmp_path / "result.json"
     arguments = ["run", str(scenario), "--json", str(out), "--quiet", "--processes", "1"]
     arguments += ["--set", f"target={echo_target}"]  # the session's shared echo target
+    arguments += ["--backend", "epoll"]
     outcome = runner.invoke(app, arguments + (["--verbose"] if verbose else []))
     assert outcome.exit_code == EXIT_RUNTIME_FAILURE, outcome.output
     data = json.loads(out.read_text())
     assert data["partial"] is True
-    assert data["stop_reason"].startswith("failed: OSError: [Errno 99]")
+    assert data["stop_reason"] == f"failed: RuntimeError: {MESSAGE}"
     stop = data["stop"]
-    assert stop["kind"] == "failed" and stop["detail"].startswith("OSError: [Errno 99]")
+    assert stop["kind"] == "failed" and stop["detail"] == f"RuntimeError: {MESSAGE}"
     traceback = stop["traceback"]
     assert traceback.startswith("Traceback (most recent call last):")
     assert "in run_shard" in traceback and "in _open" in traceback  # where it happened

@@ -13,10 +13,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli.app import app
+from loadgen.result.model import RunResult
 from tests.shared_targets import SharedTargets
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
@@ -32,7 +34,7 @@ def test_quickstart_on_iocp(tmp_path: Path, recv_mode: str, shared_targets: Shar
     out = tmp_path / "result.json"
     arguments = ["run", str(QUICKSTART), "--backend", "iocp", "--recv-mode", recv_mode]
     arguments += ["--set", f"target={shared_targets.target('echo', 'iocp')}", "-p", "1"]
-    arguments += ["-d", "2s", "-q", "--json", str(out)]
+    arguments += ["-d", "3s", "-q", "--json", str(out)]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -45,3 +47,23 @@ def test_quickstart_on_iocp(tmp_path: Path, recv_mode: str, shared_targets: Shar
     assert summary["connects"] == 100
     assert summary["bytes_received"] == summary["requests"] * 64
     assert data["partial"] is False
+    # Timed with QueryPerformanceCounter (100 ns), not GetTickCount64 (15.6 ms; 1 ms under
+    # Wine, where a run held 42-71 distinct latencies and 1 in 150 read 0 ns).
+    environment = data["environment"]
+    assert environment["clock"] == "QueryPerformanceCounter()"
+    assert environment["clock_resolution_ns"] <= 100
+    assert environment["timer_resolution_ms"] == 1.0
+    result = RunResult.read(out)
+    for name in ("latency", "connect_latency"):
+        histogram = result.histogram(name)
+        assert histogram.min > 0, f"{name}: a zero latency"
+    latency = result.histogram("latency")
+    distinct = int(np.count_nonzero(latency.counts))  # 3 significant figures: 0.1% buckets
+    requests = latency.total_count
+    message = f"{distinct} distinct latencies in {requests:,} requests"
+    if requests >= 2000:  # the quickstart makes ~24,000 in 3 s on an idle machine
+        assert distinct > 1000, message
+    else:  # a machine so loaded that requests took 100s of ms: at least half distinct
+        assert distinct >= requests // 2, message  # a 15.6 ms tick allows ~100 values there
+    connects = result.histogram("connect_latency")
+    assert np.count_nonzero(connects.counts) > 10  # 100 connects, not one 28,000 us tick

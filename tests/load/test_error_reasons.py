@@ -9,7 +9,7 @@ from loadgen.config.scenario import parse_scenario
 from loadgen.load.recorder import MAX_REASONS_PER_KIND, Recorder
 from loadgen.result.model import OTHER_REASONS
 from loadgen.run.api import run
-from loadgen.run.merge import add_reasons
+from loadgen.run.merge import add_per_kind
 from tests.bad_targets import bad_target
 from tests.engine.conftest import AVAILABLE
 
@@ -30,7 +30,7 @@ def test_a_protocol_error_keeps_what_the_server_did_wrong() -> None:
 def test_reasons_are_bounded_per_kind() -> None:
     recorder = Recorder(0)
     for number in range(MAX_REASONS_PER_KIND + 5):
-        recorder.error("protocol", f"bad byte at {number}")
+        recorder.error("protocol", reason=f"bad byte at {number}")
     recorder.error("reset")  # no reason known
     reasons = recorder.error_reasons["protocol"]
     assert len(reasons) == MAX_REASONS_PER_KIND + 1
@@ -40,5 +40,5 @@ def test_reasons_are_bounded_per_kind() -> None:
 
 
 def test_reasons_add_across_processes() -> None:
-    merged = add_reasons([{"tls": {"a": 2}}, {"tls": {"a": 1, "b": 4}, "timeout": {"c": 1}}])
+    merged = add_per_kind([{"tls": {"a": 2}}, {"tls": {"a": 1, "b": 4}, "timeout": {"c": 1}}])
     assert merged == {"timeout": {"c": 1}, "tls": {"a": 3, "b": 4}}

@@ -42,6 +42,16 @@ def test_echo_in_two_parts(cut: int) -> None:
     assert codec.receive(message[cut:], 64 - cut) == 1
 
 
+@pytest.mark.parametrize("cut", [1, 16, 40, 63])
+def test_a_corrupted_last_part_is_a_verify_error(cut: int) -> None:
+    """The first part is intact (incomplete); the flaw is in the part that completes it."""
+    codec = EchoCodec(1, 64)
+    echo = bytearray(codec.next_request())
+    echo[63] ^= 0x01
+    assert codec.receive(echo[:cut], cut) == 0
+    _verify_error(codec, echo[cut:], 64 - cut)
+
+
 def test_the_sans_io_interface_gives_one_response_per_echo() -> None:
     codec = EchoCodec(1, 64)
     message = bytes(codec.next_request())
@@ -51,16 +61,6 @@ def test_the_sans_io_interface_gives_one_response_per_echo() -> None:
     response = codec.next_response()
     assert response is not None and (response.status, response.body_bytes) == (0, 64)
     assert codec.next_response() is None
-
-
-@pytest.mark.parametrize("cut", [1, 16, 40, 63])
-def test_a_corrupted_last_part_is_a_verify_error(cut: int) -> None:
-    """The first part is intact (no response yet); the flaw is in the part that completes it."""
-    codec = EchoCodec(1, 64)
-    echo = bytearray(codec.next_request())
-    echo[63] ^= 0x01
-    assert codec.receive(echo[:cut], cut) == 0
-    _verify_error(codec, echo[cut:], 64 - cut)
 
 
 def test_stale_sequence_is_a_verify_error() -> None:

@@ -103,6 +103,9 @@ def test_a_comfortable_run_is_valid_and_exits_0(valid: tuple[Any, Path]) -> None
     assert outcome.exit_code == 0, outcome.output
     data = json.loads(path.read_text())
     assert data["self_check"]["valid"] is True, data["self_check"]
+    environment = data["environment"]  # the clock every latency was timed with
+    assert environment["clock"] and 0 < environment["clock_resolution_ns"] <= 1000
+    assert data["self_check"]["clock_resolution_ns"] == environment["clock_resolution_ns"]
     assert data["self_check"]["reasons"] == []
     assert data["self_check"]["cpu_percent"] < data["self_check"]["cpu_limit_percent"]
     assert "INVALID" not in outcome.output
@@ -187,7 +190,36 @@ def test_schema_1_results_still_load_as_not_checked(
     assert outcome.exit_code == 2 and "written by a newer loadgen" in outcome.output
 
 
+def test_schema_3_results_load_without_clock_and_error_codes(
+    valid: tuple[Any, Path], tmp_path: Path
+) -> None:
+    data = json.loads(valid[1].read_text())
+    data["schema_version"] = 3
+    for key in ("clock", "clock_resolution_ns", "timer_resolution_ms"):
+        del data["environment"][key]
+    del data["summary"]["error_codes"]
+    del data["self_check"]["clock_resolution_ns"]
+    old = tmp_path / "schema3.json"
+    old.write_text(json.dumps(data))
+    result = load_run(old).result
+    assert result.environment.clock is None and result.environment.clock_resolution_ns is None
+    assert result.summary.error_codes == {}
+    assert result.self_check is not None and result.self_check.valid
+
+
 # ------------------------------------------------------------------- the rules themselves
+
+
+def test_a_clock_coarser_than_a_microsecond_makes_latency_invalid() -> None:
+    summary = make_result().summary
+    tick = check(summary, processes=1, cpu_percent=10.0, clock_resolution_ns=15_625_000.0)
+    assert not tick.valid and tick.clock_resolution_ns == 15_625_000.0
+    assert tick.reasons == [
+        "latency is invalid: the clock it was timed with ticks every 15,625.0 us (bound 1 us), "
+        "so a short request reads as 0 or as one whole tick"
+    ]
+    for fine_ns in (1.0, 100.0, 1000.0):  # CLOCK_MONOTONIC, QueryPerformanceCounter, the bound
+        assert check(summary, processes=1, cpu_percent=10.0, clock_resolution_ns=fine_ns).valid
 
 
 def test_cpu_bound_is_per_generator_process() -> None:

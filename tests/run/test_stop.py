@@ -22,12 +22,8 @@ from loadgen.report.markdown import comparison_markdown
 from loadgen.result.model import SCHEMA_VERSION, RunResult
 from loadgen.result.stop import StopKind, StopReason
 from loadgen.run.api import run
+from tests.faults import MESSAGE, fault_in_children
 from tests.report.builders import make_result
-
-#: TEST-NET-1 (RFC 5737): no host owns it, so binding a socket to it fails
-#: (EADDRNOTAVAIL) inside the client's loop when it opens a connection: a real failure of
-#: loadgen's own run, not of the target.
-UNOWNED_SOURCE = "192.0.2.1"
 
 LEGACY = {
     "completed": ("completed", StopReason(StopKind.COMPLETED)),
@@ -109,21 +105,22 @@ def test_reports_show_a_failure_and_its_traceback() -> None:
     assert "is partial (interrupted (SIGINT))" in markdown
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="needs Linux's EADDRNOTAVAIL for 192.0.2.1")
-def test_shard_processes_that_fail_keep_their_tracebacks(tmp_path: Path) -> None:
-    if Path("/proc/sys/net/ipv4/ip_nonlocal_bind").read_text().strip() != "0":
-        pytest.skip("ip_nonlocal_bind is on: binding 192.0.2.1 succeeds here")
+@pytest.mark.skipif(sys.platform != "linux", reason="the fault is injected into epoll (Linux)")
+def test_shard_processes_that_fail_keep_their_tracebacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fault_in_children(monkeypatch, tmp_path)  # each shard's loop raises when it connects
     scenario = parse_scenario(
         "name: failing-shards\ntarget: builtin:echo\nconnections: 4\nduration: 2s\n"
-        f"source: {UNOWNED_SOURCE}\n"
     )
-    result = run(scenario, processes=2)
+    result = run(scenario, backend="epoll", processes=2)
     stop = result.stop
     assert result.partial and stop.kind is StopKind.FAILED
-    assert "process 1 of 2: OSError" in stop.detail and "process 2 of 2: OSError" in stop.detail
+    assert "process 1 of 2: RuntimeError" in stop.detail
+    assert "process 2 of 2: RuntimeError" in stop.detail
     assert stop.traceback is not None
-    # Each shard's own traceback, under its name, down to the bind that failed.
+    # Each shard's own traceback, under its name, down to the connect that raised.
     assert stop.traceback.count("Traceback (most recent call last)") == 2
-    assert stop.traceback.count("in _open") == 2 and "sock.bind(address)" in stop.traceback
+    assert stop.traceback.count("in _open") == 2 and MESSAGE in stop.traceback
     path = result.write(tmp_path / "failed.json")
     assert json.loads(path.read_text())["stop"]["traceback"] == stop.traceback

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import socket
 import statistics
 import sys
@@ -16,6 +15,8 @@ import pytest
 from loadgen.stats import memory
 from loadgen.stats.memory import LinuxMemorySample, sample, sample_memory
 
+# Linux-only (skipped below), but Windows must still collect it: no `resource` there.
+resource = pytest.importorskip("resource", reason="RLIMIT_NOFILE: a Unix module, not on Windows")
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads Linux's /proc")
 
 SLABINFO_READABLE = os.access(memory.SLABINFO, os.R_OK)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import sys
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from typer.testing import CliRunner
 from loadgen.cli.app import app
 from loadgen.run.limits import ConnectionLimitError, check_ports, nofile_limits
 
+# Linux-only (skipped below), but Windows must still collect it: no `resource` there.
+resource = pytest.importorskip("resource", reason="RLIMIT_NOFILE: a Unix module, not on Windows")
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_NOFILE and /proc")
 
 

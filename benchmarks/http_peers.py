@@ -34,10 +34,18 @@ Measured per run:
   included), in ms, with response times under 100 ms rounded to whole ms before its
   percentiles are taken, so sub-millisecond latencies read as 0 or 1 ms.
 
+``--tls``: the same over HTTPS (``https_peers`` in the result's file name). nginx serves the
+same file on a TLS listener (TLS 1.3, an EC P-256 certificate made by this script from a
+throw-away CA) and counts requests on a plain listener of the same server; every client
+speaks TLS to it over keep-alive connections, so each connection does one handshake and the
+run measures TLS's per-request cost: ``loadgen`` with ``tls: {enabled: true, ca_file: CA}``
+(it verifies the certificate, once per connection), ``wrk`` on the ``https://`` URL (it does
+not verify), ``locust`` on the ``https://`` host (FastHttpUser: it does not verify either).
+
 Prints medians of the rounds (with min-max) and the ratios loadgen/peer; writes everything
 as JSON under benchmarks/results/ (format: benchmarks/results/README.md).
 
-    python benchmarks/http_peers.py [--rounds 5] [--seconds 5] [--connections 50]
+    python benchmarks/http_peers.py [--rounds 5] [--seconds 5] [--connections 50] [--tls]
 """
 
 from __future__ import annotations
@@ -94,6 +102,13 @@ NOT_HERE = {
     "wrk2": "not packaged by Debian here (wrk is)",
 }
 
+#: What --tls records in the result's config.
+TLS_NOTE = (
+    "HTTPS to nginx's TLS listener (TLS 1.3 negotiated, EC P-256 certificate from a "
+    "throw-away CA), keep-alive: one handshake per connection; loadgen verifies the "
+    "certificate (tls.ca_file), wrk and locust do not"
+)
+
 LATENCY_NOTES = {
     "loadgen": "from just before the request is handed to the engine to the completion that "
     "finishes its response; HdrHistogram in ns (JSON result, summary.latency_us)",
@@ -109,13 +124,19 @@ class Target:
     kind: str  # "nginx" or "builtin"
     label: str
     version: str
-    port: int
+    port: int  # where the clients go (TLS with --tls)
     pid: int
     core: int | None
+    status_port: int | None = None  # nginx's stub_status, plain HTTP
+    ca_file: Path | None = None  # with --tls: the CA that signed the server's certificate
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.ca_file is None else "https"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PATH}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{PATH}"
 
 
 NGINX_CONF = """\
@@ -139,12 +160,63 @@ http {{
     keepalive_timeout 1h;
     open_file_cache max=16 inactive=1h;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{tls};
+        listen 127.0.0.1:{status_port};
+{certificate}
         location /bytes/ {{ alias {root}/static/; }}
         location = /nginx_status {{ stub_status; }}
     }}
 }}
 """
+CERTIFICATE_CONF = """\
+        ssl_certificate {root}/server.pem;
+        ssl_certificate_key {root}/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;"""
+
+
+def write_certificates(root: Path) -> Path:
+    """A throw-away CA and a server certificate it signs for 127.0.0.1 (EC P-256), as
+    ``root``/server.pem (with the CA) and server.key; returns the CA's file."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "http_peers CA")])
+
+    def certificate(
+        subject: x509.Name, public: ec.EllipticCurvePublicKey, ca: bool
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            address = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+            builder = builder.add_extension(x509.SubjectAlternativeName([address]), False)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    pem = serialization.Encoding.PEM
+    ca_cert = certificate(ca_name, ca_key.public_key(), ca=True)
+    leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    leaf = certificate(leaf_name, key.public_key(), ca=False)
+    (root / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
+    (root / "server.pem").write_bytes(leaf.public_bytes(pem) + ca_cert.public_bytes(pem))
+    (root / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return root / "ca.pem"
 
 
 def nginx_binary() -> str | None:
@@ -152,21 +224,25 @@ def nginx_binary() -> str | None:
 
 
 @contextmanager
-def nginx(workdir: Path, core: int | None, connections: int) -> Iterator[Target]:
+def nginx(workdir: Path, core: int | None, connections: int, tls: bool) -> Iterator[Target]:
     binary = nginx_binary()
     assert binary is not None
     root = workdir / "nginx"
     (root / "tmp").mkdir(parents=True)
     (root / "static").mkdir()
     (root / "static" / str(BODY_BYTES)).write_bytes(b"x" * BODY_BYTES)
+    ca_file = write_certificates(root) if tls else None
     version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
     conf = root / "nginx.conf"
     for _ in range(3):  # the free port can be taken before nginx binds it
-        port = free_port()
+        port, status_port = free_port(), free_port()
         conf.write_text(
             NGINX_CONF.format(
                 root=root,
                 port=port,
+                status_port=status_port,
+                tls=" ssl" if tls else "",
+                certificate=CERTIFICATE_CONF.format(root=root) if tls else "",
                 worker_connections=connections + 64,
                 nofile=2 * (connections + 64),
             )
@@ -180,10 +256,9 @@ def nginx(workdir: Path, core: int | None, connections: int) -> Iterator[Target]
                 preexec_fn=pin(core),
             )
         try:
-            if accepting(process, port):
-                yield Target(
-                    "nginx", f"{version}, 1 worker process", version, port, process.pid, core
-                )
+            if accepting(process, port) and accepting(process, status_port):
+                label = f"{version}, 1 worker process" + (", TLS 1.3" if tls else "")
+                yield Target("nginx", label, version, port, process.pid, core, status_port, ca_file)
                 return
         finally:
             stop(process)
@@ -283,6 +358,9 @@ protocol: {{http: {{method: GET, path: {path}}}}}
 connections: {connections}
 duration: {seconds}s
 """
+TLS_SCENARIO = """\
+tls: {{enabled: true, ca_file: {ca_file}}}
+"""
 
 
 def client_command(
@@ -291,9 +369,10 @@ def client_command(
     n, seconds = args.connections, args.seconds
     if name == "loadgen":
         scenario = run_dir / "scenario.yaml"
-        scenario.write_text(
-            SCENARIO.format(port=target.port, path=PATH, connections=n, seconds=seconds)
-        )
+        text = SCENARIO.format(port=target.port, path=PATH, connections=n, seconds=seconds)
+        if target.ca_file is not None:
+            text += TLS_SCENARIO.format(ca_file=target.ca_file)
+        scenario.write_text(text)
         command = [sys.executable, "-m", "loadgen", "run", str(scenario), "--quiet"]
         command += ["--json", str(run_dir / "result.json")]
         return command + (["--processes", "1"] if processes_option else [])
@@ -305,7 +384,7 @@ def client_command(
             sys.executable, "-m", "locust", "-f", str(run_dir / "locustfile.py"),
             "--headless", "--only-summary", "--loglevel", "WARNING",
             "--users", str(n), "--spawn-rate", str(n * 100), "--run-time", f"{seconds}s",
-            "--stop-timeout", "0", "--host", f"http://127.0.0.1:{target.port}",
+            "--stop-timeout", "0", "--host", f"{target.scheme}://127.0.0.1:{target.port}",
             "--csv", str(run_dir / "locust"),
         ]  # fmt: skip
     raise ValueError(name)
@@ -393,6 +472,9 @@ def main() -> None:
         "--server", choices=("auto", "nginx", "builtin"), default="auto",
         help="auto: nginx when installed, else loadgen's built-in HTTP target",
     )  # fmt: skip
+    parser.add_argument(
+        "--tls", action="store_true", help="HTTPS: every client over TLS to nginx (see above)"
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.seconds < 1 or args.connections < 1:
         parser.error("--rounds, --seconds and --connections must be at least 1")
@@ -400,6 +482,8 @@ def main() -> None:
     use_nginx = args.server == "nginx" or (args.server == "auto" and nginx_binary() is not None)
     if use_nginx and nginx_binary() is None:
         parser.error("--server nginx: nginx not found (install the Debian package 'nginx')")
+    if args.tls and not use_nginx:
+        parser.error("--tls needs nginx (the built-in HTTP target speaks plain HTTP)")
 
     processes_option = loadgen_has_processes_option()
     runs: list[dict[str, Any]] = []
@@ -410,13 +494,13 @@ def main() -> None:
         workdir = Path(tmp)
         why = "--server builtin" if args.server == "builtin" else "nginx not found"
         server_cm = (
-            nginx(workdir, this.server_core, args.connections)
+            nginx(workdir, this.server_core, args.connections, args.tls)
             if use_nginx
             else builtin(this.server_core, why)
         )
         with server_cm as target:
-            counter = NginxCounter(target.port) if target.kind == "nginx" else None
-            print(f"server: {target.label} on 127.0.0.1:{target.port}, GET {PATH}")
+            counter = NginxCounter(target.status_port) if target.status_port else None
+            print(f"server: {target.label} on 127.0.0.1:{target.port}, GET {target.url}")
             if counter is None:
                 print("  (no nginx: server-side request counts are not measurable here)")
             print(f"pinning: {this.pin_note}")
@@ -454,10 +538,11 @@ def main() -> None:
         "body_bytes": BODY_BYTES,
         "model": "closed loop, keep-alive, one client process",
         "loadgen_processes_option": processes_option,
+        "tls": TLS_NOTE if args.tls else None,
     }
     server = {"kind": target.kind, "label": target.label, "version": target.version}
     this.write(
-        "http_peers",
+        "https_peers" if args.tls else "http_peers",
         args,
         config,
         server,

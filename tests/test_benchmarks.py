@@ -30,18 +30,22 @@ linux_only = pytest.mark.skipif(
 )
 
 
-def _run(script: str, args: list[str], tmp_path: Path) -> tuple[str, dict[str, Any]]:
-    """Run a benchmark script writing into tmp_path; its stdout and its one JSON result."""
+def _run(
+    script: str, args: list[str], tmp_path: Path, benchmark: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run a benchmark script writing into tmp_path; its stdout and its one JSON result
+    (named after ``benchmark``, by default the script)."""
+    benchmark = benchmark or script.removesuffix(".py")
     command = [sys.executable, str(BENCHMARKS / script), *args, "--results-dir", str(tmp_path)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    written = list(tmp_path.glob(f"*-{script.removesuffix('.py')}.json"))
+    written = list(tmp_path.glob(f"*-{benchmark}.json"))
     assert len(written) == 1, written
     assert re.fullmatch(r"\d{8}T\d{6}Z-\w+\.json", written[0].name)
     assert f"results: {written[0]}" in completed.stdout
     document = json.loads(written[0].read_text())
     assert document["schema_version"] == 1
-    assert document["benchmark"] == script.removesuffix(".py")
+    assert document["benchmark"] == benchmark
     assert document["command"][:2] == ["python", f"benchmarks/{script}"]
     assert len(document["machine"]["load_average"]) == 3
     assert len(document["load_average_at_start"]) == 3
@@ -132,6 +136,43 @@ def test_http_peers_runs_every_client_it_can_against_nginx(tmp_path: Path) -> No
     for peer in expected[1:]:
         assert f"loadgen/{peer}:" in out
         assert document["ratios"][f"loadgen/{peer}"]["tool_rps"] > 0
+
+
+@linux_only
+@pytest.mark.slow
+def test_http_peers_over_tls_runs_loadgen_and_wrk_on_https(tmp_path: Path) -> None:
+    if not _peer_present("nginx"):
+        pytest.skip("--tls needs nginx: install the Debian package 'nginx'")
+    expected = ["loadgen"] + (["wrk"] if _peer_present("wrk") else [])
+    args = ["--tls", "--rounds", "1", "--seconds", "2", "--connections", "4"]
+    args += ["--clients", ",".join(expected)]
+    out, document = _run("http_peers.py", args, tmp_path, benchmark="https_peers")
+    assert "TLS 1.3" in document["server"]["label"] and "GET https://127.0.0.1:" in out
+    assert "loadgen verifies the certificate" in document["config"]["tls"]
+    runs = {run["client"]: run for run in document["runs"]}
+    assert sorted(runs) == sorted(expected)
+    for name, run in runs.items():
+        assert run["tool"]["requests"] > 0 and run["tool"]["errors"] == 0, (name, run)
+        assert run["window"] is not None and run["window"]["requests"] > 0, (name, run)
+        assert run["connections_accepted"] >= 4, (name, run)  # counted on the plain listener
+    if "wrk" in runs:
+        assert document["ratios"]["loadgen/wrk"]["requests_per_cpu_s"] > 0
+
+
+@linux_only
+def test_tls_resumption_runs_both_variants(tmp_path: Path) -> None:
+    if not _peer_present("nginx"):
+        pytest.skip("the TLS server is nginx: install the Debian package 'nginx'")
+    args = ["--rounds", "1", "--seconds", "1", "--connections", "2"]
+    out, document = _run("tls_resumption.py", args, tmp_path)
+    runs = {run["variant"]: run for run in document["runs"]}
+    assert sorted(runs) == ["full", "resumed"]
+    for run in runs.values():
+        assert run["errors"] == {} and run["requests"] > 0, run
+        assert run["handshakes"] >= run["requests"]  # a connection per request
+    assert runs["full"]["resumed"] == 0 and runs["resumed"]["resumed"] > 0
+    assert document["medians"]["resumed"]["requests_per_cpu_s"]["n"] == 1
+    assert "medians (min-max):" in out
 
 
 @linux_only

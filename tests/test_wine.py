@@ -6,8 +6,9 @@ IOCP tests (handle reuse, the accept pool, cleanup), the Windows memory sampler'
 measuring clock and the timer, the quickstart end to end on IOCP in both receive modes
 (distinct, non-zero latencies), the stream patterns, the refusal of io_uring-only receive
 features, OS error codes and refused binds, IPv6 and mixed-family targets, the dynamic port
-range, ``doctor``, Ctrl-Break and piped console output, and checks that the Windows cases
-really ran and passed.
+range, ``doctor``, Ctrl-Break and piped console output, HTTPS on IOCP (against nginx over
+TLS, started here on the Linux side), and checks that the Windows cases really ran and
+passed.
 
 ``python tests/test_wine.py`` prints the list of test paths (the Windows CI job runs the
 same list on real Windows).
@@ -36,6 +37,7 @@ WINDOWS_TESTS = [
     "tests/load/test_ipv6.py",  # IPv6 and mixed-family targets on IOCP
     "tests/run/test_windows_ports.py",
     "tests/cli/test_windows_cli.py",
+    "tests/load/test_tls_windows.py",  # HTTPS on IOCP against nginx on the Linux side
 ]
 #: Files whose Windows tests must all have run and passed under Wine: how many pass there
 #: (the rest check the answer off Windows and skip).
@@ -45,6 +47,7 @@ MUST_PASS = {
     "tests/stats/test_clock.py": 3,
     "tests/run/test_windows_ports.py": 3,
     "tests/cli/test_windows_cli.py": 5,
+    "tests/load/test_tls_windows.py": 3,
 }
 #: Provisioning from a cold cache takes ~2 minutes; a warm run ~1 minute.
 TIMEOUT_S = 1500
@@ -52,16 +55,31 @@ TIMEOUT_S = 1500
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="drives Wine from Linux")
-def test_windows_suite_under_wine() -> None:
+def test_windows_suite_under_wine(tmp_path: Path) -> None:
     if shutil.which("wine") is None and not os.environ.get("CI"):
         pytest.skip(
             "Wine is not installed; scripts/windows-python installs it (apt) and CI runs this"
         )
     command = [str(ROOT / "scripts" / "windows-python"), "-m", "pytest", *WINDOWS_TESTS]
     command += ["-v", "-p", "no:cacheprovider", "-o", "addopts="]
-    completed = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
-    )
+    # Imported here: ``python tests/test_wine.py`` (the list for Windows CI) needs neither.
+    from tests.servers import nginx_tls
+    from tests.tls_certs import make_tls_files
+
+    certs = make_tls_files(tmp_path / "certs")
+    with nginx_tls(tmp_path, certs) as server:  # the TLS target, on the Linux side
+        env = dict(os.environ)
+        env["LOADGEN_TLS_TARGET"] = f"127.0.0.1:{server.port}"
+        env["LOADGEN_TLS_CA_PEM"] = certs.ca.read_text()
+        completed = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+            env=env,
+        )
     output = completed.stdout + completed.stderr
     tail = "\n".join(output.splitlines()[-60:])
     assert completed.returncode == 0, tail

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loadgen.config.http import HttpSpec, TlsSpec
+from loadgen.config.http import HttpSpec
+from loadgen.config.tls import TlsSpec
 from loadgen.protocols.http_template import header_value_problem, references
 
 #: Largest CSV file read into memory (every row is kept, to be drawn per request).

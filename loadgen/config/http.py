@@ -1,6 +1,6 @@
-"""The HTTP protocol's settings: one request or a request set, variables, the statuses
-expected, and TLS. Validated here (no network; files are checked by
-``loadgen.config.files``).
+"""The HTTP protocol's settings: one request or a request set, variables and the statuses
+expected (TLS, for any protocol, is ``loadgen.config.tls``). Validated here (no network;
+files are checked by ``loadgen.config.files``).
 
 One request::
 
@@ -323,31 +323,6 @@ class HttpSpec(_Model):
                 body_file=self.body_file,
             )
         ]
-
-
-def _version(value: object) -> object:
-    return str(value) if isinstance(value, int | float) else value
-
-
-class TlsSpec(_Model):
-    """TLS for the connections (``https://`` targets set ``enabled``). Certificate
-    verification is on unless ``verify: false``; ``server_name`` overrides the SNI name
-    (the URL's host by default)."""
-
-    enabled: bool = False
-    verify: bool = True
-    ca_file: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    server_name: str | None = Field(default=None, min_length=1)
-    min_version: Annotated[Literal["1.2", "1.3"], BeforeValidator(_version)] = "1.2"
-    session_resumption: bool = True
-
-    @model_validator(mode="after")
-    def _key_needs_cert(self) -> TlsSpec:
-        if self.client_key is not None and self.client_cert is None:
-            raise ValueError("client_key needs client_cert (the certificate it belongs to)")
-        return self
 
 
 def default_http_document(protocol: Any) -> Any:

@@ -30,7 +30,6 @@ from pydantic import (
 from loadgen.config.document import load_document
 from loadgen.config.files import anchor_paths, check_files
 from loadgen.config.http import HttpSpec as HttpSpec  # re-exported: its home moved
-from loadgen.config.http import TlsSpec
 from loadgen.config.messages import choice_problem
 from loadgen.config.problems import (
     WRITTEN,
@@ -54,6 +53,7 @@ from loadgen.config.targets import (
 )
 from loadgen.config.targets import parse_address as parse_address  # re-exported
 from loadgen.config.thresholds import Threshold
+from loadgen.config.tls import TlsSpec, check_tls
 from loadgen.config.units import (
     parse_byte_rate_per_s,
     parse_count,
@@ -308,7 +308,7 @@ class Scenario(_Model):
     #: rst (SO_LINGER 0: an abort, no TIME_WAIT; for high-rate churn).
     close: Literal["fin", "rst"] = "fin"
     thresholds: list[ThresholdSpec] = []
-    #: TLS on every connection (``https://`` targets turn it on).
+    #: TLS on every connection (``loadgen.config.tls``; ``https://`` targets turn it on).
     tls: TlsSpec = TlsSpec()
     #: A run in which no request succeeds is a failure (exit 1) unless this is set: for
     #: studies of refusals, or of a target that answers only errors.
@@ -624,6 +624,14 @@ def validate_document(
         setting = next(
             (o for o in overridden if field == o or field.startswith((o + ".", o + "["))), None
         )
+        where = f"{source}:{number}" if number else source
+        where = f"--set {setting}" if setting is not None else where
+        raise ScenarioError([f"{where}: {field}: {message}"])
+    tls = check_tls(scenario.tls, scenario.builtin_target)  # the files load, once read
+    if tls:
+        field, message = tls
+        number = located.line_of(tuple(field.split(".")))
+        setting = next((o for o in overridden if field == o or field.startswith(o + ".")), None)
         where = f"{source}:{number}" if number else source
         where = f"--set {setting}" if setting is not None else where
         raise ScenarioError([f"{where}: {field}: {message}"])

@@ -125,8 +125,6 @@ def check_url_targets(targets: Sequence[str], protocol: str, tls: bool) -> tuple
     the scheme says. Else None."""
     urls = [parse_url(target) for target in targets if is_url(target)]
     if not urls:
-        if tls and protocol == "stream":
-            return "tls", "the stream patterns measure raw TCP; tls does not apply"
         return None
     if len(urls) != len(targets):
         return "target", "a list mixes URLs and HOST:PORT targets; write every one as a URL"

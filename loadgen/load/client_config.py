@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from loadgen.config.receive import ReceiveMode
 from loadgen.load.request_set import RequestSet
+from loadgen.load.tls import TlsConfig
 from loadgen.protocols.base import Codec
 
 
@@ -41,6 +42,7 @@ class ClientConfig:
     ring_buffers: int = 256  # buffer-ring: buffers in the ring (a power of two)
     register_buffers: bool = False  # buffered: register the buffers with the kernel
     close_rst: bool = False  # close: rst: every close an abort (no TIME_WAIT)
+    tls: TlsConfig | None = None  # TLS on every connection (None: plain TCP)
     #: HTTP request sets and variables: what each connection sends per exchange (None:
     #: the codec's one fixed request).
     request_set: RequestSet | None = None

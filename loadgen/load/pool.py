@@ -174,6 +174,11 @@ class SlotPool(Generic[S]):
         """The start: the held slots begin their exchanges."""
         raise NotImplementedError
 
+    def _setting_up(self) -> int:
+        """Connections that are open but not yet ready to exchange (a TLS handshake in
+        progress): ``preconnect`` waits for them as for connects."""
+        return 0
+
     def _before_wait(self, now_ns: int, wake_ns: int) -> int:
         """Due work before the loop waits (timers, arrivals); returns when to wake at the
         latest (``wake_ns``: the next tick or the deadline, or earlier)."""
@@ -201,7 +206,8 @@ class SlotPool(Generic[S]):
 
     def preconnect(self) -> None:
         """Connect the slots the run starts with before the start instant, and wait until
-        each is open or has failed, at most the connect timeout in all.
+        each is open (over TLS: with its handshake done, ``_setting_up``) or has failed, at
+        most the connect timeout in all (a handshake still going then finishes in the run).
 
         Each slot gets one attempt here, at most ``MAX_CONNECTS_IN_FLIGHT`` at once (a slot
         whose turn has not come when the time is up connects at the start, as without
@@ -225,7 +231,8 @@ class SlotPool(Generic[S]):
                 if conns[turn].state == IDLE:
                     self._open(conns[turn], now)
                 turn += 1
-            if (turn >= count and not self._connecting) or now >= end:
+            settled = not self._connecting and not self._setting_up()
+            if (turn >= count and settled) or now >= end:
                 break
             now = self._reap_before_start(max(0.0, (end - now) / 1e9))
         # io_uring hands queued operations to the kernel in wait(): the receives the last
@@ -356,10 +363,18 @@ class SlotPool(Generic[S]):
         conn.state = IDLE
         self._on_close(conn)
 
-    def _fail(self, conn: S, kind: str, now_ns: int, code: int | None = None) -> None:
-        """Count an error (with the OS's ``code`` when there is one), drop the socket (RST:
-        no TIME_WAIT), schedule a reconnect."""
-        self.recorder.error(kind, code)
+    def _fail(
+        self,
+        conn: S,
+        kind: str,
+        now_ns: int,
+        code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Count an error (with the OS's ``code`` when there is one, and the ``reason``
+        when the client can tell), drop the socket (RST: no TIME_WAIT), schedule a
+        reconnect."""
+        self.recorder.error(kind, code, reason)
         conn.failures = conn.failures + 1 if conn.state == CONNECTING else 0
         self._close(conn, abort=True)
         conn.retry_at_ns = now_ns + _backoff_ns(conn.failures)

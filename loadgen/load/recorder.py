@@ -9,7 +9,13 @@ Histograms (all nanoseconds):
 * ``latency``: from each request's actual send to its whole response (service time);
 * ``latency_corrected``: open model only, from each request's *intended* send time;
 * ``connect_latency``: from connect submitted to connect completed;
-* ``schedule_lag``: open model only, how late each request left against its schedule.
+* ``schedule_lag``: open model only, how late each request left against its schedule;
+* ``tls_handshake``: TLS runs only, from the TCP connect completing to the TLS handshake
+  completing (``tls_resumed`` counts the handshakes that resumed a session).
+
+An error may come with its reason (a TLS alert, a failed certificate check, what a server
+did wrong): ``error_reasons`` counts them per kind, at most ``MAX_REASONS_PER_KIND``
+distinct ones (the rest under ``OTHER_REASONS``), so a result says why as well as how often.
 
 A response outside the scenario's expectation (``failure``) is timed like any other and
 also counted in ``failed`` and as an error of its kind. A request set keeps the same numbers
@@ -23,8 +29,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from loadgen.result.model import Interval
+from loadgen.result.model import OTHER_REASONS, Interval
 from loadgen.stats.histogram import HdrHistogram
+
+#: Distinct reasons kept per error kind: enough for the few causes a run has (a bad
+#: certificate, an alert), bounded for a target that names each failure differently.
+MAX_REASONS_PER_KIND = 10
 
 
 class NamedStats:
@@ -69,9 +79,13 @@ class Recorder:
         self.latency_corrected = HdrHistogram()
         self.connect_latency = HdrHistogram()
         self.schedule_lag = HdrHistogram()
+        self.tls_handshake = HdrHistogram()
+        self.tls_resumed = 0
         self.errors: Counter[str] = Counter()
         #: The OS code behind each error counted with one: kind -> code -> count.
         self.error_codes: dict[str, Counter[int]] = {}
+        #: Why, where the client could tell: kind -> reason -> count (bounded per kind).
+        self.error_reasons: dict[str, Counter[str]] = {}
         self.failed = 0  # responses outside the expectation (also in ``errors``)
         #: A request set's numbers per request name, indexed as the set lists them.
         self.by_name = [NamedStats(name) for name in names]
@@ -84,6 +98,7 @@ class Recorder:
         self.pending_corrected: array[int] = array("q")
         self.pending_connect: array[int] = array("q")
         self.pending_schedule_lag: array[int] = array("q")
+        self.pending_tls_handshake: array[int] = array("q")
         self.intervals: list[Interval] = []
         self._interval = HdrHistogram()
         self._interval_corrected = HdrHistogram()
@@ -95,8 +110,9 @@ class Recorder:
         #: Memory samples taken by the client's tick (``stats.memory``), for the result.
         self.memory: list[dict[str, Any]] = []
 
-    def error(self, kind: str, code: int | None = None) -> None:
-        """Count one error of ``kind``; ``code`` is the OS's own number for it, if any."""
+    def error(self, kind: str, code: int | None = None, reason: str | None = None) -> None:
+        """Count one error of ``kind``; ``code`` is the OS's own number for it, if any, and
+        ``reason`` what went wrong in words (a TLS alert, what a server did wrong)."""
         self.errors[kind] += 1
         self._interval_errors[kind] += 1
         if code is not None:
@@ -104,6 +120,11 @@ class Recorder:
             if codes is None:
                 codes = self.error_codes[kind] = Counter()
             codes[code] += 1
+        if reason is not None:
+            reasons = self.error_reasons.setdefault(kind, Counter())
+            if reason not in reasons and len(reasons) >= MAX_REASONS_PER_KIND:
+                reason = OTHER_REASONS
+            reasons[reason] += 1
 
     def error_codes_by_kind(self) -> dict[str, dict[str, int]]:
         """``error_codes`` as the result keeps them (JSON keys are strings), sorted."""
@@ -126,6 +147,7 @@ class Recorder:
             (self.pending_corrected, self._interval_corrected),
             (self.pending_connect, self.connect_latency),
             (self.pending_schedule_lag, self.schedule_lag),
+            (self.pending_tls_handshake, self.tls_handshake),
         ):
             if pending:
                 histogram.record_many(pending)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Callable
 
 from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
@@ -147,6 +148,9 @@ class LoadClient(SlotPool[_Conn]):
             self._make_conn(i, _NO_BUFFER if buffers is None else buffers[i])
             for i in range(config.connections)
         ]
+        #: Hands a request to the connection: the engine's send, or over TLS the TLS
+        #: layer's (``loadgen.load.tls_clients``), which encrypts and then sends.
+        self._send: Callable[[int, Buffer | bytes, int], None] = engine.send
         self._request_timeout_ns = int(config.request_timeout_s * 1e9)
         self._pipeline = config.pipeline
         self._pacing: Pacing[_Conn] = Pacing(
@@ -202,14 +206,21 @@ class LoadClient(SlotPool[_Conn]):
     def _on_close(self, conn: _Conn) -> None:
         conn.in_flight = False
 
-    def _fail(self, conn: _Conn, kind: str, now_ns: int, code: int | None = None) -> None:
+    def _fail(
+        self,
+        conn: _Conn,
+        kind: str,
+        now_ns: int,
+        code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
         # A request set: an exchange that ends in an error counts against the request in
         # flight (the first response still owed); a connect error belongs to none.
         if conn.expect > 0 and conn.in_flight and conn.source is not None:
             by_name = self.recorder.by_name
             if by_name:
                 by_name[conn.source.names[self._pipeline - conn.expect]].errors[kind] += 1
-        super()._fail(conn, kind, now_ns, code)
+        super()._fail(conn, kind, now_ns, code, reason)
 
     def _stalled(self, conn: _Conn, now_ns: int) -> bool:
         return conn.in_flight and now_ns - conn.sent_ns > self._request_timeout_ns
@@ -324,7 +335,7 @@ class LoadClient(SlotPool[_Conn]):
         try:
             done = codec.receive(data, n)
         except ProtocolError as exc:
-            self._fail(conn, exc.kind, now_ns)
+            self._fail(conn, exc.kind, now_ns, reason=exc.message)
             return False
         if not done:
             return True
@@ -365,7 +376,7 @@ class LoadClient(SlotPool[_Conn]):
             conn.expect = self._pipeline
             conn.sent = 0
             conn.sent_ns = time.perf_counter_ns()
-            self.engine.send(conn.handle, message, conn.token_base | OP_SEND)
+            self._send(conn.handle, message, conn.token_base | OP_SEND)
             return True
         token_base = conn.token_base
         self._after_response(conn, now_ns)
@@ -412,7 +423,7 @@ class LoadClient(SlotPool[_Conn]):
         try:
             conn.codec.receive(data, n)
         except ProtocolError as exc:
-            self._fail(conn, exc.kind, now_ns)
+            self._fail(conn, exc.kind, now_ns, reason=exc.message)
             return
         self._fail(conn, KIND_PROTOCOL, now_ns)
 
@@ -430,7 +441,7 @@ class LoadClient(SlotPool[_Conn]):
             try:
                 conn.codec.receive(_CLOSED, 0)
             except ProtocolError as exc:
-                self._fail(conn, exc.kind, now_ns)
+                self._fail(conn, exc.kind, now_ns, reason=exc.message)
                 return
             self._close(conn, abort=False)
             self._open(conn, now_ns)
@@ -456,7 +467,7 @@ class LoadClient(SlotPool[_Conn]):
         if intended_ns:
             conn.intended_ns = intended_ns
             self.recorder.pending_schedule_lag.append(sent_ns - intended_ns)
-        self.engine.send(conn.handle, message, conn.token_base | OP_SEND)
+        self._send(conn.handle, message, conn.token_base | OP_SEND)
 
     def _send_due(self, conn: _Conn, intended_ns: int) -> bool:
         """Open model: a due request on a connection that was free (False: not any more)."""

@@ -43,6 +43,7 @@ different bytes), ``timeout`` (no progress for ``timeouts.request``), and the en
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from loadgen.config.receive import ReceiveMode
@@ -127,6 +128,9 @@ class StreamClient(SlotPool[_Conn]):
             close_rst=config.close_rst,
         )
         self.config = config
+        #: Hands bytes to the connection: the engine's send, or over TLS the TLS layer's
+        #: (``loadgen.load.tls_clients``), which encrypts and then sends.
+        self._send: Callable[[int, Buffer | bytes, int], None] = engine.send
         self._idle_timeout_ns = int(config.request_timeout_s * 1e9)
         #: The open model's counters; streams run the closed model only.
         self.waited_for_connection = 0
@@ -179,15 +183,25 @@ class StreamClient(SlotPool[_Conn]):
             self._error(conn, result, now_ns)
             return
         self._connected(conn, now_ns)
-        conn.started_ns = conn.progress_ns = now_ns
+        self._new_transfer(conn, now_ns)
+        self._begin_transfer(conn, now_ns)
+        self._arm_receive(conn, now_ns)
+
+    def _new_transfer(self, conn: _Conn, now_ns: int) -> None:
+        """A fresh connection's transfer state: nothing moved, the header to send."""
+        conn.progress_ns = now_ns
         conn.sent = conn.send_end = conn.received = conn.trailer_got = 0
         conn.head_left = HEADER_BYTES
         conn.sending = True  # the header's send (held before the start: nothing else goes)
+
+    def _begin_transfer(self, conn: _Conn, now_ns: int) -> None:
+        """The connection is ready: its header goes (its transfer's time starts), or it is
+        parked until the start when it connected before."""
+        conn.started_ns = conn.progress_ns = now_ns
         if self._held:
             self._parked.append(conn)
         else:
-            self.engine.send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
-        self._arm_receive(conn, now_ns)
+            self._send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
 
     # --- before the start (SlotPool.preconnect) ----------------------------------------
     def _release(self, now_ns: int) -> None:
@@ -196,7 +210,7 @@ class StreamClient(SlotPool[_Conn]):
         for conn in parked:
             if conn.state == OPEN:
                 conn.started_ns = conn.progress_ns = now_ns
-                self.engine.send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
+                self._send(conn.handle, self._header_bytes, conn.token_base | OP_SEND)
 
     def _complete(self, conn: _Conn, token: int, result: int, flags: int, now_ns: int) -> None:
         op = token & OP_MASK
@@ -263,7 +277,7 @@ class StreamClient(SlotPool[_Conn]):
                     conn.progress_ns = due  # waiting on ourselves is not the target's silence
                 return
         conn.send_end = sent + n
-        self.engine.send(conn.handle, self._pattern.view(sent, n), conn.token_base | OP_SEND)
+        self._send(conn.handle, self._pattern.view(sent, n), conn.token_base | OP_SEND)
 
     def _sent(self, conn: _Conn, result: int, now_ns: int) -> None:
         conn.sending = False
@@ -273,7 +287,7 @@ class StreamClient(SlotPool[_Conn]):
             if conn.head_left:
                 conn.sending = True
                 rest = memoryview(self._header_bytes)[HEADER_BYTES - conn.head_left :]
-                self.engine.send(conn.handle, rest, conn.token_base | OP_SEND)
+                self._send(conn.handle, rest, conn.token_base | OP_SEND)
                 return
         else:
             conn.sent += result
@@ -281,7 +295,7 @@ class StreamClient(SlotPool[_Conn]):
             if conn.sent < conn.send_end:  # partial send: the rest of this chunk, now
                 conn.sending = True
                 view = self._pattern.view(conn.sent, conn.send_end - conn.sent)
-                self.engine.send(conn.handle, view, conn.token_base | OP_SEND)
+                self._send(conn.handle, view, conn.token_base | OP_SEND)
                 return
         self._pump_send(conn, now_ns)
         self._check_done(conn, now_ns)

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from loadgen.report import cluster as cluster_text
 from loadgen.report.advice import saturation_advice
-from loadgen.report.formatting import format_bytes, latency_parts
+from loadgen.report.formatting import format_bytes, latency_parts, reason_lines
 from loadgen.report.loading import from_result
 from loadgen.report.memory import run_memory
 from loadgen.result.model import Cluster, LatencySummary, RunResult
@@ -226,6 +226,13 @@ def render_summary(result: RunResult, console: Console) -> None:
         for kind, count in summary.errors.items()
     )
     overview.add_row("errors", f"[red]{errors}[/]" if errors else "none")
+    for reason in reason_lines(summary.error_reasons):
+        overview.add_row("", Text(reason, style="red"))
+    if summary.tls_handshake_us is not None:
+        overview.add_row(
+            "tls",
+            f"{summary.tls_handshake_us.count:,} handshakes, {summary.tls_resumed or 0:,} resumed",
+        )
     generator = result.generator
     generator_text = (
         f"{generator.cpu_percent:.0f}% CPU, max loop lag {generator.max_loop_lag_ms:.1f} ms"
@@ -251,6 +258,8 @@ def render_summary(result: RunResult, console: Console) -> None:
     else:
         latency.add_row(*_latency_row("request", summary.latency_us))
     latency.add_row(*_latency_row("connect", summary.connect_latency_us))
+    if summary.tls_handshake_us is not None:
+        latency.add_row(*_latency_row("handshake", summary.tls_handshake_us))
     if summary.schedule_lag_us is not None:
         latency.add_row(*_latency_row("sched lag", summary.schedule_lag_us))
     console.print(latency)

@@ -101,3 +101,18 @@ def format_threshold_value(metric: str, value: float | None) -> str:
     if metric in ("errors", "requests", "failed"):
         return format_count(value)
     return format_us(value * 1e6)
+
+
+#: Reasons shown per error kind in a summary (the JSON result keeps them all).
+REASONS_SHOWN = 3
+
+
+def reason_lines(reasons: dict[str, dict[str, int]]) -> list[str]:
+    """``tls: certificate verify failed: ... (36)``: the commonest reasons of each kind."""
+    lines = []
+    for kind, counts in reasons.items():
+        ranked = sorted(counts.items(), key=lambda item: -item[1])
+        lines += [f"{kind}: {reason} ({count:,})" for reason, count in ranked[:REASONS_SHOWN]]
+        if len(ranked) > REASONS_SHOWN:
+            lines.append(f"{kind}: {len(ranked) - REASONS_SHOWN} more reasons in the result")
+    return lines

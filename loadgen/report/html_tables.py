@@ -22,6 +22,7 @@ from loadgen.report.formatting import (
     format_seconds,
     format_threshold_value,
     format_us,
+    reason_lines,
 )
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import Counter, RunMemory
@@ -327,6 +328,10 @@ LATENCY_TABLES: tuple[tuple[str, LatencyPick], ...] = (
     ("Request latency", lambda run: run.result.summary.latency_us),
     ("Schedule lag (how late requests left)", lambda run: run.result.summary.schedule_lag_us),
     ("Connect latency", lambda run: run.result.summary.connect_latency_us),
+    (
+        "TLS handshake (from the TCP connect to the handshake's end)",
+        lambda run: run.result.summary.tls_handshake_us,
+    ),
 )
 
 
@@ -395,7 +400,13 @@ def errors_table(runs: Sequence[LoadedRun]) -> str:
         return '<p class="note">No errors in any run.</p>'
     rows = [[escape(kind), *(_errors_cell(run, kind) for run in runs)] for kind in kinds]
     rows.append(["total", *(format_count(run.result.summary.error_count) for run in runs)])
-    return _table(["kind", *(escape(run.label) for run in runs)], rows)
+    table = _table(["kind", *(escape(run.label) for run in runs)], rows)
+    reasons = [
+        f"<li>{escape(f'{run.label}: {line}' if len(runs) > 1 else line)}</li>"
+        for run in runs
+        for line in reason_lines(run.result.summary.error_reasons)
+    ]
+    return table + (f'<ul class="note">{"".join(reasons)}</ul>' if reasons else "")
 
 
 def _errors_cell(run: LoadedRun, kind: str) -> str:

@@ -29,9 +29,13 @@ from loadgen.stats.histogram import HdrHistogram
 #: 6 added the measuring clock and the Windows timer resolution to ``environment``, the OS
 #: error codes per error kind (``summary.error_codes``) and the self-check's clock
 #: resolution; older results load with them None (or empty).
-SCHEMA_VERSION = 6
-READABLE_SCHEMAS = (1, 2, 3, 4, 5, 6)
+#: 7 added TLS: the summary's ``tls_handshake_us`` and ``tls_resumed`` (with the
+#: ``tls_handshake`` histogram), and ``error_reasons``; older results load with none.
+SCHEMA_VERSION = 7
+READABLE_SCHEMAS = (1, 2, 3, 4, 5, 6, 7)
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+#: ``Summary.error_reasons``: where the reasons beyond the few kept per kind are counted.
+OTHER_REASONS = "(other reasons)"
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,14 @@ class Summary:
     unsent: int | None = None
     #: Stream runs only: payload bytes moved per second, both directions together.
     throughput_bytes_per_s: float | None = None
+    #: TLS runs only (None otherwise): the handshakes, from the TCP connect completing to
+    #: the handshake completing, and how many of them resumed a session.
+    tls_handshake_us: LatencySummary | None = None
+    tls_resumed: int | None = None
+    #: Why errors happened, where the client could tell (a TLS alert or a failed
+    #: certificate check, what a server did wrong): per kind, each reason's count. Not
+    #: every error has one, so the counts may add up to less than ``errors``.
+    error_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Responses that arrived whole but are not what the scenario expects (an HTTP status
     #: outside ``http.expect``, a Redis error reply): counted in ``requests`` (and timed)
     #: and in ``errors`` under their kind. 0 in results before schema 5.
@@ -364,7 +376,13 @@ class RunResult:
                 f"{', '.join(map(str, READABLE_SCHEMAS))})"
             )
         summary = dict(data["summary"])
-        for key in ("latency_us", "connect_latency_us", "latency_corrected_us", "schedule_lag_us"):
+        for key in (
+            "latency_us",
+            "connect_latency_us",
+            "latency_corrected_us",
+            "schedule_lag_us",
+            "tls_handshake_us",
+        ):
             if summary.get(key) is not None:
                 summary[key] = LatencySummary(**summary[key])
         return cls(

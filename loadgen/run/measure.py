@@ -27,6 +27,7 @@ from loadgen.engine import select_backend
 from loadgen.load.recorder import NamedStats, Recorder
 from loadgen.load.requests import LoadClient
 from loadgen.load.streams import StreamClient
+from loadgen.load.tls_clients import TlsLoadClient, TlsStreamClient
 from loadgen.result.model import (
     Environment,
     Generator,
@@ -82,11 +83,16 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         raise_fd_limit(config.connections + 64)  # 64: stdio, the engine's own fds, the target
         options = scenario.protocol_options
 
+        tls = config.tls is not None
+
         def make_client(recorder: Recorder) -> LoadClient | StreamClient:
+            # The one TLS branch: a TLS run's clients are the TLS subclasses.
             if isinstance(options, StreamSpec):  # raw throughput: its own client, same result
-                return StreamClient(engine, config, options, recorder)
+                streams = TlsStreamClient if tls else StreamClient
+                return streams(engine, config, options, recorder)
             arrivals = shard_arrivals(plan, seed, spec.arrival_phase)
-            return LoadClient(engine, config, recorder, arrivals)
+            requests = TlsLoadClient if tls else LoadClient
+            return requests(engine, config, recorder, arrivals)
 
         stop = StopReason.completed()
         early: list[StopReason] = []  # Ctrl-C while connecting before the start
@@ -155,12 +161,17 @@ def run_shard(spec: ShardSpec, channel: ShardChannel) -> RunResult:
         schedule_lag_us=_latency(recorder.schedule_lag, open_model),
         waited_for_connection=client.waited_for_connection if open_model else None,
         unsent=client.unsent if open_model else None,
+        tls_handshake_us=_latency(recorder.tls_handshake, tls),
+        tls_resumed=recorder.tls_resumed if tls else None,
+        error_reasons={kind: dict(reasons) for kind, reasons in recorder.error_reasons.items()},
         failed=recorder.failed,
     )
     histograms = {
         "latency": recorder.latency.to_dict(),
         "connect_latency": recorder.connect_latency.to_dict(),
     }
+    if tls:
+        histograms["tls_handshake"] = recorder.tls_handshake.to_dict()
     if open_model:
         histograms["latency_corrected"] = recorder.latency_corrected.to_dict()
         histograms["schedule_lag"] = recorder.schedule_lag.to_dict()

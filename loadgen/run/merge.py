@@ -9,6 +9,8 @@ Shards start at one shared instant, so their intervals align by index. Merging:
   shard's (all started together), and throughput is recomputed over it;
 * a request set's breakdown adds by request name: each name's histograms add and its
   percentiles are computed from them, its requests, failed requests and errors add;
+* TLS handshakes: the ``tls_handshake`` histograms add (the summary is computed from the
+  sum) and resumed handshakes add; the reasons kept per error kind add by reason;
 * intervals with the same index add (their histograms too); a shard's short last interval
   lasts as long as the longest one of that index;
 * the generator's CPU seconds and loop iterations add (so ``cpu_percent`` is of one core
@@ -74,10 +76,11 @@ def add_counts(counters: Sequence[Mapping[str, int]]) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def add_error_codes(
+def add_per_kind(
     parts: Sequence[Mapping[str, Mapping[str, int]]],
 ) -> dict[str, dict[str, int]]:
-    """``Summary.error_codes`` of several parts added, kind by kind and code by code."""
+    """Counts kept per error kind (``Summary.error_codes``, ``Summary.error_reasons``) of
+    several parts added, kind by kind and key by key."""
     kinds = sorted({kind for part in parts for kind in part})
     return {kind: add_counts([part.get(kind, {}) for part in parts]) for kind in kinds}
 
@@ -268,7 +271,7 @@ def merge_results(
     summary = Summary(
         requests=requests,
         errors=add_counts([s.errors for s in summaries]),
-        error_codes=add_error_codes([s.error_codes for s in summaries]),
+        error_codes=add_per_kind([s.error_codes for s in summaries]),
         duration_s=duration_s,
         throughput_rps=round(requests / duration_s, 3) if duration_s > 0 else 0.0,
         latency_us=_latency(merged_histograms["latency"]),
@@ -289,6 +292,13 @@ def merge_results(
         schedule_lag_us=_latency(merged_histograms.get("schedule_lag")) if open_model else None,
         waited_for_connection=_optional_sum([s.waited_for_connection for s in summaries]),
         unsent=_optional_sum([s.unsent for s in summaries]),
+        tls_handshake_us=(
+            _latency(merged_histograms["tls_handshake"])
+            if "tls_handshake" in merged_histograms
+            else None
+        ),
+        tls_resumed=_optional_sum([s.tls_resumed for s in summaries]),
+        error_reasons=add_per_kind([s.error_reasons for s in summaries]),
         failed=sum(s.failed for s in summaries),
     )
     cpu_s = sum(part.generator.cpu_s for part in parts)

@@ -17,6 +17,7 @@ from loadgen.engine import Backend
 from loadgen.engine.base import FeatureUnavailable
 from loadgen.load.client_config import ClientConfig
 from loadgen.load.request_set import RequestSet
+from loadgen.load.tls import TlsConfig
 from loadgen.protocols.base import Codec
 from loadgen.protocols.http1 import Http1Codec
 from loadgen.protocols.resp import RespCodec
@@ -63,22 +64,37 @@ def client_config(
         ring_buffers=scenario.ring_buffer_count,
         register_buffers=scenario.register_buffers,
         close_rst=scenario.close == "rst",
+        tls=tls_config(scenario),
         request_set=None if request_set is None or request_set.fixed else request_set,
     )
 
 
-#: What a run over TLS is told until TLS rides on the completion engine.
-TLS_UNAVAILABLE = (
-    "TLS is not available yet in this build: https:// targets and the tls section are "
-    "checked (loadgen validate), but a run over TLS is refused; test over http:// meanwhile"
-)
+def tls_config(scenario: Scenario) -> TlsConfig | None:
+    """The ``tls:`` section for the client (None without TLS). The server name (SNI, and
+    what the certificate must name) is ``tls.server_name``, else each target's host as the
+    scenario writes it, before any name is resolved."""
+    tls = scenario.tls
+    if not tls.enabled:
+        return None
+    if tls.server_name is not None:
+        names = [tls.server_name]
+    else:
+        names = [host for host, _port in scenario.target_addresses()]
+    return TlsConfig(
+        server_names=names,
+        verify=tls.verify,
+        ca_file=tls.ca_file,
+        client_cert=tls.client_cert,
+        client_key=tls.client_key,
+        alpn=("http/1.1",) if scenario.protocol_name == "http" else (),
+        min_version=tls.min_version,
+        session_resumption=tls.session_resumption,
+        handshake_timeout_s=scenario.timeouts.connect,
+    )
 
 
 def check_receive_features(scenario: Scenario, engine: Backend) -> None:
-    """Refuse, before anything starts, what this build or the chosen backend cannot do: TLS
-    (not in this build yet) and a receive mode the backend does not have."""
-    if scenario.tls.enabled:
-        raise FeatureUnavailable(TLS_UNAVAILABLE)
+    """Refuse, before anything starts, a receive mode the chosen backend does not have."""
     problem = check_receive(scenario)
     if problem:
         raise FeatureUnavailable(f"{problem[0]}: {problem[1]}")

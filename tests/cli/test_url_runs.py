@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 from loadgen.cli.app import app
 from tests.bad_targets import free_port
 from tests.recording_http import recording_http
+from tests.servers import nginx_tls
 from tests.shared_targets import SharedTargets
+from tests.tls_certs import make_tls_files
 
 runner = CliRunner()
 
@@ -243,16 +245,33 @@ def test_compare_works_on_url_runs(http_port: int, tmp_path: Path) -> None:
     assert "| boom |" in text and "| ok |" in text
 
 
-def test_https_parses_and_a_run_is_refused_until_tls_exists(tmp_path: Path) -> None:
+def test_an_https_url_runs_over_tls(tmp_path: Path) -> None:
+    """``https://`` turns TLS on; the URL's host is the server name checked against the
+    certificate (localhost here), and -k turns the check off."""
+    certs = make_tls_files(tmp_path / "certs")
     scenario = tmp_path / "tls.yaml"
-    scenario.write_text(
-        "name: tls\ntarget: https://127.0.0.1:8443/\nconnections: 1\nduration: 1s\n"
-    )
-    checked = runner.invoke(app, ["validate", str(scenario)])
-    assert checked.exit_code == 0, checked.output
-    refused = runner.invoke(app, ["run", "https://127.0.0.1:8443/", "-d", "1s", "-k"])
-    assert refused.exit_code == 2
-    assert "TLS is not available yet in this build" in refused.output
+    with nginx_tls(tmp_path, certs) as server:
+        url = f"https://localhost:{server.port}/"
+        scenario.write_text(f"name: tls\ntarget: {url}\nconnections: 1\nduration: 1s\n")
+        checked = runner.invoke(app, ["validate", str(scenario)])
+        assert checked.exit_code == 0, checked.output
+        verified = tmp_path / "verified.json"
+        ran = _loadgen(
+            "run", url, "-c", "2", "-d", "0.5s", "-q", "-p", "1", "--json", str(verified),
+            "--set", f"tls.ca_file={certs.ca}",
+        )  # fmt: skip
+        insecure = tmp_path / "insecure.json"
+        unverified = _loadgen(
+            "run", url, "-c", "2", "-d", "0.5s", "-q", "-p", "1", "--json", str(insecure), "-k",
+        )  # fmt: skip
+    assert ran.returncode in (0, 3), ran.stderr  # 3: the generator was saturated
+    assert unverified.returncode in (0, 3), unverified.stderr
+    for path in (verified, insecure):
+        result = json.loads(path.read_text())
+        assert result["summary"]["errors"] == {} and result["summary"]["requests"] > 0
+        assert result["summary"]["tls_handshake_us"]["count"] == 2
+        assert result["scenario"]["tls"]["enabled"] is True
+    assert json.loads(insecure.read_text())["scenario"]["tls"]["verify"] is False
 
 
 def test_url_options_with_a_file_are_a_usage_error(tmp_path: Path) -> None:

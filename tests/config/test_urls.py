@@ -10,6 +10,7 @@ import pytest
 from loadgen.config.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from loadgen.config.targets import parse_url
 from loadgen.config.url_run import UrlRun, url_document, url_scenario
+from tests.tls_certs import make_tls_files
 
 LOAD = "connections: 2\nduration: 1s\n"
 
@@ -59,7 +60,7 @@ def test_https_turns_tls_on_and_parses() -> None:
 
 
 def test_tls_section(tmp_path: Path) -> None:
-    (tmp_path / "ca.pem").write_text("not checked here: read by the TLS layer\n")
+    make_tls_files(tmp_path)  # ca.pem among them (loaded by the check: a real CA)
     text = (
         "target: https://h:8443/\n"
         + LOAD

@@ -1,0 +1,219 @@
+"""The two load clients over TLS: the same clients, with the TLS layer (``loadgen.load.tls``)
+between their connection slots and the engine.
+
+A scenario with ``tls.enabled`` gets these classes instead of the plain ones (the choice is
+made once, when the shard builds its client: ``loadgen.run.measure``), so a plain run's hot
+loop is the plain client's, with no TLS test in it. What each override changes:
+
+* a TCP connect that completes starts the handshake (the receive is posted first, as on the
+  plain path); the client's usual next step (send a request, or a stream's header) waits for
+  the handshake to complete;
+* every receive, in any receive mode, hands its ciphertext to the layer, which feeds the
+  client's own receive path with plaintext (``bytes_received`` counts plaintext);
+* the client's send function is the layer's, and send completions are the layer's
+  (ciphertext); the client learns of its plaintext sends when they have all left
+  (``bytes_sent`` counts plaintext);
+* a handshake that does not finish within the connect timeout is a ``timeout``, and a TCP
+  connection that ends in the middle of one is a ``tls`` error, each with its reason;
+* before the start (``preconnect``), the starting connections complete their handshakes too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from loadgen.config.schedule import ArrivalSchedule
+from loadgen.engine import Backend
+from loadgen.engine.base import Buffer, Completion, ErrorKind
+from loadgen.load.client_config import ClientConfig
+from loadgen.load.receive import give_back
+from loadgen.load.recorder import Recorder
+from loadgen.load.requests import LoadClient
+from loadgen.load.requests import _Conn as _RequestConn
+from loadgen.load.streams import StreamClient
+from loadgen.load.streams import _Conn as _StreamConn
+from loadgen.load.tls import TlsConfig, TlsLayer
+from loadgen.load.tokens import INDEX_SHIFT, OP_MASK, OP_RECV, OP_SEND
+
+if TYPE_CHECKING:
+    from loadgen.config.scenario import StreamSpec
+
+
+def _tls_config(config: ClientConfig) -> TlsConfig:
+    if config.tls is None:
+        raise ValueError("a TLS client needs ClientConfig.tls")
+    return config.tls
+
+
+def _overdue_reason(timeout_s: float) -> str:
+    return f"TLS handshake not finished within the connect timeout ({timeout_s:g} s)"
+
+
+class TlsLoadClient(LoadClient):
+    """The request client (``loadgen.load.requests``) over TLS."""
+
+    def __init__(
+        self,
+        engine: Backend,
+        config: ClientConfig,
+        recorder: Recorder,
+        arrivals: ArrivalSchedule | None = None,
+    ) -> None:
+        super().__init__(engine, config, recorder, arrivals)
+        tls = _tls_config(config)
+        self._overdue = _overdue_reason(tls.handshake_timeout_s)
+        self._tls: TlsLayer[_RequestConn] = TlsLayer(
+            engine,
+            tls,
+            len(self._conns),
+            recorder,
+            ready=self._ready,
+            consume=self._received,
+            sent=None,
+            eof=super()._eof,
+            fail=self._fail,
+            count_bytes=True,  # bytes_sent and bytes_received count plaintext
+        )
+        self._send = self._tls.send
+
+    # --- the slot's life ---------------------------------------------------------------
+    def _on_connect(self, conn: _RequestConn, result: int, now_ns: int) -> None:
+        if result < 0:
+            self._error(conn, result, now_ns)
+            return
+        self._connected(conn, now_ns)
+        self._receiver.post(conn)
+        self._tls.start(conn, now_ns)  # ready (and sending) when the handshake completes
+
+    def _on_close(self, conn: _RequestConn) -> None:
+        super()._on_close(conn)
+        self._tls.close(conn)
+
+    def _setting_up(self) -> int:
+        return self._tls.handshaking
+
+    def _stalled(self, conn: _RequestConn, now_ns: int) -> bool:
+        if self._tls.handshake_overdue(conn, now_ns):
+            # Failed here to say why; the pool's scan counts plain stalls without a reason.
+            self._fail(conn, ErrorKind.TIMEOUT.value, now_ns, reason=self._overdue)
+            return False
+        return super()._stalled(conn, now_ns)
+
+    # --- completions -------------------------------------------------------------------
+    def _handle(self, completions: list[Completion], now_ns: int) -> None:
+        """The hot loop over TLS: a buffered receive's ciphertext and a send completion
+        inline, as the plain client's loop does (``_complete`` says the same, slower)."""
+        conns = self._conns
+        engine = self.engine
+        received = self._tls.received
+        wire_sent = self._tls.wire_sent
+        post_buffer = self._receiver.post_buffer
+        for token, result, flags in completions:
+            conn = conns[token >> INDEX_SHIFT]
+            if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
+                give_back(engine, token, flags)  # a late completion of a torn-down socket
+                continue
+            op = token & OP_MASK
+            if op == OP_RECV and result > 0:
+                buf = conn.recv_buf
+                if received(conn, buf, result, now_ns):
+                    post_buffer(conn.handle, buf, token)
+            elif op == OP_SEND and result >= 0:
+                wire_sent(conn, result, now_ns)
+            else:
+                super()._complete(conn, token, result, flags, now_ns)
+
+    def _complete(
+        self, conn: _RequestConn, token: int, result: int, flags: int, now_ns: int
+    ) -> None:
+        op = token & OP_MASK
+        if op == OP_RECV and result > 0:
+            buf = conn.recv_buf
+            if self._tls.received(conn, buf, result, now_ns):
+                self._receiver.post_buffer(conn.handle, buf, token)
+        elif op == OP_SEND and result >= 0:
+            self._tls.wire_sent(conn, result, now_ns)
+        else:
+            super()._complete(conn, token, result, flags, now_ns)
+
+    def _received_counted(
+        self, conn: _RequestConn, data: Buffer | bytes, n: int, now_ns: int
+    ) -> bool:
+        """What the receive mechanics (zero-byte drains, ring receives) hand over is
+        ciphertext: to the TLS layer, which counts and consumes the plaintext."""
+        return self._tls.received(conn, data, n, now_ns)
+
+    def _eof(self, conn: _RequestConn, now_ns: int) -> None:
+        if not self._tls.ended_in_handshake(conn, now_ns):
+            super()._eof(conn, now_ns)
+
+
+class TlsStreamClient(StreamClient):
+    """The stream client (``loadgen.load.streams``) over TLS: the header, payload and
+    trailer travel inside the TLS session; the transfer's time starts with its header, after
+    the handshake."""
+
+    def __init__(
+        self,
+        engine: Backend,
+        config: ClientConfig,
+        spec: StreamSpec,
+        recorder: Recorder,
+        transfers_per_connection: int | None = None,
+    ) -> None:
+        super().__init__(engine, config, spec, recorder, transfers_per_connection)
+        tls = _tls_config(config)
+        self._overdue = _overdue_reason(tls.handshake_timeout_s)
+        self._tls: TlsLayer[_StreamConn] = TlsLayer(
+            engine,
+            tls,
+            len(self._conns),
+            recorder,
+            ready=self._begin_transfer,
+            consume=super()._consume,
+            sent=self._sent,
+            eof=super()._ended,
+            fail=self._fail,
+        )
+        self._send = self._tls.send
+
+    def _on_connect(self, conn: _StreamConn, result: int, now_ns: int) -> None:
+        if result < 0:
+            self._error(conn, result, now_ns)
+            return
+        self._connected(conn, now_ns)
+        self._new_transfer(conn, now_ns)
+        self._arm_receive(conn, now_ns)
+        self._tls.start(conn, now_ns)  # the header goes when the handshake completes
+
+    def _on_close(self, conn: _StreamConn) -> None:
+        super()._on_close(conn)
+        self._tls.close(conn)
+
+    def _setting_up(self) -> int:
+        return self._tls.handshaking
+
+    def _stalled(self, conn: _StreamConn, now_ns: int) -> bool:
+        if self._tls.handshake_overdue(conn, now_ns):
+            self._fail(conn, ErrorKind.TIMEOUT.value, now_ns, reason=self._overdue)
+            return False
+        if self._tls.in_handshake(conn):
+            return False  # the handshake's own timeout applies
+        return super()._stalled(conn, now_ns)
+
+    def _complete(
+        self, conn: _StreamConn, token: int, result: int, flags: int, now_ns: int
+    ) -> None:
+        if token & OP_MASK == OP_SEND and result >= 0:
+            self._tls.wire_sent(conn, result, now_ns)
+        else:
+            super()._complete(conn, token, result, flags, now_ns)
+
+    def _consume(self, conn: _StreamConn, buf: Buffer | bytes, n: int, now_ns: int) -> bool:
+        """Every receive's ciphertext (the receive mechanics' and the buffered ones in
+        ``_complete``) goes to the TLS layer, which hands the plaintext on."""
+        return self._tls.received(conn, buf, n, now_ns)
+
+    def _ended(self, conn: _StreamConn, now_ns: int) -> None:
+        if not self._tls.ended_in_handshake(conn, now_ns):
+            super()._ended(conn, now_ns)

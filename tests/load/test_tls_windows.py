@@ -1,0 +1,74 @@
+"""TLS on IOCP: Windows CPython (under Wine) against a TLS server on the Linux side.
+
+``tests/test_wine.py`` starts nginx over TLS (a certificate from a throw-away CA) before it
+runs the Windows suite, and hands its address and the CA here (``LOADGEN_TLS_TARGET``,
+``LOADGEN_TLS_CA_PEM``); anywhere else these tests skip. The engine is IOCP, the TLS is
+Windows CPython's own ``ssl`` (OpenSSL), and the server is a real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadgen.config.scenario import Scenario, parse_scenario
+from loadgen.run.api import run
+
+TARGET = os.environ.get("LOADGEN_TLS_TARGET")
+CA_PEM = os.environ.get("LOADGEN_TLS_CA_PEM")
+
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "win32", reason="IOCP: Windows (or Wine) only"),
+    pytest.mark.skipif(
+        not TARGET or not CA_PEM,
+        reason="tests/test_wine.py starts the TLS server on the Linux side and passes it here",
+    ),
+]
+
+
+def _scenario(tls: dict[str, object], **fields: object) -> Scenario:
+    settings: dict[str, object] = {
+        "name": "tls-iocp",
+        "target": TARGET,
+        "protocol": "http",
+        "connections": 4,
+        "duration": "1s",
+        **fields,
+        "tls": {"enabled": True, **tls},
+    }
+    settings = {key: value for key, value in settings.items() if value is not None}
+    return parse_scenario(json.dumps(settings), "tls-iocp.yaml")
+
+
+@pytest.mark.parametrize("receive", ["buffered", "zero-byte"])
+def test_https_on_iocp_verified_with_the_ca(tmp_path: Path, receive: str) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(CA_PEM or "")
+    result = run(_scenario({"ca_file": str(ca)}, receive=receive), backend="iocp")
+    summary = result.summary
+    assert result.environment.backend == "iocp"
+    assert summary.errors == {}, summary.error_reasons
+    assert summary.requests > 0
+    assert summary.tls_handshake_us is not None and summary.tls_handshake_us.count == 4
+
+
+def test_resumption_and_a_failed_verification_on_iocp(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(CA_PEM or "")
+    load = {"connections": 2, "phases": [{"duration": "1s"}], "requests_per_connection": 1}
+    churn = run(
+        _scenario({"ca_file": str(ca)}, connections=None, duration=None, load=load),
+        backend="iocp",
+    )
+    assert churn.summary.errors == {}, churn.summary.error_reasons
+    assert churn.summary.tls_handshake_us is not None
+    assert churn.summary.tls_handshake_us.count > 2
+    assert churn.summary.tls_resumed is not None and churn.summary.tls_resumed > 0
+    unknown = run(_scenario({}), backend="iocp")  # the system's CAs do not know the test CA
+    assert unknown.summary.requests == 0
+    (reason,) = unknown.summary.error_reasons["tls"]
+    assert reason.startswith("certificate verify failed"), reason

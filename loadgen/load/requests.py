@@ -43,6 +43,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
@@ -53,7 +54,6 @@ from loadgen.load.pacing import Pacing
 from loadgen.load.pool import OPEN, Slot, SlotPool
 from loadgen.load.receive import Receiver, give_back
 from loadgen.load.recorder import Recorder
-from loadgen.load.request_set import ConnectionRequests
 from loadgen.load.tokens import (
     INDEX_SHIFT,
     OP_CONNECT,
@@ -65,6 +65,9 @@ from loadgen.load.tokens import (
 )
 from loadgen.protocols.base import KIND_PROTOCOL, Codec, ProtocolError
 from loadgen.protocols.echo import EchoCodec
+
+if TYPE_CHECKING:  # annotations only (see client_config)
+    from loadgen.load.request_set import ConnectionRequests
 
 #: What a connection in a mode without its own receive buffer has as one.
 _NO_BUFFER = bytearray()

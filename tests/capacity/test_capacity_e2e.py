@@ -236,10 +236,17 @@ def test_a_generator_that_saturates_first_is_reported_as_such(folder: Path) -> N
     with servers.nginx(folder / "nginx-saturation", worker_connections=8192) as port:
         scenario = scenario_file(folder, port, name="fast-target")
         out = folder / "saturated.json"
-        cli = capacity(
-            str(scenario), "--slo", "p99 < 100ms", "--start", "8k/s", "--confirm", "0",
-            *SHORT, "--json", str(out),
-        )  # fmt: skip
+        # Two tries: other processes starving this one can push a step's p99 over the SLO
+        # before its self-check sees the generator's limit (seen once with a second pytest
+        # on the same 2 cores: 7,660/s "broke" p99 < 100ms). The second search must then
+        # find the limit; a search that calls nginx's capacity found twice fails below.
+        for _attempt in range(2):
+            cli = capacity(
+                str(scenario), "--slo", "p99 < 100ms", "--start", "8k/s", "--confirm", "0",
+                *SHORT, "--json", str(out),
+            )  # fmt: skip
+            if read(out).outcome.status is Status.GENERATOR_LIMITED:
+                break
     found = read(out)
     outcome = found.outcome
     assert outcome.status is Status.GENERATOR_LIMITED, outcome.message

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from loadgen.config.schedule import connections_at
 from loadgen.engine import Backend
 from loadgen.engine.base import Completion, ErrorKind
+from loadgen.load.client_config import ClientConfig
 from loadgen.load.receive import give_back, is_stale
 from loadgen.load.recorder import Recorder
 from loadgen.load.tokens import GENERATION_MASK, INDEX_SHIFT, OP_CONNECT, token_base
@@ -111,18 +111,13 @@ S = TypeVar("S", bound=Slot)
 class SlotPool(Generic[S]):
     """Opening, closing, failing and scanning slots; the client drives its own loop."""
 
-    def __init__(
-        self,
-        engine: Backend,
-        recorder: Recorder,
-        addresses: Sequence[tuple[str, int]],
-        sources: Sequence[str],
-        connect_timeout_s: float,
-        connection_phases: Sequence[tuple[float, int, int]],
-        connections: int,
-        *,
-        close_rst: bool = False,
-    ) -> None:
+    def __init__(self, engine: Backend, recorder: Recorder, config: ClientConfig) -> None:
+        """The pool's part of ``config``: targets, sources, the connect timeout, the
+        connection phases and counts, and ``close``."""
+        addresses, sources = config.addresses, config.sources
+        connect_timeout_s = config.connect_timeout_s
+        connection_phases, connections = config.connection_phases, config.connections
+        close_rst = config.close_rst
         self.engine = engine
         #: ``close: rst``: every close is an abort (SO_LINGER 0), so no TIME_WAIT is left.
         self._close_rst = close_rst

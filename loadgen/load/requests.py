@@ -130,16 +130,7 @@ class LoadClient(SlotPool[_Conn]):
         recorder: Recorder,
         arrivals: ArrivalSchedule | None = None,
     ) -> None:
-        super().__init__(
-            engine,
-            recorder,
-            config.addresses,
-            config.sources,
-            config.connect_timeout_s,
-            config.connection_phases,
-            config.connections,
-            close_rst=config.close_rst,
-        )
+        super().__init__(engine, recorder, config)
         if config.codec_factory is None and config.pipeline != 1:
             raise ValueError("echo sends one message at a time: pipeline must be 1")
         self.config = config

@@ -117,16 +117,7 @@ class StreamClient(SlotPool[_Conn]):
         recorder: Recorder,
         transfers_per_connection: int | None = None,
     ) -> None:
-        super().__init__(
-            engine,
-            recorder,
-            config.addresses,
-            config.sources,
-            config.connect_timeout_s,
-            config.connection_phases,
-            config.connections,
-            close_rst=config.close_rst,
-        )
+        super().__init__(engine, recorder, config)
         self.config = config
         #: Hands bytes to the connection: the engine's send, or over TLS the TLS layer's
         #: (``loadgen.load.tls_clients``), which encrypts and then sends.

@@ -28,8 +28,9 @@ from loadgen.config.thresholds import Threshold
 from loadgen.report.charts import PERCENTILE_COLOURS
 from loadgen.report.html_tables import environment_table
 from loadgen.report.loading import from_result
-from loadgen.report.page import render_page, script_json
+from loadgen.report.page import render_sections_page
 from loadgen.report.series import spectrum_grid, spectrum_values
+from loadgen.result.files import write_atomically
 
 _LATENCY_STATS = ("min", "mean", "p50", "p90", "p99", "p99_9", "max")
 _SLO_COLOUR = "#b42318"
@@ -399,24 +400,17 @@ def render_capacity_html(result: CapacityResult, generated: datetime | None = No
     heading = f"loadgen capacity: {name}"
     when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     capacity = format_load(result.outcome.capacity, result.settings.vary)
-    values = {
-        "title": escape(f"{heading} ({result.outcome.status.value}: {capacity})"),
-        "heading": escape(heading),
-        "meta": escape(
-            f"{result.outcome.status.value} · {len(result.steps)} steps · SLOs "
-            f"{', '.join(result.settings.slos)} · started {result.started_at}"
-        ),
-        "toc": "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in sections),
-        "body": "\n".join(html for _, _, html in sections),
-        "chart_count": str(len(charts)),
-        "data": script_json({"charts": charts}),
-        "generated": escape(when),
-    }
-    return render_page(values, "capacity.js")
+    return render_sections_page(
+        title=f"{heading} ({result.outcome.status.value}: {capacity})",
+        heading=heading,
+        meta=f"{result.outcome.status.value} · {len(result.steps)} steps · SLOs "
+        f"{', '.join(result.settings.slos)} · started {result.started_at}",
+        sections=sections,
+        charts=charts,
+        script="capacity.js",
+        generated=when,
+    )
 
 
 def write_capacity_html(result: CapacityResult, path: str | Path) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_capacity_html(result), encoding="utf-8")
-    return target
+    return write_atomically(path, render_capacity_html(result))

@@ -23,6 +23,7 @@ from loadgen.cli.common import (
     fail,
 )
 from loadgen.config.scenario import ScenarioError, load_scenario
+from loadgen.result.files import write_atomically
 
 if TYPE_CHECKING:
     from loadgen.capacity.model import CapacityResult, Settings, Vary
@@ -395,8 +396,7 @@ def _finish(
             (junit_path, capacity_junit(result) if junit_path else ""),
         ):
             if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+                write_atomically(target, text)
     except OSError as exc:
         raise fail(
             describe_write_error(exc.filename or "a file", exc), EXIT_RUNTIME_FAILURE

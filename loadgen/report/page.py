@@ -48,3 +48,28 @@ def render_page(values: dict[str, str], script: str) -> str:
         "version": escape(__version__),
     }
     return _PLACEHOLDER.sub(lambda match: filled[match.group(1)], asset("report.html"))
+
+
+def render_sections_page(
+    *,
+    title: str,
+    heading: str,
+    meta: str,
+    sections: list[tuple[str, str, str]],
+    charts: list[Any],
+    script: str,
+    generated: str,
+) -> str:
+    """A page of ``(anchor, title, html)`` sections with a table of contents and the
+    charts' data for ``script``; the plain-text arguments are escaped here."""
+    values = {
+        "title": escape(title),
+        "heading": escape(heading),
+        "meta": escape(meta),
+        "toc": "".join(f'<a href="#{anchor}">{escape(name)}</a>' for anchor, name, _ in sections),
+        "body": "\n".join(html for _, _, html in sections),
+        "chart_count": str(len(charts)),
+        "data": script_json({"charts": charts}),
+        "generated": escape(generated),
+    }
+    return render_page(values, script)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.report.charts import run_colour
-from loadgen.report.page import render_page, script_json
+from loadgen.report.page import render_sections_page
 from loadgen.result.files import write_atomically
 from loadgen.study.result import PHASES, Group, Spread, StudyResult
 from loadgen.study.text import (
@@ -393,20 +393,16 @@ def render_study_html(study: StudyResult, generated: datetime | None = None) -> 
     modes = ", ".join(study.plan["modes"])
     counts = ", ".join(f"{c:,}" for c in study.plan["connections"])
     when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    values = {
-        "title": escape(f"{heading} ({modes})"),
-        "heading": escape(heading),
-        "meta": escape(
-            f"{modes} · {counts} connections · {env['backend']} on {env['os']} · "
-            f"started {study.started_at}"
-        ),
-        "toc": "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title, _ in sections),
-        "body": "\n".join(html for _, _, html in sections),
-        "chart_count": str(len(charts)),
-        "data": script_json({"charts": charts}),
-        "generated": escape(when),
-    }
-    return render_page(values, "study.js")
+    return render_sections_page(
+        title=f"{heading} ({modes})",
+        heading=heading,
+        meta=f"{modes} · {counts} connections · {env['backend']} on {env['os']} · "
+        f"started {study.started_at}",
+        sections=sections,
+        charts=charts,
+        script="study.js",
+        generated=when,
+    )
 
 
 def write_study_html(study: StudyResult, path: str | Path) -> Path:

@@ -41,7 +41,6 @@ reconnects.
 from __future__ import annotations
 
 import time
-from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -338,11 +337,18 @@ class LoadClient(SlotPool[_Conn]):
             self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
             return False
         conn.expect = expect
-        if done == 1 and not codec.failures and conn.source is None:  # one, a success
+        if not codec.failures and conn.source is None:  # successes, no names
             recorder = self.recorder
-            recorder.pending_latency.append(now_ns - conn.sent_ns)
-            if self._open_model is not None:
-                recorder.pending_corrected.append(now_ns - conn.intended_ns)
+            if done == 1:
+                recorder.pending_latency.append(now_ns - conn.sent_ns)
+                if self._open_model is not None:
+                    recorder.pending_corrected.append(now_ns - conn.intended_ns)
+            else:  # a pipelined batch: one latency, ``done`` times
+                recorder.pending_repeated.append(now_ns - conn.sent_ns)
+                recorder.pending_repeats.append(done)
+                if self._open_model is not None:
+                    recorder.pending_corrected_repeated.append(now_ns - conn.intended_ns)
+                    recorder.pending_corrected_repeats.append(done)
         else:
             self._record_several(conn, done, now_ns)
         if expect:
@@ -377,16 +383,19 @@ class LoadClient(SlotPool[_Conn]):
         return conn.token_base == token_base and conn.handle >= 0
 
     def _record_several(self, conn: _Conn, done: int, now_ns: int) -> None:
-        """``done`` responses completed on ``conn`` (``conn.expect`` already counts them),
-        beyond the common case: several (pipelined: all answer requests sent at
-        ``conn.sent_ns``), some failed by status (timed too, and counted as failed and as
-        an error of their kind), or a request set's (each also under its request's name)."""
+        """``done`` responses completed on ``conn`` (``conn.expect`` already counts them,
+        and all answer requests sent at ``conn.sent_ns``), beyond the common case of
+        successes without names: some failed by status (timed too, and counted as failed
+        and as an error of their kind), or a request set's (each also under its request's
+        name)."""
         recorder = self.recorder
         latency = now_ns - conn.sent_ns
         corrected = now_ns - conn.intended_ns if self._open_model is not None else None
-        recorder.pending_latency.extend(array("q", [latency]) * done)
+        recorder.pending_repeated.append(latency)
+        recorder.pending_repeats.append(done)
         if corrected is not None:
-            recorder.pending_corrected.extend(array("q", [corrected]) * done)
+            recorder.pending_corrected_repeated.append(corrected)
+            recorder.pending_corrected_repeats.append(done)
         failures = conn.codec.failures
         for _, kind in failures:
             recorder.failure(kind)

@@ -103,6 +103,8 @@ class RespCodec:
         "_max_reply_bytes",
         "_queue",
         "_repeat",
+        "_repeat_chunk",
+        "_repeat_count",
         "_repeat_response",
         "_request",
         "_request_buffer",
@@ -130,6 +132,8 @@ class RespCodec:
         self._bulk_tail = False  # the open bulk string's payload is done; its CRLF is next
         self._repeat = b""  # one whole reply the server sends again and again (see header)
         self._repeat_response = _RESPONSES.get(STATUS_OK, 0)  # its response (unused while b"")
+        self._repeat_chunk = b""  # the last chunk that was copies of it: what ``receive``
+        self._repeat_count = 0  # compares first, and how many copies
         self.last_error: str | None = None
         self.failures: list[tuple[int, str]] = []
 
@@ -142,6 +146,24 @@ class RespCodec:
         return self._request_buffer
 
     def receive(self, data: Buffer | bytes, n: int) -> int:
+        repeat = self._repeat
+        if repeat and n and not (self._buffer or self._stack or self._skip or self._bulk_tail):
+            # Between replies: copies of the learnt reply are counted after one comparison,
+            # with no Response queued (the same chunk as last time first).
+            chunk = self._repeat_chunk
+            if n != len(chunk):
+                count, rest = divmod(n, len(repeat))
+                chunk = b"" if rest else repeat * count
+            if chunk:
+                if type(data) is memoryview:
+                    same = bytes(data[:n]) == chunk
+                else:
+                    same = data.startswith(chunk)
+                if same:
+                    if chunk is not self._repeat_chunk:
+                        self._repeat_chunk = chunk
+                        self._repeat_count = n // len(repeat)
+                    return self._repeat_count
         self.receive_data(first_bytes(data, n))
         return take_responses(self._queue, self.failures, _status_kind)
 
@@ -189,6 +211,7 @@ class RespCodec:
             if response.status == STATUS_OK and data == bytes(data[-size:]) * replies:
                 self._repeat = bytes(data[-size:])
                 self._repeat_response = response
+                self._repeat_chunk = b""
 
     def next_response(self) -> Response | None:
         queue = self._queue

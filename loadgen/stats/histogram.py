@@ -185,9 +185,26 @@ class HdrHistogram:
         self.counts[self.counts_index(value)] += count
         self._note(value, value, count)
 
-    def record_many(self, values: npt.ArrayLike | array.array[int]) -> None:
-        """Record every value of an integer array, ``array.array('q')`` or list (vectorised)."""
+    def record_many(
+        self,
+        values: npt.ArrayLike | array.array[int],
+        counts: npt.ArrayLike | array.array[int] | None = None,
+    ) -> None:
+        """Record every value of an integer array, ``array.array('q')`` or list (vectorised);
+        with ``counts`` (as long as ``values``), each value that many times."""
         arr = np.asarray(values).ravel()
+        weights = None
+        if counts is not None:
+            weights = np.asarray(counts).ravel()
+            if weights.shape != arr.shape:
+                raise ValueError(f"{arr.size} values but {weights.size} counts")
+            if weights.size and weights.dtype.kind not in "iu":
+                raise TypeError(f"record_many needs integer counts, got dtype {weights.dtype}")
+            if weights.size and int(weights.min()) < 0:
+                raise ValueError(f"count must be >= 0, got {int(weights.min())}")
+            kept = weights > 0
+            if not kept.all():
+                arr, weights = arr[kept], weights[kept]
         if arr.size == 0:
             return
         if arr.dtype.kind not in "iu":
@@ -196,12 +213,18 @@ class HdrHistogram:
         if low < 0:
             raise ValueError(f"cannot record a negative value: {low}")
         if high > self.highest_trackable_value:
-            self.clamped += int(np.count_nonzero(arr > self.highest_trackable_value))
+            over = arr > self.highest_trackable_value
+            self.clamped += int(over.sum() if weights is None else weights[over].sum())
             arr = np.minimum(arr, self.highest_trackable_value)
             low, high = min(low, self.highest_trackable_value), self.highest_trackable_value
         indices = self._indices(arr.astype(np.int64, copy=False))
-        self.counts += np.bincount(indices, minlength=self.counts_len)
-        self._note(low, high, int(arr.size))
+        if weights is None:
+            self.counts += np.bincount(indices, minlength=self.counts_len)
+            self._note(low, high, int(arr.size))
+        else:
+            # Exact: np.add.at sums int64 counts (bincount's weights would go through float64).
+            np.add.at(self.counts, indices, weights.astype(np.int64, copy=False))
+            self._note(low, high, int(weights.sum()))
 
     def record_corrected(self, value: int, expected_interval: int, count: int = 1) -> None:
         """Record ``value`` and the samples coordinated omission hid (C ``hdr_record_corrected``).

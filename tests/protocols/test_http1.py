@@ -3,6 +3,8 @@ boundary and one byte at a time, must give the same responses (h11's table-drive
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -338,3 +340,117 @@ def test_receive_of_nothing_is_the_close() -> None:
     with pytest.raises(ProtocolError) as caught:
         cut.receive(b"", 0)
     assert caught.value.kind == "eof"
+
+
+def take(codec: Http1Codec, chunk: bytes, kind: type = bytearray) -> tuple[int, list[object]]:
+    """``receive`` of one chunk as the client hands it over: in a larger receive buffer
+    (``bytearray``), as ``bytes`` (TLS) or as a view (the buffer ring)."""
+    if kind is bytearray:
+        data: bytes | bytearray | memoryview = bytearray(chunk) + bytearray(64)
+    elif kind is memoryview:
+        data = memoryview(bytearray(chunk) + bytearray(64))
+    else:
+        data = bytes(chunk)
+    done = codec.receive(data, len(chunk))
+    failures = list(codec.failures)
+    codec.failures.clear()
+    return done, failures
+
+
+# Same status and length as OK, different bytes: a failure, and a different body.
+NOT_OK = b"HTTP/1.1 404 NO\r\nContent-Length: 2\r\n\r\nno"
+OK_OTHER_BODY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nko"
+
+
+@pytest.mark.parametrize("kind", [bytearray, bytes, memoryview])
+def test_identical_responses_take_the_shortcut(kind: type) -> None:
+    codec = Http1Codec()
+    assert take(codec, OK, kind) == (1, [])  # parsed, and learnt
+    assert codec._repeat == OK
+    assert take(codec, OK, kind) == (1, [])  # k copies of it: no parser
+    assert take(codec, OK * 16, kind) == (16, [])  # pipelined
+    assert take(codec, OK * 3, kind) == (3, [])
+    assert codec._repeat_chunk == OK * 3 and codec._repeat_count == 3
+    # same status and length, only the body differs: parsed (and learnt instead)
+    assert take(codec, OK_OTHER_BODY, kind) == (1, [])
+    assert codec._repeat == OK_OTHER_BODY
+    # same length, another status: parsed, and counted as the failure it is
+    assert take(codec, NOT_OK, kind) == (1, [(0, "http_4xx")])
+    assert take(codec, NOT_OK, kind) == (1, [(0, "http_4xx")])  # failures are never learnt
+    assert codec._repeat == OK_OTHER_BODY
+
+
+def test_the_shortcut_keeps_split_and_mixed_chunks_exact() -> None:
+    codec = Http1Codec()
+    assert take(codec, OK * 2) == (2, [])
+    assert codec._repeat == OK
+    # a response and a half: the half stays in the parser, the rest completes it
+    assert take(codec, OK + OK[:5]) == (1, [])
+    assert take(codec, OK[5:]) == (1, [])
+    # inside a response, bytes equal to the learnt response are that response's body
+    carrier = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(OK)
+    assert take(codec, carrier) == (0, [])
+    assert take(codec, OK) == (1, [])  # the carrier, not the response it carries
+    assert take(codec, OK[:7]) == (0, [])
+    assert take(codec, OK[7:] + OK) == (2, [])
+    # copies with a different response in between: parsed, failures in their places
+    assert take(codec, OK * 3 + NOT_OK + OK) == (5, [(3, "http_4xx")])
+    assert take(codec, NOT_OK + OK * 2) == (3, [(0, "http_4xx")])
+    # a chunk of copies then a cut one: the cut one is still owed
+    assert take(codec, OK * 2 + OK[: len(OK) - 1]) == (2, [])
+    assert codec.in_response
+    assert take(codec, OK[-1:]) == (1, [])
+    assert take(codec, OK) == (1, [])
+    # a chunk whose length is a multiple of the response's, with other bytes: parsed
+    assert take(codec, OK_OTHER_BODY * 2) == (2, [])
+    assert take(codec, (OK + OK_OTHER_BODY) * 2) == (4, [])
+
+
+def test_the_shortcut_sees_expectations_and_the_close() -> None:
+    moved = b"HTTP/1.1 301 Moved\r\nContent-Length: 0\r\n\r\n"
+    lenient = Http1Codec()
+    assert take(lenient, moved) == (1, [])
+    assert take(lenient, moved * 2) == (2, [])
+    assert lenient._repeat == moved
+    strict = Http1Codec(expected=((200, 299),))  # the scenario's expectation decides
+    assert take(strict, moved) == (1, [(0, "http_unexpected")])
+    assert take(strict, moved * 2) == (2, [(0, "http_unexpected"), (1, "http_unexpected")])
+    assert strict._repeat == b""
+    # a response that closes the connection is never learnt, nothing after it is counted
+    closing = Http1Codec()
+    assert take(closing, OK) == (1, [])
+    last = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    assert take(closing, last) == (1, [])
+    assert closing.closing
+    with pytest.raises(ProtocolError):
+        take(closing, OK)  # data after Connection: close, copies or not
+    # HEAD responses have no body on the wire: they always go the HEAD way
+    head = Http1Codec(method="HEAD")
+    assert take(head, OK[: OK.index(b"\r\n\r\n") + 4] * 2) == (2, [])
+    assert head._repeat == b""
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_shortcut_counts_what_the_parser_counts(seed: int) -> None:
+    """Random streams of mostly identical responses, cut at random places and often at
+    response boundaries: the same counts and failures as the parser alone gives."""
+    rng = random.Random(seed)
+    pieces = rng.choices([OK, NOT_OK, OK_OTHER_BODY, CHUNKED_404], weights=[20, 2, 2, 1], k=300)
+    stream = b"".join(pieces)
+    ends = list(itertools.accumulate(len(piece) for piece in pieces))
+    cuts = sorted(set(rng.sample(ends, 120) + rng.sample(range(1, len(stream)), 20)))
+    codec = Http1Codec()
+    done = 0
+    failures: list[int] = []
+    for start, stop in itertools.pairwise([0, *cuts, len(stream)]):
+        count = codec.receive(bytearray(stream[start:stop]) + bytearray(8), stop - start)
+        failures += [done + index for index, _ in codec.failures]
+        codec.failures.clear()
+        done += count
+    reference = Http1Codec()
+    reference.receive_data(stream)
+    statuses = []
+    while (response := reference.next_response()) is not None:
+        statuses.append(response.status)
+    assert done == len(statuses) == len(pieces)
+    assert failures == [i for i, status in enumerate(statuses) if status >= 400]

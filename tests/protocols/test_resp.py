@@ -195,3 +195,36 @@ def test_receive_counts_replies_and_names_failed_ones() -> None:
         codec.receive(bytearray(b"$5\r\nab"), 6)
         codec.receive(b"", 0)
     assert caught.value.kind == "eof"
+
+
+@pytest.mark.parametrize("kind", [bytearray, bytes, memoryview])
+def test_receive_counts_copies_of_the_learnt_reply_without_queueing(kind: type) -> None:
+    def take(codec: RespCodec, chunk: bytes) -> tuple[int, list[tuple[int, str]]]:
+        padded = bytearray(chunk) + bytearray(16)  # a receive buffer larger than the data
+        data: bytes | bytearray | memoryview = padded
+        if kind is not bytearray:
+            data = bytes(chunk) if kind is bytes else memoryview(padded)
+        done = codec.receive(data, len(chunk))
+        failures = list(codec.failures)
+        codec.failures.clear()
+        return done, failures
+
+    codec = RespCodec(("SET", "k", "v"))
+    assert take(codec, b"+OK\r\n" * 16) == (16, [])  # parsed, and learnt
+    assert take(codec, b"+OK\r\n" * 16) == (16, [])
+    assert codec._repeat_chunk == b"+OK\r\n" * 16 and codec._repeat_count == 16
+    assert not codec._queue  # nothing queued on the way
+    assert take(codec, b"+OK\r\n" * 5) == (5, [])
+    assert codec._repeat_count == 5
+    # same length, not copies: parsed, the error counted in its place
+    assert take(codec, b"+OK\r\n" * 2 + b"-ERR\r\n") == (3, [(2, "redis_error")])
+    # a cut reply: the rest of the chunk is not copies, and the state machine finishes it
+    assert take(codec, b"+OK\r\n+O") == (1, [])
+    assert take(codec, b"K\r\n+OK\r\n") == (2, [])  # began inside a reply: parsed
+    assert take(codec, b"+OK\r\n") == (1, [])
+    # a bulk string's payload that looks like the learnt reply is payload, not a reply
+    get = RespCodec(("GET", "k"))
+    assert take(get, b"+OK\r\n") == (1, [])
+    assert take(get, b"$5\r\n") == (0, [])
+    assert take(get, b"+OK\r\n") == (0, [])
+    assert take(get, b"\r\n") == (1, [])

@@ -179,6 +179,38 @@ def test_record_many_equals_record_loop(values: list[int]) -> None:
     assert filled(values).total_count == len(values)
 
 
+@given(st.lists(st.tuples(st.integers(0, 2 * HOUR), st.integers(0, 40)), max_size=100))
+def test_record_many_with_counts_equals_record_loop(pairs: list[tuple[int, int]]) -> None:
+    one_by_one = HdrHistogram()
+    for value, count in pairs:
+        for _ in range(count):
+            one_by_one.record(value)
+    values = array.array("q", [value for value, _ in pairs])
+    counts = array.array("q", [count for _, count in pairs])
+    weighted = HdrHistogram()
+    weighted.record_many(values, counts)
+    assert weighted == one_by_one
+    assert (weighted.total_count, weighted.min, weighted.max) == (
+        one_by_one.total_count,
+        one_by_one.min,
+        one_by_one.max,
+    )
+
+
+def test_record_many_with_counts_clamps_and_refuses_bad_counts() -> None:
+    hist = HdrHistogram(highest=10**6)
+    hist.record_many([5, 2 * 10**6], [3, 4])
+    assert (hist.clamped, hist.total_count, hist.max) == (4, 7, 10**6)
+    before = hist.copy()
+    with pytest.raises(ValueError, match="counts"):
+        hist.record_many([1, 2], [1])
+    with pytest.raises(ValueError, match="count"):
+        hist.record_many([1, 2], [1, -1])
+    with pytest.raises(TypeError, match="integer counts"):
+        hist.record_many([1, 2], [1.0, 2.0])
+    assert hist == before
+
+
 def test_record_many_accepts_the_runner_buffer_and_small_ints() -> None:
     buffer = array.array("q", [1500, 7, 2_000_000])
     assert filled(buffer) == filled(np.array([1500, 7, 2_000_000], dtype=np.int32))  # type: ignore[arg-type]

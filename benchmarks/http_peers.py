@@ -42,10 +42,17 @@ run measures TLS's per-request cost: ``loadgen`` with ``tls: {enabled: true, ca_
 (it verifies the certificate, once per connection), ``wrk`` on the ``https://`` URL (it does
 not verify), ``locust`` on the ``https://`` host (FastHttpUser: it does not verify either).
 
+The latency floor: after the rounds, loadgen and wrk run again at one connection (the same
+number of alternated rounds), where latency is the round trip through both stacks and the
+server and nothing else; the ratio of their p50s (loadgen's over wrk's, target at most
+``FLOOR_TARGET``) shows what loadgen's own path adds per request. Printed, and kept as
+``floor`` in the result; ``--no-floor`` skips it (so does a run without wrk).
+
 Prints medians of the rounds (with min-max) and the ratios loadgen/peer; writes everything
 as JSON under benchmarks/results/ (format: benchmarks/results/README.md).
 
     python benchmarks/http_peers.py [--rounds 5] [--seconds 5] [--connections 50] [--tls]
+        [--no-floor]
 """
 
 from __future__ import annotations
@@ -94,6 +101,8 @@ PATH = f"/bytes/{BODY_BYTES}"
 CLIENTS = ("loadgen", "wrk", "locust")
 #: Issue 7's targets for loadgen's requests/s against each peer.
 TARGETS = {"wrk": 0.7, "locust": 5.0}
+#: The latency floor's target: loadgen's p50 at one connection at most this times wrk's.
+FLOOR_TARGET = 1.2
 #: The other peers the field uses, and why they are not compared here.
 NOT_HERE = {
     "vegeta": "not packaged by Debian, PyPI or npm here (a Go binary from its releases)",
@@ -475,6 +484,9 @@ def main() -> None:
     parser.add_argument(
         "--tls", action="store_true", help="HTTPS: every client over TLS to nginx (see above)"
     )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the 1-connection latency floor (see above)"
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.seconds < 1 or args.connections < 1:
         parser.error("--rounds, --seconds and --connections must be at least 1")
@@ -530,9 +542,31 @@ def main() -> None:
                     "req/s",
                     round=round_number,
                 )
+            floor_clients = [] if args.no_floor else [c for c in ("loadgen", "wrk") if c in clients]
+            floor_runs: list[dict[str, Any]] = []
+            if len(floor_clients) == 2:
+                one = argparse.Namespace(**{**vars(args), "connections": 1})
+
+                def play_floor(round_number: int, name: str) -> dict[str, Any]:
+                    run_dir = workdir / f"floor{round_number}-{name}"
+                    return run_client(
+                        name, target, counter, one, run_dir, processes_option, this.client_core
+                    )
+
+                print("\nlatency floor: 1 connection, p50 as each tool reports it")
+                for round_number in range(1, args.rounds + 1):
+                    floor_runs += play_round(
+                        floor_clients,
+                        partial(play_floor, round_number),
+                        f"floor round {round_number}",
+                        "p50_us",
+                        "us p50",
+                        round=round_number,
+                    )
     medians = summarize(runs, clients)
     found_ratios = ratios(medians, clients, TARGETS)
     print_summary(medians, found_ratios, clients, LATENCY_NOTES)
+    floor = latency_floor(floor_runs) if floor_runs else None
     config = {
         "path": PATH,
         "body_bytes": BODY_BYTES,
@@ -552,7 +586,31 @@ def main() -> None:
         medians=medians,
         ratios=found_ratios,
         runs=runs,
+        floor=floor,
     )
+
+
+def latency_floor(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The 1-connection runs' medians, and loadgen's p50 over wrk's (printed too)."""
+    medians = summarize(runs, ["loadgen", "wrk"])
+    ours, theirs = medians["loadgen"]["p50_us"]["median"], medians["wrk"]["p50_us"]["median"]
+    ratio = ours / theirs if ours is not None and theirs else None
+    print("\nlatency floor, 1 connection (median p50, min-max):")
+    for name in ("loadgen", "wrk"):
+        cell = medians[name]["p50_us"]
+        if cell["median"] is None:
+            print(f"  {name:8} not measured")
+        else:
+            print(f"  {name:8} {cell['median']:>10.1f} us   ({cell['min']:.1f}-{cell['max']:.1f})")
+    shown = f"{ratio:.2f}x" if ratio is not None else "n/a"
+    print(f"  loadgen/wrk p50: {shown} (target <= {FLOOR_TARGET:g}x)")
+    return {
+        "connections": 1,
+        "medians": medians,
+        "p50_ratio_loadgen_to_wrk": ratio,
+        "target_max": FLOOR_TARGET,
+        "runs": runs,
+    }
 
 
 if __name__ == "__main__":

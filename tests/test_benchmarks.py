@@ -136,6 +136,17 @@ def test_http_peers_runs_every_client_it_can_against_nginx(tmp_path: Path) -> No
     for peer in expected[1:]:
         assert f"loadgen/{peer}:" in out
         assert document["ratios"][f"loadgen/{peer}"]["tool_rps"] > 0
+    floor = document["floor"]  # the 1-connection latency floor, loadgen against wrk
+    if "wrk" not in runs:
+        assert floor is None
+        return
+    assert floor["connections"] == 1 and floor["p50_ratio_loadgen_to_wrk"] > 0
+    assert sorted(run["client"] for run in floor["runs"]) == ["loadgen", "wrk"]
+    for run in floor["runs"]:
+        assert run["tool"]["errors"] == 0 and run["tool"]["p50_us"] > 0, run
+        if has_nginx:
+            assert run["connections_accepted"] >= 1, run
+    assert "loadgen/wrk p50:" in out
 
 
 @linux_only

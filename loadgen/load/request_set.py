@@ -44,6 +44,11 @@ _FLOAT_SPAN = 1 << 32
 _UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
 _UUID_SET = (0x4 << 76) | (0x2 << 62)
 
+#: Send buffers a connection keeps, one per exchange length (see ``ConnectionRequests``):
+#: a request whose variables vary in width has a few lengths (digits of a counter, rows of a
+#: CSV); past this many, an exchange goes out in its own fresh bytes.
+MAX_SEND_BUFFERS = 16
+
 #: Fills one variable's values (by key) for one request of connection ``own``.
 Draw = Callable[["ConnectionRequests", dict[str, str]], None]
 
@@ -221,9 +226,26 @@ class RequestSet:
 
 class ConnectionRequests:
     """One connection's requests: ``exchange()`` → bytes to send; ``names`` → the request
-    index of each response the exchange will get, in order."""
+    index of each response the exchange will get, in order.
 
-    __slots__ = ("_requests", "_set", "counters", "names", "next_index", "values")
+    A rendered exchange (variables drawn, or several requests joined for a pipeline) is new
+    bytes every time; handed to the engine as such, each would be a new buffer to pin, and
+    io_uring's pin cache keeps every one until it fills (tens of thousands of dead request
+    buffers, dropped at once). So it is copied into this connection's send buffer of its
+    length, the same ``bytearray`` every time: pinned once, rewritten in place. That is
+    safe because a connection renders its next exchange only when every response to the
+    last one is in, so the server has read every byte of it and its sends are complete. A
+    fixed request is sent as its own constant bytes, as without a request set."""
+
+    __slots__ = (
+        "_requests",
+        "_send_buffers",
+        "_set",
+        "counters",
+        "names",
+        "next_index",
+        "values",
+    )
 
     def __init__(self, owner: RequestSet, requests: list[_Compiled]) -> None:
         self._set = owner
@@ -232,6 +254,7 @@ class ConnectionRequests:
         self.next_index = 0  # order: sequence: where this connection is in the list
         self.counters: dict[str, int] = {}  # sequence: connection: its counters
         self.values: dict[str, str] = {}  # the values being drawn (reused per request)
+        self._send_buffers: dict[int, bytearray] = {}  # by length (class docstring)
 
     def _pick(self) -> int:
         owner = self._set
@@ -241,14 +264,31 @@ class ConnectionRequests:
             return index
         return owner.choose()
 
-    def exchange(self) -> bytes:
+    def exchange(self) -> bytes | bytearray:
         requests = self._requests
         names = self.names
         if len(names) == 1:
             index = names[0] = self._pick()
-            return requests[index].render(self)
-        parts = []
-        for position in range(len(names)):
-            index = names[position] = self._pick()
-            parts.append(requests[index].render(self))
-        return b"".join(parts)
+            request = requests[index]
+            if request.fixed is not None:
+                return request.fixed  # a constant: the engine pins it once
+            data = request.render(self)
+        else:
+            parts = []
+            for position in range(len(names)):
+                index = names[position] = self._pick()
+                parts.append(requests[index].render(self))
+            data = b"".join(parts)
+        return self._in_send_buffer(data)
+
+    def _in_send_buffer(self, data: bytes) -> bytes | bytearray:
+        """``data`` in this connection's send buffer of its length (class docstring)."""
+        size = len(data)
+        buffer = self._send_buffers.get(size)
+        if buffer is not None:
+            buffer[:] = data  # the same length: rewritten in place, never resized
+            return buffer
+        if len(self._send_buffers) >= MAX_SEND_BUFFERS:
+            return data
+        buffer = self._send_buffers[size] = bytearray(data)
+        return buffer

@@ -72,15 +72,17 @@ if TYPE_CHECKING:  # annotations only (see client_config)
 _NO_BUFFER = bytearray()
 #: What a close gives the codec: no bytes.
 _CLOSED = b""
+#: The clock of send times (bound once: the hot path reads it per exchange).
+_clock_ns = time.perf_counter_ns
 
 
 class _Conn(Slot):
     __slots__ = (
         "codec",
         "expect",
+        "fixed",
         "in_flight",
         "intended_ns",
-        "pipelined",
         "recv_buf",
         "request",
         "request_len",
@@ -94,15 +96,17 @@ class _Conn(Slot):
         self,
         index: int,
         codec: Codec,
-        pipelined: bytearray | None,
+        fixed: Buffer | None,
         source: ConnectionRequests | None,
         recv_buf: Buffer,
     ) -> None:
         super().__init__(index)
         self.codec = codec
-        #: A fixed request repeated back to back (``pipeline`` > 1), else None: the codec's.
-        self.pipelined = pipelined
-        #: A request set's requests (None: ``pipelined`` or the codec's every time).
+        #: What every exchange sends when that is always the same: the codec's fixed
+        #: request (HTTP, RESP: the same buffer every time), repeated back to back for a
+        #: ``pipeline`` > 1. None: the codec's ``next_request`` each time (echo).
+        self.fixed = fixed
+        #: A request set's requests (None: ``fixed`` or the codec's every time).
         self.source = source
         self.request: Buffer | bytes = _NO_BUFFER  # the exchange in flight: what it sends
         self.request_len = 0
@@ -164,12 +168,14 @@ class LoadClient(SlotPool[_Conn]):
             codec: Codec = EchoCodec(index, config.message_size, config.message_sizes)
         else:
             codec = config.codec_factory(index)
-        pipelined = None
-        if config.pipeline > 1:  # a fixed request, repeated back to back
-            pipelined = bytearray(codec.next_request()) * config.pipeline
+        fixed: Buffer | None = None
+        if config.codec_factory is not None:  # HTTP, RESP: a fixed request (Codec)
+            fixed = codec.next_request()
+            if config.pipeline > 1:  # repeated back to back
+                fixed = bytearray(fixed) * config.pipeline
         requests = config.request_set
         source = None if requests is None else requests.for_connection(index)
-        return _Conn(index, codec, pipelined, source, recv_buf)
+        return _Conn(index, codec, fixed, source, recv_buf)
 
     # --- what the run reports ----------------------------------------------------------
     @property
@@ -367,15 +373,13 @@ class LoadClient(SlotPool[_Conn]):
             # The plain closed loop: the next request at once (``_send_next``, inline).
             source = conn.source
             message = (
-                source.exchange()
-                if source is not None
-                else (conn.pipelined or codec.next_request())
+                source.exchange() if source is not None else (conn.fixed or codec.next_request())
             )
             conn.request = message
             conn.request_len = len(message)
             conn.expect = self._pipeline
             conn.sent = 0
-            conn.sent_ns = time.perf_counter_ns()
+            conn.sent_ns = _clock_ns()
             self._send(conn.handle, message, conn.token_base | OP_SEND)
             return True
         token_base = conn.token_base
@@ -457,16 +461,14 @@ class LoadClient(SlotPool[_Conn]):
     def _send_next(self, conn: _Conn, intended_ns: int = 0) -> None:
         source = conn.source
         message = (
-            source.exchange()
-            if source is not None
-            else (conn.pipelined or conn.codec.next_request())
+            source.exchange() if source is not None else (conn.fixed or conn.codec.next_request())
         )
         conn.request = message
         conn.request_len = len(message)
         conn.expect = self._pipeline
         conn.sent = 0
         conn.in_flight = True
-        conn.sent_ns = sent_ns = time.perf_counter_ns()
+        conn.sent_ns = sent_ns = _clock_ns()
         if intended_ns:
             conn.intended_ns = intended_ns
             self.recorder.pending_schedule_lag.append(sent_ns - intended_ns)

@@ -227,6 +227,7 @@ class Http1Codec:
         "_repeat_count",
         "_request",
         "_request_buffer",
+        "closing",
         "failures",
         "method",
     )
@@ -252,6 +253,9 @@ class Http1Codec:
         self._head_buffer = bytearray()
         self._events = _Events(self._is_head, max_body_bytes)
         self.failures: list[tuple[int, str]] = []
+        #: The peer said it closes the connection after the last response handed out
+        #: (a plain attribute: the client reads it after every response).
+        self.closing = False
         # The identical-response fast path (module header): one whole successful
         # response's bytes, and the last chunk that was ``_repeat_count`` copies of it.
         self._repeat = b""
@@ -287,9 +291,14 @@ class Http1Codec:
                 self.receive_data(view)
                 if events.queue:
                     self._learn(view, events.queue)
-                return take_responses(events.queue, self.failures, self.status_kind)
+                count = take_responses(events.queue, self.failures, self.status_kind)
+                self.closing = events.close_seen  # whatever it held, it was all handed out
+                return count
         self.receive_data(first_bytes(data, n))
-        return take_responses(self._events.queue, self.failures, self.status_kind)
+        events = self._events
+        count = take_responses(events.queue, self.failures, self.status_kind)
+        self.closing = events.close_seen
+        return count
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -298,27 +307,32 @@ class Http1Codec:
             self._receive_head(data)
         else:
             self._feed(data)
+        self._settle_closing()
 
     def next_response(self) -> Response | None:
         queue = self._events.queue
-        return queue.popleft() if queue else None
-
-    @property
-    def closing(self) -> bool:
-        # Nothing may follow a response that closes the connection (llhttp enforces it),
-        # so it is the last queued one: closing is true once it has been handed out.
-        events = self._events
-        return events.close_seen and not events.queue
+        if not queue:
+            return None
+        response = queue.popleft()
+        self._settle_closing()
+        return response
 
     def reset(self) -> None:
         self._events = _Events(self._is_head, self._events.max_body)
         self._head_buffer.clear()
         self.failures.clear()
+        self.closing = False
 
     def status_kind(self, status: int) -> str | None:
         return self._kinds[status] if 0 <= status < 1000 else KIND_UNEXPECTED
 
     # --- internals ------------------------------------------------------------------
+    def _settle_closing(self) -> None:
+        # Nothing may follow a response that closes the connection (llhttp enforces it),
+        # so it is the last queued one: closing is true once it has been handed out.
+        events = self._events
+        self.closing = events.close_seen and not events.queue
+
     def _repeat_copies(self, data: Buffer | bytes, n: int) -> int:
         """How many copies of ``_repeat`` the first ``n`` bytes of ``data`` are (0: they
         are something else). A match becomes the chunk the next receive compares first."""

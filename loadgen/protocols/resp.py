@@ -96,6 +96,9 @@ def encode_command(*args: Argument) -> bytes:
 class RespCodec:
     """One Redis connection's codec: a fixed command, a stream of replies."""
 
+    #: Redis closes only on QUIT or an error, never announced per reply.
+    closing = False
+
     __slots__ = (
         "_buffer",
         "_bulk_tail",
@@ -166,10 +169,6 @@ class RespCodec:
                     return self._repeat_count
         self.receive_data(first_bytes(data, n))
         return take_responses(self._queue, self.failures, _status_kind)
-
-    @property
-    def closing(self) -> bool:
-        return False  # Redis closes only on QUIT or an error, never announced per reply
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         if not data:

@@ -244,7 +244,9 @@ def nginx(workdir: Path, core: int | None, connections: int, tls: bool) -> Itera
     version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
     conf = root / "nginx.conf"
     for _ in range(3):  # the free port can be taken before nginx binds it
-        port, status_port = free_port(), free_port()
+        port = status_port = free_port()
+        while status_port == port:  # a port just freed may be handed out again at once
+            status_port = free_port()
         conf.write_text(
             NGINX_CONF.format(
                 root=root,

@@ -23,8 +23,9 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from loadgen.config.phases import Phase
 from loadgen.config.plan import LoadPlan
-from loadgen.config.scenario import Phase, Scenario
+from loadgen.config.scenario import Scenario
 
 
 def split_counts(total: int, weights: Sequence[float]) -> list[int]:

@@ -83,7 +83,7 @@ class LoadPlan:
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> LoadPlan:
-        return cls.from_load(scenario.plan)
+        return cls.from_load(scenario.load_section)
 
     @classmethod
     def from_load(cls, load: Load) -> LoadPlan:

@@ -208,7 +208,7 @@ class Scenario(_Model):
         return options
 
     @property
-    def plan(self) -> Load:
+    def load_section(self) -> Load:
         """The ``load`` section (resolved from the shorthand when that was used); what a run
         derives from it is ``loadgen.config.plan.LoadPlan``."""
         assert self.load is not None
@@ -258,7 +258,7 @@ class Scenario(_Model):
         """The same scenario lasting ``seconds``, every phase scaled in proportion."""
         if seconds <= 0:
             raise ValueError(f"a run must last more than 0 s, got {seconds}")
-        plan = self.plan
+        plan = self.load_section
         factor = seconds / plan.duration
         phases = [p.model_copy(update={"duration": p.duration * factor}) for p in plan.phases]
         load = plan.model_copy(update={"phases": phases})

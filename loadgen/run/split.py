@@ -78,7 +78,7 @@ def split_sources(scenario: Scenario, weights: Sequence[float]) -> list[list[str
 
 def split_scenario(scenario: Scenario, weights: Sequence[float]) -> list[Scenario]:
     """One slice of ``scenario`` per weight; the slices together ask for the whole load."""
-    plan = scenario.plan
+    plan = scenario.load_section
     whole = sum(weights)
     pools = split_counts(plan.connections, weights)
     phase_counts: list[tuple[list[int], list[int]] | None] = [

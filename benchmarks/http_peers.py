@@ -45,7 +45,7 @@ not verify), ``locust`` on the ``https://`` host (FastHttpUser: it does not veri
 The latency floor: after the rounds, loadgen and wrk run again at one connection (the same
 number of alternated rounds), where latency is the round trip through both stacks and the
 server and nothing else; the ratio of their p50s (loadgen's over wrk's, target at most
-``FLOOR_TARGET``) shows what loadgen's own path adds per request. Printed, and kept as
+``_floor.FLOOR_TARGET``) shows what loadgen's own path adds per request. Printed, and kept as
 ``floor`` in the result; ``--no-floor`` skips it (so does a run without wrk).
 
 Prints medians of the rounds (with min-max) and the ratios loadgen/peer; writes everything
@@ -73,6 +73,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from _floor import latency_floor
 from _peers import (
     Sampled,
     ToolFigures,
@@ -101,8 +102,6 @@ PATH = f"/bytes/{BODY_BYTES}"
 CLIENTS = ("loadgen", "wrk", "locust")
 #: Issue 7's targets for loadgen's requests/s against each peer.
 TARGETS = {"wrk": 0.7, "locust": 5.0}
-#: The latency floor's target: loadgen's p50 at one connection at most this times wrk's.
-FLOOR_TARGET = 1.2
 #: The other peers the field uses, and why they are not compared here.
 NOT_HERE = {
     "vegeta": "not packaged by Debian, PyPI or npm here (a Go binary from its releases)",
@@ -590,29 +589,6 @@ def main() -> None:
         runs=runs,
         floor=floor,
     )
-
-
-def latency_floor(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The 1-connection runs' medians, and loadgen's p50 over wrk's (printed too)."""
-    medians = summarize(runs, ["loadgen", "wrk"])
-    ours, theirs = medians["loadgen"]["p50_us"]["median"], medians["wrk"]["p50_us"]["median"]
-    ratio = ours / theirs if ours is not None and theirs else None
-    print("\nlatency floor, 1 connection (median p50, min-max):")
-    for name in ("loadgen", "wrk"):
-        cell = medians[name]["p50_us"]
-        if cell["median"] is None:
-            print(f"  {name:8} not measured")
-        else:
-            print(f"  {name:8} {cell['median']:>10.1f} us   ({cell['min']:.1f}-{cell['max']:.1f})")
-    shown = f"{ratio:.2f}x" if ratio is not None else "n/a"
-    print(f"  loadgen/wrk p50: {shown} (target <= {FLOOR_TARGET:g}x)")
-    return {
-        "connections": 1,
-        "medians": medians,
-        "p50_ratio_loadgen_to_wrk": ratio,
-        "target_max": FLOOR_TARGET,
-        "runs": runs,
-    }
 
 
 if __name__ == "__main__":

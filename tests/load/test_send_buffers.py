@@ -9,7 +9,8 @@ from loadgen.load.request_set import MAX_SEND_BUFFERS, RequestSet
 
 
 def _set(protocol: str, pipeline: int = 1) -> RequestSet:
-    scenario = parse_scenario(f"name: s\ntarget: 127.0.0.1:1\nconnections: 1\nduration: 1s\nprotocol:\n{protocol}")
+    head = "name: s\ntarget: 127.0.0.1:1\nconnections: 1\nduration: 1s\nprotocol:\n"
+    scenario = parse_scenario(head + protocol)
     http = scenario.protocol.http
     assert http is not None
     return RequestSet(http, ["127.0.0.1:1"], pipeline=pipeline, seed=3)

@@ -14,11 +14,13 @@ error of its class (``http_4xx``, ``http_5xx``) or ``http_unexpected``.
 
 A load test asks for the same thing over and over, so a server answers with the same bytes
 over and over (until its ``Date`` header ticks): once a chunk that began between responses
-held whole, equal, successful keep-alive responses and nothing else, one response's bytes
-are kept, and a later chunk that begins between responses and is exactly k copies of them
-is counted as k such responses after one comparison, without llhttp (identical bytes from
-the same parser state parse the same way). Anything else (a cut response, another status,
-another body, a close) takes the parser, which learns the new bytes when they qualify.
+held whole, equal, successful keep-alive responses and nothing else, it is kept (one per
+length, so a request set's few different responses all stay), and a later chunk that
+begins between responses and is the same bytes is counted as that many responses after one
+comparison, without llhttp (identical bytes from the same parser state parse the same way);
+so is one that is k copies of the last learnt response. Anything else (a cut response,
+another status, another body, a close) takes the parser, which learns the new bytes when
+they qualify.
 
 Facts this module relies on (checked in ``tests/protocols/test_http1.py``):
 
@@ -77,6 +79,10 @@ MAX_HEAD_BLOCK_BYTES = 64 * 1024
 #: what an endless body could make a run wait for. Bodies are counted, never stored.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 KIND_REPLY_TOO_LARGE = "reply_too_large"
+#: Learnt chunks kept, one per length: a request set's few different responses (and their
+#: pipelined multiples) each stay learnt; a server whose every response differs in length
+#: only costs a clear now and then.
+MAX_LEARNT_CHUNKS = 16
 
 _RESPONSES = ResponseCache()
 
@@ -218,13 +224,12 @@ class Http1Codec:
     """One HTTP/1.1 connection's codec: a fixed request, a stream of responses."""
 
     __slots__ = (
+        "_chunks",
         "_events",
         "_head_buffer",
         "_is_head",
         "_kinds",
         "_repeat",
-        "_repeat_chunk",
-        "_repeat_count",
         "_request",
         "_request_buffer",
         "closing",
@@ -256,11 +261,10 @@ class Http1Codec:
         #: The peer said it closes the connection after the last response handed out
         #: (a plain attribute: the client reads it after every response).
         self.closing = False
-        # The identical-response fast path (module header): one whole successful
-        # response's bytes, and the last chunk that was ``_repeat_count`` copies of it.
+        # The identical-response fast path (module header): the last learnt response's
+        # bytes, and by length the chunks learnt (that chunk, how many responses it is).
         self._repeat = b""
-        self._repeat_chunk = b""
-        self._repeat_count = 0
+        self._chunks: dict[int, tuple[bytes, int]] = {}
 
     def request_bytes(self) -> bytes:
         """The encoded request, built once at construction (the same object every call)."""
@@ -275,13 +279,13 @@ class Http1Codec:
         if n and not events.in_message and not events.close_seen:
             # Between responses: the same response(s) as before are counted after one
             # comparison (module header), without the parser.
-            chunk = self._repeat_chunk
-            if n == len(chunk):
+            learnt = self._chunks.get(n)
+            if learnt is not None:
                 if type(data) is memoryview:
-                    if bytes(data[:n]) == chunk:
-                        return self._repeat_count
-                elif data.startswith(chunk):
-                    return self._repeat_count
+                    if bytes(data[:n]) == learnt[0]:
+                        return learnt[1]
+                elif data.startswith(learnt[0]):
+                    return learnt[1]
             if self._repeat:
                 count = self._repeat_copies(data, n)
                 if count:
@@ -344,9 +348,15 @@ class Http1Codec:
         head = bytes(data[:n]) if type(data) is memoryview else data
         if not head.startswith(chunk):
             return 0
-        self._repeat_chunk = chunk
-        self._repeat_count = count
+        self._keep(chunk, count)
         return count
+
+    def _keep(self, chunk: bytes, count: int) -> None:
+        """Learn ``chunk`` as ``count`` responses: the one kept for its length."""
+        chunks = self._chunks
+        if len(chunks) >= MAX_LEARNT_CHUNKS and len(chunk) not in chunks:
+            chunks.clear()  # many lengths: start over rather than search
+        chunks[len(chunk)] = (chunk, count)
 
     def _learn(self, view: Buffer | bytes, queue: deque[Response]) -> None:
         """A chunk that began between responses was just parsed: when it held whole, equal,
@@ -369,8 +379,7 @@ class Http1Codec:
         if data != one * count:
             return  # equal status and size, different bytes (a body, a date)
         self._repeat = one
-        self._repeat_chunk = data
-        self._repeat_count = count
+        self._keep(data, count)
 
     @property
     def in_response(self) -> bool:

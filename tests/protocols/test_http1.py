@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from loadgen.protocols.base import Codec, ProtocolError, Response
-from loadgen.protocols.http1 import Http1Codec, encode_request, status_kind
+from loadgen.protocols.http1 import MAX_LEARNT_CHUNKS, Http1Codec, encode_request, status_kind
 
 
 def splits(stream: bytes) -> Iterator[list[bytes]]:
@@ -370,7 +370,7 @@ def test_identical_responses_take_the_shortcut(kind: type) -> None:
     assert take(codec, OK, kind) == (1, [])  # k copies of it: no parser
     assert take(codec, OK * 16, kind) == (16, [])  # pipelined
     assert take(codec, OK * 3, kind) == (3, [])
-    assert codec._repeat_chunk == OK * 3 and codec._repeat_count == 3
+    assert codec._chunks[len(OK) * 3] == (OK * 3, 3)
     # same status and length, only the body differs: parsed (and learnt instead)
     assert take(codec, OK_OTHER_BODY, kind) == (1, [])
     assert codec._repeat == OK_OTHER_BODY
@@ -378,6 +378,29 @@ def test_identical_responses_take_the_shortcut(kind: type) -> None:
     assert take(codec, NOT_OK, kind) == (1, [(0, "http_4xx")])
     assert take(codec, NOT_OK, kind) == (1, [(0, "http_4xx")])  # failures are never learnt
     assert codec._repeat == OK_OTHER_BODY
+
+
+def test_a_request_sets_different_responses_all_stay_learnt() -> None:
+    codec = Http1Codec()
+    other = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    for _ in range(3):  # one name's response, then another's, in turn
+        assert take(codec, OK) == (1, [])
+        assert take(codec, other) == (1, [])
+        assert take(codec, other * 2) == (2, [])
+    assert codec._chunks == {
+        len(OK): (OK, 1),
+        len(other): (other, 1),
+        2 * len(other): (other * 2, 2),
+    }
+    # a learnt length with other bytes (the same length as OK, a 404): parsed
+    assert take(codec, NOT_OK) == (1, [(0, "http_4xx")])
+    # past the bound, the learnt chunks start over (and still count right)
+    for size in range(MAX_LEARNT_CHUNKS + 2):
+        body = b"y" * (10 + size)
+        response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+        assert take(codec, response) == (1, [])
+        assert take(codec, response) == (1, [])
+    assert 0 < len(codec._chunks) <= MAX_LEARNT_CHUNKS
 
 
 def test_the_shortcut_keeps_split_and_mixed_chunks_exact() -> None:

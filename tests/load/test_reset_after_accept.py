@@ -16,7 +16,7 @@ import pytest
 from loadgen.config.scenario import parse_scenario
 from loadgen.engine import BackendUnavailable, select_backend
 from loadgen.run.api import run
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 
 MODES = [
     ("io_uring", "buffered"),

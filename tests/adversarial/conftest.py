@@ -57,17 +57,26 @@ def _skip_reason(backend: str, mode: str) -> str | None:
     return None
 
 
-def _matrix() -> list[object]:
+#: Each pair and why this machine cannot run it (None: it can), probed once.
+SKIP_REASONS = {(backend, mode): _skip_reason(backend, mode) for backend, mode in PAIRS}
+
+
+def matrix(fast: set[str] | None = None, platforms: str = "all") -> list[object]:
+    """``@pytest.mark.parametrize(("backend", "mode"), matrix())``: every pair, the ones this
+    machine lacks skipped with the reason. ``fast``: the ids (``epoll-zero-byte``) a heavy
+    test runs in the quick suite (``-m 'not slow'``); the others are marked ``slow`` (CI runs
+    them with ``-m slow``), keeping the quick suite within ~30 s. ``platforms="linux"``
+    leaves IOCP out (for tests that need Linux around the run)."""
     params: list[object] = []
-    for backend, mode in PAIRS:
-        reason = _skip_reason(backend, mode)
+    for (backend, mode), reason in SKIP_REASONS.items():
+        if platforms == "linux" and backend == "iocp":
+            continue
+        name = f"{backend}-{mode}"
         marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param(backend, mode, marks=marks, id=f"{backend}-{mode}"))
+        if fast is not None and name not in fast:
+            marks.append(pytest.mark.slow)
+        params.append(pytest.param(backend, mode, marks=marks, id=name))
     return params
-
-
-#: ``@pytest.mark.parametrize(("backend", "mode"), MATRIX)``: every pair, unusable ones skipped.
-MATRIX = _matrix()
 
 
 def run_bounded(scenario: Scenario, backend: str, live: LiveFactory | None = None) -> RunResult:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.config.scenario import parse_scenario
-from tests.adversarial.conftest import MATRIX, check_result, run_bounded
+from tests.adversarial.conftest import check_result, matrix, run_bounded
 from tests.adversarial.servers import bad_target
 
 #: A request timeout short enough for a silent target to time out several times in a run.
@@ -66,7 +66,7 @@ def addresses() -> Iterator[dict[str, tuple[str, int]]]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-@pytest.mark.parametrize(("backend", "mode"), MATRIX)
+@pytest.mark.parametrize(("backend", "mode"), matrix())
 def test_a_misbehaving_target_is_counted_by_kind(
     name: str,
     backend: str,

@@ -11,7 +11,8 @@ other tests use them for one behaviour each.
   sends), ``http_malformed`` (a Content-Length that is not a number), ``http_endless`` (a
   chunked body that goes on until the client hangs up, or ``ENDLESS_STREAM_BYTES``);
 * RESP: ``resp_huge`` (a valid, very large bulk string), ``resp_absurd`` (announces 1e9
-  bytes and streams), ``resp_malformed`` (a reply whose type byte is no RESP type).
+  bytes and streams), ``resp_malformed`` (a reply whose type byte is no RESP type),
+  ``resp_nested`` (arrays of one array, nested on and on: ``*1\r\n`` repeated).
 
 ``KillableServer`` is an echo server that can be killed (its listener and every connection
 closed, as the kernel does for a killed process) and restarted on the same port.
@@ -39,6 +40,7 @@ BEHAVIOURS = (
     "http_malformed",
     "http_endless",
     "resp_malformed",
+    "resp_nested",
 )
 #: The bulk string "resp_huge" answers every request with: large enough that buffering it
 #: shows in RSS at once, small enough to cross loopback in well under a second.
@@ -51,6 +53,9 @@ _STREAM_CHUNK = b"x" * (1024 * 1024)
 #: hangs up first, as it should once the body passes its ``max_body``.
 ENDLESS_STREAM_BYTES = 64 * 1024 * 1024
 _ENDLESS_CHUNK = b"%x\r\n%s\r\n" % (len(_STREAM_CHUNK), _STREAM_CHUNK)
+#: What "resp_nested" streams at most (``*1\r\n``, 4 bytes a level): far deeper than any
+#: reply, small enough to send at once.
+NESTED_STREAM_BYTES = 1024 * 1024
 #: A status line and headers whose Content-Length is not a number: no HTTP/1.1 parser can
 #: frame the body.
 HTTP_MALFORMED_REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: twelve\r\n\r\nhello world!"
@@ -121,6 +126,9 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: 
                 header = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                 chunks = ENDLESS_STREAM_BYTES // len(_STREAM_CHUNK)
                 _stream(conn, [header, *[_ENDLESS_CHUNK] * chunks])
+            elif behaviour == "resp_nested":  # an array of an array of an array of ...
+                levels = b"*1\r\n" * (len(_STREAM_CHUNK) // 4 // 16)  # 64 KiB of them
+                _stream(conn, [levels] * (NESTED_STREAM_BYTES // len(levels)))
             elif behaviour in _FIXED_REPLIES:  # the same malformed reply to anything
                 conn.setblocking(True)
                 conn.sendall(_FIXED_REPLIES[behaviour])

@@ -49,6 +49,7 @@ CASES = {
     "cut-http-body": Case("http_cut", "http", "eof"),
     "endless-http-body": Case("http_endless", {"http": {"max_body": MAX_REPLY}}, "reply_too_large"),
     "malformed-resp": Case("resp_malformed", "redis", "protocol"),
+    "endlessly-nested-resp": Case("resp_nested", "redis", "protocol"),
     "endless-resp-bulk": Case(
         "resp_absurd",
         {"redis": {"command": ["GET", "k"], "max_reply": MAX_REPLY}},

@@ -65,14 +65,11 @@ _FIXED_REPLIES = {"http_malformed": HTTP_MALFORMED_REPLY, "resp_malformed": RESP
 
 
 def _stream(conn: socket.socket, pieces: Iterable[bytes]) -> None:
-    """Send ``pieces`` one after another; stop when the peer leaves."""
+    """Send ``pieces`` one after another (``OSError`` if the peer leaves meanwhile)."""
     conn.setblocking(True)
-    try:
-        for piece in pieces:
-            conn.sendall(piece)
-        conn.setblocking(False)
-    except OSError:
-        pass  # the client hung up
+    for piece in pieces:
+        conn.sendall(piece)
+    conn.setblocking(False)
 
 
 def _filler(header: bytes, size: int, trailer: bytes) -> Iterator[bytes]:
@@ -83,14 +80,55 @@ def _filler(header: bytes, size: int, trailer: bytes) -> Iterator[bytes]:
     yield _STREAM_CHUNK[: size % len(_STREAM_CHUNK)] + trailer
 
 
+def _answer(conn: socket.socket, behaviour: str, data: bytes) -> bool:
+    """Answer what ``conn`` sent as ``behaviour`` does; False when the connection is done
+    (closed by the behaviour). An ``OSError`` means the client left meanwhile."""
+    if behaviour == "echo":
+        _stream(conn, [data])
+    elif behaviour == "http10":  # a body delimited by closing the connection
+        _stream(conn, [b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello"])
+        return False
+    elif behaviour == "http_cut":  # promises 100 bytes of body, sends 10, closes
+        _stream(conn, [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"])
+        return False
+    elif behaviour == "resp_huge":  # a valid, very large bulk string per request
+        _stream(conn, _filler(b"$%d\r\n" % HUGE_BULK_BYTES, HUGE_BULK_BYTES, b"\r\n"))
+    elif behaviour == "resp_absurd":  # announces 1e9 bytes, then streams filler
+        _stream(conn, _filler(b"$1000000000\r\n", ABSURD_STREAM_BYTES, b""))
+    elif behaviour == "http_endless":  # a chunked body with no last chunk in sight
+        header = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunks = ENDLESS_STREAM_BYTES // len(_STREAM_CHUNK)
+        _stream(conn, [header, *[_ENDLESS_CHUNK] * chunks])
+    elif behaviour == "resp_nested":  # an array of an array of an array of ...
+        levels = b"*1\r\n" * (len(_STREAM_CHUNK) // 4 // 16)  # 64 KiB of them
+        _stream(conn, [levels] * (NESTED_STREAM_BYTES // len(levels)))
+    elif behaviour in _FIXED_REPLIES:  # the same malformed reply to anything
+        _stream(conn, [_FIXED_REPLIES[behaviour]])
+    elif behaviour == "corrupt":
+        echo = bytearray(data)
+        echo[-1] ^= 0xFF
+        _stream(conn, [bytes(echo)])
+    elif behaviour in ("close", "reset"):
+        if behaviour == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return False
+    # "silent": read and never answer
+    return True
+
+
 def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: list[str]) -> None:
+    """Serve until ``stop``; a client that misbehaves in turn (leaves mid-answer, resets)
+    loses its connection, never the server its thread."""
     selector = selectors.DefaultSelector()
     selector.register(server, selectors.EVENT_READ)
     held: list[socket.socket] = []
     while not stop.is_set():
         for key, _ in selector.select(0.05):
             if key.fileobj is server:
-                conn, peer = server.accept()
+                try:
+                    conn, peer = server.accept()
+                except OSError:  # the client gave up between its SYN and our accept
+                    continue
                 peers.append(peer[0])
                 conn.setblocking(False)
                 held.append(conn)
@@ -99,50 +137,12 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: 
             conn = key.fileobj  # type: ignore[assignment]
             try:
                 data = conn.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
+                keep = bool(data) and _answer(conn, behaviour, data)
+            except OSError:  # reset by the client, or it left in the middle of an answer
+                keep = False
+            if not keep:
                 selector.unregister(conn)
                 conn.close()
-            elif behaviour == "echo":
-                conn.setblocking(True)
-                conn.sendall(data)
-                conn.setblocking(False)
-            elif behaviour == "http10":  # a body delimited by closing the connection
-                conn.setblocking(True)
-                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello")
-                selector.unregister(conn)
-                conn.close()
-            elif behaviour == "http_cut":  # promises 100 bytes of body, sends 10, closes
-                conn.setblocking(True)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-                selector.unregister(conn)
-                conn.close()
-            elif behaviour == "resp_huge":  # a valid, very large bulk string per request
-                _stream(conn, _filler(b"$%d\r\n" % HUGE_BULK_BYTES, HUGE_BULK_BYTES, b"\r\n"))
-            elif behaviour == "resp_absurd":  # announces 1e9 bytes, then streams filler
-                _stream(conn, _filler(b"$1000000000\r\n", ABSURD_STREAM_BYTES, b""))
-            elif behaviour == "http_endless":  # a chunked body with no last chunk in sight
-                header = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                chunks = ENDLESS_STREAM_BYTES // len(_STREAM_CHUNK)
-                _stream(conn, [header, *[_ENDLESS_CHUNK] * chunks])
-            elif behaviour == "resp_nested":  # an array of an array of an array of ...
-                levels = b"*1\r\n" * (len(_STREAM_CHUNK) // 4 // 16)  # 64 KiB of them
-                _stream(conn, [levels] * (NESTED_STREAM_BYTES // len(levels)))
-            elif behaviour in _FIXED_REPLIES:  # the same malformed reply to anything
-                conn.setblocking(True)
-                conn.sendall(_FIXED_REPLIES[behaviour])
-                conn.setblocking(False)
-            elif behaviour == "corrupt":
-                echo = bytearray(data)
-                echo[-1] ^= 0xFF
-                conn.sendall(echo)
-            elif behaviour in ("close", "reset"):
-                if behaviour == "reset":
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                selector.unregister(conn)
-                conn.close()
-            # "silent": read and never answer
     for conn in held:
         conn.close()
     selector.close()

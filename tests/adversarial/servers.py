@@ -12,7 +12,9 @@ other tests use them for one behaviour each.
   chunked body that goes on until the client hangs up, or ``ENDLESS_STREAM_BYTES``);
 * RESP: ``resp_huge`` (a valid, very large bulk string), ``resp_absurd`` (announces 1e9
   bytes and streams), ``resp_malformed`` (a reply whose type byte is no RESP type),
-  ``resp_nested`` (arrays of one array, nested on and on: ``*1\r\n`` repeated).
+  ``resp_nested`` (arrays of one array, nested on and on: ``*1\r\n`` repeated),
+  ``resp_dense`` (an array of 500 million one-digit integers: the costliest bytes to parse,
+  4 bytes an element, streamed until the client hangs up or ``ENDLESS_STREAM_BYTES``).
 
 ``KillableServer`` is an echo server that can be killed (its listener and every connection
 closed, as the kernel does for a killed process) and restarted on the same port.
@@ -20,6 +22,7 @@ closed, as the kernel does for a killed process) and restarted on the same port.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import struct
@@ -41,6 +44,7 @@ BEHAVIOURS = (
     "http_endless",
     "resp_malformed",
     "resp_nested",
+    "resp_dense",
 )
 #: The bulk string "resp_huge" answers every request with: large enough that buffering it
 #: shows in RSS at once, small enough to cross loopback in well under a second.
@@ -93,15 +97,6 @@ def _answer(conn: socket.socket, behaviour: str, data: bytes) -> bool:
         return False
     elif behaviour == "resp_huge":  # a valid, very large bulk string per request
         _stream(conn, _filler(b"$%d\r\n" % HUGE_BULK_BYTES, HUGE_BULK_BYTES, b"\r\n"))
-    elif behaviour == "resp_absurd":  # announces 1e9 bytes, then streams filler
-        _stream(conn, _filler(b"$1000000000\r\n", ABSURD_STREAM_BYTES, b""))
-    elif behaviour == "http_endless":  # a chunked body with no last chunk in sight
-        header = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        chunks = ENDLESS_STREAM_BYTES // len(_STREAM_CHUNK)
-        _stream(conn, [header, *[_ENDLESS_CHUNK] * chunks])
-    elif behaviour == "resp_nested":  # an array of an array of an array of ...
-        levels = b"*1\r\n" * (len(_STREAM_CHUNK) // 4 // 16)  # 64 KiB of them
-        _stream(conn, [levels] * (NESTED_STREAM_BYTES // len(levels)))
     elif behaviour in _FIXED_REPLIES:  # the same malformed reply to anything
         _stream(conn, [_FIXED_REPLIES[behaviour]])
     elif behaviour == "corrupt":
@@ -114,6 +109,33 @@ def _answer(conn: socket.socket, behaviour: str, data: bytes) -> bool:
         return False
     # "silent": read and never answer
     return True
+
+
+def _endless(behaviour: str) -> Iterator[bytes]:
+    """What an endless behaviour streams (a reply the client must give up on)."""
+    if behaviour == "resp_absurd":  # announces 1e9 bytes, then streams filler
+        yield from _filler(b"$1000000000\r\n", ABSURD_STREAM_BYTES, b"")
+    elif behaviour == "http_endless":  # a chunked body with no last chunk in sight
+        yield b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        yield from [_ENDLESS_CHUNK] * (ENDLESS_STREAM_BYTES // len(_STREAM_CHUNK))
+    elif behaviour == "resp_nested":  # an array of an array of an array of ...
+        levels = b"*1\r\n" * (len(_STREAM_CHUNK) // 4 // 16)  # 64 KiB of them
+        yield from [levels] * (NESTED_STREAM_BYTES // len(levels))
+    elif behaviour == "resp_dense":  # a valid array, as costly to parse as bytes can be
+        integers = b":1\r\n" * (len(_STREAM_CHUNK) // 4)
+        yield b"*500000000\r\n"
+        yield from [integers] * (ENDLESS_STREAM_BYTES // len(integers))
+
+
+#: Behaviours whose one answer streams until the client gives up: each connection gets a
+#: thread of its own for it, so one slow reader never holds up the others' answers.
+ENDLESS = ("resp_absurd", "http_endless", "resp_nested", "resp_dense")
+
+
+def _stream_endless(conn: socket.socket, behaviour: str) -> None:
+    with contextlib.suppress(OSError):  # the client hung up (or the server was stopped)
+        _stream(conn, _endless(behaviour))
+    conn.close()
 
 
 def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: list[str]) -> None:
@@ -137,6 +159,13 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: 
             conn = key.fileobj  # type: ignore[assignment]
             try:
                 data = conn.recv(65536)
+                if data and behaviour in ENDLESS:  # the connection is the thread's now
+                    selector.unregister(conn)
+                    streamer = threading.Thread(
+                        target=_stream_endless, args=(conn, behaviour), daemon=True
+                    )
+                    streamer.start()
+                    continue
                 keep = bool(data) and _answer(conn, behaviour, data)
             except OSError:  # reset by the client, or it left in the middle of an answer
                 keep = False

@@ -87,7 +87,7 @@ def test_a_killed_and_restarted_target_is_refused_then_recovers(
         scenario = parse_scenario(
             f"name: killed\ntarget: 127.0.0.1:{server.port}\nconnections: {CONNECTIONS}\n"
             "duration: 2s\n"
-            f"receive: {mode}\ntimeouts: {{connect: 500ms, request: 500ms}}\n"
+            f"receive: {mode}\ntimeouts: {{connect: 500ms, request: 5s}}\n"
         )
         started = time.monotonic()
         result = run_bounded(scenario, backend, live=_killer(server, timeline))

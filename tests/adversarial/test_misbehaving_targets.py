@@ -22,8 +22,12 @@ from loadgen.config.scenario import parse_scenario
 from tests.adversarial.conftest import check_result, matrix, run_bounded
 from tests.adversarial.servers import bad_target
 
-#: A request timeout short enough for a silent target to time out several times in a run.
-REQUEST_TIMEOUT = "100ms"
+#: A request timeout short enough for a silent target to time out in a 0.3 s run (the
+#: client looks for timeouts every 100 ms).
+SILENT_TIMEOUT = "50ms"
+#: Every other target's: far past the run, so a slow machine never turns an answer that is
+#: late into a ``timeout`` (the kind each target provokes comes without waiting).
+REQUEST_TIMEOUT = "5s"
 #: The largest reply the endless targets' runs accept: the client must hang up once a
 #: reply passes it (the targets stream up to 64 MiB otherwise).
 MAX_REPLY = "256KiB"
@@ -37,11 +41,12 @@ class Case:
     behaviour: str
     protocol: object  # the scenario's ``protocol`` value
     kind: str | None
+    request_timeout: str = REQUEST_TIMEOUT
 
 
 CASES = {
     "good-echo": Case("echo", "echo", None),
-    "silent": Case("silent", "echo", "timeout"),
+    "silent": Case("silent", "echo", "timeout", SILENT_TIMEOUT),
     "closing": Case("close", "echo", "eof"),
     "resetting": Case("reset", "echo", "reset"),
     "corrupting-echo": Case("corrupt", "echo", "verify"),
@@ -84,7 +89,7 @@ def test_a_misbehaving_target_is_counted_by_kind(
         "connections": 2,
         "duration": "0.3s",
         "receive": mode,
-        "timeouts": {"connect": "500ms", "request": REQUEST_TIMEOUT},
+        "timeouts": {"connect": "500ms", "request": case.request_timeout},
     }
     result = run_bounded(parse_scenario(json.dumps(settings)), backend)
     loaded = check_result(result, tmp_path)

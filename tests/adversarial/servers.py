@@ -7,6 +7,7 @@ other tests use them for one behaviour each.
 * ``echo``: the good one (echoes what it reads); ``corrupt``: echoes with the last byte
   flipped; ``close``: reads, then closes in order (FIN); ``reset``: reads, then resets
   (SO_LINGER 0: RST); ``silent``: reads and never answers;
+* ``reset_on_accept``: resets each connection as soon as it accepts it, before reading;
 * HTTP: ``http10`` (a body delimited by the close), ``http_cut`` (promises more body than it
   sends), ``http_malformed`` (a Content-Length that is not a number), ``http_endless`` (a
   chunked body that goes on until the client hangs up, or ``ENDLESS_STREAM_BYTES``);
@@ -45,6 +46,7 @@ BEHAVIOURS = (
     "resp_malformed",
     "resp_nested",
     "resp_dense",
+    "reset_on_accept",
 )
 #: The bulk string "resp_huge" answers every request with: large enough that buffering it
 #: shows in RSS at once, small enough to cross loopback in well under a second.
@@ -152,6 +154,10 @@ def _serve(server: socket.socket, behaviour: str, stop: threading.Event, peers: 
                 except OSError:  # the client gave up between its SYN and our accept
                     continue
                 peers.append(peer[0])
+                if behaviour == "reset_on_accept":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()
+                    continue
                 conn.setblocking(False)
                 held.append(conn)
                 selector.register(conn, selectors.EVENT_READ)

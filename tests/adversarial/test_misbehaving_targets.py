@@ -11,6 +11,7 @@ load, the kinds do not.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class Case:
     protocol: object  # the scenario's ``protocol`` value
     kind: str | None
     request_timeout: str = REQUEST_TIMEOUT
+    #: Under Wine only, the kind Wine's sockets report instead (see ``_kinds``).
+    under_wine: str | None = None
 
 
 CASES = {
@@ -49,6 +52,7 @@ CASES = {
     "silent": Case("silent", "echo", "timeout", SILENT_TIMEOUT),
     "closing": Case("close", "echo", "eof"),
     "resetting": Case("reset", "echo", "reset"),
+    "resetting-on-accept": Case("reset_on_accept", "echo", "reset", under_wine="eof"),
     "corrupting-echo": Case("corrupt", "echo", "verify"),
     "malformed-http": Case("http_malformed", "http", "protocol"),
     "cut-http-body": Case("http_cut", "http", "eof"),
@@ -61,6 +65,27 @@ CASES = {
         "reply_too_large",
     ),
 }
+
+
+def _under_wine() -> bool:
+    if sys.platform != "win32":
+        return False
+    from loadgen.engine.win32 import wine_version
+
+    return wine_version() is not None
+
+
+def _kinds(case: Case) -> set[str]:
+    """The kinds ``case`` may be counted as here. Under Wine a reset right after accept
+    mostly reads as the end of the stream (measured: 5 eof, 1 reset): Wine's sockets are
+    Linux sockets, whose reset error one call takes (a send, first), leaving the receive 0
+    bytes and SO_ERROR 0 (what ``IocpBackend.end_error`` asks). Windows reports the reset on
+    the receive itself (WSAECONNRESET), so there it must be a reset: the Windows CI job runs
+    this file too."""
+    assert case.kind is not None
+    if case.under_wine is not None and _under_wine():
+        return {case.kind, case.under_wine}
+    return {case.kind}
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +125,8 @@ def test_a_misbehaving_target_is_counted_by_kind(
         assert summary.errors == {}, summary.errors
         assert summary.requests > 0
         return
-    assert set(summary.errors) == {case.kind}, summary.errors
-    assert summary.errors[case.kind] > 0
+    kinds = _kinds(case)
+    assert summary.errors and set(summary.errors) <= kinds, summary.errors
+    assert sum(summary.errors.values()) > 0
     assert summary.requests == 0, "a misbehaving target answered a request as it should"
     assert loaded.no_success  # what makes ``loadgen run`` exit 1 (see test_cli_results)

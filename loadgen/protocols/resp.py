@@ -68,7 +68,7 @@ MAX_LINE_BYTES = 64 * 1024
 #: default (512 MiB).
 MAX_BULK_BYTES = 512 * 1024 * 1024
 #: Arrays open at once (nesting depth) before a reply is taken as garbage: real replies nest
-#: a few levels (XREAD: 4); a thousand is far past any of them and costs a few KB of stack.
+#: a few levels (XREAD: 5); a thousand is far past any of them and costs a few KB of stack.
 MAX_ARRAY_DEPTH = 1000
 #: Default largest reply (its data bytes): far above what a load test's GET returns, far
 #: below what a misbehaving peer could make a run wait for.

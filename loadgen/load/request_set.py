@@ -279,7 +279,10 @@ class ConnectionRequests:
                 index = names[position] = self._pick()
                 parts.append(requests[index].render(self))
             data = b"".join(parts)
-        # In this connection's send buffer of its length (class docstring).
+        return self._in_send_buffer(data)
+
+    def _in_send_buffer(self, data: bytes) -> bytes | bytearray:
+        """``data`` in this connection's send buffer of its length (class docstring)."""
         size = len(data)
         buffer = self._send_buffers.get(size)
         if buffer is not None:

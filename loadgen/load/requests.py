@@ -343,9 +343,8 @@ class LoadClient(SlotPool[_Conn]):
             self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
             return False
         conn.expect = expect
-        recorder = self.recorder
-        if not codec.failures and not (recorder.by_name and conn.source is not None):
-            # Successes, no per-name breakdown (none, or a request set without names).
+        if not codec.failures and conn.source is None:  # successes, no names
+            recorder = self.recorder
             if done == 1:
                 recorder.pending_latency.append(now_ns - conn.sent_ns)
                 if self._open_model is not None:

@@ -107,9 +107,11 @@ class TlsLoadClient(LoadClient):
         engine = self.engine
         received = self._tls.received
         wire_sent = self._tls.wire_sent
+        channels = self._tls.channels
         post_buffer = self._receiver.post_buffer
         for token, result, flags in completions:
-            conn = conns[token >> INDEX_SHIFT]
+            index = token >> INDEX_SHIFT
+            conn = conns[index]
             if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
                 give_back(engine, token, flags)  # a late completion of a torn-down socket
                 continue
@@ -119,7 +121,17 @@ class TlsLoadClient(LoadClient):
                 if received(conn, buf, result, now_ns):
                     post_buffer(conn.handle, buf, token)
             elif op == OP_SEND and result >= 0:
-                wire_sent(conn, result, now_ns)
+                channel = channels[index]
+                if (
+                    channel is not None
+                    and channel.wire_sent + result == len(channel.wire)
+                    and not channel.outgoing.pending
+                ):
+                    # All of it left and nothing waits: ``wire_sent`` without the call (the
+                    # request client asks for no ``sent``: it counts its own bytes).
+                    channel.sending = False
+                else:
+                    wire_sent(conn, result, now_ns)
             else:
                 super()._complete(conn, token, result, flags, now_ns)
 

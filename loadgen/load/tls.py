@@ -25,13 +25,15 @@ only sees the bytes the receive mechanics hand over and the completions of its o
   (``eof``); a TLS failure (a failed certificate check, an alert, bytes that are not TLS) is
   the error kind ``tls`` with OpenSSL's reason kept (``Summary.error_reasons``).
 
-Connections end without a close_notify of their own: the socket is closed (or reset) as on
-the plain path, which HTTP and RESP frame without needing it; the session stays resumable.
+A connection closed in order (FIN) sends its close_notify first (``close_notify``: one send
+just before the socket closes, the server's reply not waited for); one that is reset (an
+error, ``close: rst``) ends without it. The session stays resumable either way.
 The branch to TLS is taken once, when the client is made: a plain run runs none of this.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
 import time
@@ -274,6 +276,24 @@ class TlsLayer(Generic[C]):
             session = channel.ssl.session
             if session is not None:
                 self._sessions[index] = session
+
+    def close_notify(self, conn: C) -> None:
+        """``conn`` is about to be closed in order (FIN, not RST): send its close_notify
+        first, so the server sees the session ended, not cut. Bounded: the alert is handed
+        to the engine once, just before the socket closes, and the server's own
+        close_notify is not waited for (RFC 8446 6.1 lets a client close without it). A
+        send still in flight (the engine's one per socket) or a handshake in progress
+        has nothing to close in order: no alert then."""
+        channel = self.channels[conn.index]
+        if channel is None or channel.handshaking or channel.sending:
+            return
+        # Writes the alert, then "wants to read" the server's reply (SSLWantReadError).
+        with contextlib.suppress(ssl.SSLError):
+            channel.ssl.unwrap()
+        alert = channel.outgoing.read()
+        if alert:
+            channel.sending = True
+            self.engine.send(conn.handle, alert, conn.token_base | OP_SEND)
 
     def in_handshake(self, conn: C) -> bool:
         channel = self.channels[conn.index]

@@ -15,7 +15,9 @@ loop is the plain client's, with no TLS test in it. What each override changes:
   (``bytes_sent`` counts plaintext);
 * a handshake that does not finish within the connect timeout is a ``timeout``, and a TCP
   connection that ends in the middle of one is a ``tls`` error, each with its reason;
-* before the start (``preconnect``), the starting connections complete their handshakes too.
+* before the start (``preconnect``), the starting connections complete their handshakes too;
+* a connection closed in order (FIN) sends its close_notify just before (``TlsLayer.
+  close_notify``); a reset one does not.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ class TlsLoadClient(LoadClient):
         self._connected(conn, now_ns)
         self._receiver.post(conn)
         self._tls.start(conn, now_ns)  # ready (and sending) when the handshake completes
+
+    def _close(self, conn: _RequestConn, *, abort: bool) -> None:
+        if not abort and not self._close_rst:
+            self._tls.close_notify(conn)  # in order: the session's end goes first
+        super()._close(conn, abort=abort)
 
     def _on_close(self, conn: _RequestConn) -> None:
         super()._on_close(conn)
@@ -197,6 +204,11 @@ class TlsStreamClient(StreamClient):
         self._new_transfer(conn, now_ns)
         self._arm_receive(conn, now_ns)
         self._tls.start(conn, now_ns)  # the header goes when the handshake completes
+
+    def _close(self, conn: _StreamConn, *, abort: bool) -> None:
+        if not abort and not self._close_rst:
+            self._tls.close_notify(conn)
+        super()._close(conn, abort=abort)
 
     def _on_close(self, conn: _StreamConn) -> None:
         super()._on_close(conn)

@@ -234,6 +234,10 @@ class TlsLayer(Generic[C]):
         self._eof = eof
         self._fail = fail
         self._count_bytes = count_bytes
+        #: The client's send function over TLS (the engine's signature).
+        self.send_function: Callable[[int, Buffer | bytes, int], None] = (
+            self._send_counted if count_bytes and sent is None else self.send
+        )
         self.channels: list[TlsChannel | None] = [None] * slots
         #: The last session of each slot, resumed by its next connection.
         self._sessions: list[ssl.SSLSession | None] = [None] * slots
@@ -314,7 +318,8 @@ class TlsLayer(Generic[C]):
         after the send in flight). ``token`` names the slot, as for the engine's send.
 
         One ``write`` per call (one record), and when nothing is in flight the ciphertext
-        goes at once from the slot's own buffer (``_send_wire`` says when it can't)."""
+        goes at once from the slot's own buffer (``_send_wire`` says when it can't).
+        ``send_function`` is this, or its copy for the request client (``_send_counted``)."""
         index = token >> INDEX_SHIFT
         channel = self.channels[index]
         if channel is None or channel.handshaking:
@@ -329,6 +334,27 @@ class TlsLayer(Generic[C]):
         ciphertext = channel.outgoing.read()
         wire = self._wires[index]
         if len(wire) == len(ciphertext):  # the common case: a request of the usual size
+            wire[:] = ciphertext
+            channel.wire = wire
+            channel.wire_sent = 0
+            channel.sending = True
+            self.engine.send(handle, wire, token)
+        else:
+            self._send_wire(channel, index, handle, token, ciphertext)
+
+    def _send_counted(self, handle: int, data: Buffer | bytes, token: int) -> None:
+        """``send`` for a client that counts bytes here and wants no ``sent``: the same
+        steps without the two tests, once per request (the clients call it only when the
+        handshake is done, ``send`` checks that)."""
+        index = token >> INDEX_SHIFT
+        channel = self.channels[index]
+        assert channel is not None
+        self._recorder.bytes_sent += channel.write(data)
+        if channel.sending:
+            return
+        ciphertext = channel.outgoing.read()
+        wire = self._wires[index]
+        if len(wire) == len(ciphertext):
             wire[:] = ciphertext
             channel.wire = wire
             channel.wire_sent = 0

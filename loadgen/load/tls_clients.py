@@ -76,7 +76,7 @@ class TlsLoadClient(LoadClient):
             fail=self._fail,
             count_bytes=True,  # bytes_sent and bytes_received count plaintext
         )
-        self._send = self._tls.send
+        self._send = self._tls.send_function
 
     # --- the slot's life ---------------------------------------------------------------
     def _on_connect(self, conn: _RequestConn, result: int, now_ns: int) -> None:
@@ -194,7 +194,7 @@ class TlsStreamClient(StreamClient):
             eof=super()._ended,
             fail=self._fail,
         )
-        self._send = self._tls.send
+        self._send = self._tls.send_function
 
     def _on_connect(self, conn: _StreamConn, result: int, now_ns: int) -> None:
         if result < 0:

@@ -281,6 +281,15 @@ class TlsLayer(Generic[C]):
             if session is not None:
                 self._sessions[index] = session
 
+    def last_send_done(self, conn: C, result: int) -> None:
+        """A send completion reaped just before the last close (``result`` >= 0 bytes):
+        when it finished the ciphertext in flight, nothing holds ``close_notify`` back
+        (what was written meanwhile goes with the alert). Nothing else is sent, and the
+        client hears of nothing: its run is over."""
+        channel = self.channels[conn.index]
+        if channel is not None and channel.wire_sent + result >= len(channel.wire):
+            channel.sending = False
+
     def close_notify(self, conn: C) -> None:
         """``conn`` is about to be closed in order (FIN, not RST): send its close_notify
         first, so the server sees the session ended, not cut. Bounded: the alert is handed

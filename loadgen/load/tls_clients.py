@@ -17,12 +17,14 @@ loop is the plain client's, with no TLS test in it. What each override changes:
   connection that ends in the middle of one is a ``tls`` error, each with its reason;
 * before the start (``preconnect``), the starting connections complete their handshakes too;
 * a connection closed in order (FIN) sends its close_notify just before (``TlsLayer.
-  close_notify``); a reset one does not.
+  close_notify``); a reset one does not. At the end of a run the sends that have left are
+  reaped first (``_reap_sends``), so one not yet reaped holds no alert back.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
@@ -34,7 +36,7 @@ from loadgen.load.requests import LoadClient
 from loadgen.load.requests import _Conn as _RequestConn
 from loadgen.load.streams import StreamClient
 from loadgen.load.streams import _Conn as _StreamConn
-from loadgen.load.tls import TlsConfig, TlsLayer
+from loadgen.load.tls import TlsConfig, TlsLayer, TlsSlot
 from loadgen.load.tokens import INDEX_SHIFT, OP_MASK, OP_RECV, OP_SEND
 
 if TYPE_CHECKING:
@@ -49,6 +51,29 @@ def _tls_config(config: ClientConfig) -> TlsConfig:
 
 def _overdue_reason(timeout_s: float) -> str:
     return f"TLS handshake not finished within the connect timeout ({timeout_s:g} s)"
+
+
+#: At most this many completions are reaped before the last closes (``_reap_sends``).
+FINAL_REAP = 512
+
+
+def _reap_sends(engine: Backend, conns: Sequence[TlsSlot], tls: TlsLayer[Any]) -> None:
+    """Before the last closes: reap (without waiting) the completions already there, so
+    a send that has left but was not reaped yet (the run ended right after a response
+    whose handling sent the next request) no longer holds back its connection's
+    close_notify. Everything else reaped here is dropped, as ``close_all`` drops what it
+    reaps after closing."""
+    for token, result, flags in engine.wait(0, FINAL_REAP):
+        conn = conns[token >> INDEX_SHIFT]
+        if (
+            token & OP_MASK == OP_SEND
+            and result >= 0
+            and (token & ~OP_MASK) == conn.token_base
+            and conn.handle >= 0
+        ):
+            tls.last_send_done(conn, result)
+        else:
+            give_back(engine, token, flags)
 
 
 class TlsLoadClient(LoadClient):
@@ -86,6 +111,10 @@ class TlsLoadClient(LoadClient):
         self._connected(conn, now_ns)
         self._receiver.post(conn)
         self._tls.start(conn, now_ns)  # ready (and sending) when the handshake completes
+
+    def close_all(self, grace_s: float = 1.0) -> None:
+        _reap_sends(self.engine, self._conns, self._tls)
+        super().close_all(grace_s)
 
     def _close(self, conn: _RequestConn, *, abort: bool) -> None:
         if not abort and not self._close_rst:
@@ -204,6 +233,10 @@ class TlsStreamClient(StreamClient):
         self._new_transfer(conn, now_ns)
         self._arm_receive(conn, now_ns)
         self._tls.start(conn, now_ns)  # the header goes when the handshake completes
+
+    def close_all(self, grace_s: float = 1.0) -> None:
+        _reap_sends(self.engine, self._conns, self._tls)
+        super().close_all(grace_s)
 
     def _close(self, conn: _StreamConn, *, abort: bool) -> None:
         if not abort and not self._close_rst:

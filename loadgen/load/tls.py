@@ -25,6 +25,12 @@ only sees the bytes the receive mechanics hand over and the completions of its o
   (``eof``); a TLS failure (a failed certificate check, an alert, bytes that are not TLS) is
   the error kind ``tls`` with OpenSSL's reason kept (``Summary.error_reasons``).
 
+Per request the layer makes one ``write`` (one record) and one ``read`` per record that
+arrived (into the shared buffer, at most 16 KiB: a whole record), both on the C object under
+the ``SSLObject`` (``_cipher``); the ciphertext goes from the slot's own send buffer, filled
+in place; a small receive reaches the incoming BIO as one copy of its bytes; no exception is
+raised unless a record is still incomplete (``received``).
+
 A connection closed in order (FIN) sends its close_notify first (``close_notify``: one send
 just before the socket closes, the server's reply not waited for); one that is reset (an
 error, ``close: rst``) ends without it. The session stays resumable either way.

@@ -18,7 +18,8 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from loadgen.config.scenario import ScenarioError, StreamSpec, parse_scenario
+from loadgen.config.protocol_specs import StreamSpec
+from loadgen.config.scenario import ScenarioError, parse_scenario
 from loadgen.engine import select_backend
 from loadgen.load.client_config import ClientConfig
 from loadgen.load.recorder import Recorder
@@ -32,7 +33,7 @@ from loadgen.protocols.stream import (
 )
 from loadgen.run.api import run
 from loadgen.targets.stream import StreamServer
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
 
 MiB = 1024 * 1024

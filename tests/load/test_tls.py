@@ -15,10 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,6 +34,7 @@ from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
 from tests.servers import NginxTls, nginx, nginx_tls, nginx_tls_proxy, redis_tls
 from tests.tls_certs import TlsFiles, make_tls_files
+from tests.tls_endings import tls_server_recording_endings, wait_for_endings
 
 ANY_BACKEND = AVAILABLE[0]
 
@@ -278,81 +276,28 @@ def test_stream_patterns_over_tls(tmp_path: Path, certs: TlsFiles, pattern: str)
     assert moved >= summary.requests * 200 * 1024  # payload bytes, counted in plaintext
 
 
-#: The ending server's answer: it waits before it, so at the end of a run every connection
-#: waits for a response (no send of the client in flight, which would hold its alert back).
-ANSWER_DELAY_S = 0.05
-ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-@contextmanager
-def tls_server_recording_endings(certs: TlsFiles) -> Iterator[tuple[int, list[str]]]:
-    """(port, endings): a TLS HTTP server (Python's ``ssl``, a thread per connection) that
-    appends how each connection ended: "close_notify" (the client ended the session in
-    order) or "eof" (the TCP connection ended without it)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certs.server_cert, certs.server_key)
-    listener = socket.create_server(("127.0.0.1", 0))
-    endings: list[str] = []
-
-    def serve(sock: socket.socket) -> None:
-        ending = "eof"
-        try:
-            with context.wrap_socket(sock, server_side=True, suppress_ragged_eofs=False) as tls:
-                pending = b""
-                while data := tls.recv(4096):
-                    pending += data
-                    while b"\r\n\r\n" in pending:
-                        pending = pending.split(b"\r\n\r\n", 1)[1]
-                        time.sleep(ANSWER_DELAY_S)
-                        tls.sendall(ANSWER)
-                ending = "close_notify"  # recv returns b"" only after the alert
-        except ssl.SSLEOFError:
-            ending = "eof"
-        except OSError as exc:
-            ending = type(exc).__name__
-        endings.append(ending)
-
-    def accept() -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                return  # closed: the test is over
-            threading.Thread(target=serve, args=(sock,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield listener.getsockname()[1], endings
-    finally:
-        listener.close()
-
-
 @pytest.mark.parametrize("backend", AVAILABLE)
 def test_a_run_ends_each_session_with_close_notify(certs: TlsFiles, backend: str) -> None:
-    with tls_server_recording_endings(certs) as (port, endings):
+    with tls_server_recording_endings(certs.server_cert, certs.server_key) as (port, endings):
         result = run(
             scenario(f"127.0.0.1:{port}", {"ca_file": str(certs.ca)}, connections=3),
             backend=backend,
         )
         assert result.summary.errors == {}, result.summary.error_reasons
         assert result.summary.requests >= 3
-        deadline = time.monotonic() + 10  # the server's threads see the ends after the run
-        while len(endings) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_endings(endings, 3)
     assert endings == ["close_notify"] * 3
 
 
 def test_a_reset_connection_sends_no_close_notify(certs: TlsFiles) -> None:
     """``close: rst`` resets every connection: an alert before a reset would be lost."""
-    with tls_server_recording_endings(certs) as (port, endings):
+    with tls_server_recording_endings(certs.server_cert, certs.server_key) as (port, endings):
         result = run(
             scenario(f"127.0.0.1:{port}", {"ca_file": str(certs.ca)}, connections=2, close="rst"),
             backend=ANY_BACKEND,
         )
         assert result.summary.requests >= 2
-        deadline = time.monotonic() + 10
-        while len(endings) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_endings(endings, 2)
     assert len(endings) == 2 and "close_notify" not in endings
 
 

@@ -49,7 +49,7 @@ MUST_PASS = {
     "tests/stats/test_clock.py": 3,
     "tests/run/test_windows_ports.py": 3,
     "tests/cli/test_windows_cli.py": 5,
-    "tests/load/test_tls_windows.py": 3,
+    "tests/load/test_tls_windows.py": 4,
     # 12 targets x 2 receive modes; the killed target in both modes (the Linux pairs skip).
     "tests/adversarial/test_misbehaving_targets.py": 24,
     "tests/adversarial/test_killed_target.py": 2,
@@ -76,6 +76,7 @@ def test_windows_suite_under_wine(tmp_path: Path) -> None:
         env = dict(os.environ)
         env["LOADGEN_TLS_TARGET"] = f"127.0.0.1:{server.port}"
         env["LOADGEN_TLS_CA_PEM"] = certs.ca.read_text()
+        env["LOADGEN_TLS_SERVER_PEM"] = certs.server_cert.read_text() + certs.server_key.read_text()
         completed = subprocess.run(
             command,
             cwd=ROOT,

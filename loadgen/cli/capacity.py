@@ -22,7 +22,7 @@ from loadgen.cli.common import (
     examples,
     fail,
 )
-from loadgen.config.scenario import ScenarioError, load_scenario
+from loadgen.config.scenario import ScenarioError
 from loadgen.result.files import write_atomically
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ EXAMPLES = examples(
     "loadgen capacity my.yaml --slo 'p99 < 20ms' --start 1k/s --max 50k/s --html cap.html",
     "loadgen capacity my.yaml --slo 'p99 < 20ms' --expect-at-least 5k/s --junit cap.xml",
     "loadgen capacity my.yaml --vary connections --slo 'p50 < 50ms' --start 10",
+    "loadgen capacity https://api.example.com/items --slo 'p99 < 50ms' -H 'Accept: */*'",
     "loadgen report cap.json --step 3    (one step of the search, as a run report)",
 )
 #: Without an SLO on errors a target that fails fast would look fast: this one is added.
@@ -112,8 +113,12 @@ def _default_path(name: str) -> Path:
 
 def capacity(
     scenario_file: Annotated[
-        Path,
-        typer.Argument(metavar="SCENARIO", help="Scenario YAML file (its load is the steps')."),
+        str,
+        typer.Argument(
+            metavar="SCENARIO",
+            help="Scenario YAML file (its load is the steps'), - to read it from stdin, or a "
+            "URL as for run (loadgen capacity https://HOST/path --slo 'p99 < 10ms').",
+        ),
     ],
     slo: Annotated[
         list[str] | None,
@@ -194,6 +199,38 @@ def capacity(
             help="Override a scenario field: path.to.key=value (repeatable).",
         ),
     ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option("--method", "-m", metavar="METHOD", help="URL: e.g. -m POST."),
+    ] = None,
+    headers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            metavar="'NAME: VALUE'",
+            help="URL: a header (repeatable), e.g. -H 'Accept: */*'.",
+        ),
+    ] = None,
+    body: Annotated[
+        str | None,
+        typer.Option(
+            "--body", metavar="TEXT|@FILE", help="URL: the request body, e.g. --body @item.json."
+        ),
+    ] = None,
+    requests_per_connection: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-per-connection",
+            min=1,
+            metavar="N",
+            help="URL: a new connection after N responses, e.g. 1.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", "-k", help="TLS: do not verify the server's certificate."),
+    ] = False,
     backend: BackendOption = "auto",
     processes: Annotated[
         int | None,
@@ -272,8 +309,21 @@ def capacity(
         chosen = Vary(vary)
     except ValueError:
         raise fail(f"--vary: rate or connections, got {vary!r}", EXIT_USAGE) from None
-    try:
-        scenario = load_scenario(scenario_file, list(overrides or []))
+    from loadgen.cli.run import load_source
+    from loadgen.config.url_run import UrlRun
+
+    settings_given = list(overrides or [])
+    if insecure:
+        settings_given.append("tls.verify=false")
+    request = UrlRun(
+        scenario_file,
+        method=method,
+        headers=tuple(headers or ()),
+        body=body,
+        requests_per_connection=requests_per_connection,
+    )
+    try:  # a URL: its steps are of the scenario ``loadgen run URL`` would run
+        scenario = load_source(request, settings_given, "capacity")
     except ScenarioError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     if hosts is not None and cluster is None:

@@ -298,7 +298,7 @@ def run(
         requests_per_connection=requests_per_connection,
     )
     try:
-        scenario = _load(url_run, settings)
+        scenario = load_source(url_run, settings)
     except ScenarioError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     if duration is not None:  # a scenario's own ValueErrors are ScenarioErrors, said above
@@ -343,8 +343,9 @@ def run(
     _finish_run(result, outputs, display, quiet, allow_saturated, verbose)
 
 
-def _load(options: UrlRun, settings: list[str]) -> Scenario:
-    """The scenario of ``run``'s argument: a URL (with its options), stdin or a file."""
+def load_source(options: UrlRun, settings: list[str], command: str = "run") -> Scenario:
+    """The scenario of ``run``'s (or ``capacity``'s) argument: a URL (with its options),
+    stdin or a file. The URL options with a scenario are refused, naming ``command``."""
     source = options.url
     if is_url(source):
         return url_scenario(options, settings)
@@ -363,7 +364,7 @@ def _load(options: UrlRun, settings: list[str]) -> Scenario:
     if given:
         raise ScenarioError(
             [
-                f"{', '.join(given)}: only for a URL run (loadgen run http://HOST:PORT/ ...); "
+                f"{', '.join(given)}: only with a URL (loadgen {command} http://HOST:PORT/ ...); "
                 "with a scenario, use --set (e.g. --set load.connections=100)"
             ]
         )

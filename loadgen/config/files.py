@@ -102,8 +102,10 @@ def _readable(path: str) -> str | None:
 
 
 def check_files(http: HttpSpec | None, tls: TlsSpec) -> tuple[FieldPath, str] | None:
-    """(field path, problem) for the first file that cannot be used, else None."""
-    for key in ("ca_file", "client_cert", "client_key"):
+    """(field path, problem) for the first file that cannot be used, else None. The TLS
+    files only when TLS is on: a section kept with ``enabled: false`` (a scenario that
+    runs against plain and TLS targets alike) names files this run never opens."""
+    for key in ("ca_file", "client_cert", "client_key") if tls.enabled else ():
         value = getattr(tls, key)
         problem = _readable(value) if value is not None else None
         if problem:

@@ -15,12 +15,16 @@ loop is the plain client's, with no TLS test in it. What each override changes:
   (``bytes_sent`` counts plaintext);
 * a handshake that does not finish within the connect timeout is a ``timeout``, and a TCP
   connection that ends in the middle of one is a ``tls`` error, each with its reason;
-* before the start (``preconnect``), the starting connections complete their handshakes too.
+* before the start (``preconnect``), the starting connections complete their handshakes too;
+* a connection closed in order (FIN) sends its close_notify just before (``TlsLayer.
+  close_notify``); a reset one does not. At the end of a run the sends that have left are
+  reaped first (``_reap_sends``), so one not yet reaped holds no alert back.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
@@ -32,7 +36,7 @@ from loadgen.load.requests import LoadClient
 from loadgen.load.requests import _Conn as _RequestConn
 from loadgen.load.streams import StreamClient
 from loadgen.load.streams import _Conn as _StreamConn
-from loadgen.load.tls import TlsConfig, TlsLayer
+from loadgen.load.tls import TlsConfig, TlsLayer, TlsSlot
 from loadgen.load.tokens import INDEX_SHIFT, OP_MASK, OP_RECV, OP_SEND
 
 if TYPE_CHECKING:
@@ -47,6 +51,29 @@ def _tls_config(config: ClientConfig) -> TlsConfig:
 
 def _overdue_reason(timeout_s: float) -> str:
     return f"TLS handshake not finished within the connect timeout ({timeout_s:g} s)"
+
+
+#: At most this many completions are reaped before the last closes (``_reap_sends``).
+FINAL_REAP = 512
+
+
+def _reap_sends(engine: Backend, conns: Sequence[TlsSlot], tls: TlsLayer[Any]) -> None:
+    """Before the last closes: reap (without waiting) the completions already there, so
+    a send that has left but was not reaped yet (the run ended right after a response
+    whose handling sent the next request) no longer holds back its connection's
+    close_notify. Everything else reaped here is dropped, as ``close_all`` drops what it
+    reaps after closing."""
+    for token, result, flags in engine.wait(0, FINAL_REAP):
+        conn = conns[token >> INDEX_SHIFT]
+        if (
+            token & OP_MASK == OP_SEND
+            and result >= 0
+            and (token & ~OP_MASK) == conn.token_base
+            and conn.handle >= 0
+        ):
+            tls.last_send_done(conn, result)
+        else:
+            give_back(engine, token, flags)
 
 
 class TlsLoadClient(LoadClient):
@@ -74,7 +101,7 @@ class TlsLoadClient(LoadClient):
             fail=self._fail,
             count_bytes=True,  # bytes_sent and bytes_received count plaintext
         )
-        self._send = self._tls.send
+        self._send = self._tls.send_function
 
     # --- the slot's life ---------------------------------------------------------------
     def _on_connect(self, conn: _RequestConn, result: int, now_ns: int) -> None:
@@ -84,6 +111,15 @@ class TlsLoadClient(LoadClient):
         self._connected(conn, now_ns)
         self._receiver.post(conn)
         self._tls.start(conn, now_ns)  # ready (and sending) when the handshake completes
+
+    def close_all(self, grace_s: float = 1.0) -> None:
+        _reap_sends(self.engine, self._conns, self._tls)
+        super().close_all(grace_s)
+
+    def _close(self, conn: _RequestConn, *, abort: bool) -> None:
+        if not abort and not self._close_rst:
+            self._tls.close_notify(conn)  # in order: the session's end goes first
+        super()._close(conn, abort=abort)
 
     def _on_close(self, conn: _RequestConn) -> None:
         super()._on_close(conn)
@@ -107,9 +143,11 @@ class TlsLoadClient(LoadClient):
         engine = self.engine
         received = self._tls.received
         wire_sent = self._tls.wire_sent
+        channels = self._tls.channels
         post_buffer = self._receiver.post_buffer
         for token, result, flags in completions:
-            conn = conns[token >> INDEX_SHIFT]
+            index = token >> INDEX_SHIFT
+            conn = conns[index]
             if (token & ~OP_MASK) != conn.token_base or conn.handle < 0:
                 give_back(engine, token, flags)  # a late completion of a torn-down socket
                 continue
@@ -119,7 +157,17 @@ class TlsLoadClient(LoadClient):
                 if received(conn, buf, result, now_ns):
                     post_buffer(conn.handle, buf, token)
             elif op == OP_SEND and result >= 0:
-                wire_sent(conn, result, now_ns)
+                channel = channels[index]
+                if (
+                    channel is not None
+                    and channel.wire_sent + result == len(channel.wire)
+                    and not channel.outgoing.pending
+                ):
+                    # All of it left and nothing waits: ``wire_sent`` without the call (the
+                    # request client asks for no ``sent``: it counts its own bytes).
+                    channel.sending = False
+                else:
+                    wire_sent(conn, result, now_ns)
             else:
                 super()._complete(conn, token, result, flags, now_ns)
 
@@ -175,7 +223,7 @@ class TlsStreamClient(StreamClient):
             eof=super()._ended,
             fail=self._fail,
         )
-        self._send = self._tls.send
+        self._send = self._tls.send_function
 
     def _on_connect(self, conn: _StreamConn, result: int, now_ns: int) -> None:
         if result < 0:
@@ -185,6 +233,15 @@ class TlsStreamClient(StreamClient):
         self._new_transfer(conn, now_ns)
         self._arm_receive(conn, now_ns)
         self._tls.start(conn, now_ns)  # the header goes when the handshake completes
+
+    def close_all(self, grace_s: float = 1.0) -> None:
+        _reap_sends(self.engine, self._conns, self._tls)
+        super().close_all(grace_s)
+
+    def _close(self, conn: _StreamConn, *, abort: bool) -> None:
+        if not abort and not self._close_rst:
+            self._tls.close_notify(conn)
+        super()._close(conn, abort=abort)
 
     def _on_close(self, conn: _StreamConn) -> None:
         super()._on_close(conn)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -244,16 +245,37 @@ def time_wait_hold_s(loopback: bool) -> float:
     return TIME_WAIT_S
 
 
-def _is_loopback_v4(host: str) -> bool:
+def _addresses(host: str) -> list[str]:
+    """``host``'s addresses: an IP address as it is, a name as the resolver lists it for a
+    TCP client (``getaddrinfo``: /etc/hosts first, so ``localhost`` costs no lookup); none
+    for a name that does not resolve (the run says so when it starts)."""
     try:
-        address = ipaddress.ip_address(host)
+        ipaddress.ip_address(host)
     except ValueError:
-        return False  # a host name: cannot tell
-    return address.version == 4 and address.is_loopback
+        pass
+    else:
+        return [host]
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return [str(sockaddr[0]) for *_, sockaddr in infos]
+
+
+def _is_loopback_v4(host: str) -> bool:
+    """True when every address ``host`` names is IPv4 loopback (``localhost`` is, where
+    it resolves to 127.0.0.1 only). A name that also has an IPv6 address is not: the run
+    may connect over IPv6, where 127.0.0.x source addresses cannot be bound."""
+    addresses = _addresses(host)
+    return bool(addresses) and all(
+        (address := ipaddress.ip_address(text)).version == 4 and address.is_loopback
+        for text in addresses
+    )
 
 
 def targets_are_loopback(scenario: Scenario) -> bool:
-    """True for a built-in target (127.0.0.1) or IPv4 loopback targets only."""
+    """True for a built-in target (127.0.0.1) or IPv4 loopback targets only (host names
+    resolved: ``_is_loopback_v4``)."""
     if scenario.builtin_target is not None:
         return True
     try:

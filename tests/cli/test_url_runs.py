@@ -279,6 +279,35 @@ def test_url_options_with_a_file_are_a_usage_error(tmp_path: Path) -> None:
     scenario.write_text("name: s\ntarget: builtin:http\nconnections: 1\nduration: 1s\n")
     result = runner.invoke(app, ["run", str(scenario), "-c", "5", "--rate", "1k/s"])
     assert result.exit_code == 2
-    assert "-c, --rate: only for a URL run" in result.output
+    assert "-c, --rate: only with a URL (loadgen run http://HOST:PORT/ ...)" in result.output
     bad_header = runner.invoke(app, ["run", "http://127.0.0.1:1/", "-H", "nocolon"])
     assert bad_header.exit_code == 2 and "expected 'Name: value'" in bad_header.output
+
+
+def test_capacity_takes_a_url_as_run_does(http_port: int, tmp_path: Path) -> None:
+    out = tmp_path / "capacity.json"
+    url = f"http://127.0.0.1:{http_port}/bytes/10"
+    cli = runner.invoke(
+        app,
+        [
+            "capacity", url, "-H", "X-Test: 1", "--slo", "p50 < 1s", "--start", "20/s",
+            "--max", "40/s", "--warmup", "0s", "--step-duration", "1s", "-p", "1",
+            "--json", str(out),
+        ],
+    )  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    data = json.loads(out.read_text())
+    scenario = data["scenario"]
+    assert scenario["target"] == url and scenario["name"] == f"127.0.0.1-{http_port}"
+    assert scenario["protocol"]["http"]["path"] == "/bytes/10"
+    assert scenario["protocol"]["http"]["headers"] == {"X-Test": "1"}
+    assert data["outcome"]["status"] == "above max"
+    assert all(step["result"]["summary"]["requests"] > 0 for step in data["steps"])
+
+
+def test_capacity_refuses_url_options_with_a_scenario_file(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: s\ntarget: 127.0.0.1:9\nprotocol: http\nconnections: 1\n")
+    cli = runner.invoke(app, ["capacity", str(scenario), "-m", "POST", "--slo", "p50 < 1s"])
+    assert cli.exit_code == 2, cli.output
+    assert "-m: only with a URL (loadgen capacity http://HOST:PORT/ ...)" in cli.output

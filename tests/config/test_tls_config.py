@@ -65,6 +65,18 @@ def test_a_missing_file_names_its_line_and_field(tmp_path: Path) -> None:
     )
 
 
+def test_files_of_a_disabled_section_are_not_read(tmp_path: Path) -> None:
+    """``enabled: false`` keeps the section for later: its files are not this run's."""
+    missing = tmp_path / "nowhere.pem"
+    text = HEAD + f"tls:\n  enabled: false\n  ca_file: {missing}\n  client_cert: {missing}\n"
+    scenario = parse_scenario(text, "tls.yaml")
+    assert not scenario.tls.enabled
+    assert tls_config(scenario) is None
+    # Turned on, the same section is refused for its file.
+    on = text.replace("enabled: false", "enabled: true")
+    assert refusal(on).startswith(f"tls.yaml:8: tls.ca_file: cannot read {missing}")
+
+
 def test_a_file_that_is_not_a_certificate(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")

@@ -34,6 +34,7 @@ from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
 from tests.servers import NginxTls, nginx, nginx_tls, nginx_tls_proxy, redis_tls
 from tests.tls_certs import TlsFiles, make_tls_files
+from tests.tls_endings import tls_server_recording_endings, wait_for_endings
 
 ANY_BACKEND = AVAILABLE[0]
 
@@ -273,6 +274,31 @@ def test_stream_patterns_over_tls(tmp_path: Path, certs: TlsFiles, pattern: str)
     assert handshakes(result) >= summary.requests  # a connection (and handshake) per transfer
     moved = summary.bytes_sent + summary.bytes_received
     assert moved >= summary.requests * 200 * 1024  # payload bytes, counted in plaintext
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_a_run_ends_each_session_with_close_notify(certs: TlsFiles, backend: str) -> None:
+    with tls_server_recording_endings(certs.server_cert, certs.server_key) as (port, endings):
+        result = run(
+            scenario(f"127.0.0.1:{port}", {"ca_file": str(certs.ca)}, connections=3),
+            backend=backend,
+        )
+        assert result.summary.errors == {}, result.summary.error_reasons
+        assert result.summary.requests >= 3
+        wait_for_endings(endings, 3)
+    assert endings == ["close_notify"] * 3
+
+
+def test_a_reset_connection_sends_no_close_notify(certs: TlsFiles) -> None:
+    """``close: rst`` resets every connection: an alert before a reset would be lost."""
+    with tls_server_recording_endings(certs.server_cert, certs.server_key) as (port, endings):
+        result = run(
+            scenario(f"127.0.0.1:{port}", {"ca_file": str(certs.ca)}, connections=2, close="rst"),
+            backend=ANY_BACKEND,
+        )
+        assert result.summary.requests >= 2
+        wait_for_endings(endings, 2)
+    assert len(endings) == 2 and "close_notify" not in endings
 
 
 def test_a_plain_http_server_is_a_tls_error(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 ``tests/test_wine.py`` starts nginx over TLS (a certificate from a throw-away CA) before it
 runs the Windows suite, and hands its address and the CA here (``LOADGEN_TLS_TARGET``,
-``LOADGEN_TLS_CA_PEM``); anywhere else these tests skip. The engine is IOCP, the TLS is
+``LOADGEN_TLS_CA_PEM``), and the server's certificate and key (``LOADGEN_TLS_SERVER_PEM``)
+for a server of the test's own that records how each session ended; anywhere else these
+tests skip. The engine is IOCP, the TLS is
 Windows CPython's own ``ssl`` (OpenSSL), and the server is a real one.
 """
 
@@ -17,9 +19,12 @@ import pytest
 
 from loadgen.config.scenario import Scenario, parse_scenario
 from loadgen.run.api import run
+from tests.tls_endings import tls_server_recording_endings, wait_for_endings
 
 TARGET = os.environ.get("LOADGEN_TLS_TARGET")
 CA_PEM = os.environ.get("LOADGEN_TLS_CA_PEM")
+#: The server certificate and its key (one PEM), for a TLS server of this process's own.
+SERVER_PEM = os.environ.get("LOADGEN_TLS_SERVER_PEM")
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "win32", reason="IOCP: Windows (or Wine) only"),
@@ -72,3 +77,17 @@ def test_resumption_and_a_failed_verification_on_iocp(tmp_path: Path) -> None:
     assert unknown.summary.requests == 0
     (reason,) = unknown.summary.error_reasons["tls"]
     assert reason.startswith("certificate verify failed"), reason
+
+
+@pytest.mark.skipif(not SERVER_PEM, reason="tests/test_wine.py passes the server's PEM here")
+def test_close_notify_at_the_end_of_a_run_on_iocp(tmp_path: Path) -> None:
+    ca, server = tmp_path / "ca.pem", tmp_path / "server.pem"
+    ca.write_text(CA_PEM or "")
+    server.write_text(SERVER_PEM or "")
+    with tls_server_recording_endings(server) as (port, endings):
+        settings = {"target": f"127.0.0.1:{port}", "connections": 2}
+        result = run(_scenario({"ca_file": str(ca)}, **settings), backend="iocp")
+        assert result.summary.errors == {}, result.summary.error_reasons
+        assert result.summary.requests >= 2
+        wait_for_endings(endings, 2)
+    assert endings == ["close_notify"] * 2

@@ -148,6 +148,35 @@ def test_fin_churn_whose_time_wait_exceeds_one_address_is_spread_and_rst_needs_n
         fit_run(scenario(CHURN.format(target="192.0.2.10:80", close="fin")), 1, machine=machine)
 
 
+def _localhost_is_ipv4_loopback_only() -> bool:
+    try:
+        infos = socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return {sockaddr[0] for *_, sockaddr in infos} <= {"127.0.0.1"}
+
+
+@pytest.mark.skipif(
+    not _localhost_is_ipv4_loopback_only(),
+    reason="localhost does not resolve to 127.0.0.1 alone here (an IPv6 address too, or none)",
+)
+def test_a_loopback_host_name_is_spread_like_its_address() -> None:
+    machine = Machine(20_000, (32768, 60999), 24 * GIB, time_wait_s=60.0)
+    named = fit_run(scenario(CHURN.format(target="localhost:9", close="fin")), 1, machine=machine)
+    assert named.scenario.source_addresses() == [f"127.0.0.{n}" for n in range(1, 6)]
+    assert named.scenario.targets == ["localhost:9"]  # the target as it was written
+
+
+def test_a_name_that_does_not_resolve_is_not_loopback() -> None:
+    machine = Machine(20_000, (32768, 60999), 24 * GIB, time_wait_s=60.0)
+    with pytest.raises(ConnectionLimitError, match="close: rst"):
+        fit_run(
+            scenario(CHURN.format(target="no-such-host.invalid:80", close="fin")),
+            1,
+            machine=machine,
+        )
+
+
 CLOSED_CHURN = """
 target: 127.0.0.1:9
 load:

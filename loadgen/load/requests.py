@@ -340,7 +340,12 @@ class LoadClient(SlotPool[_Conn]):
             return True
         expect = conn.expect - done
         if expect < 0:
-            self._fail(conn, KIND_PROTOCOL, now_ns)  # a response nobody asked for
+            self._fail(
+                conn,
+                KIND_PROTOCOL,
+                now_ns,
+                reason=f"{-expect} response(s) more than were asked for",
+            )
             return False
         conn.expect = expect
         if not codec.failures and conn.source is None:  # successes, no names
@@ -432,7 +437,7 @@ class LoadClient(SlotPool[_Conn]):
         except ProtocolError as exc:
             self._fail(conn, exc.kind, now_ns, reason=exc.message)
             return
-        self._fail(conn, KIND_PROTOCOL, now_ns)
+        self._fail(conn, KIND_PROTOCOL, now_ns, reason="a response while no request was in flight")
 
     def _eof(self, conn: _Conn, now_ns: int) -> None:
         """The server closed the connection. The codec is told: a close may end a response

@@ -47,6 +47,7 @@ BEHAVIOURS = (
     "resp_nested",
     "resp_dense",
     "reset_on_accept",
+    "http_twice",
 )
 #: The bulk string "resp_huge" answers every request with: large enough that buffering it
 #: shows in RSS at once, small enough to cross loopback in well under a second.
@@ -65,6 +66,8 @@ NESTED_STREAM_BYTES = 1024 * 1024
 #: A status line and headers whose Content-Length is not a number: no HTTP/1.1 parser can
 #: frame the body.
 HTTP_MALFORMED_REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: twelve\r\n\r\nhello world!"
+#: A whole, valid response ("http_twice" sends two per request).
+HTTP_OK_REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 #: "?" is no RESP2 type byte (``+ - : $ *``).
 RESP_MALFORMED_REPLY = b"?what\r\n"
 _FIXED_REPLIES = {"http_malformed": HTTP_MALFORMED_REPLY, "resp_malformed": RESP_MALFORMED_REPLY}
@@ -94,6 +97,8 @@ def _answer(conn: socket.socket, behaviour: str, data: bytes) -> bool:
     elif behaviour == "http10":  # a body delimited by closing the connection
         _stream(conn, [b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello"])
         return False
+    elif behaviour == "http_twice":  # two whole responses to every request
+        _stream(conn, [HTTP_OK_REPLY * 2])
     elif behaviour == "http_cut":  # promises 100 bytes of body, sends 10, closes
         _stream(conn, [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"])
         return False

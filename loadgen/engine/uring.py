@@ -103,7 +103,7 @@ import struct
 import sys
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Final
 
 from loadgen.engine import uring_abi as abi
@@ -117,6 +117,7 @@ from loadgen.engine.base import (
     Completion,
     ErrorKind,
     FeatureUnavailable,
+    check_close_many,
     posix_end_error,
     posix_error_kind,
 )
@@ -156,6 +157,10 @@ _POLL_EVENTS: Final = abi.POLLIN | abi.POLLRDHUP
 _POLL_FIRST: Final = abi.IORING_RECVSEND_POLL_FIRST
 _SOCK_NONEMPTY: Final = abi.IORING_CQE_F_SOCK_NONEMPTY
 _NOSIG: Final = abi.MSG_NOSIGNAL  # a send to a reset peer gives -EPIPE, not SIGPIPE
+# A quiet send: no CQE on success, and io_uring itself retries a short send (MSG_WAITALL on
+# a stream socket, 5.19+) so success always means every byte went out.
+_QUIET_SQE: Final = abi.IOSQE_CQE_SKIP_SUCCESS
+_QUIET_FLAGS: Final = abi.MSG_NOSIGNAL | abi.MSG_WAITALL
 _HANGUP_EVENTS: Final = abi.POLLRDHUP | abi.POLLHUP | abi.POLLERR
 _FLAGS_HANGUP: Final = FLAG_READABLE | FLAG_HANGUP
 _ACCEPT_FLAGS: Final = abi.SOCK_NONBLOCK | abi.SOCK_CLOEXEC
@@ -229,7 +234,7 @@ _Op = tuple["_Sock", int, object]
 class _Sock:
     """Per-socket state: the socket object and the token of each pending side (-1: none)."""
 
-    __slots__ = ("family", "fd", "rd", "rprio", "sock", "wr")
+    __slots__ = ("family", "fd", "quiet", "quiet_buf", "rd", "rprio", "sock", "wr")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -238,6 +243,8 @@ class _Sock:
         self.rd = -1  # token of the pending recv / recv_zero / accept
         self.wr = -1  # token of the pending send / connect
         self.rprio = _POLL_FIRST  # ioprio of the next RECV (see _POLL_FIRST)
+        self.quiet = -1  # token of the last quiet send (send_quiet), whose failure may come
+        self.quiet_buf: object = None  # ... and its buffer, kept until the next or close
 
 
 def _unknown(handle: int) -> ValueError:
@@ -312,6 +319,7 @@ class UringBackend:
         "_ops",
         "_pack",
         "_posted_recv_bytes",
+        "_quiet",
         "_regions",
         "_ring",
         "_ring_fd",
@@ -328,6 +336,7 @@ class UringBackend:
         "_views",
         "supports_buffer_ring",
         "supports_fixed_buffers",
+        "supports_quiet_send",
     )
 
     def __init__(self, sq_entries: int = _SQ_ENTRIES, cq_entries: int = _CQ_ENTRIES) -> None:
@@ -375,6 +384,9 @@ class UringBackend:
         self._ext_arg_size = ctypes.sizeof(self._ext_arg)
         self._conns: dict[int, _Sock] = {}
         self._ops: dict[int, _Op] = {}
+        # Quiet sends by token: their CQE comes only on failure (send_quiet).
+        self._quiet: dict[int, _Sock] = {}
+        self.supports_quiet_send = bool(params.features & abi.IORING_FEAT_CQE_SKIP)
         # id(buffer) -> (buffer, ctypes export, address, nbytes)
         self._bufs: dict[int, tuple[object, object, int, int]] = {}
         self._views: dict[int, tuple[object, object, int, int]] = {}
@@ -443,22 +455,49 @@ class UringBackend:
             st = self._conns.pop(handle)
         except KeyError:
             raise _unknown(handle) from None
-        sock = st.sock
+        # The fd is resolved when the cancel is issued, so submit before closing it.
+        if self._queue_close(st, abort):
+            self._submit_now()
+        st.sock.close()
+
+    def close_many(self, handles: Iterable[int], *, abort: bool = False) -> None:
+        """Close several sockets with one batch of cancels: their ASYNC_CANCEL SQEs are
+        queued together and submitted by one ``io_uring_enter`` (one per SQ ring's worth,
+        4,096), then every fd is closed. One ``close`` each would be an enter per socket."""
+        self._live()
+        closing = [self._conns.pop(h) for h in check_close_many(handles, self._conns)]
+        cancels = False
+        try:
+            for st in closing:
+                cancels = self._queue_close(st, abort) or cancels
+        finally:
+            # Submitted before any fd is closed: a full SQ ring submits early in _push,
+            # while every fd is still open too.
+            if cancels:
+                self._submit_now()
+            for st in closing:
+                st.sock.close()
+
+    def _queue_close(self, st: _Sock, abort: bool) -> bool:
+        """The part of closing ``st`` before its fd goes: RST if asked, and a cancel of
+        whatever is pending on it queued (True then: submit before closing the fd)."""
         if abort:
             # OSError: already reset by the peer, nothing left to abort.
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-        if st.rd >= 0 or st.wr >= 0:
-            # The fd is resolved when the cancel is issued, so submit before closing it.
-            self._push(
-                abi.IORING_OP_ASYNC_CANCEL,
-                handle,
-                0,
-                abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL,
-                _UD_CANCEL_FD,
-            )
-            self._submit_now()
-        sock.close()
+                st.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+        if st.quiet >= 0:
+            # Its failure is no longer of interest; a cancelled one is dropped in _reap.
+            self._quiet.pop(st.quiet, None)
+        if st.rd < 0 and st.wr < 0 and st.quiet < 0:
+            return False
+        self._push(
+            abi.IORING_OP_ASYNC_CANCEL,
+            st.fd,
+            0,
+            abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL,
+            _UD_CANCEL_FD,
+        )
+        return True
 
     # --- operations ----------------------------------------------------------------------
 
@@ -502,6 +541,35 @@ class UringBackend:
         self._sq_tail = tail + 1
         st.wr = token
         self._ops[token] = (st, _K_SEND, buf)
+
+    def send_quiet(self, handle: int, data: Buffer | bytes, token: int) -> None:
+        """A send whose success is not reported (IOSQE_CQE_SKIP_SUCCESS): see engine.base.
+        Not tracked as the write side (nothing would ever clear it); the caller sends again
+        only once a response proves this one went out. Its buffer stays referenced until
+        the socket's next quiet send or its close (whose cancel, submitted before the fd is
+        closed, ends one still waiting for room before close returns)."""
+        try:
+            st = self._conns[handle]
+        except KeyError:
+            raise _unknown(handle) from None
+        if st.wr >= 0:
+            raise _busy(handle, "write", st.wr)
+        if token >> 63 or token in self._ops:
+            raise _bad_token(token, self._ops)
+        buf = self._bufs.get(id(data)) or self._views.get(id(data))
+        if buf is None:
+            buf = self._pin_for_send(data)
+        tail = self._sq_tail
+        if tail >= self._sq_limit:
+            tail = self._make_room()
+        off = (tail & self._sq_mask) << 6
+        self._pack(
+            self._sqes, off, _OP_SEND, _QUIET_SQE, 0, handle, 0, buf[2], buf[3], _QUIET_FLAGS, token
+        )
+        self._sq_tail = tail + 1
+        st.quiet = token
+        st.quiet_buf = buf
+        self._quiet[token] = st
 
     def recv(self, handle: int, buf: Buffer, token: int) -> None:
         try:
@@ -725,6 +793,7 @@ class UringBackend:
             self._dirty.clear()
             self._maps = None
             self._ops = {}  # not clear(): the finalizer may have kept the old one leaked
+            self._quiet.clear()
             self._bufs.clear()
             self._views.clear()
             self._buf_bytes = 0
@@ -971,7 +1040,14 @@ class UringBackend:
             user_data = cqe[0]
             op = pop(user_data, None)
             if op is None:
-                continue  # one of our own cancel requests (user_data bit 63)
+                # A quiet send's failure (its success posts no CQE), else one of our own
+                # cancel requests (user_data bit 63) or a quiet send of a closed socket.
+                quiet = self._quiet.pop(user_data, None)
+                if quiet is not None:
+                    quiet.quiet = -1
+                    quiet.quiet_buf = None
+                    append((user_data, cqe[1], 0))
+                continue
             st, kind, _keep = op
             # RECV and SEND CQEs with no flags set are already (token, result, 0): handed
             # back as they are, without building a new tuple.

@@ -177,8 +177,7 @@ def client_loadgen(
     from loadgen.load.requests import LoadClient
 
     engine = select_backend(backend)
-    mode = os.environ.get("ECHO_MODE", "buffered")
-    config = ClientConfig([address], count, len(MESSAGE), mode, 65536 if mode == "buffered" else 4096, 5.0, 5.0, ring_buffers=2048)
+    config = ClientConfig([address], count, len(MESSAGE), "buffered", 65536, 5.0, 5.0)
     recorder = Recorder(time.perf_counter_ns())
     client = LoadClient(engine, config, recorder)
     client.preconnect()  # every connection open, its receive posted, nothing sent

@@ -1079,6 +1079,7 @@ class UringBackend:
         out: list[Completion] = []
         append = out.append
         pop = self._ops.pop
+        freed = 0  # receive buffer bytes given back: one store after the batch, not one each
         for cqe in it:
             user_data = cqe[0]
             op = pop(user_data, None)
@@ -1096,7 +1097,7 @@ class UringBackend:
             # back as they are, without building a new tuple.
             if kind == _K_RECV:
                 st.rd = -1
-                self._posted_recv_bytes -= _keep[3]  # type: ignore[index]
+                freed += _keep[3]  # type: ignore[index]
                 if cqe[2]:
                     st.rprio = 0 if cqe[2] & _SOCK_NONEMPTY else _POLL_FIRST
                     append((user_data, cqe[1], 0))
@@ -1134,6 +1135,8 @@ class UringBackend:
                 if res >= 0:
                     res = self._adopt_accepted(res)
                 append((user_data, res, 0))
+        if freed:
+            self._posted_recv_bytes -= freed
         # Store the head only after every CQE in the batch has been read (TSO keeps the
         # loads above before this store), handing those slots back to the kernel.
         head = (head + n) & _MASK32

@@ -149,3 +149,34 @@ def test_a_successful_quiet_send_posts_no_cqe(listener: socket.socket) -> None:
         peer.close()
     finally:
         engine.shutdown()
+
+
+@pytest.mark.parametrize("abort", [False, True])
+def test_close_many_ends_each_connection_before_it_returns(
+    listener: socket.socket, abort: bool
+) -> None:
+    # As close() does: the cancelled requests let go of their files in close_many's one
+    # enter, so every peer sees its FIN (or RST) with no wait() after it.
+    engine = UringBackend()
+    try:
+        handles = [engine.tcp_socket() for _ in range(50)]
+        for token, handle in enumerate(handles):
+            engine.connect(handle, listener.getsockname(), token)
+        connected = []
+        while len(connected) < len(handles):
+            connected += engine.wait(5)
+        peers = [listener.accept()[0] for _ in handles]
+        for token, handle in enumerate(handles, start=len(handles)):
+            engine.recv(handle, bytearray(64), token)
+        assert engine.wait(0) == []
+        engine.close_many(handles, abort=abort)
+        for peer in peers:
+            peer.settimeout(5)
+            if abort:
+                with pytest.raises(ConnectionResetError):
+                    peer.recv(1)
+            else:
+                assert peer.recv(1) == b""
+            peer.close()
+    finally:
+        engine.shutdown()

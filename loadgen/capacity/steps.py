@@ -87,7 +87,7 @@ def pool_size(rate: float, budget_s: float, factor: float = 1.0) -> int:
 
 
 def think_time_s(scenario: Scenario) -> float:
-    plan = scenario.plan
+    plan = scenario.load_section
     return max(
         (p.think_time for p in plan.phases if p.think_time is not None), default=plan.think_time
     )
@@ -107,7 +107,7 @@ def step_scenario(
     data = base.to_dict()
     data.pop("connections", None)  # the shorthand: replaced by load below
     data.pop("duration", None)
-    plan = base.plan
+    plan = base.load_section
     extra = (
         {"requests_per_connection": plan.requests_per_connection}
         if plan.requests_per_connection
@@ -192,7 +192,7 @@ class Stepper:
             if self.notice is not None:
                 self.notice(
                     f"step {len(self.steps) + 1} ({load:g}): every one of its "
-                    f"{scenario.plan.connections:,} connections was busy while the target "
+                    f"{scenario.load_section.connections:,} connections was busy while the target "
                     f"answered within the SLOs: running it again with "
                     f"{self.connections_for(load):,}"
                 )
@@ -200,7 +200,7 @@ class Stepper:
             index=len(self.steps) + 1,
             phase=phase,
             offered=load,
-            connections=scenario.plan.connections,
+            connections=scenario.load_section.connections,
             window=data.window,
             verdicts=verdicts,
             verdict=verdict,
@@ -239,10 +239,10 @@ class Stepper:
         target_only = replace(window, latency_corrected_us=None)
         if not all(verdict.passed for verdict in judge(self.slos, target_only)):
             return False
-        rate = scenario.plan.phases[0].rate
+        rate = scenario.load_section.phases[0].rate
         assert rate is not None  # an open-model step
         cap = min(MAX_POOL, math.ceil(rate[0] * scenario.timeouts.request))
-        return scenario.plan.connections < cap
+        return scenario.load_section.connections < cap
 
     def _verdict(
         self,
@@ -263,7 +263,7 @@ class Stepper:
         )
         if neck is Bottleneck.POOL:
             return StepVerdict.FAIL, (
-                f"all {scenario.plan.connections:,} connections of the pool were busy: the "
+                f"all {scenario.load_section.connections:,} connections of the pool were busy: the "
                 "target held them (requests waited for one)" + (f"; broke {broke}" if broke else "")
             )
         if broken:

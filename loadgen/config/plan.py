@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from loadgen.config.scenario import Load, Scenario
+from loadgen.config.phases import Load
+from loadgen.config.scenario import Scenario
 from loadgen.config.schedule import RatePhase, arrival_offsets_ns
 
 
@@ -82,7 +83,7 @@ class LoadPlan:
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> LoadPlan:
-        return cls.from_load(scenario.plan)
+        return cls.from_load(scenario.load_section)
 
     @classmethod
     def from_load(cls, load: Load) -> LoadPlan:

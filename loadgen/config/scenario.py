@@ -11,26 +11,18 @@ they are checked exactly like the file (their errors name ``--set`` instead of a
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
 
 from loadgen.config.document import load_document
+from loadgen.config.fields import SCHEMA_CONFIG, Count, DurationS, SizeBytes
 from loadgen.config.files import anchor_paths, check_files
 from loadgen.config.http import HttpSpec as HttpSpec  # re-exported: its home moved
 from loadgen.config.messages import choice_problem
+from loadgen.config.phases import Load, Phase, Timeouts
 from loadgen.config.problems import (
     WRITTEN,
     Located,
@@ -41,8 +33,17 @@ from loadgen.config.problems import (
 from loadgen.config.problems import (
     ScenarioError as ScenarioError,  # raised here too: importers take it from here
 )
-from loadgen.config.receive import ReceiveMode
-from loadgen.config.schedule import offerable_rates
+from loadgen.config.protocol_specs import (
+    PROTOCOLS,
+    EchoSpec,
+    ProtocolSpec,
+    RedisSpec,
+    SizeDistribution,
+    StreamSpec,
+    protocol_shorthand,
+    size_shorthand,
+)
+from loadgen.config.receive import DEFAULT_RING_BUFFERS, ReceiveMode, RingBuffers
 from loadgen.config.targets import (
     TargetUrl,
     check_url_targets,
@@ -54,225 +55,13 @@ from loadgen.config.targets import (
 from loadgen.config.targets import parse_address as parse_address  # re-exported
 from loadgen.config.thresholds import Threshold
 from loadgen.config.tls import TlsSpec, check_tls
-from loadgen.config.units import (
-    parse_byte_rate_per_s,
-    parse_count,
-    parse_duration_s,
-    parse_range,
-    parse_rate_per_s,
-    parse_size_bytes,
-)
-from loadgen.protocols.resp import DEFAULT_MAX_REPLY_BYTES
-from loadgen.protocols.stream import MAX_SEGMENT_BYTES, MAX_STREAM_BYTES
 
-
-def _duration_s(value: object, info: ValidationInfo) -> float:
-    written = bool(info.context and info.context.get(WRITTEN))
-    return parse_duration_s(value, unit_required=written)
-
-
-DurationS = Annotated[float, BeforeValidator(_duration_s)]
-SizeBytes = Annotated[int, BeforeValidator(parse_size_bytes)]
-Count = Annotated[int, BeforeValidator(parse_count)]
-
-#: Each echo message starts with a header (sequence number, connection id, size).
-ECHO_HEADER_BYTES = 16
-#: receive: buffer-ring: buffers in the ring when ``ring_buffers`` is not given.
-DEFAULT_RING_BUFFERS = 256
-#: io_uring's provided-buffer rings hold a power of two of entries below 65,536.
-MAX_RING_BUFFERS = 32768
+ThresholdSpec = Annotated[Threshold, BeforeValidator(Threshold.parse)]
 BUILTIN_TARGETS = ("echo", "http", "stream")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Timeouts(_Model):
-    connect: DurationS = Field(default=5.0, gt=0)
-    request: DurationS = Field(default=5.0, gt=0)
-
-
-RateRange = Annotated[
-    tuple[float, float],
-    BeforeValidator(lambda v: parse_range(v, parse_rate_per_s)),
-    AfterValidator(offerable_rates),
-]
-CountRange = Annotated[tuple[int, int], BeforeValidator(lambda v: parse_range(v, parse_count))]
-ThresholdSpec = Annotated[Threshold, BeforeValidator(Threshold.parse)]
-
-
-class Phase(_Model):
-    """A stretch of the run. Open model: ``rate`` (``1k/s`` or ``1k/s to 20k/s``, a linear
-    ramp). Closed model: ``connections`` (``100`` or ``10 to 1000``, a linear ramp), and
-    ``idle: true`` to open the connections and hold them without sending a request (the
-    receive-mode study measures idle connections this way; the open model uses rate 0)."""
-
-    duration: DurationS = Field(gt=0)
-    rate: RateRange | None = None
-    arrivals: Literal["constant", "poisson"] = "constant"
-    connections: CountRange | None = None
-    think_time: DurationS | None = None
-    idle: bool = False
-
-
-class Load(_Model):
-    model: Literal["open", "closed"] = "closed"
-    connections: Count = Field(ge=1, le=1_000_000)
-    phases: list[Phase] = Field(min_length=1)
-    think_time: DurationS = 0.0
-    requests_per_connection: Count | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _phases_fit_the_model(self) -> Load:
-        for index, phase in enumerate(self.phases):
-            if self.model == "open" and phase.rate is None:
-                raise ValueError(f"phases[{index}]: the open model needs a rate, e.g. 1k/s")
-            if self.model == "closed" and phase.rate is not None:
-                raise ValueError(
-                    f"phases[{index}]: rate belongs to the open model (set load.model: open)"
-                )
-            if self.model == "open" and phase.idle:
-                raise ValueError(
-                    f"phases[{index}]: idle belongs to the closed model "
-                    "(in the open model give the phase rate: 0/s)"
-                )
-            if self.model == "open" and phase.connections is not None:
-                raise ValueError(
-                    f"phases[{index}]: the open model has one pool of connections "
-                    "(load.connections); phases set the rate"
-                )
-        return self
-
-    @property
-    def duration(self) -> float:
-        return sum(phase.duration for phase in self.phases)
-
-
-_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-MessageBytes = Annotated[
-    int, BeforeValidator(parse_size_bytes), Field(ge=ECHO_HEADER_BYTES, le=_MAX_MESSAGE_BYTES)
-]
-
-
-class SizeDistribution(_Model):
-    """Echo message sizes: ``64B`` (fixed), ``{uniform: [64B, 4KiB]}`` or
-    ``{choice: [64B, 1KiB, 64KiB], weights: [8, 1, 1]}``, drawn per request."""
-
-    fixed: MessageBytes | None = None
-    uniform: tuple[MessageBytes, MessageBytes] | None = None
-    choice: list[MessageBytes] | None = Field(default=None, min_length=1)
-    weights: list[float] | None = None
-
-    @model_validator(mode="after")
-    def _one_shape(self) -> SizeDistribution:
-        shapes = [n for n in ("fixed", "uniform", "choice") if getattr(self, n) is not None]
-        if len(shapes) != 1:
-            raise ValueError(f"give exactly one of fixed, uniform, choice; got {shapes}")
-        if self.uniform is not None and self.uniform[0] > self.uniform[1]:
-            raise ValueError("uniform: the first size must not exceed the second")
-        if self.weights is not None:
-            if self.choice is None or len(self.weights) != len(self.choice):
-                raise ValueError("weights need a choice list of the same length")
-            if min(self.weights) < 0 or sum(self.weights) <= 0:
-                raise ValueError("weights must be non-negative with a positive sum")
-        return self
-
-    @property
-    def largest(self) -> int:
-        if self.fixed is not None:
-            return self.fixed
-        if self.uniform is not None:
-            return self.uniform[1]
-        assert self.choice is not None
-        return max(self.choice)
-
-    def sampler(self, rng: random.Random) -> Callable[[], int] | None:
-        """A function drawing one size per call; None for a fixed size."""
-        if self.uniform is not None:
-            low, high = self.uniform
-            return lambda: rng.randint(low, high)
-        if self.choice is not None:
-            sizes, weights = self.choice, self.weights
-            return lambda: rng.choices(sizes, weights)[0]
-        return None
-
-
-def _power_of_two(value: int) -> int:
-    if value & (value - 1):
-        below = 1 << (value.bit_length() - 1)
-        raise ValueError(
-            f"must be a power of two (io_uring's buffer rings are), e.g. {below} or {below * 2}"
-        )
-    return value
-
-
-RingBuffers = Annotated[
-    int,
-    BeforeValidator(parse_count),
-    Field(ge=1, le=MAX_RING_BUFFERS),
-    AfterValidator(_power_of_two),
-]
-
-
-def _size_shorthand(value: object) -> object:
-    """``message_size: 64B`` means ``{fixed: 64B}``."""
-    return value if isinstance(value, dict) else {"fixed": value}
-
-
-class EchoSpec(_Model):
-    """Echo with verification (the message size is the top-level ``message_size``)."""
-
-
-class RedisSpec(_Model):
-    command: list[str] = ["PING"]
-    pipeline: int = Field(default=1, ge=1, le=1024)
-    #: Largest reply (its data bytes, e.g. ``1GiB``); past it the connection fails with
-    #: ``reply_too_large``. Replies are counted, never stored, so this bounds time, not memory.
-    max_reply: SizeBytes = Field(default=DEFAULT_MAX_REPLY_BYTES, ge=1)
-
-
-class StreamSpec(_Model):
-    """Raw TCP throughput in ctsTraffic's patterns (``loadgen.load.streams``): each connection
-    moves ``bytes`` each way its pattern uses, then closes and a fresh one replaces it.
-    ``rate`` (bytes/s per connection and direction, e.g. ``10MiB/s``) paces it."""
-
-    pattern: Literal["push", "pull", "pushpull", "duplex"] = "push"
-    bytes: SizeBytes = Field(default=100 * 1024 * 1024, ge=1, le=MAX_STREAM_BYTES)
-    segment: SizeBytes = Field(default=64 * 1024, ge=1, le=MAX_SEGMENT_BYTES)
-    rate: Annotated[float, BeforeValidator(parse_byte_rate_per_s)] | None = Field(
-        default=None, gt=0
-    )
-
-
-_PROTOCOLS = ("echo", "http", "redis", "stream")
-
-
-class ProtocolSpec(_Model):
-    """``protocol: {http: {...}}``: exactly one of the keys."""
-
-    echo: EchoSpec | None = None
-    http: HttpSpec | None = None
-    redis: RedisSpec | None = None
-    stream: StreamSpec | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ProtocolSpec:
-        chosen = [name for name in _PROTOCOLS if getattr(self, name) is not None]
-        if len(chosen) != 1:
-            raise ValueError(
-                f"choose exactly one protocol of {', '.join(_PROTOCOLS)}; got {chosen}"
-            )
-        return self
-
-    @property
-    def name(self) -> str:
-        return next(n for n in _PROTOCOLS if getattr(self, n) is not None)
-
-
-def _protocol_shorthand(value: object) -> object:
-    """``protocol: http`` means ``protocol: {http: {}}`` (every option at its default)."""
-    return {value: {}} if isinstance(value, str) else value
+    model_config = SCHEMA_CONFIG
 
 
 class Scenario(_Model):
@@ -285,13 +74,13 @@ class Scenario(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     target: str | list[str]
-    protocol: Annotated[ProtocolSpec, BeforeValidator(_protocol_shorthand)] = ProtocolSpec(
+    protocol: Annotated[ProtocolSpec, BeforeValidator(protocol_shorthand)] = ProtocolSpec(
         echo=EchoSpec()
     )
     connections: Count | None = Field(default=None, ge=1, le=1_000_000)
     duration: DurationS | None = Field(default=None, gt=0)
     load: Load | None = None
-    message_size: Annotated[SizeDistribution, BeforeValidator(_size_shorthand)] = SizeDistribution(
+    message_size: Annotated[SizeDistribution, BeforeValidator(size_shorthand)] = SizeDistribution(
         fixed=64
     )
     receive: ReceiveMode = ReceiveMode.BUFFERED
@@ -419,7 +208,7 @@ class Scenario(_Model):
         return options
 
     @property
-    def plan(self) -> Load:
+    def load_section(self) -> Load:
         """The ``load`` section (resolved from the shorthand when that was used); what a run
         derives from it is ``loadgen.config.plan.LoadPlan``."""
         assert self.load is not None
@@ -469,7 +258,7 @@ class Scenario(_Model):
         """The same scenario lasting ``seconds``, every phase scaled in proportion."""
         if seconds <= 0:
             raise ValueError(f"a run must last more than 0 s, got {seconds}")
-        plan = self.plan
+        plan = self.load_section
         factor = seconds / plan.duration
         phases = [p.model_copy(update={"duration": p.duration * factor}) for p in plan.phases]
         load = plan.model_copy(update={"phases": phases})
@@ -561,7 +350,7 @@ def _reword_shorthands(
         and isinstance(document.get("protocol"), str)
         and error["type"] == "extra_forbidden"
     ):
-        return ("protocol",), choice_problem(path[1], _PROTOCOLS)
+        return ("protocol",), choice_problem(path[1], PROTOCOLS)
     if error["type"] == "string_pattern_mismatch" and path == ("name",):
         return path, (
             f"{error.get('input')!r}: use letters, digits, '_', '.' and '-', starting with a "

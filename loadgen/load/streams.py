@@ -67,7 +67,7 @@ from loadgen.protocols.stream import (
 )
 
 if TYPE_CHECKING:
-    from loadgen.config.scenario import StreamSpec
+    from loadgen.config.protocol_specs import StreamSpec
 
 # Timer kinds: a paced send or a paced receive is due.
 _T_SEND, _T_RECV = 0, 1

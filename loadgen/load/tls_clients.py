@@ -36,7 +36,7 @@ from loadgen.load.tls import TlsConfig, TlsLayer
 from loadgen.load.tokens import INDEX_SHIFT, OP_MASK, OP_RECV, OP_SEND
 
 if TYPE_CHECKING:
-    from loadgen.config.scenario import StreamSpec
+    from loadgen.config.protocol_specs import StreamSpec
 
 
 def _tls_config(config: ClientConfig) -> TlsConfig:

@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 
 from loadgen.report import charts as chart_data
+from loadgen.report import html_cluster, html_memory
 from loadgen.report import html_tables as tables
 from loadgen.report.charts import Chart
 from loadgen.report.loading import LoadedRun
@@ -78,7 +79,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
             ),
             tables.invalid_banner(runs)
             + tables.no_success_banner(runs)
-            + tables.lost_hosts_banner(runs)
+            + html_cluster.lost_hosts_banner(runs)
             + tables.summary_table(runs)
             + tables.latency_tables(runs),
         )
@@ -150,9 +151,9 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
                 "(the counterpart of Windows' nonpaged pool and locked pages); these counters "
                 "are system-wide and noisy. Growth per connection is from the first sample "
                 "(before connections opened) to the sample with the most connections open.",
-                tables.memory_not_measurable(runs, memory_data)
+                html_memory.memory_not_measurable(runs, memory_data)
                 + "".join(_figure(chart, titled=True) for chart in memory_charts)
-                + tables.memory_table(runs, memory_data),
+                + html_memory.memory_table(runs, memory_data),
             )
         )
     sections.append(
@@ -163,7 +164,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
             tables.environment_table(runs) + tables.scenario_details(runs),
         )
     )
-    cluster = tables.cluster_section(runs)
+    cluster = html_cluster.cluster_section(runs)
     if cluster:
         sections.append(_section("cluster", "Cluster", _CLUSTER_LEAD, cluster))
     return sections, charts

@@ -7,7 +7,7 @@ does not apply). Runs are columns when a table describes each run, rows when it 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
@@ -24,9 +24,9 @@ from loadgen.report.formatting import (
     format_us,
     reason_lines,
 )
+from loadgen.report.html_parts import badge, grid_table, per_run_table
 from loadgen.report.loading import LoadedRun
-from loadgen.report.memory import Counter, RunMemory
-from loadgen.result.model import Cluster, LatencySummary
+from loadgen.result.model import LatencySummary
 from loadgen.result.stop import StopKind
 
 _LATENCY_COLUMNS = (
@@ -40,51 +40,21 @@ _LATENCY_COLUMNS = (
 )
 
 
-def _cell(text: str, tag: str = "td", css: str = "") -> str:
-    klass = f' class="{css}"' if css else ""
-    return f"<{tag}{klass}>{text}</{tag}>"
-
-
-def _table(header: Sequence[str] | None, rows: Iterable[Sequence[str]], css: str = "grid") -> str:
-    """``header`` and cells are HTML already (escape text before passing it)."""
-    head = ""
-    if header is not None:
-        head = "<thead><tr>" + "".join(_cell(h, "th") for h in header) + "</tr></thead>"
-    body = "".join(
-        "<tr>" + _cell(row[0], "th") + "".join(_cell(c, css="num") for c in row[1:]) + "</tr>"
-        for row in rows
-    )
-    return f'<table class="{css}">{head}<tbody>{body}</tbody></table>'
-
-
-def _badge(text: str, kind: str) -> str:
-    return f'<span class="badge {kind}">{escape(text)}</span>'
-
-
-def _per_run(
-    runs: Sequence[LoadedRun], rows: Sequence[tuple[str, Callable[[LoadedRun], str]]]
-) -> str:
-    """A table with one column per run and one row per (label, value function)."""
-    header = ["", *(escape(run.label) for run in runs)]
-    rows_html = [[escape(label), *(get(run) for run in runs)] for label, get in rows]
-    return _table(header, rows_html, css="grid per-run")
-
-
 def _status(run: LoadedRun) -> str:
     result = run.result
     if result.stop.kind is StopKind.FAILED:
-        badge = _badge(result.stop_reason, "bad")
+        status = badge(result.stop_reason, "bad")
         if result.stop.traceback:  # loadgen's own failure: where it happened, for a bug report
-            badge += (
+            status += (
                 f"<details><summary>traceback</summary><pre>"
                 f"{escape(result.stop.traceback)}</pre></details>"
             )
-        return badge
+        return status
     if result.no_success:
-        return _badge("no request succeeded", "bad")
+        return badge("no request succeeded", "bad")
     if result.partial:
-        return _badge(f"partial: {result.stop_reason}", "warn")
-    return _badge("completed", "good")
+        return badge(f"partial: {result.stop_reason}", "warn")
+    return badge("completed", "good")
 
 
 def _failed(run: LoadedRun) -> str:
@@ -92,7 +62,7 @@ def _failed(run: LoadedRun) -> str:
     if not summary.failed:
         return "none"
     rate = 100 * (summary.failed_rate or 0.0)
-    return _badge(f"{format_count(summary.failed)} ({format_percent_value(rate)})", "bad")
+    return badge(f"{format_count(summary.failed)} ({format_percent_value(rate)})", "bad")
 
 
 def started_text(run: LoadedRun) -> str:
@@ -106,8 +76,8 @@ def _thresholds(run: LoadedRun) -> str:
         return "none set"
     failed = sum(not v.passed for v in verdicts)
     if failed:
-        return _badge(f"{failed} of {len(verdicts)} failed", "bad")
-    return _badge(f"all {len(verdicts)} passed", "good")
+        return badge(f"{failed} of {len(verdicts)} failed", "bad")
+    return badge(f"all {len(verdicts)} passed", "good")
 
 
 def _validity(run: LoadedRun) -> str:
@@ -115,8 +85,8 @@ def _validity(run: LoadedRun) -> str:
     if check is None:
         return "not checked (result written before loadgen checked itself)"
     if check.valid:
-        return _badge("valid", "good")
-    return _badge("INVALID: generator was the bottleneck", "bad")
+        return badge("valid", "good")
+    return badge("INVALID: generator was the bottleneck", "bad")
 
 
 def invalid_banner(runs: Sequence[LoadedRun]) -> str:
@@ -173,7 +143,7 @@ def self_check_table(runs: Sequence[LoadedRun]) -> str:
     def percent(number: float | None) -> str:
         return format_percent_value(number) if number is not None else "not measurable here"
 
-    return _per_run(
+    return per_run_table(
         runs,
         [
             ("verdict", _validity),
@@ -227,7 +197,7 @@ def _errors(run: LoadedRun) -> str:
     if total == 0:
         return "none"
     rate = 100 * summary.error_rate
-    return _badge(f"{format_count(total)} ({format_percent_value(rate)})", "bad")
+    return badge(f"{format_count(total)} ({format_percent_value(rate)})", "bad")
 
 
 def _latency(run: LoadedRun) -> LatencySummary:
@@ -240,7 +210,7 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
     def scenario(key: str) -> Callable[[LoadedRun], str]:
         return lambda run: escape(str(run.result.scenario.get(key, MISSING)))
 
-    return _per_run(
+    return per_run_table(
         runs,
         [
             ("scenario", scenario("name")),
@@ -250,9 +220,9 @@ def summary_table(runs: Sequence[LoadedRun]) -> str:
             ("duration", lambda r: format_seconds(r.result.summary.duration_s)),
             ("requests", lambda r: format_count(r.result.summary.requests)),
             ("failed requests", _failed),
-            ("throughput", lambda r: _badge(format_rate(r.result.summary.throughput_rps), "key")),
+            ("throughput", lambda r: badge(format_rate(r.result.summary.throughput_rps), "key")),
             ("latency p50", lambda r: format_us(_latency(r).p50)),
-            ("latency p99", lambda r: _badge(format_us(_latency(r).p99), "key")),
+            ("latency p99", lambda r: badge(format_us(_latency(r).p99), "key")),
             ("latency max", lambda r: format_us(_latency(r).max)),
             ("errors", _errors),
             ("validity", _validity),
@@ -294,7 +264,7 @@ def _hosts(run: LoadedRun) -> str:
         return "1"
     lost = len(cluster.lost_hosts)
     if lost:
-        return _badge(f"{len(cluster.hosts)}, {lost} lost", "bad")
+        return badge(f"{len(cluster.hosts)}, {lost} lost", "bad")
     return format_count(len(cluster.hosts))
 
 
@@ -357,7 +327,7 @@ def latency_tables(runs: Sequence[LoadedRun]) -> str:
         if title == "Request latency" and open_model:
             title = "Request latency, raw (from each request's actual send)"
         header = ["run", "count", *(h for _, h in _LATENCY_COLUMNS)]
-        parts.append(f"<h3>{escape(title)}</h3>" + _table(header, rows))
+        parts.append(f"<h3>{escape(title)}</h3>" + grid_table(header, rows))
     return "".join(parts)
 
 
@@ -375,7 +345,7 @@ def by_name_section(runs: Sequence[LoadedRun]) -> str:
             failed = format_count(item.failed)
             if item.failed:
                 rate = format_percent_value(100 * (item.failed_rate or 0.0))
-                failed = _badge(f"{failed} ({rate})", "bad")
+                failed = badge(f"{failed} ({rate})", "bad")
             errors = ", ".join(
                 f"{escape(kind)} {format_count(count)}" for kind, count in item.errors.items()
             )
@@ -390,7 +360,7 @@ def by_name_section(runs: Sequence[LoadedRun]) -> str:
             )
         header = ["request", "count", "failed", *(h for _, h in _LATENCY_COLUMNS), "errors"]
         title = f"<h3>{escape(run.label)}</h3>" if len(runs) > 1 else ""
-        parts.append(title + _table(header, rows, css="grid by-name"))
+        parts.append(title + grid_table(header, rows, css="grid by-name"))
     return "".join(parts)
 
 
@@ -400,7 +370,7 @@ def errors_table(runs: Sequence[LoadedRun]) -> str:
         return '<p class="note">No errors in any run.</p>'
     rows = [[escape(kind), *(_errors_cell(run, kind) for run in runs)] for kind in kinds]
     rows.append(["total", *(format_count(run.result.summary.error_count) for run in runs)])
-    table = _table(["kind", *(escape(run.label) for run in runs)], rows)
+    table = grid_table(["kind", *(escape(run.label) for run in runs)], rows)
     reasons = [
         f"<li>{escape(f'{run.label}: {line}' if len(runs) > 1 else line)}</li>"
         for run in runs
@@ -430,12 +400,12 @@ def thresholds_section(runs: Sequence[LoadedRun]) -> str:
             [
                 f"<code>{escape(v.expression)}</code>",
                 format_threshold_value(v.metric, v.value),
-                _badge("pass", "good") if v.passed else _badge("fail", "bad"),
+                badge("pass", "good") if v.passed else badge("fail", "bad"),
             ]
             for v in verdicts
         ]
         title = f"<h3>{escape(run.label)}</h3>" if len(runs) > 1 else ""
-        parts.append(title + _table(["threshold", "observed", "verdict"], rows, "grid per-run"))
+        parts.append(title + grid_table(["threshold", "observed", "verdict"], rows, "grid per-run"))
     return "".join(parts)
 
 
@@ -443,7 +413,7 @@ def environment_table(runs: Sequence[LoadedRun]) -> str:
     def env(key: str) -> Callable[[LoadedRun], str]:
         return lambda run: escape(str(getattr(run.result.environment, key)))
 
-    return _per_run(
+    return per_run_table(
         runs,
         [
             ("backend", env("backend")),
@@ -466,87 +436,6 @@ def _host(run: LoadedRun) -> str:
     return f'<a href="#cluster">{escape(cluster_text.overview(cluster))}</a>'
 
 
-def lost_hosts_banner(runs: Sequence[LoadedRun]) -> str:
-    """A warning box per distributed run that lost hosts, naming each; empty otherwise."""
-    parts = []
-    for run in runs:
-        cluster = run.result.cluster
-        if cluster is None or not cluster.lost_hosts:
-            continue
-        lost = "".join(f"<li>{escape(text)}</li>" for text in cluster_text.lost_hosts(cluster))
-        parts.append(
-            f'<div class="invalid lost-hosts" role="alert"><strong>Hosts lost: '
-            f"{escape(run.label)}</strong><p>{len(cluster.lost_hosts)} of "
-            f"{len(cluster.hosts)} hosts gave no result; see Cluster.</p><ul>{lost}</ul></div>"
-        )
-    return "".join(parts)
-
-
-_CLUSTER_HEADER = (
-    "#",
-    "hostname",
-    "worker",
-    "processes",
-    "load share",
-    "clock offset (ms)",
-    "start late (ms)",
-    "status",
-)
-
-
-def _cluster_table(cluster: Cluster) -> str:
-    head = "".join(_cell(escape(h), "th") for h in _CLUSTER_HEADER)
-    rows = []
-    for row in cluster_text.host_rows(cluster):
-        lost = row.lost is not None
-        status = _badge(row.status, "bad") if lost else _badge("reported", "good")
-        cells = [
-            _cell(escape(row.index), "th"),
-            _cell(escape(row.hostname)),
-            _cell(f"<code>{escape(row.worker)}</code>"),
-            *(
-                _cell(escape(text), css="num")
-                for text in (row.processes, row.share, row.clock_offset, row.start_late)
-            ),
-            _cell(status),
-        ]
-        klass = ' class="lost"' if lost else ""
-        rows.append(f"<tr{klass}>{''.join(cells)}</tr>")
-    return (
-        f'<table class="grid cluster"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def cluster_section(runs: Sequence[LoadedRun]) -> str:
-    """Each distributed run's hosts, start skew and warnings; empty when no run has a
-    cluster. In a report of several runs, one titled table per run that has one."""
-    parts = []
-    single = [run.label for run in runs if run.result.cluster is None]
-    for run in runs:
-        cluster = run.result.cluster
-        if cluster is None:
-            continue
-        title = f"<h3>{escape(run.label)}</h3>" if len(runs) > 1 else ""
-        facts = (
-            f'<p class="cluster-facts">{escape(cluster_text.overview(cluster))}; '
-            f"{escape(cluster_text.start_skew(cluster))}.</p>"
-        )
-        warnings = "".join(
-            f'<li><span class="badge warn">warning</span> {escape(w)}</li>'
-            for w in cluster.warnings
-        )
-        warning_list = f'<ul class="cluster-warnings">{warnings}</ul>' if warnings else ""
-        parts.append(title + facts + warning_list + _cluster_table(cluster))
-    if not parts:
-        return ""
-    if single:
-        parts.append(
-            f'<p class="note">On one host (not distributed): {escape(", ".join(single))}.</p>'
-        )
-    return "".join(parts)
-
-
 def scenario_details(runs: Sequence[LoadedRun]) -> str:
     parts = []
     for run in runs:
@@ -556,65 +445,3 @@ def scenario_details(runs: Sequence[LoadedRun]) -> str:
             f"bytes)</summary><pre>{escape(text)}</pre></details>"
         )
     return "".join(parts)
-
-
-def _bytes(value: float | None) -> str:
-    if value is None:
-        return MISSING
-    return ("-" if value < 0 else "") + format_bytes(int(abs(value)))
-
-
-def memory_table(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) -> str:
-    """Start, peak and end of each memory counter, and its growth per connection."""
-    rows = []
-    notes = []
-    for run, data in zip(runs, memory, strict=True):
-        if data is None:
-            notes.append(f"{escape(run.label)}: no memory samples in this result.")
-            continue
-        counters: list[Counter] = [data.kernel, *data.components, data.posted, data.rss]
-        for counter in counters:
-            label = f"{escape(run.label)}: {escape(counter.label)}"
-            if counter.reason is not None:
-                rows.append(
-                    [label, f'<span class="na">{escape(counter.reason)}</span>', "", "", ""]
-                )
-                continue
-            per = _growth(data, counter)
-            rows.append(
-                [label, _bytes(counter.start), _bytes(counter.peak), _bytes(counter.end), per]
-            )
-    table = _table(["run: counter", "start", "peak", "end", "growth per connection"], rows)
-    note = "".join(f'<p class="note">{n}</p>' for n in notes)
-    return table + note
-
-
-def _growth(data: RunMemory, counter: Counter) -> str:
-    """Growth per connection, or why it is no figure: within the counter's own noise, or
-    too few samples to tell (system-wide counters move with everything the machine does)."""
-    each, connections = data.per_connection(counter)
-    if each is None or not connections:
-        return MISSING
-    figure = f"{_bytes(each)} (at {format_count(connections)} connections)"
-    noise = data.noise(counter)
-    if noise is None:
-        if counter.system_wide:
-            return f'{figure} <span class="na">too few samples to tell from noise</span>'
-        return figure
-    growth = each * connections
-    if noise > 0 and abs(growth) <= noise:
-        return (
-            f'<span class="na">within noise: {_bytes(growth)} in all, while the counter moved '
-            f"by {_bytes(noise)} with the connections held</span>"
-        )
-    return figure
-
-
-def memory_not_measurable(runs: Sequence[LoadedRun], memory: Sequence[RunMemory | None]) -> str:
-    """ "not measurable here: reason" for each run whose kernel counters were not measured."""
-    lines = [
-        f"<li>{escape(run.label)}: kernel non-pageable memory {escape(data.kernel.reason)}</li>"
-        for run, data in zip(runs, memory, strict=True)
-        if data is not None and data.kernel.reason is not None
-    ]
-    return f'<ul class="na-list">{"".join(lines)}</ul>' if lines else ""

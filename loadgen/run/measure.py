@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from loadgen import __version__
 from loadgen.config.plan import LoadPlan
+from loadgen.config.protocol_specs import StreamSpec
 from loadgen.config.receive import ReceiveMode
-from loadgen.config.scenario import StreamSpec
 from loadgen.engine import select_backend
 from loadgen.load.recorder import NamedStats, Recorder
 from loadgen.load.requests import LoadClient

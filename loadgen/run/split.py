@@ -23,8 +23,9 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from loadgen.config.phases import Phase
 from loadgen.config.plan import LoadPlan
-from loadgen.config.scenario import Phase, Scenario
+from loadgen.config.scenario import Scenario
 
 
 def split_counts(total: int, weights: Sequence[float]) -> list[int]:
@@ -77,7 +78,7 @@ def split_sources(scenario: Scenario, weights: Sequence[float]) -> list[list[str
 
 def split_scenario(scenario: Scenario, weights: Sequence[float]) -> list[Scenario]:
     """One slice of ``scenario`` per weight; the slices together ask for the whole load."""
-    plan = scenario.plan
+    plan = scenario.load_section
     whole = sum(weights)
     pools = split_counts(plan.connections, weights)
     phase_counts: list[tuple[list[int], list[int]] | None] = [

@@ -9,9 +9,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from loadgen.config.http import HttpSpec
 from loadgen.config.plan import LoadPlan
+from loadgen.config.protocol_specs import RedisSpec
 from loadgen.config.receive import ReceiveMode
-from loadgen.config.scenario import HttpSpec, RedisSpec, Scenario, check_receive
+from loadgen.config.scenario import Scenario, check_receive
 from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
 from loadgen.engine.base import FeatureUnavailable

@@ -34,7 +34,7 @@ SLOS = [Threshold.parse("p50 < 10ms"), Threshold.parse("error_rate < 1%")]
 
 def test_an_open_step_is_one_poisson_phase_at_the_rate() -> None:
     step = step_scenario(BASE, Vary.RATE, 1500.0, 300, 13.0, SLOS, target="10.0.0.1:80")
-    load = step.plan
+    load = step.load_section
     assert load.model == "open" and load.connections == 300
     (phase,) = load.phases
     assert phase.rate == (1500.0, 1500.0) and phase.arrivals == "poisson"
@@ -50,8 +50,8 @@ def test_a_closed_step_keeps_the_think_time() -> None:
         "  think_time: 20ms\n  phases: [{duration: 5s, connections: 1 to 9}]\n"
     )
     step = step_scenario(base, Vary.CONNECTIONS, 12.0, 12, 4.0, SLOS)
-    assert step.plan.model == "closed" and step.plan.connections == 12
-    assert step.plan.think_time == 0.02 and step.plan.phases[0].connections is None
+    assert step.load_section.model == "closed" and step.load_section.connections == 12
+    assert step.load_section.think_time == 0.02 and step.load_section.phases[0].connections is None
 
 
 def test_a_stream_cannot_vary_its_rate() -> None:
@@ -153,13 +153,13 @@ def test_a_pool_that_ran_out_while_the_target_held_the_slo_grows() -> None:
     notices: list[str] = []
     stepper = _stepper(runner, notices)
     step = stepper.measure(400.0, "grow")
-    first, second = (s.plan.connections for s in runner.asked)
+    first, second = (s.load_section.connections for s in runner.asked)
     assert first == 40 and second == 160  # 400/s x 50 ms x 2, then x 4
     assert step.verdict is StepVerdict.PASS and step.connections == 160
     assert len(stepper.steps) == 1  # the run the pool limited is not a step
     assert "every one of its 40 connections was busy while the target answered within" in notices[0]
     stepper.measure(800.0, "grow")
-    assert runner.asked[-1].plan.connections == 320
+    assert runner.asked[-1].load_section.connections == 320
 
 
 def test_a_pool_the_target_held_is_the_targets_verdict() -> None:
@@ -189,6 +189,6 @@ def test_a_step_that_left_a_queue_is_drained_and_ctrl_c_there_stops() -> None:
     assert second.drain.probes == 1 and second.drain.drained
     assert second.drain.bound_us == pytest.approx(6000.0)  # max(1.5 x 4 ms, 4 ms + 1 ms)
     probe = runner.asked[2]
-    assert probe.plan.phases[0].rate == (400.0, 400.0)  # the first passing step's load
+    assert probe.load_section.phases[0].rate == (400.0, 400.0)  # the first passing step's load
     with pytest.raises(KeyboardInterrupt):
         stepper.measure(800.0, "bisect")

@@ -24,10 +24,10 @@ def test_quickstart_resolves_units() -> None:
     quickstart = load_scenario(
         Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
     )
-    assert quickstart.plan.model == "closed"
-    assert quickstart.plan.connections == 100
-    assert quickstart.plan.think_time == 0.01
-    assert quickstart.plan.duration == 5.0
+    assert quickstart.load_section.model == "closed"
+    assert quickstart.load_section.connections == 100
+    assert quickstart.load_section.think_time == 0.01
+    assert quickstart.load_section.duration == 5.0
     assert quickstart.message_size.fixed == 64
     assert quickstart.receive == "buffered"
     assert quickstart.builtin_target == "echo"
@@ -93,8 +93,8 @@ def test_with_duration_scales_phases() -> None:
         "  phases: [{duration: 10s, rate: 1/s}, {duration: 30s, rate: 1/s}]\n"
     )
     shorter = scenario.with_duration(4.0)
-    assert [p.duration for p in shorter.plan.phases] == [1.0, 3.0]
-    assert parse_scenario(BASE).with_duration(0.5).plan.duration == 0.5
+    assert [p.duration for p in shorter.load_section.phases] == [1.0, 3.0]
+    assert parse_scenario(BASE).with_duration(0.5).load_section.duration == 0.5
 
 
 def test_size_distributions() -> None:
@@ -155,7 +155,9 @@ def test_set_errors_are_reported_at_the_set_even_inside_what_it_wrote() -> None:
     with pytest.raises(ScenarioError) as caught:
         load_scenario(quickstart, ["load.phases=[{duration: 1m30}]"])
     assert str(caught.value).startswith("--set load.phases: load.phases[0].duration: expected")
-    assert load_scenario(quickstart, ["load.phases=[{duration: 1m30s}]"]).plan.duration == 90
+    assert (
+        load_scenario(quickstart, ["load.phases=[{duration: 1m30s}]"]).load_section.duration == 90
+    )
 
 
 @pytest.mark.parametrize(
@@ -192,8 +194,8 @@ def test_unitless_durations_are_an_error_with_a_suggestion_except_zero() -> None
     full = "name: t\ntarget: builtin:echo\nload:\n  connections: 5\n  think_time: {}\n"
     full += "  phases: [{{duration: 1s}}]\n"
     assert "write 2.5s or 2.5ms" in _error(full.format("2.5"))
-    assert parse_scenario(full.format("0")).plan.think_time == 0
-    assert parse_scenario(full.format("1m30s")).plan.think_time == 90
+    assert parse_scenario(full.format("0")).load_section.think_time == 0
+    assert parse_scenario(full.format("1m30s")).load_section.think_time == 90
     assert "needs a unit" in _error(BASE, ("timeouts.request=3",))
 
 
@@ -203,7 +205,7 @@ def test_resolved_scenarios_still_read_seconds() -> None:
 
     text = "name: t\ntarget: builtin:echo\nload: {connections: 5, phases: [{duration: 2s}]}\n"
     resolved = parse_scenario(text).to_dict()
-    assert Scenario.model_validate(resolved).plan.duration == 2.0
+    assert Scenario.model_validate(resolved).load_section.duration == 2.0
 
 
 OPEN = """\
@@ -234,5 +236,5 @@ def test_a_rate_no_run_could_send_is_refused(rate: str, shown: str) -> None:
 
 
 def test_the_highest_rate_is_accepted_and_nan_is_not() -> None:
-    assert parse_scenario(OPEN.format(rate="10M/s")).plan.phases[0].rate == (1e7, 1e7)
+    assert parse_scenario(OPEN.format(rate="10M/s")).load_section.phases[0].rate == (1e7, 1e7)
     assert "must be a number" in _error(OPEN.format(rate=".nan"))

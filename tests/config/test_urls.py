@@ -216,7 +216,11 @@ def test_expect_failures_and_its_default() -> None:
 def test_url_options_make_a_closed_or_open_scenario(tmp_path: Path) -> None:
     closed = url_scenario(UrlRun("http://127.0.0.1:8080/x", connections=100, duration="30s"))
     assert closed.name == "127.0.0.1-8080"
-    assert (closed.plan.model, closed.plan.connections, closed.plan.duration) == ("closed", 100, 30)
+    assert (
+        closed.load_section.model,
+        closed.load_section.connections,
+        closed.load_section.duration,
+    ) == ("closed", 100, 30)
     body = tmp_path / "body.json"
     body.write_text("{}")
     opened = url_scenario(
@@ -229,7 +233,7 @@ def test_url_options_make_a_closed_or_open_scenario(tmp_path: Path) -> None:
             requests_per_connection=5,
         )
     )
-    plan = opened.plan
+    plan = opened.load_section
     assert plan.model == "open" and plan.phases[0].rate == (2000.0, 2000.0)
     assert plan.connections == 100 and plan.duration == 10.0  # the defaults
     assert plan.requests_per_connection == 5
@@ -238,7 +242,7 @@ def test_url_options_make_a_closed_or_open_scenario(tmp_path: Path) -> None:
     assert http.method == "POST" and http.body_file == str(body)
     assert http.headers == {"Content-Type": "application/json", "X-Trace": "abc"}
     # --set works on it as on a file.
-    assert url_scenario(UrlRun("http://h/"), ["load.connections=7"]).plan.connections == 7
+    assert url_scenario(UrlRun("http://h/"), ["load.connections=7"]).load_section.connections == 7
 
 
 @pytest.mark.parametrize(

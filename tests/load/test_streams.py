@@ -18,7 +18,8 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from loadgen.config.scenario import ScenarioError, StreamSpec, parse_scenario
+from loadgen.config.protocol_specs import StreamSpec
+from loadgen.config.scenario import ScenarioError, parse_scenario
 from loadgen.engine import select_backend
 from loadgen.load.client_config import ClientConfig
 from loadgen.load.recorder import Recorder

@@ -121,13 +121,15 @@ def test_the_suggested_sets_work_on_the_scenario_as_written(form: str) -> None:
     scenario = parse_scenario(text).to_dict()
     rate = round_rate(3_100)
     opened = parse_scenario(text, "s.yaml", _sets(open_model_sets(scenario, rate)))
-    assert opened.plan.model == "open"
-    assert opened.plan.phases[0].rate == (2000.0, 2000.0)
-    assert opened.plan.duration == pytest.approx(parse_scenario(text).plan.duration, rel=0.01)
-    if opened.plan.model == "open" and parse_scenario(text).plan.model == "closed":
+    assert opened.load_section.model == "open"
+    assert opened.load_section.phases[0].rate == (2000.0, 2000.0)
+    assert opened.load_section.duration == pytest.approx(
+        parse_scenario(text).load_section.duration, rel=0.01
+    )
+    if opened.load_section.model == "open" and parse_scenario(text).load_section.model == "closed":
         thought = parse_scenario(text, "s.yaml", _sets(think_time_sets(scenario)))
-        assert thought.plan.think_time == 0.01
-        assert thought.plan.connections == parse_scenario(text).plan.connections
+        assert thought.load_section.think_time == 0.01
+        assert thought.load_section.connections == parse_scenario(text).load_section.connections
 
 
 def test_every_advice_line_with_a_set_works(real_runs: dict[str, RunFile]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from loadgen.config.scenario import parse_scenario
 from loadgen.report.charts import finish, throughput_chart
 from loadgen.report.html import render_html, write_html
-from loadgen.report.html_tables import memory_table
+from loadgen.report.html_memory import memory_table
 from loadgen.report.loading import from_result, load_run
 from loadgen.report.memory import Counter, RunMemory, run_memory
 from loadgen.report.series import interval_series, scheduled_rates

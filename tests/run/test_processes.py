@@ -46,9 +46,9 @@ def _scenario(text: str, target: str = "builtin:echo") -> Scenario:
 def test_two_processes_merge_exactly(shared_targets: SharedTargets) -> None:
     address = shared_targets.address("echo")
     scenario = _scenario("connections: 20\nduration: 2s\nmessage_size: 256B\n")
-    board = TickBoard(2, scenario.plan.duration)
+    board = TickBoard(2, scenario.load_section.duration)
     specs = shard_specs(scenario, 2, "auto", [address], seed=None)
-    outcome = run_shards(specs, board, scenario.plan.duration)
+    outcome = run_shards(specs, board, scenario.load_section.duration)
     assert outcome.failures == {} and outcome.interrupted == []
     shards = [outcome.results[0], outcome.results[1]]
     assert [s.summary.connects for s in shards] == [10, 10]

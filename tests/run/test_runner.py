@@ -117,7 +117,7 @@ def test_a_run_samples_memory_once_a_second(echo_target: str, backend: str, recv
     assert times[-1] + 1.0 + late_s >= result.summary.duration_s, samples  # none missed
     if late_s < duration_s - 1.0:
         assert len(samples) == 2, samples
-    limit = scenario.plan.connections * scenario.receive_buffer
+    limit = scenario.load_section.connections * scenario.receive_buffer
     for sample in samples:
         posted = sample["engine_posted_recv_bytes"]
         assert 0 <= posted <= limit if recv_mode == "buffered" else posted == 0

@@ -32,11 +32,11 @@ def test_closed_ramp_and_sources_split() -> None:
         "    - {duration: 2s, connections: 1 to 11}\n    - {duration: 1s}\n"
     )
     first, second = split_scenario(scenario, [1, 1])
-    assert (first.plan.connections, second.plan.connections) == (6, 5)
-    assert first.plan.phases[0].connections == (1, 6)
-    assert second.plan.phases[0].connections == (0, 5)
-    assert first.plan.phases[1].connections is None
-    assert [p.duration for p in second.plan.phases] == [2.0, 1.0]
+    assert (first.load_section.connections, second.load_section.connections) == (6, 5)
+    assert first.load_section.phases[0].connections == (1, 6)
+    assert second.load_section.phases[0].connections == (0, 5)
+    assert first.load_section.phases[1].connections is None
+    assert [p.duration for p in second.load_section.phases] == [2.0, 1.0]
     assert first.source_addresses() == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
     assert second.source_addresses() == ["127.0.0.4", "127.0.0.5"]
     # Per-connection settings stay as they were.
@@ -50,8 +50,11 @@ def test_open_rates_split_proportionally_and_interleave() -> None:
         "    - {duration: 1s, rate: 1k/s to 4k/s}\n"
     )
     shards = split_scenario(scenario, [2, 1])
-    assert [s.plan.phases[0].rate for s in shards] == [(2000 / 3, 8000 / 3), (1000 / 3, 4000 / 3)]
-    assert [s.plan.connections for s in shards] == [2, 1]
+    assert [s.load_section.phases[0].rate for s in shards] == [
+        (2000 / 3, 8000 / 3),
+        (1000 / 3, 4000 / 3),
+    ]
+    assert [s.load_section.connections for s in shards] == [2, 1]
     assert all(s.source_addresses() == ["127.0.0.1"] for s in shards)  # too few to deal out
     assert [arrival_phase([1, 1], i) for i in (0, 1)] == [0.0, 0.5]
 

@@ -37,8 +37,11 @@ socket is writable again); IOCP's overlapped WSASend sends all or fails. It is f
 request/response exchanges, where the response proves the request went out: the caller
 must not send on the socket again before it knows the quiet send is done (a response to
 it arrived), and must keep ``data`` unchanged until then. After ``close`` a quiet send is
-never reported, whatever became of it. ``pending()`` does not count quiet sends on
-io_uring (nothing tells when one is done) and counts them until done elsewhere.
+never reported, whatever became of it. A quiet send that ends early (``cancel``, or an
+error) after part of its data went out completes on io_uring with the bytes sent (fewer
+than ``len(data)``: io_uring counts a short MSG_WAITALL send as failed and posts it), and
+with the error elsewhere. ``pending()`` does not count quiet sends on io_uring (nothing
+tells when one is done) and counts them until done elsewhere.
 
 Zero-byte receive: ``recv_zero`` posts a receive that owns no buffer and completes when the
 socket has something to read *or* the peer has closed or reset. ``flags`` carries

@@ -163,6 +163,7 @@ class EpollBackend(NoBufferFeatures):
         self._ready.append((state.write_token, result, 0))
         state.write_op = 0
         state.write_buf = None
+        state.write_quiet = False
         self._pending -= 1
 
     def close_many(self, handles: Iterable[int], *, abort: bool = False) -> None:
@@ -300,7 +301,6 @@ class EpollBackend(NoBufferFeatures):
             else:
                 self._end_quiet(state)
             return
-        state.write_quiet = False
         self._finish_write(state, n)
 
     def _do_write(self, state: _Sock) -> None:

@@ -725,7 +725,7 @@ class UringBackend:
     def cancel(self, handle: int, token: int) -> None:
         st = self._sock(handle)
         op = self._ops.get(token)
-        if op is None or op[0] is not st:
+        if (op is None or op[0] is not st) and not (st.quiet == token and token in self._quiet):
             return  # already completed (maybe not yet reaped): nothing to cancel
         # Matches by user_data; if the request finished first the cancel gets -ENOENT and
         # the caller still sees exactly one completion for the token.

@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -173,4 +174,35 @@ def test_close_many_refuses_unknown_or_repeated_handles_before_closing_any(
     assert peer.recv(1) == b"x"
     engine.close_many([handle])
     assert peer.recv(1) == b""
+    peer.close()
+
+
+def test_a_cancelled_quiet_send_leaves_the_next_plain_send_reported(
+    reaper: Reaper, listener: socket.socket
+) -> None:
+    # The peer reads nothing, so a quiet send far larger than the socket buffers stays
+    # pending; cancelling it ends it, reported once (an error, or on io_uring the bytes
+    # that went out: fewer than asked), and the socket's next plain send completes as usual.
+    engine = reaper.engine
+    handle, peer = _connected_pair(reaper, listener)
+    quiet_token = reaper.token()
+    engine.send_quiet(handle, bytearray(16 << 20), quiet_token)
+    reaper.poll(0.1)
+    engine.cancel(handle, quiet_token)
+    result = reaper.take(quiet_token)[1]
+    assert result < (16 << 20)
+    if result < 0:
+        assert engine.error_kind(-result) is ErrorKind.CANCELLED
+    peer.setblocking(False)
+    token = reaper.token()
+    engine.send(handle, bytearray(b"x"), token)
+    deadline = time.monotonic() + 10
+    while token not in reaper.done and time.monotonic() < deadline:
+        try:  # the peer drains what the quiet send left queued
+            peer.recv(1 << 20)
+        except BlockingIOError:
+            reaper.poll(0.05)
+    assert reaper.done.pop(token, None) == (token, 1, 0)
+    assert quiet_token not in reaper.done
+    engine.close(handle)
     peer.close()

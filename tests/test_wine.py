@@ -7,7 +7,8 @@ measuring clock and the timer, the quickstart end to end on IOCP in both receive
 (distinct, non-zero latencies), the stream patterns, the refusal of io_uring-only receive
 features, OS error codes and refused binds, IPv6 and mixed-family targets, the dynamic port
 range, ``doctor``, Ctrl-Break and piped console output, HTTPS on IOCP (against nginx over
-TLS, started here on the Linux side), and checks that the Windows cases really ran and
+TLS, started here on the Linux side), the adversarial suite (every misbehaving target in
+both receive modes, a target killed and restarted), and checks that the Windows cases really ran and
 passed.
 
 ``python tests/test_wine.py`` prints the list of test paths (the Windows CI job runs the
@@ -38,6 +39,7 @@ WINDOWS_TESTS = [
     "tests/run/test_windows_ports.py",
     "tests/cli/test_windows_cli.py",
     "tests/load/test_tls_windows.py",  # HTTPS on IOCP against nginx on the Linux side
+    "tests/adversarial",  # every misbehaving target, and one killed, on IOCP in both modes
 ]
 #: Files whose Windows tests must all have run and passed under Wine: how many pass there
 #: (the rest check the answer off Windows and skip).
@@ -48,6 +50,9 @@ MUST_PASS = {
     "tests/run/test_windows_ports.py": 3,
     "tests/cli/test_windows_cli.py": 5,
     "tests/load/test_tls_windows.py": 3,
+    # 12 targets x 2 receive modes; the killed target in both modes (the Linux pairs skip).
+    "tests/adversarial/test_misbehaving_targets.py": 24,
+    "tests/adversarial/test_killed_target.py": 2,
 }
 #: Provisioning from a cold cache takes ~2 minutes; a warm run ~1 minute.
 TIMEOUT_S = 1500

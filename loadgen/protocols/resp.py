@@ -24,9 +24,11 @@ Bulk string payloads are counted, never stored: once a bulk string's header is p
 payload bytes already received are dropped and ``_skip`` counts how many are still to come;
 later chunks are skipped over by that counter, across any number of receive calls, and only
 the closing CRLF is checked. A codec's memory is so bounded by ``MAX_LINE_BYTES`` plus one
-receive chunk, whatever the reply size. A reply whose data would pass ``max_reply_bytes``
-(64 MiB unless the scenario says otherwise) fails the connection with kind
-``reply_too_large``.
+receive chunk, whatever the reply size, and by ``MAX_ARRAY_DEPTH`` open arrays (arrays
+nested deeper are a ``protocol`` error: each level costs the parser a stack entry and adds
+no data, so neither ``max_reply`` nor the line limit would stop a peer nesting forever).
+A reply whose data would pass ``max_reply_bytes`` (64 MiB unless the scenario says
+otherwise) fails the connection with kind ``reply_too_large``.
 
 A load test sends one command over and over, so the server answers with the same bytes
 over and over (``+OK\\r\\n`` for SET, ``$3\\r\\nxxx\\r\\n`` for GET): once a chunk that
@@ -65,6 +67,9 @@ MAX_LINE_BYTES = 64 * 1024
 #: Largest bulk string or array length accepted at all: Redis's own proto-max-bulk-len
 #: default (512 MiB).
 MAX_BULK_BYTES = 512 * 1024 * 1024
+#: Arrays open at once (nesting depth) before a reply is taken as garbage: real replies nest
+#: a few levels (XREAD: 5); a thousand is far past any of them and costs a few KB of stack.
+MAX_ARRAY_DEPTH = 1000
 #: Default largest reply (its data bytes): far above what a load test's GET returns, far
 #: below what a misbehaving peer could make a run wait for.
 DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
@@ -270,6 +275,10 @@ class RespCodec:
                 count = _length(buffer, pos + 1, line_end)
                 pos = line_end + 2
                 if count > 0:
+                    if len(stack) >= MAX_ARRAY_DEPTH:
+                        raise ProtocolError(
+                            f"server sent RESP arrays nested more than {MAX_ARRAY_DEPTH} deep"
+                        )
                     stack.append(count)
                     continue  # its elements follow; the array is not done yet
             else:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from loadgen.cli.app import app
 from loadgen.result.model import SCHEMA_VERSION
-from tests.bad_targets import free_port
+from tests.adversarial.servers import free_port
 from tests.contention import valid_but_for_contention
 
 ROOT = Path(__file__).resolve().parents[2]

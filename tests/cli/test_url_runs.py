@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli.app import app
-from tests.bad_targets import free_port
+from tests.adversarial.servers import free_port
 from tests.recording_http import recording_http
 from tests.servers import nginx_tls
 from tests.shared_targets import SharedTargets

@@ -10,7 +10,7 @@ from loadgen.load.recorder import MAX_REASONS_PER_KIND, Recorder
 from loadgen.result.model import OTHER_REASONS
 from loadgen.run.api import run
 from loadgen.run.merge import add_per_kind
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
 
 

@@ -30,7 +30,7 @@ from loadgen.load.pool import TICK_NS
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
 from loadgen.run.progress import Snapshot
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 from tests.hdr_values import values_of
 
 

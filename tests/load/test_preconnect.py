@@ -24,7 +24,7 @@ from loadgen.result.model import RunResult
 from loadgen.run.measure import run_shard
 from loadgen.run.progress import Tick
 from loadgen.run.shard import ShardSpec
-from tests.bad_targets import free_port
+from tests.adversarial.servers import free_port
 from tests.engine.conftest import AVAILABLE
 from tests.shared_targets import SharedTargets
 

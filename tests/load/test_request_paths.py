@@ -3,7 +3,7 @@ target does (echoes, corrupts, closes, ends a body by closing, cuts a body short
 the same whichever way the bytes were received (``loadgen.load.receive``: a buffer of the
 connection's own, a drain after a zero-byte receive, a shared ring of buffers).
 
-Real runs against the small real servers of ``tests.bad_targets``.
+Real runs against the small real servers of ``tests.adversarial.servers``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from loadgen.config.scenario import parse_scenario
 from loadgen.run.api import run
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
 
 #: Receive modes per backend (buffer-ring is io_uring's only).

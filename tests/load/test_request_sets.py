@@ -250,7 +250,7 @@ def test_a_status_outside_the_expectation_is_a_failed_request(http_port: int) ->
 
 
 def test_expect_failures_marks_a_refused_target_as_studied() -> None:
-    from tests.bad_targets import free_port
+    from tests.adversarial.servers import free_port
 
     text = f"target: http://127.0.0.1:{free_port()}/\nconnections: 2\nduration: 300ms\n"
     refused = _run(text)

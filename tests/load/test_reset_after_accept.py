@@ -5,18 +5,12 @@ A target that closes in order still counts ``eof``."""
 
 from __future__ import annotations
 
-import socket
-import struct
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 
 from loadgen.config.scenario import parse_scenario
 from loadgen.engine import BackendUnavailable, select_backend
 from loadgen.run.api import run
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 
 MODES = [
     ("io_uring", "buffered"),
@@ -25,34 +19,6 @@ MODES = [
     ("epoll", "buffered"),
     ("epoll", "zero-byte"),
 ]
-
-
-@contextmanager
-def _resetting_on_accept() -> Iterator[tuple[str, int]]:
-    """A server that resets (SO_LINGER 0) each connection as soon as it accepts it."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1024)
-    server.settimeout(0.05)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
 
 
 def _errors(backend: str, mode: str, abort: bool) -> dict[str, int]:
@@ -64,7 +30,7 @@ def _errors(backend: str, mode: str, abort: bool) -> dict[str, int]:
     engine.shutdown()
     if not usable:
         pytest.skip(f"{backend} here has no provided-buffer rings")
-    server = _resetting_on_accept() if abort else bad_target("close")  # reads, then FIN
+    server = bad_target("reset_on_accept" if abort else "close")  # "close": reads, then FIN
     with server as address:
         scenario = parse_scenario(
             f"name: closes\ntarget: 127.0.0.1:{address[1]}\nconnections: 50\nduration: 1s\n"

@@ -33,7 +33,7 @@ from loadgen.protocols.stream import (
 )
 from loadgen.run.api import run
 from loadgen.targets.stream import StreamServer
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
 
 MiB = 1024 * 1024

@@ -30,7 +30,7 @@ from loadgen.report.loading import from_result
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
 from loadgen.targets.process import builtin_target
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
 from tests.servers import NginxTls, nginx, nginx_tls, nginx_tls_proxy, redis_tls
 from tests.tls_certs import TlsFiles, make_tls_files

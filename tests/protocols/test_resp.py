@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from loadgen.protocols.base import Codec, ProtocolError, Response
-from loadgen.protocols.resp import RespCodec, encode_command
+from loadgen.protocols.resp import MAX_ARRAY_DEPTH, RespCodec, encode_command
 
 from .test_http1 import splits
 
@@ -106,6 +106,23 @@ def test_endless_line_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="without a line break"):
         for _ in range(20):
             codec.receive_data(b"+" + b"a" * 8192)
+
+
+def test_arrays_nested_without_end_are_a_protocol_error() -> None:
+    """Each level of nesting holds a stack entry and adds no data: without a bound, a peer
+    streaming ``*1`` headers grew the client's memory without limit."""
+    codec = RespCodec()
+    with pytest.raises(ProtocolError, match="nested more than") as caught:
+        for _ in range(MAX_ARRAY_DEPTH):
+            codec.receive_data(b"*1\r\n" * 16)
+    assert caught.value.kind == "protocol"
+    assert len(codec._stack) == MAX_ARRAY_DEPTH
+
+
+def test_arrays_nested_to_the_limit_are_a_reply() -> None:
+    codec = RespCodec()
+    stream = b"*1\r\n" * MAX_ARRAY_DEPTH + b":7\r\n"
+    assert feed(codec, [stream]) == [(0, 1)]
 
 
 @pytest.mark.parametrize("stream", [b"+PON", b"$5\r\nhel", b"*2\r\n:1\r\n"])

@@ -16,7 +16,7 @@ from loadgen.config.scenario import parse_scenario
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
 
-from ..bad_targets import free_port
+from ..adversarial.servers import free_port
 
 SCENARIOS = {
     "closed": """

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.run.limits import RESERVED_FDS
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A hard limit that leaves room for 36 sockets a process (less RESERVED_FDS).

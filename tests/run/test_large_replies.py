@@ -9,7 +9,7 @@ from pathlib import Path
 from loadgen.config.scenario import parse_scenario
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 
 #: RSS growth allowed over a run: the codecs hold at most a receive chunk each; the rest is
 #: the run's own bookkeeping (histograms, result). Buffering one bulk string would add

@@ -101,7 +101,7 @@ def test_open_model_http(nginx_port: int) -> None:
 
 
 def test_garbage_is_a_protocol_error(tmp_path: Path) -> None:
-    from tests.bad_targets import bad_target
+    from tests.adversarial.servers import bad_target
 
     with bad_target("corrupt") as (host, port):  # echoes the request back, mangled
         result = _run(f"{host}:{port}", "http", connections="2")
@@ -110,7 +110,7 @@ def test_garbage_is_a_protocol_error(tmp_path: Path) -> None:
 
 
 def test_http10_body_ended_by_close_is_a_response() -> None:
-    from tests.bad_targets import bad_target
+    from tests.adversarial.servers import bad_target
 
     with bad_target("http10") as (host, port):
         result = _run(f"{host}:{port}", "http", connections="2")
@@ -121,7 +121,7 @@ def test_http10_body_ended_by_close_is_a_response() -> None:
 
 
 def test_http_response_cut_short_is_eof() -> None:
-    from tests.bad_targets import bad_target
+    from tests.adversarial.servers import bad_target
 
     with bad_target("http_cut") as (host, port):
         result = _run(f"{host}:{port}", "http", connections="2")

@@ -44,7 +44,7 @@ def test_the_first_address_that_accepts_wins_in_the_resolvers_order() -> None:
 
 
 def test_none_accepting_keeps_the_first_address() -> None:
-    from tests.bad_targets import free_port
+    from tests.adversarial.servers import free_port
 
     port = free_port()  # the run then counts the refusals, as for any dead target
     assert first_accepting([V4, (socket.AF_INET, "127.0.0.2")], port, 1.0) == "127.0.0.1"

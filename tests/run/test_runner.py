@@ -11,7 +11,7 @@ from loadgen.config.scenario import Scenario, parse_scenario
 from loadgen.load.pool import TICK_NS
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
-from tests.bad_targets import bad_target, free_port
+from tests.adversarial.servers import bad_target, free_port
 from tests.engine.conftest import AVAILABLE
 
 

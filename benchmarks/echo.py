@@ -1,10 +1,16 @@
 """Echo round-trip benchmark: loadgen's engines against plain Python clients, in one go.
 
 Every client does the same work against the same server: 1,000 connections, 64-byte
-messages, one message in flight per connection, one client process, for a fixed time
-(connecting included). The server is a small C epoll program (benchmarks/echo_server.c,
+messages, one message in flight per connection, one client process. Each client first opens
+all its connections (nothing sent); then the measured window starts: every connection sends
+its first message and the client runs for a fixed time. Only that window counts, for the
+round trips and for the client's CPU time: interpreter start, imports and connecting are
+left out (they cost the Python clients tens of milliseconds, which a 3 s window would
+charge against them). The server is a small C epoll program (benchmarks/echo_server.c,
 built here with the system C compiler) so the client, not the server, is the limit; if no
 compiler is present, loadgen's own echo target on epoll stands in and the figures say so.
+With two or more allowed cores the server is pinned to the first and every client to the
+last, so client and server never share a core; the output and the JSON say which.
 
 Clients, each in a fresh process, in a shuffled order per round:
 
@@ -14,10 +20,11 @@ Clients, each in a fresh process, in a shuffled order per round:
 * ``raw-epoll``: a hand-written ``select.epoll`` loop (recv, then send; nothing recorded).
 
 Prints round trips/s per client as the median of the rounds (with min-max), round trips per
-client CPU-second (each child's own process time: steadier than wall-clock rates on a shared
-machine), and the ratios loadgen/asyncio and loadgen/raw-epoll of both, and writes them as
-JSON under benchmarks/results/ (format: benchmarks/results/README.md). Machines here are
-shared and noisy: compare ratios.
+client CPU-second (each child's own process time over the window: steadier than wall-clock
+rates on a shared machine) with its user/kernel split per round trip, and the ratios
+loadgen/asyncio and loadgen/raw-epoll of both, and writes them as JSON under
+benchmarks/results/ (format: benchmarks/results/README.md). Machines here are shared and
+noisy: compare ratios.
 
 Then the process sweep: ``loadgen run`` on an echo scenario against the same C server,
 closed loop, the same connections and message, with ``--processes P`` for every P from 1 to
@@ -76,14 +83,43 @@ def _connect_all(address: tuple[str, int], count: int) -> list[socket.socket]:
     return socks
 
 
-def client_raw_epoll(address: tuple[str, int], count: int, seconds: float) -> int:
-    deadline = time.monotonic() + seconds
+class Window:
+    """The measured window: round trips and the process's CPU time from ``start`` (every
+    connection open, nothing sent yet) for ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.cpu_start_s = 0.0
+        self.times_start = os.times()
+        self.deadline = 0.0
+
+    def start(self) -> float:
+        """Open the window; returns its deadline (``time.monotonic``)."""
+        self.times_start = os.times()
+        self.cpu_start_s = time.process_time()
+        self.deadline = time.monotonic() + self.seconds
+        return self.deadline
+
+    def result(self, trips: int) -> dict[str, float]:
+        """The window's round trips, CPU seconds, and their user/kernel split (``os.times``:
+        clock ticks, 10 ms, so the split is coarser than ``cpu_s``)."""
+        end, start = os.times(), self.times_start
+        return {
+            "trips": trips,
+            "cpu_s": time.process_time() - self.cpu_start_s,
+            "user_s": round(end.user - start.user, 3),
+            "system_s": round(end.system - start.system, 3),
+        }
+
+
+def client_raw_epoll(address: tuple[str, int], count: int, window: Window) -> dict[str, float]:
     socks = _connect_all(address, count)
     by_fd = {sock.fileno(): sock for sock in socks}
     pending = dict.fromkeys(by_fd, len(MESSAGE))
     epoll = select.epoll()
     for fd in by_fd:
         epoll.register(fd, select.EPOLLIN)
+    deadline = window.start()
     for sock in socks:
         sock.send(MESSAGE)
     trips = 0
@@ -96,18 +132,16 @@ def client_raw_epoll(address: tuple[str, int], count: int, seconds: float) -> in
                 left = len(MESSAGE)
                 sock.send(MESSAGE)
             pending[fd] = left
-    return trips
+    return window.result(trips)
 
 
-def client_asyncio(address: tuple[str, int], count: int, seconds: float) -> int:
-    deadline = time.monotonic() + seconds
+def client_asyncio(address: tuple[str, int], count: int, window: Window) -> dict[str, float]:
     trips = 0
 
     class Echo(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-            self.left = len(MESSAGE)
-            self.transport.write(MESSAGE)
+            self.left = len(MESSAGE)  # the first message goes out when the window opens
 
         def data_received(self, data: bytes) -> None:
             nonlocal trips
@@ -117,21 +151,26 @@ def client_asyncio(address: tuple[str, int], count: int, seconds: float) -> int:
                 self.left = len(MESSAGE)
                 self.transport.write(MESSAGE)
 
-    async def main() -> int:
+    async def main() -> dict[str, float]:
         loop = asyncio.get_running_loop()
         connections = await asyncio.gather(
             *(loop.create_connection(Echo, *address) for _ in range(count))
         )
+        deadline = window.start()
+        for transport, _ in connections:
+            transport.write(MESSAGE)
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-        counted = trips  # what happened after the deadline does not count
+        result = window.result(trips)  # what happens after the deadline does not count
         for transport, _ in connections:
             transport.close()
-        return counted
+        return result
 
     return asyncio.run(main())
 
 
-def client_loadgen(backend: str, address: tuple[str, int], count: int, seconds: float) -> int:
+def client_loadgen(
+    backend: str, address: tuple[str, int], count: int, window: Window
+) -> dict[str, float]:
     from loadgen.engine import select_backend
     from loadgen.load.client_config import ClientConfig
     from loadgen.load.recorder import Recorder
@@ -139,24 +178,38 @@ def client_loadgen(backend: str, address: tuple[str, int], count: int, seconds: 
 
     engine = select_backend(backend)
     config = ClientConfig([address], count, len(MESSAGE), "buffered", 65536, 5.0, 5.0)
-    start = time.perf_counter_ns()
-    recorder = Recorder(start)
+    recorder = Recorder(time.perf_counter_ns())
     client = LoadClient(engine, config, recorder)
-    client.run(start + int(seconds * 1e9))
+    client.preconnect()  # every connection open, its receive posted, nothing sent
+    if client.open_connections != count:
+        raise SystemExit(f"loadgen-{backend}: {client.open_connections} of {count} connected")
+    window.start()
+    start = time.perf_counter_ns()
+    client.rebase(start)
+    client.run(start + int(window.seconds * 1e9))
     recorder.finish(time.perf_counter_ns())
+    result = window.result(recorder.latency.total_count)
     client.close_all()
     engine.shutdown()
     if recorder.errors:
         raise SystemExit(f"loadgen-{backend} saw errors: {dict(recorder.errors)}")
-    return recorder.latency.total_count
+    return result
 
 
-def run_client(name: str, address: tuple[str, int], count: int, seconds: float) -> int:
+def run_client(name: str, address: tuple[str, int], count: int, seconds: float) -> dict[str, float]:
+    """One client's measured window: its round trips and CPU seconds."""
+    window = Window(seconds)
     if name == "raw-epoll":
-        return client_raw_epoll(address, count, seconds)
+        return client_raw_epoll(address, count, window)
     if name == "asyncio":
-        return client_asyncio(address, count, seconds)
-    return client_loadgen(name.removeprefix("loadgen-"), address, count, seconds)
+        return client_asyncio(address, count, window)
+    return client_loadgen(name.removeprefix("loadgen-"), address, count, window)
+
+
+def pin_cores() -> tuple[int, int] | None:
+    """(server core, client core): the first and the last allowed core; None with one."""
+    cores = sorted(os.sched_getaffinity(0))
+    return (cores[0], cores[-1]) if len(cores) > 1 else None
 
 
 # --- the process sweep (loadgen run --processes P) ---------------------------------------
@@ -311,15 +364,16 @@ def main() -> None:
     )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--pin-core", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--results-dir", type=Path, default=None, help="default benchmarks/results")
     args = parser.parse_args()
-    if args.client:  # a child: run one client, print its count
+    if args.client:  # a child: run one client, print its window's count and CPU time
         host, port = args.address.rsplit(":", 1)
-        if args.client.startswith("loadgen-"):
-            pass
-        cpu_start = time.process_time()
-        trips = run_client(args.client, (host, int(port)), args.connections, args.seconds)
-        print(json.dumps({"trips": trips, "cpu_s": time.process_time() - cpu_start}))
+        if args.pin_core is not None:
+            os.sched_setaffinity(0, {args.pin_core})
+        print(
+            json.dumps(run_client(args.client, (host, int(port)), args.connections, args.seconds))
+        )
         return
 
     clients = args.clients.split(",")
@@ -330,6 +384,8 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     rates: dict[str, list[float]] = {name: [] for name in clients}
     per_cpu: dict[str, list[float]] = {name: [] for name in clients}  # trips per CPU-second
+    allowed = os.sched_getaffinity(0)
+    pinning = pin_cores()
     with tempfile.TemporaryDirectory() as tmp:
         server, address, label_of_server = start_server(Path(tmp))
         try:
@@ -344,9 +400,18 @@ def main() -> None:
                     f"process sweep: loadgen run --processes 1..{counts[-1]} --allow-saturated, "
                     "not pinned"
                 )
+            print(
+                f"clients pinned to core {pinning[1]}, the server to core {pinning[0]}; "
+                "measured: the window after every connection is open"
+                if pinning
+                else "one allowed core: clients and server share it (nothing pinned)"
+            )
             for round_number in range(args.rounds):
                 order = random.sample(clients, len(clients))
+                if pinning:
+                    os.sched_setaffinity(server.pid, {pinning[0]})
                 for name in order:
+                    pin = [] if pinning is None else ["--pin-core", str(pinning[1])]
                     child = subprocess.run(
                         [
                             sys.executable,
@@ -359,6 +424,7 @@ def main() -> None:
                             str(args.connections),
                             "--seconds",
                             str(args.seconds),
+                            *pin,
                         ],
                         capture_output=True,
                         text=True,
@@ -368,6 +434,8 @@ def main() -> None:
                     rates[name].append(report["trips"] / args.seconds)
                     per_cpu[name].append(report["trips"] / max(report["cpu_s"], 1e-9))
                     runs.append({"round": round_number + 1, "client": name, **report})
+                if pinning:  # the sweep pins nothing: P processes need P cores
+                    os.sched_setaffinity(server.pid, allowed)
                 for processes in random.sample(counts, len(counts)):
                     run_dir = Path(tmp) / f"round{round_number + 1}-processes{processes}"
                     record = sweep_run(processes, address, server.pid, args, run_dir)
@@ -394,6 +462,21 @@ def main() -> None:
     print("\nround trips per client CPU-second (median; steadier on a shared machine):")
     for name in clients:
         print(f"  {name:18} {cpu_medians[name]:>10,.0f}")
+    split = {
+        name: {
+            side: statistics.median(
+                r[f"{side}_s"] / r["trips"] * 1e6
+                for r in runs
+                if r["client"] == name and r["trips"]
+            )
+            for side in ("user", "system")
+        }
+        for name in clients
+    }
+    print("\nclient CPU per round trip (median, user + kernel, us; clock ticks of 10 ms):")
+    for name in clients:
+        cell = split[name]
+        print(f"  {name:18} {cell['user']:6.2f} + {cell['system']:6.2f}")
     found_ratios: dict[str, dict[str, float]] = {}
     for label, key, table in (
         ("round trips/s", "trips_per_s", medians),
@@ -414,6 +497,10 @@ def main() -> None:
                 "connections": args.connections,
                 "message_bytes": len(MESSAGE),
                 "model": "closed loop, 1 message in flight per connection, one client process",
+                "measured": "the window after every connection is open (trips and CPU time)",
+                "pinning": None
+                if pinning is None
+                else {"server_core": pinning[0], "client_core": pinning[1]},
             },
             "server": {"label": label_of_server},
             "load_average_at_start": load_at_start,
@@ -423,6 +510,7 @@ def main() -> None:
                 for name in clients
             },
             "ratios": found_ratios,
+            "cpu_us_per_trip": split,
             "runs": runs,
             "process_sweep": None
             if sweep_summary is None

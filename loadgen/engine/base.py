@@ -25,7 +25,23 @@ Rules shared by every backend (the contract suite in ``tests/engine`` checks eac
   for the token either way, never two.
 * ``close(handle)`` releases the socket. Operations still pending on it complete (as
   cancelled, or with whatever they had finished) and are delivered by later ``wait()``
-  calls; after that the token is never seen again.
+  calls; after that the token is never seen again. ``close_many(handles)`` does the same
+  for many sockets at once, as one batch where the backend can (io_uring: one
+  ``io_uring_enter`` for all their cancels instead of one per socket).
+
+Quiet send: ``send_quiet(handle, data, token)`` sends all of ``data`` and reports only a
+failure, as ``(token, -code, 0)``: a success completes nothing (io_uring:
+IOSQE_CQE_SKIP_SUCCESS, one CQE less per request; the others drop the success themselves).
+A short send is continued by the backend (io_uring: MSG_WAITALL; epoll: the rest when the
+socket is writable again); IOCP's overlapped WSASend sends all or fails. It is for
+request/response exchanges, where the response proves the request went out: the caller
+must not send on the socket again before it knows the quiet send is done (a response to
+it arrived), and must keep ``data`` unchanged until then. After ``close`` a quiet send is
+never reported, whatever became of it. A quiet send that ends early (``cancel``, or an
+error) after part of its data went out completes on io_uring with the bytes sent (fewer
+than ``len(data)``: io_uring counts a short MSG_WAITALL send as failed and posts it), and
+with the error elsewhere. ``pending()`` does not count quiet sends on io_uring (nothing
+tells when one is done) and counts them until done elsewhere.
 
 Zero-byte receive: ``recv_zero`` posts a receive that owns no buffer and completes when the
 socket has something to read *or* the peer has closed or reset. ``flags`` carries
@@ -69,6 +85,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Container, Iterable
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -223,6 +240,11 @@ class Backend(Protocol):
         """Close a socket. ``abort=True`` sends RST (SO_LINGER 0) instead of FIN."""
         ...
 
+    def close_many(self, handles: Iterable[int], *, abort: bool = False) -> None:
+        """Close every socket of ``handles``, like ``close`` each, batched where the backend
+        can. An unknown or repeated handle raises before anything is closed."""
+        ...
+
     # --- operations (complete later through wait) ----------------------------------
     def connect(self, handle: int, address: tuple[str, int], token: int) -> None: ...
 
@@ -232,6 +254,10 @@ class Backend(Protocol):
         """Send ``data`` (kept unchanged until the send completes). Read-only ``bytes`` work
         everywhere; IOCP copies them first (the kernel needs a fixed address), so a hot path
         sends a bytearray it keeps."""
+        ...
+
+    def send_quiet(self, handle: int, data: Buffer | bytes, token: int) -> None:
+        """Send all of ``data``; only a failure completes (see the module docstring)."""
         ...
 
     def recv(self, handle: int, buf: Buffer, token: int) -> None: ...
@@ -352,3 +378,14 @@ class NoBufferFeatures:
 
     def recv_fixed(self, handle: int, index: int, token: int, nbytes: int = 0) -> None:
         raise fixed_buffers_unsupported(self.name)
+
+
+def check_close_many(handles: Iterable[int], known: Container[int]) -> list[int]:
+    """``handles`` as a list, checked for ``close_many``: every one ``known``, none twice."""
+    wanted = list(handles)
+    for handle in wanted:
+        if handle not in known:
+            raise ValueError(f"unknown socket handle {handle!r} (closed, or not this engine's)")
+    if len(set(wanted)) != len(wanted):
+        raise ValueError("close_many: a handle is given twice")
+    return wanted

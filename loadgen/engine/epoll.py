@@ -26,6 +26,7 @@ import errno
 import select
 import socket
 import struct
+from collections.abc import Iterable
 from typing import ClassVar
 
 from loadgen.engine.base import (
@@ -36,6 +37,7 @@ from loadgen.engine.base import (
     Completion,
     ErrorKind,
     NoBufferFeatures,
+    check_close_many,
     posix_end_error,
     posix_error_kind,
 )
@@ -66,6 +68,7 @@ class _Sock:
         "writable",
         "write_buf",
         "write_op",
+        "write_quiet",
         "write_token",
     )
 
@@ -77,6 +80,7 @@ class _Sock:
         self.write_op = 0
         self.write_token = 0
         self.write_buf: Buffer | bytes | None = None
+        self.write_quiet = False  # send_quiet: report a failure only, finish short sends
         # Optimistic until the kernel says EAGAIN: a fresh socket costs one wasted try.
         self.readable = True
         self.writable = True
@@ -135,7 +139,10 @@ class EpollBackend(NoBufferFeatures):
         if state.read_op:
             self._finish_read(state, -errno.ECANCELED)
         if state.write_op:
-            self._finish_write(state, -errno.ECANCELED)
+            if state.write_quiet:  # never reported after close (engine.base)
+                self._end_quiet(state)
+            else:
+                self._finish_write(state, -errno.ECANCELED)
         self._epoll.unregister(handle)
         if abort:
             # An already-reset socket refuses SO_LINGER; closing is all that is left then.
@@ -156,6 +163,19 @@ class EpollBackend(NoBufferFeatures):
         self._ready.append((state.write_token, result, 0))
         state.write_op = 0
         state.write_buf = None
+        state.write_quiet = False
+        self._pending -= 1
+
+    def close_many(self, handles: Iterable[int], *, abort: bool = False) -> None:
+        # Nothing to batch: closing an epoll socket is no system call beyond its close.
+        for handle in check_close_many(handles, self._socks):
+            self.close(handle, abort=abort)
+
+    def _end_quiet(self, state: _Sock) -> None:
+        """A quiet send is over without a completion (sent in full, or its socket closed)."""
+        state.write_op = 0
+        state.write_buf = None
+        state.write_quiet = False
         self._pending -= 1
 
     def _post_read(self, handle: int, op: int, buf: Buffer | None, token: int) -> _Sock:
@@ -196,6 +216,12 @@ class EpollBackend(NoBufferFeatures):
 
     def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
         state = self._post_write(handle, _SEND, data, token)
+        if state.writable:
+            self._do_send(state)
+
+    def send_quiet(self, handle: int, data: Buffer | bytes, token: int) -> None:
+        state = self._post_write(handle, _SEND, data, token)
+        state.write_quiet = True
         if state.writable:
             self._do_send(state)
 
@@ -266,6 +292,15 @@ class EpollBackend(NoBufferFeatures):
             return
         except OSError as exc:
             n = -(exc.errno or errno.EIO)
+        if state.write_quiet and n >= 0:
+            if n < len(buf):
+                # Short: try the rest now (edge-triggered: write until EAGAIN); after EAGAIN
+                # it goes when EPOLLOUT says the socket is writable again.
+                state.write_buf = memoryview(buf)[n:]
+                self._do_send(state)
+            else:
+                self._end_quiet(state)
+            return
         self._finish_write(state, n)
 
     def _do_write(self, state: _Sock) -> None:

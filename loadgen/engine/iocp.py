@@ -58,6 +58,7 @@ import math
 import socket
 import sys
 import time
+from collections.abc import Iterable
 from typing import ClassVar, Final
 
 from loadgen.engine import win32
@@ -69,6 +70,7 @@ from loadgen.engine.base import (
     Completion,
     ErrorKind,
     NoBufferFeatures,
+    check_close_many,
 )
 from loadgen.engine.iocp_slots import (
     ACCEPT,
@@ -83,6 +85,7 @@ from loadgen.engine.iocp_slots import (
     RECV,
     RECV_ZERO,
     SEND,
+    SEND_QUIET,
     SOCKADDR_AT,
     WSABUF_AT,
     AcceptPool,
@@ -264,6 +267,12 @@ class IocpBackend(NoBufferFeatures):
             while pool.ready:  # accepted, never asked for
                 self.close(pool.ready.popleft(), abort=True)
 
+    def close_many(self, handles: Iterable[int], *, abort: bool = False) -> None:
+        # Nothing to batch: each closesocket is its own call, and the aborted operations
+        # come back through the port in whatever batches GetQueuedCompletionStatusEx takes.
+        for handle in check_close_many(handles, self._socks):
+            self.close(handle, abort=abort)
+
     # --- starting operations -----------------------------------------------------------
     def _begin(self, op: Op, ok: bool) -> None:
         """Account for an operation just started; ``ok`` is True if it finished at once."""
@@ -399,9 +408,17 @@ class IocpBackend(NoBufferFeatures):
             pool.token = -1
 
     def send(self, handle: int, data: Buffer | bytes, token: int) -> None:
+        self._send(handle, data, token, SEND)
+
+    def send_quiet(self, handle: int, data: Buffer | bytes, token: int) -> None:
+        # An overlapped WSASend on a stream socket completes when all of it is sent (or
+        # fails), so only the completion's report is dropped (_finish).
+        self._send(handle, data, token, SEND_QUIET)
+
+    def _send(self, handle: int, data: Buffer | bytes, token: int, kind: int) -> None:
         op = self._write_slot(handle)
         anchor, address, n = address_of(data)
-        op.start(SEND, token, anchor, address, n)
+        op.start(kind, token, anchor, address, n)
         base = op.address
         rc = self._ws2.WSASend(handle, base + WSABUF_AT, 1, base + BYTES_AT, 0, base, None)
         self._begin(op, rc == 0)
@@ -465,9 +482,17 @@ class IocpBackend(NoBufferFeatures):
         """Turn a finished slot into a completion; ``code`` 0 is success."""
         kind = op.kind
         flags = 0
+        if kind == SEND_QUIET and (
+            (not code and nbytes == op.length) or self._socks.get(op.sock.handle) is not op.sock
+        ):
+            # Sent in full, or its socket closed since: a quiet send reports neither.
+            self._pending -= 1
+            op.kind = 0
+            op.anchor = None
+            return
         if code:
             result = -code
-        elif kind in (RECV, SEND):
+        elif kind in (RECV, SEND, SEND_QUIET):
             result = nbytes
         elif kind == RECV_ZERO:
             result = 0

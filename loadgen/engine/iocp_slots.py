@@ -22,6 +22,8 @@ from loadgen.engine.base import Buffer
 # Operation kinds (small ints: compared in the hot path). 0 means the slot is idle.
 RECV, RECV_ZERO, ACCEPT = 1, 2, 3
 SEND, CONNECT = 4, 5
+#: A send whose success is dropped, not reported (``send_quiet``).
+SEND_QUIET = 6
 
 
 # --- one operation slot: [OVERLAPPED | WSABUF | flags | bytes | sockaddr | AcceptEx out] ---

@@ -118,6 +118,7 @@ IORING_FEAT_NODROP: Final = 1 << 1  # 5.5: CQ overflow is kept, never dropped
 IORING_FEAT_SUBMIT_STABLE: Final = 1 << 2
 IORING_FEAT_FAST_POLL: Final = 1 << 5  # 5.7: sockets wait on an internal poll, no thread
 IORING_FEAT_EXT_ARG: Final = 1 << 8  # 5.11: io_uring_enter takes a timeout
+IORING_FEAT_CQE_SKIP: Final = 1 << 11  # 5.17: IOSQE_CQE_SKIP_SUCCESS
 #: Features the backend cannot do without, with the reason shown when one is missing.
 REQUIRED_FEATURES: Final = (
     (IORING_FEAT_SINGLE_MMAP, "IORING_FEAT_SINGLE_MMAP"),
@@ -185,6 +186,8 @@ POLLRDHUP: Final = 0x2000
 SOCK_NONBLOCK: Final = 0o4000  # = O_NONBLOCK
 SOCK_CLOEXEC: Final = 0o2000000  # = O_CLOEXEC
 MSG_NOSIGNAL: Final = 0x4000
+#: On a SEND (stream socket, 5.19+): a short send is retried by io_uring until all is sent.
+MSG_WAITALL: Final = 0x100
 #: <linux/in.h>: defer the port choice of bind() to connect(), so thousands of sockets on
 #: one source address share ephemeral ports across different destinations.
 IP_BIND_ADDRESS_NO_PORT: Final = 24

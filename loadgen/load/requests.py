@@ -145,9 +145,12 @@ class LoadClient(SlotPool[_Conn]):
             self._make_conn(i, _NO_BUFFER if buffers is None else buffers[i])
             for i in range(config.connections)
         ]
-        #: Hands a request to the connection: the engine's send, or over TLS the TLS
-        #: layer's (``loadgen.load.tls_clients``), which encrypts and then sends.
-        self._send: Callable[[int, Buffer | bytes, int], None] = engine.send
+        #: Hands a request to the connection: the engine's quiet send (no completion on
+        #: success: the response proves it went out; its bytes are counted when handed
+        #: over), or over TLS the TLS layer's (``loadgen.load.tls_clients``), which
+        #: encrypts and then sends with completions.
+        self._send: Callable[[int, Buffer | bytes, int], None] = engine.send_quiet
+        self._quiet_sends = True
         self._request_timeout_ns = int(config.request_timeout_s * 1e9)
         self._pipeline = config.pipeline
         self._pacing: Pacing[_Conn] = Pacing(
@@ -284,6 +287,12 @@ class LoadClient(SlotPool[_Conn]):
                 if self._received(conn, buf, result, now_ns):
                     post_buffer(conn.handle, buf, token)
             elif op == OP_SEND and result >= 0:
+                if self._quiet_sends:
+                    # Only a quiet send cut short completes (the connection broke mid-send;
+                    # its receive reports how): it counted all its bytes when handed over.
+                    sent_bytes += result - conn.request_len
+                    conn.sent = result
+                    continue
                 sent_bytes += result
                 conn.sent += result
                 if conn.sent < conn.request_len:  # partial send: hand over the rest
@@ -386,6 +395,9 @@ class LoadClient(SlotPool[_Conn]):
             conn.sent = 0
             conn.sent_ns = _clock_ns()
             self._send(conn.handle, message, conn.token_base | OP_SEND)
+            if self._quiet_sends:
+                conn.sent = conn.request_len
+                self.recorder.bytes_sent += conn.request_len
             return True
         token_base = conn.token_base
         self._after_response(conn, now_ns)
@@ -478,6 +490,9 @@ class LoadClient(SlotPool[_Conn]):
             conn.intended_ns = intended_ns
             self.recorder.pending_schedule_lag.append(sent_ns - intended_ns)
         self._send(conn.handle, message, conn.token_base | OP_SEND)
+        if self._quiet_sends:
+            conn.sent = conn.request_len
+            self.recorder.bytes_sent += conn.request_len
 
     def _send_due(self, conn: _Conn, intended_ns: int) -> bool:
         """Open model: a due request on a connection that was free (False: not any more)."""

@@ -15,7 +15,7 @@ from loadgen.load.client_config import ClientConfig
 from loadgen.load.recorder import Recorder
 from loadgen.load.requests import LoadClient
 from loadgen.load.tokens import OP_MASK, OP_SEND
-from tests.bad_targets import bad_target
+from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
 
 MESSAGE_BYTES = 64

@@ -372,8 +372,15 @@ class SlotPool(Generic[S]):
         self.recorder.pending_connect.append(now_ns - conn.connect_started_ns)
 
     def _close(self, conn: S, *, abort: bool) -> None:
-        self.engine.close(conn.handle, abort=abort or self._close_rst)
+        abort = abort or self._close_rst
+        self._before_close(conn, abort=abort)
+        self.engine.close(conn.handle, abort=abort)
         self._closed(conn)
+
+    def _before_close(self, conn: S, *, abort: bool) -> None:
+        """``conn``'s socket is about to be closed (``abort``: with a reset), one by one or
+        in ``close_all``'s batch: the last thing a protocol sends goes out here (TLS: its
+        close_notify)."""
 
     def _closed(self, conn: S) -> None:
         """Bookkeeping of ``conn`` whose socket the engine has just closed."""
@@ -453,6 +460,8 @@ class SlotPool(Generic[S]):
         # One batch (engine.close_many): on io_uring one io_uring_enter cancels what is
         # pending on every socket, where a close each made one enter per socket.
         closing = [conn for conn in self._conns if conn.handle >= 0]
+        for conn in closing:
+            self._before_close(conn, abort=self._close_rst)
         self.engine.close_many([conn.handle for conn in closing], abort=self._close_rst)
         for conn in closing:
             self._closed(conn)

@@ -117,10 +117,9 @@ class TlsLoadClient(LoadClient):
         _reap_sends(self.engine, self._conns, self._tls)
         super().close_all(grace_s)
 
-    def _close(self, conn: _RequestConn, *, abort: bool) -> None:
-        if not abort and not self._close_rst:
+    def _before_close(self, conn: _RequestConn, *, abort: bool) -> None:
+        if not abort:
             self._tls.close_notify(conn)  # in order: the session's end goes first
-        super()._close(conn, abort=abort)
 
     def _on_close(self, conn: _RequestConn) -> None:
         super()._on_close(conn)
@@ -239,10 +238,9 @@ class TlsStreamClient(StreamClient):
         _reap_sends(self.engine, self._conns, self._tls)
         super().close_all(grace_s)
 
-    def _close(self, conn: _StreamConn, *, abort: bool) -> None:
-        if not abort and not self._close_rst:
-            self._tls.close_notify(conn)
-        super()._close(conn, abort=abort)
+    def _before_close(self, conn: _StreamConn, *, abort: bool) -> None:
+        if not abort:
+            self._tls.close_notify(conn)  # in order: the session's end goes first
 
     def _on_close(self, conn: _StreamConn) -> None:
         super()._on_close(conn)

@@ -28,7 +28,8 @@ only sees the bytes the receive mechanics hand over and the completions of its o
 Per request the layer makes one ``write`` (one record) and one ``read`` per record that
 arrived (into the shared buffer, at most 16 KiB: a whole record), both on the C object under
 the ``SSLObject`` (``_cipher``); the ciphertext goes from the slot's own send buffer, filled
-in place; a small receive reaches the incoming BIO as one copy of its bytes; no exception is
+in place, as a quiet send (the engine reports only its failure: ``Backend.send_quiet``) when
+the request client sends it; a small receive reaches the incoming BIO as one copy of its bytes; no exception is
 raised unless a record is still incomplete (``received``).
 
 A connection closed in order (FIN) sends its close_notify first (``close_notify``: one send
@@ -373,8 +374,10 @@ class TlsLayer(Generic[C]):
             wire[:] = ciphertext
             channel.wire = wire
             channel.wire_sent = 0
-            channel.sending = True
-            self.engine.send(handle, wire, token)
+            # Quiet (only a failure completes): the request client sends its next request
+            # after this one's response, which proves these bytes left, so nothing else is
+            # sent on the socket meanwhile and the buffer is free to refill by then.
+            self.engine.send_quiet(handle, wire, token)
         else:
             self._send_wire(channel, index, handle, token, ciphertext)
 

@@ -102,7 +102,7 @@ class TlsLoadClient(LoadClient):
             count_bytes=True,  # bytes_sent and bytes_received count plaintext
         )
         self._send = self._tls.send_function
-        self._quiet_sends = False  # the TLS layer counts its bytes and sends with completions
+        self._quiet_sends = False  # the TLS layer counts its bytes (its request sends are quiet too)
 
     # --- the slot's life ---------------------------------------------------------------
     def _on_connect(self, conn: _RequestConn, result: int, now_ns: int) -> None:

@@ -15,20 +15,26 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from loadgen.config.plan import LoadPlan
 from loadgen.config.scenario import Scenario, parse_scenario
-from loadgen.engine import select_backend
+from loadgen.engine import Completion, select_backend
+from loadgen.load.recorder import Recorder
 from loadgen.load.tls import TlsConfig, client_context, failure_reason
+from loadgen.load.tls_clients import TlsLoadClient
+from loadgen.load.tokens import OP_MASK, OP_SEND
 from loadgen.report.console import render_summary
 from loadgen.report.html import render_html
 from loadgen.report.loading import from_result
 from loadgen.result.model import RunResult
 from loadgen.run.api import run
+from loadgen.run.wiring import client_config
 from loadgen.targets.process import builtin_target
 from tests.adversarial.servers import bad_target
 from tests.engine.conftest import AVAILABLE
@@ -374,3 +380,37 @@ def test_a_request_set_over_tls(https: NginxTls, certs: TlsFiles) -> None:
     names = {named.name: named.requests for named in result.requests_by_name}
     assert set(names) == {"home", "protocol"} and min(names.values()) > 0
     assert sum(names.values()) == result.summary.requests
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_requests_over_tls_go_as_quiet_sends(
+    https: NginxTls, certs: TlsFiles, backend: str
+) -> None:
+    """Once a slot's request encrypts to its usual size (from its third request on), its
+    ciphertext goes as a quiet send: no send completion per request, only the handshake's
+    and the first requests' (sizes not seen before go as plain sends)."""
+    plan_scenario = scenario(f"127.0.0.1:{https.port}", {"ca_file": str(certs.ca)})
+    addresses = [("127.0.0.1", https.port)]
+    config = client_config(plan_scenario, LoadPlan.from_scenario(plan_scenario), addresses)
+    engine = select_backend(backend)
+    recorder = Recorder(time.perf_counter_ns())
+    client = TlsLoadClient(engine, config, recorder)
+    sends = [0]
+    handle = client._handle
+
+    def counting(completions: list[Completion], now_ns: int) -> None:
+        sends[0] += sum(1 for c in completions if c[0] & OP_MASK == OP_SEND)
+        handle(completions, now_ns)
+
+    client._handle = counting  # type: ignore[method-assign]
+    try:
+        start = time.perf_counter_ns()
+        client.run(start + 500_000_000)
+        recorder.finish(time.perf_counter_ns())
+        client.close_all()
+    finally:
+        engine.shutdown()
+    responses = recorder.latency.total_count
+    assert not recorder.errors and responses > 100, recorder.errors
+    # Per connection: the handshake's flights and the first two requests at most.
+    assert sends[0] <= 4 * config.connections, (sends[0], responses)

@@ -29,8 +29,8 @@ Per request the layer makes one ``write`` (one record) and one ``read`` per reco
 arrived (into the shared buffer, at most 16 KiB: a whole record), both on the C object under
 the ``SSLObject`` (``_cipher``); the ciphertext goes from the slot's own send buffer, filled
 in place, as a quiet send (the engine reports only its failure: ``Backend.send_quiet``) when
-the request client sends it; a small receive reaches the incoming BIO as one copy of its bytes; no exception is
-raised unless a record is still incomplete (``received``).
+the request client sends it; a small receive reaches the incoming BIO as one copy of its
+bytes; no exception is raised unless a record is still incomplete (``received``).
 
 A connection closed in order (FIN) sends its close_notify first (``close_notify``: one send
 just before the socket closes, the server's reply not waited for); one that is reset (an

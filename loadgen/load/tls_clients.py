@@ -102,7 +102,8 @@ class TlsLoadClient(LoadClient):
             count_bytes=True,  # bytes_sent and bytes_received count plaintext
         )
         self._send = self._tls.send_function
-        self._quiet_sends = False  # the TLS layer counts its bytes (its request sends are quiet too)
+        # The TLS layer counts its bytes itself (and sends each request's ciphertext quietly).
+        self._quiet_sends = False
 
     # --- the slot's life ---------------------------------------------------------------
     def _on_connect(self, conn: _RequestConn, result: int, now_ns: int) -> None:

@@ -16,6 +16,11 @@ from loadgen.cli.common import (
     EXIT_THRESHOLDS_FAILED,
     EXIT_USAGE,
     BackendOption,
+    BodyOption,
+    HeaderOption,
+    InsecureOption,
+    MethodOption,
+    RequestsPerConnectionOption,
     console,
     describe_write_error,
     errors,
@@ -199,38 +204,11 @@ def capacity(
             help="Override a scenario field: path.to.key=value (repeatable).",
         ),
     ] = None,
-    method: Annotated[
-        str | None,
-        typer.Option("--method", "-m", metavar="METHOD", help="URL: e.g. -m POST."),
-    ] = None,
-    headers: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--header",
-            "-H",
-            metavar="'NAME: VALUE'",
-            help="URL: a header (repeatable), e.g. -H 'Accept: */*'.",
-        ),
-    ] = None,
-    body: Annotated[
-        str | None,
-        typer.Option(
-            "--body", metavar="TEXT|@FILE", help="URL: the request body, e.g. --body @item.json."
-        ),
-    ] = None,
-    requests_per_connection: Annotated[
-        int | None,
-        typer.Option(
-            "--requests-per-connection",
-            min=1,
-            metavar="N",
-            help="URL: a new connection after N responses, e.g. 1.",
-        ),
-    ] = None,
-    insecure: Annotated[
-        bool,
-        typer.Option("--insecure", "-k", help="TLS: do not verify the server's certificate."),
-    ] = False,
+    method: MethodOption = None,
+    headers: HeaderOption = None,
+    body: BodyOption = None,
+    requests_per_connection: RequestsPerConnectionOption = None,
+    insecure: InsecureOption = False,
     backend: BackendOption = "auto",
     processes: Annotated[
         int | None,

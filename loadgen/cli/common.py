@@ -98,6 +98,41 @@ BackendOption = Annotated[
         "--backend", "-b", metavar="BACKEND", help=f"Engine backend: {', '.join(CHOICES)}."
     ),
 ]
+# The request options of a URL target (``loadgen run URL``, ``loadgen capacity URL``).
+MethodOption = Annotated[
+    str | None,
+    typer.Option("--method", "-m", metavar="METHOD", help="URL targets: e.g. -m POST."),
+]
+HeaderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header",
+        "-H",
+        metavar="'NAME: VALUE'",
+        help="URL targets: a header (repeatable), e.g. -H 'Accept: */*'.",
+    ),
+]
+BodyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--body",
+        metavar="TEXT|@FILE",
+        help="URL targets: the request body, e.g. --body '{}' or --body @item.json.",
+    ),
+]
+RequestsPerConnectionOption = Annotated[
+    int | None,
+    typer.Option(
+        "--requests-per-connection",
+        min=1,
+        metavar="N",
+        help="URL targets: a new connection after N responses, e.g. 1.",
+    ),
+]
+InsecureOption = Annotated[
+    bool,
+    typer.Option("--insecure", "-k", help="TLS: do not verify the server's certificate."),
+]
 AllowSaturatedOption = Annotated[
     bool,
     typer.Option(

@@ -21,7 +21,12 @@ from loadgen.cli.common import (
     EXIT_USAGE,
     AllowSaturatedOption,
     BackendOption,
+    BodyOption,
     CsvOption,
+    HeaderOption,
+    InsecureOption,
+    MethodOption,
+    RequestsPerConnectionOption,
     SetOption,
     console,
     describe_write_error,
@@ -104,40 +109,11 @@ def run(
             "--rate", metavar="RATE", help="URL runs: open model at this rate, e.g. --rate 2k/s."
         ),
     ] = None,
-    method: Annotated[
-        str | None,
-        typer.Option("--method", "-m", metavar="METHOD", help="URL runs: e.g. -m POST."),
-    ] = None,
-    headers: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--header",
-            "-H",
-            metavar="'NAME: VALUE'",
-            help="URL runs: a header (repeatable), e.g. -H 'Accept: */*'.",
-        ),
-    ] = None,
-    body: Annotated[
-        str | None,
-        typer.Option(
-            "--body",
-            metavar="TEXT|@FILE",
-            help="URL runs: the request body, e.g. --body '{}' or --body @item.json.",
-        ),
-    ] = None,
-    requests_per_connection: Annotated[
-        int | None,
-        typer.Option(
-            "--requests-per-connection",
-            min=1,
-            metavar="N",
-            help="URL runs: a new connection after N responses, e.g. 1.",
-        ),
-    ] = None,
-    insecure: Annotated[
-        bool,
-        typer.Option("--insecure", "-k", help="TLS: do not verify the server's certificate."),
-    ] = False,
+    method: MethodOption = None,
+    headers: HeaderOption = None,
+    body: BodyOption = None,
+    requests_per_connection: RequestsPerConnectionOption = None,
+    insecure: InsecureOption = False,
     backend: BackendOption = "auto",
     recv_mode: Annotated[
         str | None,

@@ -21,6 +21,7 @@ from loadgen.cli.common import (
     InsecureOption,
     MethodOption,
     RequestsPerConnectionOption,
+    SetOption,
     console,
     describe_write_error,
     errors,
@@ -196,14 +197,7 @@ def capacity(
             help="CI gate: exit 99 when the capacity found is lower, e.g. 5k/s.",
         ),
     ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY=VALUE",
-            help="Override a scenario field: path.to.key=value (repeatable).",
-        ),
-    ] = None,
+    overrides: SetOption = None,
     method: MethodOption = None,
     headers: HeaderOption = None,
     body: BodyOption = None,

@@ -30,6 +30,7 @@ from loadgen.config.schedule import ArrivalSchedule
 from loadgen.engine import Backend
 from loadgen.engine.base import Buffer, Completion, ErrorKind
 from loadgen.load.client_config import ClientConfig
+from loadgen.load.pool import S, SlotPool
 from loadgen.load.receive import give_back
 from loadgen.load.recorder import Recorder
 from loadgen.load.requests import LoadClient
@@ -76,7 +77,31 @@ def _reap_sends(engine: Backend, conns: Sequence[TlsSlot], tls: TlsLayer[Any]) -
             give_back(engine, token, flags)
 
 
-class TlsLoadClient(LoadClient):
+class _TlsSlots(SlotPool[S]):
+    """What both TLS clients do alike at the ends of a connection: its handshake counts as
+    setting up; an orderly close sends the close_notify first; a closed slot's TLS session
+    is dropped (kept for resumption); the last closes reap the sends that have left first.
+    Listed first among a client's bases, so ``super()`` here reaches the plain client."""
+
+    _tls: TlsLayer[S]
+
+    def close_all(self, grace_s: float = 1.0) -> None:
+        _reap_sends(self.engine, self._conns, self._tls)
+        super().close_all(grace_s)
+
+    def _before_close(self, conn: S, *, abort: bool) -> None:
+        if not abort:
+            self._tls.close_notify(conn)  # in order: the session's end goes first
+
+    def _on_close(self, conn: S) -> None:
+        super()._on_close(conn)
+        self._tls.close(conn)
+
+    def _setting_up(self) -> int:
+        return self._tls.handshaking
+
+
+class TlsLoadClient(_TlsSlots[_RequestConn], LoadClient):
     """The request client (``loadgen.load.requests``) over TLS."""
 
     def __init__(
@@ -113,21 +138,6 @@ class TlsLoadClient(LoadClient):
         self._connected(conn, now_ns)
         self._receiver.post(conn)
         self._tls.start(conn, now_ns)  # ready (and sending) when the handshake completes
-
-    def close_all(self, grace_s: float = 1.0) -> None:
-        _reap_sends(self.engine, self._conns, self._tls)
-        super().close_all(grace_s)
-
-    def _before_close(self, conn: _RequestConn, *, abort: bool) -> None:
-        if not abort:
-            self._tls.close_notify(conn)  # in order: the session's end goes first
-
-    def _on_close(self, conn: _RequestConn) -> None:
-        super()._on_close(conn)
-        self._tls.close(conn)
-
-    def _setting_up(self) -> int:
-        return self._tls.handshaking
 
     def _stalled(self, conn: _RequestConn, now_ns: int) -> bool:
         if self._tls.handshake_overdue(conn, now_ns):
@@ -197,7 +207,7 @@ class TlsLoadClient(LoadClient):
             super()._eof(conn, now_ns)
 
 
-class TlsStreamClient(StreamClient):
+class TlsStreamClient(_TlsSlots[_StreamConn], StreamClient):
     """The stream client (``loadgen.load.streams``) over TLS: the header, payload and
     trailer travel inside the TLS session; the transfer's time starts with its header, after
     the handshake."""
@@ -234,21 +244,6 @@ class TlsStreamClient(StreamClient):
         self._new_transfer(conn, now_ns)
         self._arm_receive(conn, now_ns)
         self._tls.start(conn, now_ns)  # the header goes when the handshake completes
-
-    def close_all(self, grace_s: float = 1.0) -> None:
-        _reap_sends(self.engine, self._conns, self._tls)
-        super().close_all(grace_s)
-
-    def _before_close(self, conn: _StreamConn, *, abort: bool) -> None:
-        if not abort:
-            self._tls.close_notify(conn)  # in order: the session's end goes first
-
-    def _on_close(self, conn: _StreamConn) -> None:
-        super()._on_close(conn)
-        self._tls.close(conn)
-
-    def _setting_up(self) -> int:
-        return self._tls.handshaking
 
     def _stalled(self, conn: _StreamConn, now_ns: int) -> bool:
         if self._tls.handshake_overdue(conn, now_ns):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from loadgen.config.thresholds import Threshold
 from loadgen.report.charts import PERCENTILE_COLOURS
 from loadgen.report.html_tables import environment_table
 from loadgen.report.loading import from_result
-from loadgen.report.page import render_sections_page
+from loadgen.report.page import generated_text, render_sections_page
 from loadgen.report.series import spectrum_grid, spectrum_values
 from loadgen.result.files import write_atomically
 
@@ -398,7 +398,7 @@ def render_capacity_html(result: CapacityResult, generated: datetime | None = No
     sections, charts = _sections(result)
     name = str(result.scenario.get("name", "run"))
     heading = f"loadgen capacity: {name}"
-    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    when = generated_text(generated)
     capacity = format_load(result.outcome.capacity, result.settings.vary)
     return render_sections_page(
         title=f"{heading} ({result.outcome.status.value}: {capacity})",

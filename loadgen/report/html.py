@@ -11,7 +11,7 @@ offline.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from loadgen.report import html_tables as tables
 from loadgen.report.charts import Chart
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import run_memory
-from loadgen.report.page import render_page, script_json
+from loadgen.report.page import generated_text, render_page, script_json
 from loadgen.report.series import interval_series
 from loadgen.result.files import write_atomically
 
@@ -188,7 +188,7 @@ def render_html(runs: Sequence[LoadedRun], generated: datetime | None = None) ->
     names = list(dict.fromkeys(str(run.result.scenario.get("name", "run")) for run in runs))
     heading = f"loadgen report: {', '.join(names)}"
     count = f"{len(runs)} runs" if len(runs) > 1 else f"started {tables.started_text(runs[0])}"
-    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    when = generated_text(generated)
     values = {
         "title": escape(f"{heading} ({count})"),
         "heading": escape(heading),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from html import escape
 from importlib import resources
 from typing import Any
@@ -48,6 +49,11 @@ def render_page(values: dict[str, str], script: str) -> str:
         "version": escape(__version__),
     }
     return _PLACEHOLDER.sub(lambda match: filled[match.group(1)], asset("report.html"))
+
+
+def generated_text(generated: datetime | None = None) -> str:
+    """A page's "generated" stamp: ``generated`` (default now) to the minute, in UTC."""
+    return (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def render_sections_page(

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from loadgen.report.charts import run_colour
-from loadgen.report.page import render_sections_page
+from loadgen.report.page import generated_text, render_sections_page
 from loadgen.result.files import write_atomically
 from loadgen.study.result import PHASES, Group, Spread, StudyResult
 from loadgen.study.text import (
@@ -392,7 +392,7 @@ def render_study_html(study: StudyResult, generated: datetime | None = None) -> 
     heading = "loadgen receive-mode study"
     modes = ", ".join(study.plan["modes"])
     counts = ", ".join(f"{c:,}" for c in study.plan["connections"])
-    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    when = generated_text(generated)
     return render_sections_page(
         title=f"{heading} ({modes})",
         heading=heading,

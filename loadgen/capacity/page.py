@@ -28,7 +28,7 @@ from loadgen.config.thresholds import Threshold
 from loadgen.report.charts import PERCENTILE_COLOURS
 from loadgen.report.html_tables import environment_table
 from loadgen.report.loading import from_result
-from loadgen.report.page import generated_text, render_sections_page
+from loadgen.report.page import generated_text, page_section, render_sections_page
 from loadgen.report.series import spectrum_grid, spectrum_values
 from loadgen.result.files import write_atomically
 
@@ -256,9 +256,8 @@ def _figure(chart: dict[str, Any]) -> str:
 
 
 def _section(anchor: str, title: str, lead: str, content: str) -> tuple[str, str, str]:
-    lead_html = f'<p class="lead">{escape(lead)}</p>' if lead else ""
-    html = f'<section id="{anchor}"><h2>{escape(title)}</h2>{lead_html}{content}</section>'
-    return anchor, title, html
+    """``page_section`` with a plain-text lead."""
+    return page_section(anchor, title, escape(lead), content)
 
 
 _BADGES = {

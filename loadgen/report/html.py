@@ -21,7 +21,7 @@ from loadgen.report import html_tables as tables
 from loadgen.report.charts import Chart
 from loadgen.report.loading import LoadedRun
 from loadgen.report.memory import run_memory
-from loadgen.report.page import generated_text, render_page, script_json
+from loadgen.report.page import generated_text, page_section, render_page, script_json
 from loadgen.report.series import interval_series
 from loadgen.result.files import write_atomically
 
@@ -36,12 +36,6 @@ def _figure(chart: Chart, titled: bool = False) -> str:
         '<noscript><p class="note">This chart needs JavaScript; the tables on this page '
         "hold its key numbers.</p></noscript></figure>"
     )
-
-
-def _section(anchor: str, title: str, lead: str, content: str) -> tuple[str, str, str]:
-    lead_html = f'<p class="lead">{lead}</p>' if lead else ""
-    html = f'<section id="{anchor}"><h2>{escape(title)}</h2>{lead_html}{content}</section>'
-    return anchor, title, html
 
 
 def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], list[Chart]]:
@@ -66,7 +60,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     open_model = any(run.result.summary.latency_corrected_us is not None for run in runs)
 
     sections = [
-        _section(
+        page_section(
             "summary",
             "Summary",
             "One column per run. Latency is measured per request, from handing the message "
@@ -87,7 +81,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     by_name = tables.by_name_section(runs)
     if by_name:
         sections.append(
-            _section(
+            page_section(
                 "by-name",
                 "Requests by name",
                 "A request set's requests, each on its own: every response is timed; a "
@@ -99,22 +93,22 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
         )
     thresholds = tables.thresholds_section(runs)
     if thresholds:
-        sections.append(_section("thresholds", "Thresholds", "", thresholds))
+        sections.append(page_section("thresholds", "Thresholds", "", thresholds))
     sections += [
-        _section("throughput", "Throughput", "", _figure(throughput)),
-        _section(
+        page_section("throughput", "Throughput", "", _figure(throughput)),
+        page_section(
             "latency",
             "Latency over time",
             "",
             "".join(_figure(c, titled=len(runs) > 1) for c in latency) + idle_note,
         ),
-        _section(
+        page_section(
             "spectrum",
             "Latency percentile spectrum",
             "",
             (_figure(spectrum) if spectrum is not None else "") + idle_note,
         ),
-        _section(
+        page_section(
             "errors",
             "Errors",
             "Counted by kind: refused, reset, timeout, eof (the peer closed), verify (a reply "
@@ -127,9 +121,9 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
         ),
     ]
     if connections is not None:
-        sections.append(_section("connections", "Connections", "", _figure(connections)))
+        sections.append(page_section("connections", "Connections", "", _figure(connections)))
     sections.append(
-        _section(
+        page_section(
             "self-check",
             "Generator self-check",
             "A generator that runs out of CPU, or cannot send on schedule, reports its own "
@@ -143,7 +137,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     )
     if any(data is not None for data in memory_data):
         sections.append(
-            _section(
+            page_section(
                 "memory",
                 "Memory",
                 "Sampled once a second during the run. Kernel memory is never paged out on "
@@ -157,7 +151,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
             )
         )
     sections.append(
-        _section(
+        page_section(
             "environment",
             "Environment",
             "",
@@ -166,7 +160,7 @@ def _sections(runs: Sequence[LoadedRun]) -> tuple[list[tuple[str, str, str]], li
     )
     cluster = html_cluster.cluster_section(runs)
     if cluster:
-        sections.append(_section("cluster", "Cluster", _CLUSTER_LEAD, cluster))
+        sections.append(page_section("cluster", "Cluster", _CLUSTER_LEAD, cluster))
     return sections, charts
 
 

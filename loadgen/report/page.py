@@ -51,6 +51,14 @@ def render_page(values: dict[str, str], script: str) -> str:
     return _PLACEHOLDER.sub(lambda match: filled[match.group(1)], asset("report.html"))
 
 
+def page_section(anchor: str, title: str, lead_html: str, content: str) -> tuple[str, str, str]:
+    """One section of a page as ``render_sections_page`` takes it: (anchor, title, HTML),
+    with ``lead_html`` (HTML already, may be empty) as its lead paragraph."""
+    lead = f'<p class="lead">{lead_html}</p>' if lead_html else ""
+    html = f'<section id="{anchor}"><h2>{escape(title)}</h2>{lead}{content}</section>'
+    return anchor, title, html
+
+
 def generated_text(generated: datetime | None = None) -> str:
     """A page's "generated" stamp: ``generated`` (default now) to the minute, in UTC."""
     return (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.report.charts import run_colour
-from loadgen.report.page import generated_text, render_sections_page
+from loadgen.report.page import generated_text, page_section, render_sections_page
 from loadgen.result.files import write_atomically
 from loadgen.study.result import PHASES, Group, Spread, StudyResult
 from loadgen.study.text import (
@@ -306,9 +306,8 @@ def _list(items: Sequence[str]) -> str:
 
 
 def _section(anchor: str, title: str, lead: str, content: str) -> tuple[str, str, str]:
-    lead_html = f'<p class="lead">{escape(lead)}</p>' if lead else ""
-    html = f'<section id="{anchor}"><h2>{escape(title)}</h2>{lead_html}{content}</section>'
-    return anchor, title, html
+    """``page_section`` with a plain-text lead."""
+    return page_section(anchor, title, escape(lead), content)
 
 
 def _sections(study: StudyResult) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
